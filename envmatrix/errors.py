@@ -1,0 +1,116 @@
+"""The exception tree and the exit codes.
+
+    EnvmatrixError                  base; `exit_code` picks the process exit code
+    ├── UsageError                  bad command line or environment configuration (exit 3)
+    ├── PolicyError                 invalid policy file: names file, line and key path (exit 3)
+    └── RuntimeFailure              something outside went wrong (exit 1)
+        ├── VaultError              Vault/OpenBao answered badly or not at all
+        │   ├── VaultUnavailable    down, sealed, unreachable
+        │   ├── VaultPermissionDenied   403: names path and capability
+        │   ├── VaultCasMismatch    check-and-set lost a race
+        │   └── VaultNotFound       path or version absent
+        ├── GitHubError             GitHub answered badly or not at all (names the endpoint)
+        │   └── GitHubRateLimited   the wait for the rate limit would exceed the bound
+        ├── StalePlanError          saved plan no longer matches the world
+        ├── LockHeldError           another runner holds the lock (names the holder)
+        ├── ApplyFailed             at least one write failed (partial apply)
+        └── CheckFailed             a check (verify, flags check, rotation due) found a problem
+
+Every message is one line and never contains a secret value: adapters build messages from
+paths, names and status codes only, never from request bodies.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (see ../shared/CONTRACT.md)."""
+
+    OK = 0
+    FAILURE = 1
+    CHANGES = 2  # plan --detailed-exitcode only
+    INVALID = 3
+
+
+class EnvmatrixError(Exception):
+    """Base of every error envmatrix raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+class UsageError(EnvmatrixError):
+    """The command line or the configuration from the environment is invalid."""
+
+    exit_code = ExitCode.INVALID
+
+
+class PolicyError(EnvmatrixError):
+    """The policy file is invalid. `str()` is `file:line: key.path: message`."""
+
+    exit_code = ExitCode.INVALID
+
+    def __init__(self, file: str, line: int | None, key_path: str, message: str) -> None:
+        self.file, self.line, self.key_path, self.message = file, line, key_path, message
+        location = f"{file}:{line}" if line else file
+        where = f" {key_path}:" if key_path else ""
+        super().__init__(f"{location}:{where} {message}")
+
+
+class RuntimeFailure(EnvmatrixError):
+    """Something outside envmatrix failed."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class VaultError(RuntimeFailure):
+    """Vault answered with an error, or not at all."""
+
+
+class VaultUnavailable(VaultError):
+    """Vault is down, sealed or unreachable."""
+
+
+class VaultPermissionDenied(VaultError):
+    """The token lacks a capability on a path."""
+
+    def __init__(self, path: str, capability: str) -> None:
+        self.path, self.capability = path, capability
+        super().__init__(f"Vault denied {capability} on {path}: the token lacks that capability")
+
+
+class VaultCasMismatch(VaultError):
+    """A check-and-set write lost against a concurrent writer."""
+
+
+class VaultNotFound(VaultError):
+    """A path or version does not exist."""
+
+
+class GitHubError(RuntimeFailure):
+    """GitHub answered with an error, or not at all. The message names the endpoint."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class GitHubRateLimited(GitHubError):
+    """The rate-limit wait would exceed the configured bound."""
+
+
+class StalePlanError(RuntimeFailure):
+    """A saved plan was made against a world that has since changed."""
+
+
+class LockHeldError(RuntimeFailure):
+    """Another runner holds the lock."""
+
+
+class ApplyFailed(RuntimeFailure):
+    """At least one write of an apply failed; the others are reported separately."""
+
+
+class CheckFailed(RuntimeFailure):
+    """A check found something missing, stale or overdue."""

@@ -1,0 +1,165 @@
+"""The narrow interfaces envmatrix needs from the outside world, and the plain records they return.
+
+Each port is implemented by exactly one adapter module: `envmatrix.adapters.vault` (the only
+module that imports hvac) and `envmatrix.adapters.github` (the only module that imports github).
+Records here hold metadata only; a secret value only ever travels as `SecretValue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from envmatrix.secret import SecretValue
+
+
+@dataclass(frozen=True)
+class VaultEntry:
+    """What Vault says about one KV v2 path, without its values.
+
+    `version` is None when the path does not exist or its current version is deleted/destroyed.
+    """
+
+    path: str
+    version: int | None
+    created_time: datetime | None = None
+    keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class VaultDocument:
+    """A non-secret JSON document envmatrix keeps in Vault (sync state, journal, lock)."""
+
+    path: str
+    data: Mapping[str, Any]
+    version: int
+
+
+class VaultPort(Protocol):
+    """Vault KV v2 under one mount. Paths are relative to the mount."""
+
+    mount: str
+
+    def read_entry(self, path: str) -> VaultEntry:
+        """Current version, its creation time and key names; never the values."""
+        ...
+
+    def read_values(self, path: str, version: int | None = None) -> dict[str, SecretValue]:
+        """All key/values of a version (default: current). Raises VaultNotFound."""
+        ...
+
+    def write_values(
+        self, path: str, values: Mapping[str, SecretValue], cas: int | None = None
+    ) -> int:
+        """Write a new version; returns its number. `cas=0`: create only. VaultCasMismatch."""
+        ...
+
+    def read_document(self, path: str) -> VaultDocument | None:
+        """A JSON document, or None when absent."""
+        ...
+
+    def write_document(self, path: str, data: Mapping[str, Any], cas: int | None = None) -> int:
+        """Write a JSON document (check-and-set when `cas` is given); returns its version."""
+        ...
+
+    def delete_document(self, path: str) -> None:
+        """Remove a document and all its versions."""
+        ...
+
+    def identity(self) -> str:
+        """Who is acting, for audit records: the token's display name and accessor."""
+        ...
+
+
+@dataclass(frozen=True)
+class ObservedSecret:
+    """A GitHub secret's name and timestamps (GitHub never returns values)."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ObservedVariable:
+    """A GitHub Actions variable (variables are not secret)."""
+
+    name: str
+    value: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ObservedEnvironment:
+    """One GitHub environment of a repository and what it holds."""
+
+    name: str
+    secrets: Mapping[str, ObservedSecret] = field(default_factory=dict)
+    variables: Mapping[str, ObservedVariable] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteReceipt:
+    """What GitHub said when a write landed: the server time of the write."""
+
+    server_time: datetime
+
+
+class GitHubPort(Protocol):
+    """GitHub Actions environments, secrets and variables."""
+
+    def list_environments(self, repository: str) -> Sequence[str]:
+        """Names of the repository's environments (one list call, paginated)."""
+        ...
+
+    def list_environment_secrets(self, repository: str, environment: str) -> list[ObservedSecret]:
+        """All secrets of an environment (per_page=100, follows Link)."""
+        ...
+
+    def list_environment_variables(
+        self, repository: str, environment: str
+    ) -> list[ObservedVariable]:
+        """All variables of an environment (per_page=30, follows Link)."""
+        ...
+
+    def create_environment(self, repository: str, environment: str) -> WriteReceipt:
+        """Create (or leave as is) an environment."""
+        ...
+
+    def put_environment_secret(
+        self, repository: str, environment: str, name: str, value: SecretValue
+    ) -> WriteReceipt:
+        """Encrypt with the environment's public key (fetched once per run) and PUT."""
+        ...
+
+    def delete_environment_secret(
+        self, repository: str, environment: str, name: str
+    ) -> WriteReceipt:
+        """Delete a secret; absent is not an error."""
+        ...
+
+    def set_environment_variable(
+        self, repository: str, environment: str, name: str, value: str, exists: bool
+    ) -> WriteReceipt:
+        """Create (exists=False) or update a variable."""
+        ...
+
+    def delete_environment_variable(
+        self, repository: str, environment: str, name: str
+    ) -> WriteReceipt:
+        """Delete a variable; absent is not an error."""
+        ...
+
+    def list_repository_secrets(self, repository: str) -> list[ObservedSecret]:
+        """Repository-level Actions secrets."""
+        ...
+
+    def put_repository_secret(self, repository: str, name: str, value: SecretValue) -> WriteReceipt:
+        """Encrypt with the repository's public key (fetched once per run) and PUT."""
+        ...
+
+    def identity(self) -> str:
+        """Who is acting: the token's login, or the CI identity."""
+        ...

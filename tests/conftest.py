@@ -1,0 +1,25 @@
+"""Test-session fixtures. Real servers live in the fixture plugins named below."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures_vault",
+    "tests.fixtures_sandbox",
+    "tests.fixtures_services",
+]
+
+_REAL_ACCOUNT_VARS = ("VAULT_", "GITHUB_", "GH_", "AWS_", "ENVMATRIX_", "SUPABASE_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test may reach a real account by accident: drop every credential-bearing variable."""
+    for name in list(os.environ):
+        if name.startswith(_REAL_ACCOUNT_VARS):
+            monkeypatch.delenv(name, raising=False)
+    yield
