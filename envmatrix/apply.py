@@ -1,0 +1,207 @@
+"""Apply a plan: make GitHub match it, one item at a time, and record what landed.
+
+Apply consumes a plan and never re-diffs. Per target (repository x GitHub environment) it
+creates the environment if needed, writes secrets (values read from Vault at exactly the planned
+version), records the sync state for what landed, then sets flag variables — a flag becomes
+`true` only when every secret it requires is in sync or was written successfully in this apply.
+A failed item never stops unrelated items; each result names its cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from envmatrix.audit import AuditEvent, AuditSink, NullSink
+from envmatrix.desired import Target
+from envmatrix.errors import EnvmatrixError, VaultCasMismatch
+from envmatrix.plan import Action, Change, Kind, Plan
+from envmatrix.ports import GitHubPort, VaultPort, WriteReceipt
+from envmatrix.secret import SecretValue
+from envmatrix.state import SyncRecord, SyncState, state_path
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """How one planned write ended."""
+
+    change: Change
+    ok: bool
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.change.to_json(), "result": "ok" if self.ok else "failed", "error": self.error}
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Every attempted write's result, the blocked cells (warnings) and state-write problems."""
+
+    results: tuple[ItemResult, ...]
+    blocked: tuple[Change, ...]
+    state_errors: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> tuple[ItemResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.state_errors
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "written": sum(r.ok for r in self.results),
+            "failed": len(self.failed),
+            "blocked": len(self.blocked),
+        }
+
+
+@dataclass
+class _TargetRun:
+    target: Target
+    landed: dict[str, SyncRecord] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+
+class Applier:
+    """Carries out a plan against Vault and GitHub."""
+
+    def __init__(
+        self, vault: VaultPort, github: GitHubPort, sync: Mapping[Target, SyncState],
+        audit: AuditSink | None = None, actor: str = "",
+    ) -> None:
+        self._vault, self._github, self._sync = vault, github, sync
+        self._audit = audit or NullSink()
+        self._actor = actor
+        self._values: dict[tuple[str, int], dict[str, SecretValue]] = {}
+
+    def apply(self, plan: Plan) -> ApplyReport:
+        results: list[ItemResult] = []
+        state_errors: list[str] = []
+        try:
+            for target, changes in _by_target(plan.writes):
+                run = _TargetRun(target)
+                results.extend(self._apply_target(run, changes))
+                if (error := self._record_state(run)) is not None:
+                    state_errors.append(error)
+        finally:
+            self._values.clear()  # values live no longer than the apply
+        blocked = tuple(c for c in plan.changes if c.action is Action.BLOCKED)
+        return ApplyReport(tuple(results), blocked, tuple(state_errors))
+
+    def _apply_target(self, run: _TargetRun, changes: list[Change]) -> list[ItemResult]:
+        results = [self._environment(c) for c in changes if c.kind is Kind.ENVIRONMENT]
+        if results and not results[0].ok:
+            cause = f"environment not created: {results[0].error}"
+            return results + [ItemResult(c, False, cause) for c in changes if c.kind is not Kind.ENVIRONMENT]
+        results += [self._secret(run, c) for c in changes if c.kind is Kind.SECRET]
+        results += [self._variable(run, c) for c in changes if c.kind is Kind.VARIABLE]
+        return results
+
+    def _environment(self, change: Change) -> ItemResult:
+        return self._attempt(
+            change, "environment.create",
+            lambda: self._github.create_environment(change.repository, _env(change)),
+        )
+
+    def _secret(self, run: _TargetRun, change: Change) -> ItemResult:
+        if change.action is Action.DELETE:
+            result = self._attempt(change, "secret.delete", lambda: self._github.delete_environment_secret(
+                change.repository, _env(change), change.name))
+            if result.ok:
+                run.deleted.add(change.name)
+            return result
+        receipt: list[WriteReceipt] = []
+
+        def put() -> WriteReceipt:
+            value = self._value(change)
+            receipt.append(self._github.put_environment_secret(change.repository, _env(change), change.name, value))
+            return receipt[0]
+
+        result = self._attempt(change, "secret.put", put)
+        if result.ok:
+            run.landed[change.name] = _record(change, receipt[0])
+        else:
+            run.failed.add(change.name)
+        return result
+
+    def _variable(self, run: _TargetRun, change: Change) -> ItemResult:
+        waiting = sorted(set(change.requires) & run.failed)
+        if change.value == "true" and waiting:
+            result = ItemResult(change, False, f"not set true: {', '.join(waiting)} failed to write")
+            self._emit(change, "variable.set", result)
+            return result
+        return self._attempt(change, "variable.set", lambda: self._github.set_environment_variable(
+            change.repository, _env(change), change.name, change.value or "",
+            exists=change.action is Action.UPDATE))
+
+    def _value(self, change: Change) -> SecretValue:
+        assert change.vault_path and change.vault_key and change.vault_version
+        cache_key = (change.vault_path, change.vault_version)
+        if cache_key not in self._values:
+            self._values[cache_key] = self._vault.read_values(change.vault_path, change.vault_version)
+        values = self._values[cache_key]
+        if change.vault_key not in values:
+            raise EnvmatrixError(f"key {change.vault_key} is not in {change.vault_path} v{change.vault_version}")
+        return values[change.vault_key]
+
+    def _attempt(self, change: Change, action: str, write: Callable[[], object]) -> ItemResult:
+        try:
+            write()
+            result = ItemResult(change, True)
+        except EnvmatrixError as exc:
+            result = ItemResult(change, False, str(exc))
+        self._emit(change, action, result)
+        return result
+
+    def _emit(self, change: Change, action: str, result: ItemResult) -> None:
+        target = f"github:{change.repository}/{change.environment}/{change.name}"
+        self._audit.record(AuditEvent(
+            action, target, "ok" if result.ok else "failed", self._actor, change.vault_version,
+            result.error or "",
+        ))
+
+    def _record_state(self, run: _TargetRun) -> str | None:
+        """Write the sync state for what landed; None, or the one-line cause of failure."""
+        if not run.landed and not run.deleted:
+            return None
+        path = state_path(run.target)
+        before = self._sync.get(run.target, SyncState({}, None))
+        try:
+            self._write_state(path, before, run)
+        except EnvmatrixError as exc:
+            return f"sync state for {run.target.repository}/{run.target.github_environment} not saved: {exc}"
+        self._audit.record(AuditEvent("state.write", f"vault:{path}", "ok", self._actor))
+        return None
+
+
+    def _write_state(self, path: str, before: SyncState, run: _TargetRun) -> None:
+        deleted = frozenset(run.deleted)
+        try:
+            after = before.with_changes(run.landed, deleted)
+            self._vault.write_document(path, after.to_document(), cas=before.version or 0)
+        except VaultCasMismatch:
+            # someone recorded other secrets meanwhile: merge ours into the latest document once
+            latest = SyncState.from_document(self._vault.read_document(path))
+            after = latest.with_changes(run.landed, deleted)
+            self._vault.write_document(path, after.to_document(), cas=latest.version or 0)
+
+
+def _env(change: Change) -> str:
+    assert change.environment is not None
+    return change.environment
+
+
+def _record(change: Change, receipt: WriteReceipt) -> SyncRecord:
+    assert change.vault_path and change.vault_key and change.vault_version
+    return SyncRecord(change.vault_path, change.vault_key, change.vault_version, receipt.server_time)
+
+
+def _by_target(changes: Iterable[Change]) -> list[tuple[Target, list[Change]]]:
+    groups: dict[Target, list[Change]] = {}
+    for change in changes:
+        target = Target(change.repository, change.logical_environment or "", _env(change))
+        groups.setdefault(target, []).append(change)
+    return list(groups.items())

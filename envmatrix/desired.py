@@ -1,0 +1,120 @@
+"""The desired state: every (repository, environment, secret) cell and flag cell a policy asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from envmatrix.errors import UsageError
+from envmatrix.policy import Policy
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """A GitHub environment of a repository that the policy writes to."""
+
+    repository: str
+    environment: str  # logical name from the policy
+    github_environment: str
+
+
+@dataclass(frozen=True, order=True)
+class SecretCell:
+    """One secret the policy wants in one GitHub environment, and where its value lives."""
+
+    target: Target
+    name: str
+    vault_path: str
+    vault_key: str
+    owner: str
+    service: str | None
+
+    @property
+    def vault_ref(self) -> str:
+        return f"{self.vault_path}#{self.vault_key}"
+
+
+@dataclass(frozen=True, order=True)
+class FlagCell:
+    """One feature flag in one GitHub environment and the secrets it waits for."""
+
+    target: Target
+    name: str
+    requires: tuple[str, ...]
+    variable: bool
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything the policy asks for, restricted to the selected environments."""
+
+    targets: tuple[Target, ...]
+    secrets: tuple[SecretCell, ...]
+    flags: tuple[FlagCell, ...]
+    prune: bool
+    mount: str = "secret"
+    contacts: Mapping[str, str] = field(default_factory=dict)  # owner -> contact
+
+    def vault_paths(self) -> tuple[str, ...]:
+        """Distinct Vault paths, in a stable order."""
+        return tuple(sorted({cell.vault_path for cell in self.secrets}))
+
+    def secrets_in(self, target: Target) -> tuple[SecretCell, ...]:
+        return tuple(c for c in self.secrets if c.target == target)
+
+    def flags_in(self, target: Target) -> tuple[FlagCell, ...]:
+        return tuple(f for f in self.flags if f.target == target)
+
+
+def resolve_environments(policy: Policy, names: Sequence[str]) -> tuple[str, ...]:
+    """`--environment` values -> logical names; accepts GitHub names where unambiguous."""
+    if not names:
+        return tuple(policy.environments)
+    return tuple(dict.fromkeys(_resolve_one(policy, name) for name in names))
+
+
+def _resolve_one(policy: Policy, name: str) -> str:
+    if name in policy.environments:
+        return name
+    matches = [k for k, v in policy.environments.items() if v.github.lower() == name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(policy.environments)
+    raise UsageError(f"--environment {name!r} is not an environment of the policy ({known})")
+
+
+def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> DesiredState:
+    """Expand the policy into cells, keeping only `environments` (logical names) when given."""
+    selected = set(environments) if environments is not None else set(policy.environments)
+    secrets = tuple(sorted(_secret_cells(policy, selected)))
+    flags = tuple(sorted(_flag_cells(policy, selected)))
+    targets = {c.target for c in secrets} | {f.target for f in flags}
+    contacts = {name: owner.contact for name, owner in policy.owners.items()}
+    return DesiredState(
+        tuple(sorted(targets)), secrets, flags, policy.github.prune, policy.vault.mount, contacts
+    )
+
+
+def _target(policy: Policy, repository: str, environment: str) -> Target:
+    return Target(repository, environment, policy.github_environment(environment))
+
+
+def _secret_cells(policy: Policy, selected: set[str]) -> Iterable[SecretCell]:
+    for name, spec in policy.secrets.items():
+        for env in spec.environments:
+            if env not in selected:
+                continue
+            for repo in policy.repositories_for(spec):
+                yield SecretCell(
+                    _target(policy, repo, env), name, spec.vault_path(env),
+                    spec.vault_key(name), spec.owner, spec.service,
+                )
+
+
+def _flag_cells(policy: Policy, selected: set[str]) -> Iterable[FlagCell]:
+    for name, spec in policy.flags.items():
+        for env in spec.environments:
+            if env not in selected:
+                continue
+            for repo in policy.repositories_for(spec):
+                yield FlagCell(_target(policy, repo, env), name, spec.requires, spec.variable)

@@ -1,0 +1,85 @@
+"""Observe the world: Vault metadata, GitHub environments, and envmatrix's sync state.
+
+This is the only I/O before the diff. It reads no secret values: Vault through the metadata-only
+`subkeys` endpoint, GitHub through list endpoints. Request economy per run: one environments list
+per repository, one secrets list page per 100 secrets and one variables list page per 30 variables
+per target, one Vault read per distinct path and one sync-state read per target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from envmatrix.desired import DesiredState, Target
+from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultEntry, VaultPort
+from envmatrix.state import SyncState, state_path
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What Vault and GitHub hold for the targets of a desired state."""
+
+    vault: Mapping[str, VaultEntry]
+    github: Mapping[Target, ObservedEnvironment | None]  # None: the GitHub environment is absent
+    sync: Mapping[Target, SyncState]
+
+    def fingerprint(self) -> str:
+        """A digest of everything observed; a saved plan is stale when it changes."""
+        return hashlib.sha256(json.dumps(self._canonical(), sort_keys=True).encode()).hexdigest()
+
+    def _canonical(self) -> dict[str, object]:
+        return {
+            "vault": {p: [e.version, sorted(e.keys)] for p, e in self.vault.items()},
+            "github": {_key(t): _canonical_env(e) for t, e in self.github.items()},
+            "sync": {_key(t): {n: r.pack() for n, r in s.records.items()} for t, s in self.sync.items()},
+        }
+
+
+def _key(target: Target) -> str:
+    return f"{target.repository}|{target.github_environment}"
+
+
+def _canonical_env(env: ObservedEnvironment | None) -> object:
+    if env is None:
+        return None
+    return {
+        "secrets": {n: s.updated_at.isoformat() for n, s in env.secrets.items()},
+        "variables": {n: v.value for n, v in env.variables.items()},
+    }
+
+
+def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Observed:
+    """Read what the desired state needs to be diffed, and nothing more."""
+    entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
+    environments = _observe_github(desired, github)
+    sync = {t: SyncState.from_document(vault.read_document(state_path(t))) for t in desired.targets}
+    return Observed(entries, environments, sync)
+
+
+def _observe_github(
+    desired: DesiredState, github: GitHubPort
+) -> dict[Target, ObservedEnvironment | None]:
+    existing = {
+        repo: {name.lower() for name in github.list_environments(repo)}
+        for repo in sorted({t.repository for t in desired.targets})
+    }
+    return {
+        t: _observe_target(t, existing[t.repository], github, bool(desired.flags_in(t)))
+        for t in desired.targets
+    }
+
+
+def _observe_target(
+    target: Target, existing: set[str], github: GitHubPort, with_variables: bool
+) -> ObservedEnvironment | None:
+    if target.github_environment.lower() not in existing:
+        return None
+    repo, env = target.repository, target.github_environment
+    secrets = {s.name.upper(): s for s in github.list_environment_secrets(repo, env)}
+    # variables are listed only where a flag lives: nothing else of ours is a variable
+    listed = github.list_environment_variables(repo, env) if with_variables else []
+    variables = {v.name.upper(): v for v in listed}
+    return ObservedEnvironment(env, secrets, variables)

@@ -1,0 +1,257 @@
+"""`diff(desired, observed) -> Plan`: a pure function from what the policy wants and what the world
+holds to an immutable list of typed changes. No I/O happens here.
+
+Each change carries what it was computed from (Vault version, GitHub `updated_at`) so that apply
+can read exactly the planned Vault version, and a saved plan can be refused when the world moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from envmatrix.desired import DesiredState, FlagCell, SecretCell, Target
+from envmatrix.observe import Observed
+from envmatrix.ports import ObservedEnvironment, VaultEntry
+from envmatrix.state import SyncRecord, SyncState
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    BLOCKED = "blocked"
+    ORPHAN = "orphan"
+
+
+class Kind(StrEnum):
+    SECRET = "secret"
+    VARIABLE = "variable"
+    ENVIRONMENT = "environment"
+
+
+class Reason(StrEnum):
+    MISSING = "missing"  # not in GitHub
+    VAULT_NEWER = "vault-newer"  # Vault holds a newer version than the one last synced
+    CHANGED_OUTSIDE = "changed-outside"  # GitHub copy written by someone else since our sync
+    SOURCE_CHANGED = "source-changed"  # the policy now points the secret at another Vault key
+    MISSING_IN_VAULT = "missing-in-vault"
+    NOT_IN_POLICY = "not-in-policy"
+    PRUNED = "pruned"  # envmatrix wrote it, the policy dropped it, prune is on
+    FLAG_READY = "flag-ready"
+    FLAG_NOT_READY = "flag-not-ready"
+
+
+WRITE_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between the policy and GitHub, and what apply will do about it."""
+
+    action: Action
+    kind: Kind
+    repository: str
+    environment: str | None  # GitHub environment name; None for repository-level items
+    name: str
+    reason: Reason
+    detail: str
+    logical_environment: str | None = None
+    owner: str | None = None
+    vault_path: str | None = None
+    vault_key: str | None = None
+    vault_version: int | None = None
+    github_updated_at: datetime | None = None
+    value: str | None = None  # variables only: a flag's "true"/"false", never a secret
+    requires: tuple[str, ...] = ()  # variables only: the secrets a flag waits for
+
+    @property
+    def is_write(self) -> bool:
+        return self.action in WRITE_ACTIONS
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["action"], data["kind"], data["reason"] = str(self.action), str(self.kind), str(self.reason)
+        data["github_updated_at"] = _iso(self.github_updated_at)
+        data["requires"] = list(self.requires)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Change:
+        fields = dict(data)
+        fields["action"], fields["kind"] = Action(data["action"]), Kind(data["kind"])
+        fields["reason"] = Reason(data["reason"])
+        stamp = data.get("github_updated_at")
+        fields["github_updated_at"] = datetime.fromisoformat(stamp) if stamp else None
+        fields["requires"] = tuple(data.get("requires", ()))
+        return cls(**fields)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An immutable list of changes and the fingerprint of the world it was computed from."""
+
+    changes: tuple[Change, ...]
+    fingerprint: str = ""
+    overdue: tuple[str, ...] = field(default=())
+
+    @property
+    def writes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.is_write)
+
+    @property
+    def has_writes(self) -> bool:
+        return any(c.is_write for c in self.changes)
+
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for change in self.changes:
+            counts[change.action.value] += 1
+        return counts
+
+
+def diff(desired: DesiredState, observed: Observed) -> Plan:
+    """Every change needed to make GitHub match the policy and Vault."""
+    changes: list[Change] = []
+    for target in desired.targets:
+        changes.extend(_target_changes(desired, observed, target))
+    return Plan(tuple(changes), observed.fingerprint())
+
+
+def _target_changes(desired: DesiredState, observed: Observed, target: Target) -> Iterable[Change]:
+    env = observed.github.get(target)
+    sync = observed.sync.get(target, SyncState({}, None))
+    if env is None:
+        yield _environment_create(target)
+    cells = desired.secrets_in(target)
+    secret_changes = [
+        c for cell in cells if (c := _secret_change(desired, cell, observed, env, sync))
+    ]
+    yield from secret_changes
+    yield from _leftovers(target, {c.name for c in cells}, env, sync, desired.prune)
+    blocked = {c.name for c in secret_changes if c.action is Action.BLOCKED}
+    for flag in desired.flags_in(target):
+        if (change := _flag_change(flag, env, blocked)) is not None:
+            yield change
+
+
+def _environment_create(target: Target) -> Change:
+    return Change(
+        Action.CREATE, Kind.ENVIRONMENT, target.repository, target.github_environment,
+        target.github_environment, Reason.MISSING,
+        f"GitHub environment {target.github_environment} does not exist in {target.repository}",
+        logical_environment=target.environment,
+    )
+
+
+def _secret_change(
+    desired: DesiredState, cell: SecretCell, observed: Observed, env: ObservedEnvironment | None,
+    sync: SyncState,
+) -> Change | None:
+    entry = observed.vault.get(cell.vault_path, VaultEntry(cell.vault_path, None))
+    if entry.version is None or cell.vault_key not in entry.keys:
+        detail = _blocked_detail(desired, cell)
+        return _change(cell, Action.BLOCKED, Reason.MISSING_IN_VAULT, detail, entry)
+    present = env.secrets.get(cell.name) if env is not None else None
+    source = f"Vault {cell.vault_ref} v{entry.version}"
+    if present is None:
+        return _change(cell, Action.CREATE, Reason.MISSING, f"not in GitHub; {source}", entry)
+    record = sync.records.get(cell.name)
+    reason, detail = _update_reason(cell, entry, present.updated_at, record)
+    if reason is None:
+        return None
+    return _change(cell, Action.UPDATE, reason, f"{detail}; {source}", entry, present.updated_at)
+
+
+def _update_reason(
+    cell: SecretCell, entry: VaultEntry, updated_at: datetime, record: SyncRecord | None
+) -> tuple[Reason | None, str]:
+    if record is None:
+        return Reason.CHANGED_OUTSIDE, "in GitHub but envmatrix has no record of writing it"
+    if updated_at > record.written_at:
+        return Reason.CHANGED_OUTSIDE, (
+            f"GitHub copy updated {_stamp(updated_at)}, after envmatrix wrote it"
+            f" {_stamp(record.written_at)}"
+        )
+    if (record.vault_path, record.vault_key) != (cell.vault_path, cell.vault_key):
+        return Reason.SOURCE_CHANGED, f"last synced from {record.vault_path}#{record.vault_key}"
+    if record.vault_version != entry.version:
+        return Reason.VAULT_NEWER, f"last synced v{record.vault_version}"
+    return None, ""
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _blocked_detail(desired: DesiredState, cell: SecretCell) -> str:
+    contact = desired.contacts.get(cell.owner)
+    owner = f"{cell.owner} ({contact})" if contact else cell.owner
+    return f"missing in Vault at {desired.mount}/{cell.vault_ref} — owner: {owner}"
+
+
+def _change(
+    cell: SecretCell, action: Action, reason: Reason, detail: str, entry: VaultEntry,
+    updated_at: datetime | None = None,
+) -> Change:
+    return Change(
+        action, Kind.SECRET, cell.target.repository, cell.target.github_environment, cell.name,
+        reason, detail, logical_environment=cell.target.environment, owner=cell.owner,
+        vault_path=cell.vault_path, vault_key=cell.vault_key, vault_version=entry.version,
+        github_updated_at=updated_at,
+    )
+
+
+def _leftovers(
+    target: Target, wanted: set[str], env: ObservedEnvironment | None, sync: SyncState, prune: bool
+) -> Iterable[Change]:
+    """Secrets in a targeted environment that the policy does not name."""
+    if env is None:
+        return
+    for name, secret in sorted(env.secrets.items()):
+        if name in wanted:
+            continue
+        ours = name in sync.records and secret.updated_at <= sync.records[name].written_at
+        action, reason = (Action.DELETE, Reason.PRUNED) if prune and ours else (
+            Action.ORPHAN, Reason.NOT_IN_POLICY)
+        detail = "written by envmatrix" if ours else "not written by envmatrix"
+        yield Change(
+            action, Kind.SECRET, target.repository, target.github_environment, name, reason,
+            f"in GitHub, not in the policy ({detail})", logical_environment=target.environment,
+            github_updated_at=secret.updated_at,
+        )
+
+
+def _flag_change(
+    flag: FlagCell, env: ObservedEnvironment | None, blocked: set[str]
+) -> Change | None:
+    """The flag variable after this apply: true only when none of its secrets is blocked."""
+    if not flag.variable:
+        return None
+    waiting = [name for name in flag.requires if name in blocked]
+    value = "false" if waiting else "true"
+    current = env.variables.get(flag.name) if env is not None else None
+    if current is not None and current.value == value:
+        return None
+    reason = Reason.FLAG_NOT_READY if waiting else Reason.FLAG_READY
+    detail = f"waiting for {', '.join(waiting)}" if waiting else "every required secret in sync"
+    was = "unset" if current is None else current.value
+    return Change(
+        Action.CREATE if current is None else Action.UPDATE, Kind.VARIABLE,
+        flag.target.repository, flag.target.github_environment, flag.name, reason,
+        f"{was} -> {value}: {detail}", logical_environment=flag.target.environment,
+        value=value, requires=flag.requires,
+    )
+
+
+def restrict(plan: Plan, **where: Any) -> Plan:
+    """A plan with only the changes whose fields equal `where` (used by tests and renderers)."""
+    kept = tuple(c for c in plan.changes if all(getattr(c, k) == v for k, v in where.items()))
+    return replace(plan, changes=kept)

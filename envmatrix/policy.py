@@ -1,0 +1,418 @@
+"""The policy file: pydantic models and `load_policy`, which turns every problem into a PolicyError.
+
+A policy names owners, GitHub environments, secrets (where each lives in Vault, which environments
+and repositories need it, how it rotates) and feature flags gated on secrets. The format is
+version 1 of ../shared/CONTRACT.md. Validation is strict: unknown keys, duplicate keys, bad cron
+expressions and dangling references are errors that name the file, the line and the key path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from envmatrix.errors import PolicyError
+
+MAX_POLICY_BYTES = 1_000_000
+SECRET_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+LOGICAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+VAULT_REF = re.compile(r"^(?P<path>[A-Za-z0-9_.{}/-]+?)(?:#(?P<key>[A-Za-z0-9_.-]+))?$")
+DURATION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[smhdw])$")
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+STRATEGIES = ("generate", "manual", "postgres", "aws-iam", "supabase-api-key", "command")
+RESERVED_VAULT_PREFIX = "envmatrix/"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90d`, `12h`, `30m`, `45s`, `2w` -> timedelta. Raises ValueError otherwise."""
+    match = DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 90d, 12h, 30m")
+    return timedelta(**{DURATION_UNITS[match["unit"]]: int(match["n"])})
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _check_cron(expr: str) -> str:
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron {expr!r} has {len(fields)} fields; envmatrix takes 5 (m h dom mon dow)")
+    if not croniter.is_valid(expr, strict=True):
+        raise ValueError(f"cron {expr!r} is not a valid 5-field expression")
+    return expr
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {name!r} (use an IANA name like Europe/Berlin)") from None
+    return name
+
+
+def _check_secret_name(name: str) -> str:
+    if not SECRET_NAME.match(name):
+        raise ValueError(f"secret name {name!r} must match [A-Z_][A-Z0-9_]* (GitHub secret names)")
+    if name.startswith("GITHUB_"):
+        raise ValueError(f"secret name {name!r} must not start with GITHUB_ (GitHub reserves it)")
+    return name
+
+
+def _check_repository(name: str) -> str:
+    if not REPOSITORY.match(name):
+        raise ValueError(f"repository {name!r} must be owner/name")
+    return name
+
+
+def _check_logical_name(name: str) -> str:
+    if not LOGICAL_NAME.match(name):
+        raise ValueError(f"name {name!r} must be letters, digits, '_', '.', '-'")
+    return name
+
+
+def _check_vault_ref(ref: str) -> str:
+    match = VAULT_REF.match(ref)
+    path = match["path"] if match else ""
+    if not match or path.startswith("/") or path.endswith("/") or "//" in path:
+        raise ValueError(f"vault reference {ref!r} must be PATH[#KEY] relative to the mount")
+    if ".." in path.split("/"):
+        raise ValueError(f"vault reference {ref!r} must not contain '..'")
+    if path.replace("{environment}", "").count("{") or "}" in path.replace("{environment}", ""):
+        raise ValueError(f"vault reference {ref!r}: the only placeholder is {{environment}}")
+    if path.startswith(RESERVED_VAULT_PREFIX):
+        raise ValueError(f"vault reference {ref!r}: {RESERVED_VAULT_PREFIX} is envmatrix's own")
+    return ref
+
+
+SecretName = Annotated[str, AfterValidator(_check_secret_name)]
+RepositoryName = Annotated[str, AfterValidator(_check_repository)]
+LogicalName = Annotated[str, AfterValidator(_check_logical_name)]
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class VaultSettings(_Strict):
+    """Where the secrets live: a KV version 2 mount."""
+
+    mount: Annotated[str, AfterValidator(_check_logical_name)] = "secret"
+
+
+class GitHubSettings(_Strict):
+    """Default target repositories and pruning."""
+
+    repositories: tuple[RepositoryName, ...] = ()
+    prune: bool = False
+
+
+class EnvironmentSpec(_Strict):
+    """A logical environment and the GitHub environment it maps to."""
+
+    github: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class OwnerSpec(_Strict):
+    """A team that owns secrets; `contact` is where to reach it."""
+
+    contact: Annotated[str, Field(min_length=1)]
+
+
+class RotationSpec(_Strict):
+    """When and how a secret rotates."""
+
+    schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+    max_age: Duration | None = None
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    strategy: Literal[
+        "generate", "manual", "postgres", "aws-iam", "supabase-api-key", "command"
+    ] = "manual"
+    grace: Duration | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> RotationSpec:
+        if (self.schedule is None) == (self.max_age is None):
+            raise ValueError("rotation takes exactly one of schedule or max_age")
+        return self
+
+
+class SecretSpec(_Strict):
+    """One GitHub secret, its Vault source and its targets."""
+
+    service: str | None = None
+    owner: str
+    vault: Annotated[str, AfterValidator(_check_vault_ref)]
+    environments: tuple[str, ...] = Field(min_length=1)
+    repositories: tuple[RepositoryName, ...] | None = None
+    rotation: RotationSpec | None = None
+    description: str | None = None
+
+    @property
+    def vault_path_template(self) -> str:
+        return self.vault.split("#", 1)[0]
+
+    def vault_key(self, name: str) -> str:
+        """The key inside the Vault path: after '#', else the secret's own name."""
+        return self.vault.split("#", 1)[1] if "#" in self.vault else name
+
+    def vault_path(self, environment: str) -> str:
+        return self.vault_path_template.replace("{environment}", environment)
+
+
+class FlagSpec(_Strict):
+    """A feature flag that is ready only where every required secret is present and in sync."""
+
+    requires: tuple[str, ...] = Field(min_length=1)
+    environments: tuple[str, ...] = Field(min_length=1)
+    repositories: tuple[RepositoryName, ...] | None = None
+    variable: bool = True
+    probe: Literal["supabase"] | None = None
+    description: str | None = None
+
+
+class AuditSpec(_Strict):
+    """Where the audit trail goes: a SQLite file (default) or PostgreSQL (DSN from an env var)."""
+
+    sqlite: str | None = None
+    postgres: str | None = None  # name of the environment variable holding the DSN
+
+    @model_validator(mode="after")
+    def _one_sink(self) -> AuditSpec:
+        if self.sqlite is not None and self.postgres is not None:
+            raise ValueError("audit takes one of sqlite or postgres")
+        return self
+
+
+class Policy(_Strict):
+    """A whole policy file."""
+
+    version: Literal[1]
+    vault: VaultSettings = VaultSettings()
+    github: GitHubSettings = GitHubSettings()
+    environments: dict[LogicalName, EnvironmentSpec] = Field(min_length=1)
+    owners: dict[LogicalName, OwnerSpec] = Field(default_factory=dict)
+    secrets: dict[SecretName, SecretSpec] = Field(default_factory=dict)
+    flags: dict[SecretName, FlagSpec] = Field(default_factory=dict)
+    audit: AuditSpec | None = None
+
+    @field_validator("environments")
+    @classmethod
+    def _distinct_github_names(cls, envs: dict[str, EnvironmentSpec]) -> dict[str, EnvironmentSpec]:
+        seen: dict[str, str] = {}
+        for name, spec in envs.items():
+            if spec.github.lower() in seen:
+                raise ValueError(
+                    f"{name} and {seen[spec.github.lower()]} map to the same GitHub environment"
+                )
+            seen[spec.github.lower()] = name
+        return envs
+
+    def repositories_for(self, secret: SecretSpec | FlagSpec) -> tuple[str, ...]:
+        """A secret's or flag's target repositories: its own, else github.repositories."""
+        return secret.repositories if secret.repositories is not None else self.github.repositories
+
+    def github_environment(self, logical: str) -> str:
+        return self.environments[logical].github
+
+
+class _Reference(Exception):
+    """A cross-reference problem found after the models validated."""
+
+    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+        super().__init__(message)
+        self.loc, self.message = tuple(loc), message
+
+
+def _check_references(policy: Policy) -> None:
+    """Everything that needs more than one part of the policy to check."""
+    for name, secret in policy.secrets.items():
+        _check_secret_references(policy, name, secret)
+    for name, flag in policy.flags.items():
+        _check_flag_references(policy, name, flag)
+
+
+def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> None:
+    loc = ("secrets", name)
+    if secret.owner not in policy.owners:
+        raise _Reference((*loc, "owner"), f"owner {secret.owner!r} is not declared under owners")
+    for i, env in enumerate(secret.environments):
+        if env not in policy.environments:
+            raise _Reference(
+                (*loc, "environments", i), f"environment {env!r} is not declared under environments"
+            )
+    if len(set(secret.environments)) != len(secret.environments):
+        raise _Reference((*loc, "environments"), "an environment is listed twice")
+    if not policy.repositories_for(secret):
+        raise _Reference(
+            (*loc, "repositories"), "no repositories: set github.repositories or repositories here"
+        )
+
+
+def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> None:
+    loc = ("flags", name)
+    if name in policy.secrets:
+        raise _Reference(loc, f"flag {name} has the name of a secret")
+    for i, env in enumerate(flag.environments):
+        if env not in policy.environments:
+            raise _Reference(
+                (*loc, "environments", i), f"environment {env!r} is not declared under environments"
+            )
+    for i, required in enumerate(flag.requires):
+        secret = policy.secrets.get(required)
+        if secret is None:
+            raise _Reference((*loc, "requires", i), f"{required!r} is not declared under secrets")
+        extra = [e for e in flag.environments if e not in secret.environments]
+        if extra:
+            raise _Reference(
+                (*loc, "environments"),
+                f"{required} is not required in {', '.join(extra)}; a flag's environments must be"
+                f" a subset of its secrets' environments",
+            )
+    if not policy.repositories_for(flag):
+        raise _Reference((*loc, "repositories"), "no repositories for this flag")
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read, parse and validate a policy file. Every problem becomes one PolicyError."""
+    file = str(path)
+    tree = _parse_yaml(file, _read_text(file))
+    try:
+        policy = Policy.model_validate(_plain(tree))
+        _check_references(policy)
+    except ValidationError as exc:
+        raise _policy_error(file, tree, exc) from None
+    except _Reference as ref:
+        raise PolicyError(file, _line_of(tree, ref.loc), _dotted(ref.loc), ref.message) from None
+    return policy
+
+
+def _read_text(file: str) -> str:
+    try:
+        data = Path(file).read_bytes()
+    except FileNotFoundError:
+        raise PolicyError(file, None, "", "no such policy file (set --policy or ENVMATRIX_POLICY)") from None
+    except OSError as exc:
+        raise PolicyError(file, None, "", f"cannot read: {exc.strerror}") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(file, None, "", f"larger than {MAX_POLICY_BYTES} bytes; not a policy")
+    if b"\x00" in data:
+        raise PolicyError(file, None, "", "binary data (NUL bytes); a policy is YAML text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PolicyError(file, line, "", "not UTF-8 text") from None
+
+
+def _parse_yaml(file: str, text: str) -> CommentedMap:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = (exc.problem or exc.context or "invalid YAML").strip().splitlines()[0]
+        # ruamel quotes both values of a duplicate key; keep the key only
+        problem = problem.split(" with value ", 1)[0]
+        raise PolicyError(file, line, "", f"invalid YAML: {problem}") from None
+    except YAMLError as exc:
+        raise PolicyError(file, None, "", f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    if tree is None:
+        raise PolicyError(file, 1, "", "the policy is empty; it needs at least version: 1")
+    if not isinstance(tree, CommentedMap):
+        raise PolicyError(file, 1, "", "the policy must be a mapping (version:, secrets:, ...)")
+    return tree
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers -> plain dicts/lists, so pydantic's strict mode accepts them."""
+    if isinstance(node, Mapping):
+        return {_plain_key(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return tuple(_plain(v) for v in node)
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def _plain_key(key: Any) -> Any:
+    return str(key) if isinstance(key, str) else key
+
+
+def _policy_error(file: str, tree: CommentedMap, exc: ValidationError) -> PolicyError:
+    # unknown keys first: a typo in a key explains the "missing key" errors that follow it
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = _model_loc(first["loc"])
+    message = _error_message(first, loc)
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return PolicyError(file, _line_of(tree, loc), _dotted(loc), message)
+
+
+def _model_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """Drop pydantic's synthetic loc parts ('[key]', union branch names)."""
+    return tuple(p for p in loc if p != "[key]" and not str(p).startswith("function-"))
+
+
+def _error_message(error: Mapping[str, Any], loc: Sequence[str | int]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}" if loc else "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error" and loc and loc[-1] == "version":
+        return "unsupported version; this envmatrix reads version: 1"
+    if kind == "literal_error" and loc and loc[-1] == "strategy":
+        return f"unknown strategy {error['input']!r}; one of {', '.join(STRATEGIES)}"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+
+def _line_of(tree: Any, loc: Sequence[str | int]) -> int | None:
+    """The 1-based line of the deepest node of `loc` that exists in the YAML tree."""
+    node, line = tree, 1
+    for part in loc:
+        position = _child_position(node, part)
+        if position is None:
+            break
+        line = position + 1
+        node = node[part]
+    return line
+
+
+def _child_position(node: Any, part: str | int) -> int | None:
+    if isinstance(node, CommentedMap) and part in node:
+        return int(node.lc.key(part)[0])
+    if isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+        return int(node.lc.item(part)[0])
+    return None

@@ -1,0 +1,164 @@
+"""The plan/apply workflow: policy -> desired -> observe -> diff -> plan -> apply.
+
+These are the functions cli.py calls. They take already-built adapters (`Connections`), so the
+same code runs against a real Vault and GitHub, the sandbox, or test doubles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envmatrix.apply import Applier, ApplyReport
+from envmatrix.audit import AuditSink
+from envmatrix.desired import DesiredState, desired_state, resolve_environments
+from envmatrix.errors import StalePlanError, UsageError
+from envmatrix.observe import Observed, observe
+from envmatrix.plan import Change, Plan, diff
+from envmatrix.policy import Policy, load_policy
+from envmatrix.ports import GitHubPort, VaultPort
+
+PLAN_FORMAT = "envmatrix-plan"
+
+
+@dataclass(frozen=True)
+class Connections:
+    """The adapters one run uses."""
+
+    vault: VaultPort
+    github: GitHubPort
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """A plan and everything it was computed from (needed to apply or save it)."""
+
+    policy_path: str
+    policy: Policy
+    environments: tuple[str, ...]
+    desired: DesiredState
+    observed: Observed
+    plan: Plan
+
+
+def connect(policy: Policy, environ: Mapping[str, str] = os.environ) -> Connections:
+    """Adapters configured from the environment (VAULT_*, GITHUB_TOKEN/GH_TOKEN, GITHUB_API_URL)."""
+    from envmatrix.adapters.github import GitHubAdapter
+    from envmatrix.adapters.vault import VaultAdapter
+
+    github = GitHubAdapter.from_environment(environ)
+    vault = VaultAdapter.from_environment(policy.vault.mount, environ)
+    return Connections(vault, github)
+
+
+def make_plan(
+    policy_path: str, connections: Connections, environments: Sequence[str] = (),
+    policy: Policy | None = None,
+) -> PlanRun:
+    """Observe the world for the selected environments and diff it against the policy."""
+    policy = policy or load_policy(policy_path)
+    selected = resolve_environments(policy, environments)
+    desired = desired_state(policy, selected)
+    observed = observe(desired, connections.vault, connections.github)
+    return PlanRun(policy_path, policy, selected, desired, observed, diff(desired, observed))
+
+
+def apply_run(
+    run: PlanRun, connections: Connections, audit: AuditSink | None = None
+) -> ApplyReport:
+    """Carry out a fresh plan."""
+    actor = _actor(connections)
+    applier = Applier(connections.vault, connections.github, run.observed.sync, audit, actor)
+    return applier.apply(run.plan)
+
+
+def apply_saved(
+    plan_file: str, connections: Connections, audit: AuditSink | None = None
+) -> tuple[PlanRun, ApplyReport]:
+    """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since."""
+    saved = read_plan_file(plan_file)
+    policy_path = str(saved["policy"])
+    if _sha256(policy_path) != saved["policy_sha256"]:
+        raise StalePlanError(f"saved plan {plan_file} is stale: {policy_path} changed since; plan again")
+    fresh = make_plan(policy_path, connections, tuple(saved["environments"]))
+    if fresh.observed.fingerprint() != saved["fingerprint"]:
+        raise StalePlanError(
+            f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made; plan again"
+        )
+    plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
+    applier = Applier(connections.vault, connections.github, fresh.observed.sync, audit, _actor(connections))
+    return fresh, applier.apply(plan)
+
+
+def write_plan_file(run: PlanRun, out: str) -> None:
+    """Save a plan (metadata only, never a value) atomically: all of it or nothing."""
+    document = {
+        "format": PLAN_FORMAT, "version": 1,
+        "policy": str(Path(run.policy_path).resolve()),
+        "policy_sha256": _sha256(run.policy_path),
+        "environments": list(run.environments),
+        "fingerprint": run.plan.fingerprint,
+        "changes": [c.to_json() for c in run.plan.changes],
+    }
+    _atomic_write(out, json.dumps(document, indent=2) + "\n")
+
+
+def read_plan_file(path: str) -> dict[str, Any]:
+    """Load a saved plan; anything that is not one is a usage error."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such plan file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a saved envmatrix plan ({type(exc).__name__})") from None
+    if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
+        raise UsageError(f"{path}: not a saved envmatrix plan (write one with plan --out)")
+    missing = {"policy", "policy_sha256", "environments", "fingerprint", "changes"} - set(document)
+    if missing:
+        raise UsageError(f"{path}: saved plan lacks {', '.join(sorted(missing))}")
+    return document
+
+
+def is_plan_file(path: str) -> bool:
+    """Whether a path holds a saved plan (JSON) rather than a policy (YAML)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(64).lstrip().startswith(b"{")
+    except OSError:
+        return False
+
+
+def _actor(connections: Connections) -> str:
+    try:
+        return f"{connections.vault.identity()} / {connections.github.identity()}"
+    except Exception:  # identity is best effort; it must never stop an apply
+        return "unknown"
+
+
+def _sha256(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _atomic_write(path: str, text: str) -> None:
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
