@@ -1,0 +1,327 @@
+"""`VaultAdapter`: the `VaultPort` for one KV v2 mount of Vault or OpenBao, over hvac.
+
+This is the only module of envmatrix that imports hvac. Everything hvac or requests raises is
+translated here into the `envmatrix.errors.VaultError` tree, with messages built from the method,
+the API path and the status code only: hvac exceptions carry response bodies, and a response body
+can carry secret values, so none of their text is ever copied into ours, and the translated
+exception is raised outside the `except` block so it does not even chain to them.
+
+Retries: reads, deletes and check-and-set writes are retried (bounded, jittered exponential
+backoff) on transport failures and 429/5xx answers, sealed included. A plain write is retried
+only when the connection was never established, since otherwise it may have landed; a retried
+check-and-set write is either applied once or rejected with `VaultCasMismatch`.
+
+Limits: OpenBao refuses request bodies with more than 1,000 JSON strings
+(`max_request_json_strings`), so a single write holds at most about 500 key/value pairs.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import hvac
+import hvac.exceptions
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from envmatrix.errors import (
+    UsageError,
+    VaultCasMismatch,
+    VaultError,
+    VaultNotFound,
+    VaultPermissionDenied,
+    VaultUnavailable,
+)
+from envmatrix.ports import VaultDocument, VaultEntry
+from envmatrix.secret import SecretValue
+
+_T = TypeVar("_T")
+
+_BACKOFF_BASE = 0.2
+_BACKOFF_CAP = 5.0
+
+# hvac raises one class per status; the status is what our messages report.
+_STATUS_OF: dict[type[hvac.exceptions.VaultError], int] = {
+    hvac.exceptions.InvalidRequest: 400,
+    hvac.exceptions.Unauthorized: 401,
+    hvac.exceptions.Forbidden: 403,
+    hvac.exceptions.InvalidPath: 404,
+    hvac.exceptions.PreconditionFailed: 412,
+    hvac.exceptions.RateLimitExceeded: 429,
+    hvac.exceptions.InternalServerError: 500,
+    hvac.exceptions.VaultNotInitialized: 501,
+    hvac.exceptions.BadGateway: 502,
+    hvac.exceptions.VaultDown: 503,
+}
+_TRANSIENT_ANSWERS = (
+    hvac.exceptions.RateLimitExceeded,
+    hvac.exceptions.InternalServerError,
+    hvac.exceptions.BadGateway,
+    hvac.exceptions.VaultDown,
+)
+
+
+class _Retry(enum.Enum):
+    """When an operation may be sent again after a failure."""
+
+    TRANSIENT = "on any transport failure or 429/5xx"  # reads, deletes, CAS writes
+    UNSENT = "only when the request never left"  # writes that may have landed
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """One HTTP call to Vault, described for retries and error messages."""
+
+    method: str
+    api_path: str  # below /v1/, e.g. "secret/data/apps/prod"
+    capability: str
+    retry: _Retry
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} /v1/{self.api_path}"
+
+
+def _check_addr(addr: str, source: str) -> str:
+    parts = urlsplit(addr)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"{source} {addr!r} is not a Vault URL: expected http(s)://host:port, "
+            "e.g. https://vault.example.com:8200"
+        )
+    return addr.rstrip("/")
+
+
+class VaultAdapter:
+    """Vault KV v2 under one mount, behind `envmatrix.ports.VaultPort`."""
+
+    def __init__(
+        self,
+        addr: str,
+        token: str,
+        mount: str = "secret",
+        timeout: float = 10.0,
+        retries: int = 3,
+    ) -> None:
+        self.addr = _check_addr(addr, "the Vault address")
+        self.mount = mount.strip("/")
+        self.timeout = timeout
+        self.retries = max(1, retries)
+        self._client = hvac.Client(url=self.addr, token=token, timeout=timeout)
+        self._kv = self._client.secrets.kv.v2
+        self._identity: str | None = None
+        self._sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_environment(
+        cls, mount: str = "secret", environ: Mapping[str, str] = os.environ
+    ) -> VaultAdapter:
+        """An adapter configured like the Vault CLI, from `VAULT_ADDR` and `VAULT_TOKEN`."""
+        addr = environ.get("VAULT_ADDR", "").strip()
+        token = environ.get("VAULT_TOKEN", "").strip()
+        if not addr:
+            raise UsageError("VAULT_ADDR is not set: export the Vault URL, e.g. https://vault:8200")
+        if not token:
+            raise UsageError("VAULT_TOKEN is not set: export a Vault token for envmatrix to use")
+        return cls(_check_addr(addr, "VAULT_ADDR"), token, mount=mount)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._client.adapter.close()
+
+    # -- VaultPort ------------------------------------------------------------------------------
+
+    def read_entry(self, path: str) -> VaultEntry:
+        """Current version, its creation time and top-level key names, in one `subkeys` read.
+
+        The values never leave Vault. A missing path, or a deleted or destroyed current version,
+        gives `VaultEntry(path, None)`.
+        """
+        op = self._operation("GET", "subkeys", path, "read", _Retry.TRANSIENT)
+        try:
+            response = self._call(op, lambda: self._get_json(op, params={"depth": 1}))
+        except VaultNotFound:
+            return VaultEntry(path, None)
+        metadata, subkeys = response["data"]["metadata"], response["data"]["subkeys"] or {}
+        return VaultEntry(
+            path=path,
+            version=int(metadata["version"]),
+            created_time=_parse_time(metadata.get("created_time")),
+            keys=frozenset(subkeys),
+        )
+
+    def read_values(self, path: str, version: int | None = None) -> dict[str, SecretValue]:
+        """All key/values of a version (default: current); non-string values as JSON text.
+
+        Raises `VaultNotFound` when the path, the version, or its data (deleted) is absent.
+        """
+        data = self._read_data(path, version)["data"]
+        return {key: SecretValue(_as_text(value)) for key, value in data.items()}
+
+    def write_values(
+        self, path: str, values: Mapping[str, SecretValue], cas: int | None = None
+    ) -> int:
+        """Write a new version and return its number; `cas=0` creates only (`VaultCasMismatch`)."""
+        revealed = {key: value.reveal() for key, value in values.items()}
+        return self._write_data(path, revealed, cas)
+
+    def read_document(self, path: str) -> VaultDocument | None:
+        """A non-secret JSON document stored as a KV v2 entry, or None when absent or deleted."""
+        try:
+            response = self._read_data(path, None)
+        except VaultNotFound:
+            return None
+        return VaultDocument(path, response["data"], int(response["metadata"]["version"]))
+
+    def write_document(self, path: str, data: Mapping[str, Any], cas: int | None = None) -> int:
+        """Write a JSON document (KV check-and-set when `cas` is given); returns its version."""
+        return self._write_data(path, dict(data), cas)
+
+    def delete_document(self, path: str) -> None:
+        """Delete a document's metadata and every version; absent is not an error."""
+        op = self._operation("DELETE", "metadata", path, "delete", _Retry.TRANSIENT)
+        self._call(
+            op,
+            lambda: self._kv.delete_metadata_and_all_versions(path=path, mount_point=self.mount),
+        )
+
+    def identity(self) -> str:
+        """`token:<display_name> accessor:<accessor>` of the token, looked up once."""
+        if self._identity is None:
+            op = _Operation("GET", "auth/token/lookup-self", "read", _Retry.TRANSIENT)
+            data = self._call(op, self._client.auth.token.lookup_self)["data"]
+            self._identity = f"token:{data['display_name']} accessor:{data['accessor']}"
+        return self._identity
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _read_data(self, path: str, version: int | None) -> dict[str, Any]:
+        op = self._operation("GET", "data", path, "read", _Retry.TRANSIENT)
+        response = self._call(
+            op,
+            lambda: self._kv.read_secret_version(
+                path=path, version=version, mount_point=self.mount, raise_on_deleted_version=True
+            ),
+        )
+        data: dict[str, Any] = response["data"]
+        return data
+
+    def _write_data(self, path: str, secret: dict[str, Any], cas: int | None) -> int:
+        # A retried CAS write cannot apply twice: the second attempt is rejected instead.
+        retry = _Retry.TRANSIENT if cas is not None else _Retry.UNSENT
+        op = self._operation("POST", "data", path, "create/update", retry)
+        response = self._call(
+            op,
+            lambda: self._kv.create_or_update_secret(
+                path=path, secret=secret, cas=cas, mount_point=self.mount
+            ),
+        )
+        return int(response["data"]["version"])
+
+    def _get_json(self, op: _Operation, params: Mapping[str, Any]) -> dict[str, Any]:
+        response = self._client.adapter.request("GET", f"/v1/{op.api_path}", params=dict(params))
+        if not isinstance(response, dict):  # 204 or a non-JSON 200
+            raise VaultError(f"Vault at {self.addr} gave no JSON answer to {op.endpoint}")
+        return response
+
+    def _operation(
+        self, method: str, kind: str, path: str, capability: str, retry: _Retry
+    ) -> _Operation:
+        api_path = f"{self.mount}/{kind}/{quote(path.strip('/'))}"
+        return _Operation(method, api_path, capability, retry)
+
+    def _call(self, op: _Operation, request: Callable[[], _T]) -> _T:
+        """Run `request` with bounded retries; raise our translation of its last failure."""
+        for attempt in range(1, self.retries + 1):
+            failure: Exception
+            try:
+                return request()
+            except (hvac.exceptions.VaultError, requests.RequestException) as error:
+                failure = error
+            if attempt == self.retries or not _may_retry(op.retry, failure):
+                break
+            self._sleep(_backoff(attempt))
+        # Raised here, not in the except block, so no hvac exception (which may carry a response
+        # body) rides along as __context__ into tracebacks and error reports.
+        raise self._translate(failure, op)
+
+    # -- error translation ----------------------------------------------------------------------
+
+    def _translate(self, failure: Exception, op: _Operation) -> VaultError:
+        if isinstance(failure, requests.RequestException):
+            reason = _transport_reason(failure, self.timeout)
+            return VaultUnavailable(f"Vault at {self.addr} is unreachable: {reason}")
+        assert isinstance(failure, hvac.exceptions.VaultError)
+        return self._translate_answer(failure, op)
+
+    def _translate_answer(self, failure: hvac.exceptions.VaultError, op: _Operation) -> VaultError:
+        status = _STATUS_OF.get(type(failure))
+        said = " ".join(str(error) for error in failure.errors or ())  # used to classify only
+        if isinstance(failure, hvac.exceptions.VaultDown) and "sealed" in said:
+            return VaultUnavailable(f"Vault at {self.addr} is sealed")
+        if isinstance(failure, hvac.exceptions.Forbidden):
+            return VaultPermissionDenied(path=op.api_path, capability=op.capability)
+        if isinstance(failure, hvac.exceptions.InvalidRequest) and "check-and-set" in said:
+            return VaultCasMismatch(
+                f"check-and-set write to {op.api_path} lost: its version changed meanwhile"
+            )
+        if isinstance(failure, hvac.exceptions.InvalidPath) and "no handler for route" in said:
+            return VaultError(f"Vault at {self.addr} has no secrets engine at {self.mount}/")
+        if isinstance(failure, hvac.exceptions.InvalidPath):
+            return VaultNotFound(f"{op.api_path} not found in Vault at {self.addr}")
+        if isinstance(failure, _TRANSIENT_ANSWERS):
+            return VaultUnavailable(f"Vault at {self.addr} answered {status} to {op.endpoint}")
+        return VaultError(f"Vault at {self.addr} answered {status or 'an error'} to {op.endpoint}")
+
+
+def _may_retry(policy: _Retry, failure: Exception) -> bool:
+    if _never_sent(failure):
+        return True
+    if policy is _Retry.UNSENT:
+        return False
+    return isinstance(failure, (requests.ConnectionError, requests.Timeout, *_TRANSIENT_ANSWERS))
+
+
+def _never_sent(failure: Exception) -> bool:
+    """Whether the TCP connection was never established, so Vault cannot have seen the request."""
+    if isinstance(failure, requests.ConnectTimeout):
+        return True
+    if not isinstance(failure, requests.ConnectionError) or not failure.args:
+        return False
+    cause = getattr(failure.args[0], "reason", failure.args[0])
+    return isinstance(cause, NewConnectionError)
+
+
+def _transport_reason(failure: requests.RequestException, timeout: float) -> str:
+    if isinstance(failure, requests.ConnectTimeout):
+        return f"no connection within {timeout:g} s"
+    if isinstance(failure, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if _never_sent(failure):
+        refused = "refused" in str(failure.args[0]).lower()
+        return "connection refused" if refused else "cannot connect"
+    if isinstance(failure, requests.ConnectionError):
+        return "connection reset or closed"
+    return f"request failed ({type(failure).__name__})"
+
+
+def _backoff(attempt: int) -> float:
+    """Jittered exponential delay before retry `attempt` (1-based)."""
+    return float(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
