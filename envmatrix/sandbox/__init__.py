@@ -1,0 +1,20 @@
+"""A GitHub REST API sandbox: a real local HTTP server for the operations envmatrix uses.
+
+It speaks exactly the 31 operations of ``shared/github-openapi/api.github.com.subset.json``
+(repositories, environments, environment/repository/organization secrets, variables and
+``/rate_limit``) with GitHub's status codes, error bodies, pagination ``Link`` headers, ETags and
+rate-limit headers, plus fault injection (:class:`Fault`) and an admin API under ``/_sandbox/``.
+Only the standard library and PyNaCl are used, so it ships inside the package.
+
+Example::
+
+    with GitHubSandbox(token="sandbox-token", repositories=("o/r",)) as sb:
+        gh = github.Github(auth=github.Auth.Token("sandbox-token"), base_url=sb.url)
+"""
+
+from __future__ import annotations
+
+from envmatrix.sandbox.faults import Fault
+from envmatrix.sandbox.server import GitHubSandbox, RequestRecord
+
+__all__ = ["Fault", "GitHubSandbox", "RequestRecord"]

@@ -1,0 +1,505 @@
+"""The GitHub REST operations the sandbox serves: routing table and handlers.
+
+Handlers are pure functions of (state, request) -> response; the HTTP layer around them does
+authentication, faults, rate limiting and ETags. Exactly the 31 operations of
+``shared/github-openapi/api.github.com.subset.json`` are routed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from envmatrix.sandbox import payloads
+from envmatrix.sandbox.http_types import (
+    ApiError,
+    Request,
+    Response,
+    not_found,
+    validation_failed,
+)
+from envmatrix.sandbox.state import (
+    MAX_VALUE_BYTES,
+    Environment,
+    InvalidSecret,
+    Organization,
+    Repository,
+    Reviewer,
+    SandboxState,
+    SecretScope,
+    VariableScope,
+    valid_name,
+)
+
+T = TypeVar("T")
+Params = dict[str, str]
+Handler = Callable[["GitHubApi", Request, Params], Response]
+
+MAX_PER_PAGE = 100
+MAX_VARIABLES_PER_PAGE = 30
+MAX_WAIT_TIMER = 43200
+MAX_REVIEWERS = 6
+VISIBILITIES = ("all", "private", "selected")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation: method, path regex (named groups are path parameters), operationId."""
+
+    method: str
+    pattern: re.Pattern[str]
+    operation: str
+    handler: Handler
+
+
+def paginate(
+    req: Request, items: Sequence[T], *, default: int, maximum: int
+) -> tuple[list[T], dict[str, str]]:
+    """Slice ``items`` by ``per_page``/``page`` and build GitHub's ``Link`` header."""
+    per_page = _int_param(req.query.get("per_page"), default)
+    per_page = default if per_page < 1 else min(per_page, maximum)
+    page = max(1, _int_param(req.query.get("page"), 1))
+    last = max(1, math.ceil(len(items) / per_page))
+    chunk = list(items[(page - 1) * per_page : page * per_page])
+
+    def link(number: int, rel: str) -> str:
+        return f'<{req.base_url}{req.path}?per_page={per_page}&page={number}>; rel="{rel}"'
+
+    links = []
+    if page > 1:
+        links.append(link(min(page - 1, last), "prev"))
+    if page < last:
+        links += [link(page + 1, "next"), link(last, "last")]
+    if page > 1:
+        links.append(link(1, "first"))
+    return chunk, ({"Link": ", ".join(links)} if links else {})
+
+
+def _int_param(raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return default
+
+
+def _check_name(name: str, resource: str) -> None:
+    if not valid_name(name):
+        raise validation_failed(
+            resource,
+            "name",
+            "Names can only contain alphanumeric characters or underscores, must not start "
+            "with a number, and must not start with GITHUB_.",
+        )
+
+
+class GitHubApi:
+    """Handlers for the GitHub operations, bound to one :class:`SandboxState`."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    # -- lookups ---------------------------------------------------------------------------
+    def _repo(self, params: Params) -> Repository:
+        repo = self.state.repository(f"{params['owner']}/{params['repo']}")
+        if repo is None:
+            raise not_found()
+        return repo
+
+    def _env(self, params: Params) -> tuple[Repository, Environment]:
+        repo = self._repo(params)
+        env = repo.environment(params["env"])
+        if env is None:
+            raise not_found()
+        return repo, env
+
+    def _org(self, params: Params) -> Organization:
+        org = self.state.organization(params["org"])
+        if org is None:
+            raise not_found()
+        return org
+
+    # -- repositories and environments -----------------------------------------------------
+    def get_repo(self, req: Request, params: Params) -> Response:
+        return Response.of_json(200, payloads.full_repository(req.base_url, self._repo(params)))
+
+    def list_environments(self, req: Request, params: Params) -> Response:
+        repo = self._repo(params)
+        envs = repo.sorted_environments()
+        chunk, headers = paginate(req, envs, default=30, maximum=MAX_PER_PAGE)
+        body = {
+            "total_count": len(envs),
+            "environments": [payloads.environment(req.base_url, repo, e) for e in chunk],
+        }
+        return Response.of_json(200, body, headers)
+
+    def get_environment(self, req: Request, params: Params) -> Response:
+        repo, env = self._env(params)
+        return Response.of_json(200, payloads.environment(req.base_url, repo, env))
+
+    def put_environment(self, req: Request, params: Params) -> Response:
+        repo = self._repo(params)
+        name = params["env"]
+        if not name.strip() or len(name) > 255:
+            raise validation_failed("Environment", "name", "Name is invalid")
+        settings = _environment_settings(req.json_object())
+        env = self.state.create_environment(repo, name, req.now)
+        for key, value in settings.items():
+            setattr(env, key, value)
+        env.updated_at = req.now
+        return Response.of_json(200, payloads.environment(req.base_url, repo, env))
+
+    def delete_environment(self, req: Request, params: Params) -> Response:
+        repo, env = self._env(params)
+        del repo.environments[env.name.lower()]
+        return Response.empty()
+
+    # -- secrets (shared by environment, repository and organization scopes) -----------------
+    def _list_secrets(self, req: Request, scope: SecretScope) -> Response:
+        records = scope.sorted()
+        chunk, headers = paginate(req, records, default=30, maximum=MAX_PER_PAGE)
+        body = {"total_count": len(records), "secrets": [payloads.secret(r) for r in chunk]}
+        return Response.of_json(200, body, headers)
+
+    @staticmethod
+    def _public_key(scope: SecretScope) -> Response:
+        return Response.of_json(200, {"key_id": scope.key.key_id, "key": scope.key.public_b64})
+
+    @staticmethod
+    def _get_secret(scope: SecretScope, name: str) -> Response:
+        record = scope.get(name)
+        if record is None:
+            raise not_found()
+        return Response.of_json(200, payloads.secret(record))
+
+    @staticmethod
+    def _open_secret(scope: SecretScope, name: str, body: dict[str, Any]) -> bytes:
+        _check_name(name, "Secret")
+        encrypted, key_id = body.get("encrypted_value"), body.get("key_id")
+        if not isinstance(encrypted, str) or not isinstance(key_id, str):
+            raise validation_failed(
+                "Secret", "encrypted_value", "encrypted_value and key_id are required", "missing"
+            )
+        try:
+            return scope.key.open(key_id, encrypted)
+        except InvalidSecret as exc:
+            raise validation_failed("Secret", "encrypted_value", str(exc)) from exc
+
+    def _put_secret(self, req: Request, scope: SecretScope, name: str) -> Response:
+        value = self._open_secret(scope, name, req.json_object())
+        _, created = scope.put(name, value, req.now)
+        return Response.of_json(201, {}) if created else Response.empty()
+
+    @staticmethod
+    def _delete_secret(scope: SecretScope, name: str) -> Response:
+        if not scope.delete(name):
+            raise not_found()
+        return Response.empty()
+
+    def list_env_secrets(self, req: Request, params: Params) -> Response:
+        return self._list_secrets(req, self._env(params)[1].secrets)
+
+    def env_public_key(self, req: Request, params: Params) -> Response:
+        return self._public_key(self._env(params)[1].secrets)
+
+    def get_env_secret(self, req: Request, params: Params) -> Response:
+        return self._get_secret(self._env(params)[1].secrets, params["name"])
+
+    def put_env_secret(self, req: Request, params: Params) -> Response:
+        return self._put_secret(req, self._env(params)[1].secrets, params["name"])
+
+    def delete_env_secret(self, req: Request, params: Params) -> Response:
+        return self._delete_secret(self._env(params)[1].secrets, params["name"])
+
+    def list_repo_secrets(self, req: Request, params: Params) -> Response:
+        return self._list_secrets(req, self._repo(params).secrets)
+
+    def repo_public_key(self, req: Request, params: Params) -> Response:
+        return self._public_key(self._repo(params).secrets)
+
+    def get_repo_secret(self, req: Request, params: Params) -> Response:
+        return self._get_secret(self._repo(params).secrets, params["name"])
+
+    def put_repo_secret(self, req: Request, params: Params) -> Response:
+        return self._put_secret(req, self._repo(params).secrets, params["name"])
+
+    def delete_repo_secret(self, req: Request, params: Params) -> Response:
+        return self._delete_secret(self._repo(params).secrets, params["name"])
+
+    def list_org_secrets(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        records = org.secrets.sorted()
+        chunk, headers = paginate(req, records, default=30, maximum=MAX_PER_PAGE)
+        items = [payloads.org_secret(req.base_url, org, r) for r in chunk]
+        return Response.of_json(200, {"total_count": len(records), "secrets": items}, headers)
+
+    def org_public_key(self, req: Request, params: Params) -> Response:
+        return self._public_key(self._org(params).secrets)
+
+    def get_org_secret(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        record = org.secrets.get(params["name"])
+        if record is None:
+            raise not_found()
+        return Response.of_json(200, payloads.org_secret(req.base_url, org, record))
+
+    def put_org_secret(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        body = req.json_object()
+        visibility, selected = body.get("visibility"), body.get("selected_repository_ids", [])
+        if visibility not in VISIBILITIES:
+            raise validation_failed(
+                "Secret", "visibility", "visibility must be all, private or selected", "missing"
+            )
+        if not isinstance(selected, list) or not all(isinstance(i, int) for i in selected):
+            raise validation_failed("Secret", "selected_repository_ids", "must be integers")
+        value = self._open_secret(org.secrets, params["name"], body)
+        record, created = org.secrets.put(params["name"], value, req.now)
+        record.visibility = visibility
+        record.selected_repository_ids = list(selected) if visibility == "selected" else []
+        return Response.of_json(201, {}) if created else Response.empty()
+
+    def delete_org_secret(self, req: Request, params: Params) -> Response:
+        return self._delete_secret(self._org(params).secrets, params["name"])
+
+    # -- variables ---------------------------------------------------------------------------
+    @staticmethod
+    def _list_variables(req: Request, scope: VariableScope) -> Response:
+        records = scope.sorted()
+        chunk, headers = paginate(req, records, default=10, maximum=MAX_VARIABLES_PER_PAGE)
+        body = {"total_count": len(records), "variables": [payloads.variable(r) for r in chunk]}
+        return Response.of_json(200, body, headers)
+
+    @staticmethod
+    def _create_variable(req: Request, scope: VariableScope) -> Response:
+        body = req.json_object()
+        name, value = body.get("name"), body.get("value")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise validation_failed("Variable", "name", "name and value are required", "missing")
+        _check_name(name, "Variable")
+        _check_variable_value(value)
+        if scope.get(name) is not None:
+            raise ApiError(409, "Already exists - Variable already exists")
+        scope.create(name, value, req.now)
+        return Response.of_json(201, {})
+
+    @staticmethod
+    def _get_variable(scope: VariableScope, name: str) -> Response:
+        record = scope.get(name)
+        if record is None:
+            raise not_found()
+        return Response.of_json(200, payloads.variable(record))
+
+    @staticmethod
+    def _update_variable(req: Request, scope: VariableScope, name: str) -> Response:
+        record = scope.get(name)
+        if record is None:
+            raise not_found()
+        body = req.json_object()
+        new_name, value = body.get("name"), body.get("value")
+        if new_name is not None and not isinstance(new_name, str):
+            raise validation_failed("Variable", "name", "name must be a string")
+        if value is not None:
+            if not isinstance(value, str):
+                raise validation_failed("Variable", "value", "value must be a string")
+            _check_variable_value(value)
+        if new_name is not None and new_name.upper() != record.name:
+            _check_name(new_name, "Variable")
+            if scope.get(new_name) is not None:
+                raise ApiError(409, "Already exists - Variable already exists")
+            record = scope.rename(record.name, new_name)
+        if value is not None:
+            record.value = value
+        record.updated_at = req.now
+        return Response.empty()
+
+    @staticmethod
+    def _delete_variable(scope: VariableScope, name: str) -> Response:
+        if not scope.delete(name):
+            raise not_found()
+        return Response.empty()
+
+    def list_env_variables(self, req: Request, params: Params) -> Response:
+        return self._list_variables(req, self._env(params)[1].variables)
+
+    def create_env_variable(self, req: Request, params: Params) -> Response:
+        return self._create_variable(req, self._env(params)[1].variables)
+
+    def get_env_variable(self, req: Request, params: Params) -> Response:
+        return self._get_variable(self._env(params)[1].variables, params["name"])
+
+    def update_env_variable(self, req: Request, params: Params) -> Response:
+        return self._update_variable(req, self._env(params)[1].variables, params["name"])
+
+    def delete_env_variable(self, req: Request, params: Params) -> Response:
+        return self._delete_variable(self._env(params)[1].variables, params["name"])
+
+    def list_repo_variables(self, req: Request, params: Params) -> Response:
+        return self._list_variables(req, self._repo(params).variables)
+
+    def create_repo_variable(self, req: Request, params: Params) -> Response:
+        return self._create_variable(req, self._repo(params).variables)
+
+    def get_repo_variable(self, req: Request, params: Params) -> Response:
+        return self._get_variable(self._repo(params).variables, params["name"])
+
+    def update_repo_variable(self, req: Request, params: Params) -> Response:
+        return self._update_variable(req, self._repo(params).variables, params["name"])
+
+    def delete_repo_variable(self, req: Request, params: Params) -> Response:
+        return self._delete_variable(self._repo(params).variables, params["name"])
+
+    # -- rate limit --------------------------------------------------------------------------
+    def get_rate_limit(self, req: Request, params: Params) -> Response:
+        return Response.of_json(200, payloads.rate_limit_overview(self.state.rate.snapshot(req.now)))
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def handle(self, route: Route, req: Request, params: Params) -> Response:
+        """Run one operation under the state lock; ApiErrors become GitHub error bodies."""
+        with self.state.lock:
+            try:
+                return route.handler(self, req, params)
+            except ApiError as exc:
+                return exc.response()
+
+
+def _check_variable_value(value: str) -> None:
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise validation_failed("Variable", "value", "value exceeds 48 KB")
+
+
+def _environment_settings(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate a create-or-update-environment body; returns Environment attributes to set."""
+    settings: dict[str, Any] = {}
+    if "wait_timer" in body:
+        timer = body["wait_timer"]
+        if isinstance(timer, bool) or not isinstance(timer, int) or not 0 <= timer <= MAX_WAIT_TIMER:
+            raise validation_failed("Environment", "wait_timer", "must be 0..43200")
+        settings["wait_timer"] = timer
+    if "prevent_self_review" in body:
+        if not isinstance(body["prevent_self_review"], bool):
+            raise validation_failed("Environment", "prevent_self_review", "must be a boolean")
+        settings["prevent_self_review"] = body["prevent_self_review"]
+    if "reviewers" in body:
+        settings["reviewers"] = _reviewers(body["reviewers"])
+    if "deployment_branch_policy" in body:
+        settings["branch_policy"] = _branch_policy(body["deployment_branch_policy"])
+    return settings
+
+
+def _reviewers(raw: Any) -> list[Reviewer]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_REVIEWERS:
+        raise validation_failed("Environment", "reviewers", "at most 6 reviewers")
+    reviewers = []
+    for item in raw:
+        if (
+            not isinstance(item, dict)
+            or item.get("type") not in ("User", "Team")
+            or isinstance(item.get("id"), bool)
+            or not isinstance(item.get("id"), int)
+        ):
+            raise validation_failed("Environment", "reviewers", "each needs type and id")
+        reviewers.append(Reviewer(item["type"], item["id"]))
+    return reviewers
+
+
+def _branch_policy(raw: Any) -> dict[str, bool] | None:
+    if raw is None:
+        return None
+    keys = ("protected_branches", "custom_branch_policies")
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), bool) for k in keys):
+        raise validation_failed("Environment", "deployment_branch_policy", "invalid policy")
+    if raw["protected_branches"] and raw["custom_branch_policies"]:
+        raise validation_failed(
+            "Environment",
+            "deployment_branch_policy",
+            "protected_branches and custom_branch_policies cannot both be true",
+        )
+    return {k: raw[k] for k in keys}
+
+
+_SEG = r"[^/]+"
+_R = rf"/repos/(?P<owner>{_SEG})/(?P<repo>{_SEG})"
+_E = rf"{_R}/environments/(?P<env>{_SEG})"
+_O = rf"/orgs/(?P<org>{_SEG})"
+_N = rf"(?P<name>{_SEG})"
+
+_TABLE: list[tuple[str, str, str, Handler]] = [
+    ("GET", _R, "repos/get", GitHubApi.get_repo),
+    ("GET", f"{_R}/environments", "repos/get-all-environments", GitHubApi.list_environments),
+    ("GET", _E, "repos/get-environment", GitHubApi.get_environment),
+    ("PUT", _E, "repos/create-or-update-environment", GitHubApi.put_environment),
+    ("DELETE", _E, "repos/delete-an-environment", GitHubApi.delete_environment),
+    ("GET", f"{_E}/secrets", "actions/list-environment-secrets", GitHubApi.list_env_secrets),
+    ("GET", f"{_E}/secrets/public-key", "actions/get-environment-public-key",
+     GitHubApi.env_public_key),
+    ("GET", f"{_E}/secrets/{_N}", "actions/get-environment-secret", GitHubApi.get_env_secret),
+    ("PUT", f"{_E}/secrets/{_N}", "actions/create-or-update-environment-secret",
+     GitHubApi.put_env_secret),
+    ("DELETE", f"{_E}/secrets/{_N}", "actions/delete-environment-secret",
+     GitHubApi.delete_env_secret),
+    ("GET", f"{_E}/variables", "actions/list-environment-variables",
+     GitHubApi.list_env_variables),
+    ("POST", f"{_E}/variables", "actions/create-environment-variable",
+     GitHubApi.create_env_variable),
+    ("GET", f"{_E}/variables/{_N}", "actions/get-environment-variable",
+     GitHubApi.get_env_variable),
+    ("PATCH", f"{_E}/variables/{_N}", "actions/update-environment-variable",
+     GitHubApi.update_env_variable),
+    ("DELETE", f"{_E}/variables/{_N}", "actions/delete-environment-variable",
+     GitHubApi.delete_env_variable),
+    ("GET", f"{_R}/actions/secrets", "actions/list-repo-secrets", GitHubApi.list_repo_secrets),
+    ("GET", f"{_R}/actions/secrets/public-key", "actions/get-repo-public-key",
+     GitHubApi.repo_public_key),
+    ("GET", f"{_R}/actions/secrets/{_N}", "actions/get-repo-secret", GitHubApi.get_repo_secret),
+    ("PUT", f"{_R}/actions/secrets/{_N}", "actions/create-or-update-repo-secret",
+     GitHubApi.put_repo_secret),
+    ("DELETE", f"{_R}/actions/secrets/{_N}", "actions/delete-repo-secret",
+     GitHubApi.delete_repo_secret),
+    ("GET", f"{_R}/actions/variables", "actions/list-repo-variables",
+     GitHubApi.list_repo_variables),
+    ("POST", f"{_R}/actions/variables", "actions/create-repo-variable",
+     GitHubApi.create_repo_variable),
+    ("GET", f"{_R}/actions/variables/{_N}", "actions/get-repo-variable",
+     GitHubApi.get_repo_variable),
+    ("PATCH", f"{_R}/actions/variables/{_N}", "actions/update-repo-variable",
+     GitHubApi.update_repo_variable),
+    ("DELETE", f"{_R}/actions/variables/{_N}", "actions/delete-repo-variable",
+     GitHubApi.delete_repo_variable),
+    ("GET", f"{_O}/actions/secrets", "actions/list-org-secrets", GitHubApi.list_org_secrets),
+    ("GET", f"{_O}/actions/secrets/public-key", "actions/get-org-public-key",
+     GitHubApi.org_public_key),
+    ("GET", f"{_O}/actions/secrets/{_N}", "actions/get-org-secret", GitHubApi.get_org_secret),
+    ("PUT", f"{_O}/actions/secrets/{_N}", "actions/create-or-update-org-secret",
+     GitHubApi.put_org_secret),
+    ("DELETE", f"{_O}/actions/secrets/{_N}", "actions/delete-org-secret",
+     GitHubApi.delete_org_secret),
+    ("GET", "/rate_limit", "rate-limit/get", GitHubApi.get_rate_limit),
+]
+
+ROUTES: tuple[Route, ...] = tuple(
+    Route(method, re.compile(pattern + "/?"), op, handler)
+    for method, pattern, op, handler in _TABLE
+)
+OPERATIONS: frozenset[tuple[str, str]] = frozenset((r.method, r.operation) for r in ROUTES)
+
+
+def match_route(method: str, path: str) -> tuple[Route, Params] | None:
+    """The route for a request and its percent-decoded path parameters, if any matches.
+
+    Literal segments (``public-key``) are listed before ``{name}`` so they win.
+    """
+    for route in ROUTES:
+        if route.method != method:
+            continue
+        found = route.pattern.fullmatch(path)
+        if found is not None:
+            return route, {k: unquote(v) for k, v in found.groupdict().items()}
+    return None
