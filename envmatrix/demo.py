@@ -9,6 +9,7 @@ stops both servers. Values are generated, compared in-process and never printed.
 from __future__ import annotations
 
 import secrets as random_source
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -16,15 +17,15 @@ from rich.console import Console
 from envmatrix import render
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.desired import DesiredState
+from envmatrix.desired import desired_state
 from envmatrix.openbao import OpenBaoDevServer
 from envmatrix.policy import Policy, load_policy
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
-from envmatrix.sync import Connections, apply_run, make_plan
+from envmatrix.sync import Connections, PlanRun, apply_run, make_plan
 
 EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "policies" / "example.yaml"
-LEFT_OUT = ("ZOHO_REFRESH_TOKEN", "production")  # missing in Vault: shows a blocked row
+LEFT_OUT = ("SUPABASE_SERVICE_KEY", "production")  # missing in Vault: blocked, flag waits
 TOKEN = "demo-" + random_source.token_hex(8)
 
 
@@ -45,30 +46,37 @@ def run_demo(out: Console, policy_file: Path = EXAMPLE_POLICY) -> int:
 def _steps(
     out: Console, path: str, policy: Policy, connections: Connections, sandbox: GitHubSandbox
 ) -> int:
-    out.rule("1. plan: what differs")
-    first = make_plan(path, connections, policy=policy)
-    render.render_plan(first.plan, out)
+    def plan_step(title: str) -> PlanRun:
+        out.rule(title)
+        run = make_plan(path, connections, policy=policy)
+        render.render_plan(run.plan, out)
+        return run
 
-    out.rule("2. apply --yes: make GitHub match Vault")
-    report = apply_run(first, connections)
-    render.render_apply(report, out)
-    mismatched = _mismatches(first.desired, connections, sandbox)
+    def apply_step(run: PlanRun) -> bool:
+        report = apply_run(run, connections)
+        render.render_apply(report, out)
+        return report.ok
+
+    name, env = LEFT_OUT
+    ok = apply_step(plan_step(f"1. plan: {name} is missing in Vault for {env}, so the flag waits"))
+    mismatched = _mismatches(policy, connections, sandbox)
     out.print(f"Checked every GitHub copy against Vault: {len(mismatched)} mismatches.")
+    converged = plan_step("2. plan again: converged (the blocked cell stays reported)")
 
-    out.rule("3. plan again: converged")
-    second = make_plan(path, connections, policy=policy)
-    render.render_plan(second.plan, out)
+    spec = policy.secrets[name]
+    connections.vault.write_values(
+        spec.vault_path(env), {**connections.vault.read_values(spec.vault_path(env)),
+                               spec.vault_key(name): _generated(name)})
+    ok &= apply_step(plan_step(f"3. the owner adds {name} to Vault: plan, apply, flag flips"))
 
-    out.rule("4. someone runs `gh secret set` by hand; envmatrix notices and repairs it")
-    repo = policy.repositories_for(policy.secrets["SUPABASE_SERVICE_KEY"])[0]
-    sandbox.write_secret_outside(repo, policy.github_environment("production"),
-                                 "SUPABASE_SERVICE_KEY", "pasted-by-hand")
-    drifted = make_plan(path, connections, policy=policy)
-    render.render_plan(drifted.plan, out)
-    repaired = apply_run(drifted, connections)
-    render.render_apply(repaired, out)
-    final = make_plan(path, connections, policy=policy)
-    ok = report.ok and repaired.ok and not mismatched and not final.plan.has_writes
+    time.sleep(1.1)  # GitHub timestamps have one-second resolution
+    repo = policy.repositories_for(spec)[0]
+    sandbox.write_secret_outside(repo, policy.github_environment(env), name, "pasted-by-hand")
+    ok &= apply_step(plan_step("4. someone ran `gh secret set` by hand: detected, repaired"))
+
+    final = plan_step("5. final plan")
+    mismatched += _mismatches(policy, connections, sandbox)
+    ok = ok and not mismatched and not converged.plan.has_writes and not final.plan.changes
     out.print(f"\nDemo {'finished: every step did what it should' if ok else 'FAILED'}.")
     return 0 if ok else 1
 
@@ -91,12 +99,10 @@ def _generated(name: str) -> SecretValue:
     return SecretValue(f"demo-{random_source.token_urlsafe(24)}")
 
 
-def _mismatches(
-    desired: DesiredState, connections: Connections, sandbox: GitHubSandbox
-) -> list[str]:
+def _mismatches(policy: Policy, connections: Connections, sandbox: GitHubSandbox) -> list[str]:
     """Cells whose GitHub value differs from Vault's (compared here, never shown)."""
     wrong = []
-    for cell in desired.secrets:
+    for cell in desired_state(policy).secrets:
         try:
             expected = connections.vault.read_values(cell.vault_path).get(cell.vault_key)
         except Exception:

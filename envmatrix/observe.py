@@ -11,20 +11,27 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envmatrix.desired import DesiredState, Target
+from envmatrix.errors import VaultNotFound
 from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultEntry, VaultPort
 from envmatrix.state import SyncState, state_path
 
 
 @dataclass(frozen=True)
 class Observed:
-    """What Vault and GitHub hold for the targets of a desired state."""
+    """What Vault and GitHub hold for the targets of a desired state.
+
+    `unchanged` answers, for a path that moved from the version last synced to a newer one, which
+    of its keys kept their value: a new version of a shared path (`apps/prod/supabase` holding
+    both url and service_key) must not make every secret in it look stale.
+    """
 
     vault: Mapping[str, VaultEntry]
     github: Mapping[Target, ObservedEnvironment | None]  # None: the GitHub environment is absent
     sync: Mapping[Target, SyncState]
+    unchanged: Mapping[tuple[str, int, int], frozenset[str]] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of everything observed; a saved plan is stale when it changes."""
@@ -56,7 +63,35 @@ def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Obse
     entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
     environments = _observe_github(desired, github)
     sync = {t: SyncState.from_document(vault.read_document(state_path(t))) for t in desired.targets}
-    return Observed(entries, environments, sync)
+    return Observed(entries, environments, sync, _unchanged_keys(desired, entries, sync, vault))
+
+
+def _unchanged_keys(
+    desired: DesiredState, entries: Mapping[str, VaultEntry], sync: Mapping[Target, SyncState],
+    vault: VaultPort,
+) -> dict[tuple[str, int, int], frozenset[str]]:
+    """For shared paths that moved since the last sync: the keys whose value did not change.
+
+    Values are compared in memory and dropped; they go nowhere. Single-key paths need no read:
+    a new version there always means a new value.
+    """
+    moves = set()
+    for cell in desired.secrets:
+        record = sync[cell.target].records.get(cell.name)
+        current = entries[cell.vault_path].version
+        shared = len(entries[cell.vault_path].keys) > 1
+        if record and shared and current and record.vault_path == cell.vault_path \
+                and record.vault_version != current:
+            moves.add((cell.vault_path, record.vault_version, current))
+    return {move: _same_keys(vault, *move) for move in sorted(moves)}
+
+
+def _same_keys(vault: VaultPort, path: str, old: int, new: int) -> frozenset[str]:
+    try:
+        before, after = vault.read_values(path, old), vault.read_values(path, new)
+    except VaultNotFound:  # the old version was deleted or destroyed: assume all changed
+        return frozenset()
+    return frozenset(k for k, v in after.items() if k in before and before[k] == v)
 
 
 def _observe_github(

@@ -164,6 +164,10 @@ def _secret_change(
     if present is None:
         return _change(cell, Action.CREATE, Reason.MISSING, f"not in GitHub; {source}", entry)
     record = sync.records.get(cell.name)
+    if record is not None and entry.version is not None:
+        unchanged = observed.unchanged.get((cell.vault_path, record.vault_version, entry.version))
+        if unchanged is not None and cell.vault_key in unchanged:
+            record = replace(record, vault_version=entry.version)  # a sibling key moved, not ours
     reason, detail = _update_reason(cell, entry, present.updated_at, record)
     if reason is None:
         return None

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from envmatrix.apply import ApplyReport, ItemResult
 from envmatrix.plan import Action, Change, Plan
@@ -50,33 +50,33 @@ def _contract_change(change: Change) -> dict[str, Any]:
 
 
 def render_plan(plan: Plan, out: Console) -> None:
-    """A table of changes and Terraform's closing line."""
+    """Changes grouped by repository and environment, then Terraform's closing line."""
     if not plan.changes:
         out.print("No changes. GitHub matches the policy and Vault.")
         return
-    out.print(_changes_table(plan.changes))
+    width = max(len(c.name) for c in plan.changes)
+    for (repository, environment), changes in _grouped(plan.changes).items():
+        out.print(f"[bold]{escape(repository)}[/] · {escape(environment or '(repository)')}")
+        for change in changes:
+            out.print(_change_line(change, width))
     counts = plan.summary()
     out.print(
         f"Plan: {counts['create']} to create, {counts['update']} to update, "
         f"{counts['delete']} to delete; {counts['blocked']} blocked, {counts['orphan']} orphaned."
     )
-    for change in plan.changes:
-        if change.action is Action.BLOCKED:
-            out.print(f"[bold red]blocked[/]: {change.name} in {change.repository}/"
-                      f"{change.environment}: {change.detail}", markup=True)
 
 
-def _changes_table(changes: Iterable[Change]) -> Table:
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("", "action", "kind", "repository", "environment", "name", "reason", "detail"):
-        table.add_column(column, overflow="fold")
-    for c in changes:
-        symbol, style = SYMBOLS[c.action]
-        table.add_row(
-            f"[{style}]{symbol}[/]", f"[{style}]{c.action}[/]", str(c.kind), c.repository,
-            c.environment or "(repository)", c.name, str(c.reason), c.detail,
-        )
-    return table
+def _grouped(changes: Iterable[Change]) -> dict[tuple[str, str | None], list[Change]]:
+    groups: dict[tuple[str, str | None], list[Change]] = {}
+    for change in changes:
+        groups.setdefault((change.repository, change.environment), []).append(change)
+    return groups
+
+
+def _change_line(change: Change, width: int) -> str:
+    symbol, style = SYMBOLS[change.action]
+    head = f"{symbol} {change.action:<7} {change.kind:<11} {change.name:<{width}}"
+    return f"  [{style}]{escape(head)}[/]  {escape(str(change.reason))}: {escape(change.detail)}"
 
 
 def apply_json(report: ApplyReport) -> dict[str, Any]:
@@ -91,12 +91,12 @@ def apply_json(report: ApplyReport) -> dict[str, Any]:
 def render_apply(report: ApplyReport, out: Console) -> None:
     """One line per attempted write, the warnings, and a summary line."""
     for result in report.results:
-        out.print(_result_line(result), markup=True)
+        out.print(_result_line(result))
     for change in report.blocked:
-        out.print(f"[yellow]warning[/]: {change.name} in {change.repository}/{change.environment}"
-                  f" not synced: {change.detail}", markup=True)
+        out.print(f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
+                  f"{escape(change.environment or '')} not synced: {escape(change.detail)}")
     for error in report.state_errors:
-        out.print(f"[red]error[/]: {error}", markup=True)
+        out.print(f"[red]error[/]: {escape(error)}")
     s = report.summary()
     verdict = "Apply complete" if report.ok else "Apply incomplete"
     out.print(f"{verdict}: {s['written']} written, {s['failed']} failed, "
@@ -105,10 +105,9 @@ def render_apply(report: ApplyReport, out: Console) -> None:
 
 def _result_line(result: ItemResult) -> str:
     c = result.change
-    where = f"{c.repository}/{c.environment}"
-    what = f"{c.action} {c.kind} {where} {c.name}"
+    what = f"{c.action} {c.kind} {c.repository}/{c.environment} {c.name}"
     if c.kind.value == "variable":
         what += f" = {c.value}"
     if result.ok:
-        return f"[green]✓[/] {what}"
-    return f"[red]✗[/] {what}: {result.error}"
+        return f"[green]✓[/] {escape(what)}"
+    return f"[red]✗[/] {escape(what)}: {escape(result.error or '')}"
