@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures_vault",
     "tests.fixtures_sandbox",
     "tests.fixtures_services",
+    "tests.world",
 ]
 
 _REAL_ACCOUNT_VARS = ("VAULT_", "GITHUB_", "GH_", "AWS_", "ENVMATRIX_", "SUPABASE_")

@@ -1,0 +1,204 @@
+"""End to end through the CLI: a real OpenBao, the GitHub sandbox, the example policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from envmatrix.sandbox import Fault
+from tests.world import REPO, World, example_policy_text
+
+
+
+def changes(world: World, *args: str) -> list[tuple[str, str, str | None, str, str]]:
+    result = world.run("plan", "--json", *args)
+    assert result.code == 0, result.err
+    return [(c["action"], c["kind"], c["environment"], c["name"], c["reason"])
+            for c in result.json()["changes"]]
+
+
+def test_apply_makes_every_github_copy_equal_vault_and_then_converges(world: World) -> None:
+    world.seed()
+    first = world.run("plan", "--detailed-exitcode")
+    assert first.code == 2
+    applied = world.run("apply", "--yes")
+    assert applied.code == 0, applied.err
+    assert "Apply complete: 20 written, 0 failed, 0 blocked" in applied.out
+    assert world.mismatches() == []
+    again = world.run("plan", "--detailed-exitcode")
+    assert again.code == 0
+    assert "No changes." in again.out
+    assert world.sandbox.variable_value(REPO, "production", "FEATURE_AI_ESCALATIONS") == "true"
+
+
+def test_new_vault_version_updates_exactly_its_cells(world: World) -> None:
+    world.seed()
+    assert world.run("apply", "--yes").code == 0
+    world.set_vault_value("SHOPIFY_ADMIN_TOKEN", "production", "shpat-rotated-by-hand")
+    world.set_vault_value("SUPABASE_SERVICE_KEY", "staging", "new-service-key")  # shared path
+    assert changes(world) == [
+        ("update", "secret", "production", "SHOPIFY_ADMIN_TOKEN", "vault-newer"),
+        ("update", "secret", "staging", "SUPABASE_SERVICE_KEY", "vault-newer"),
+    ]
+    assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.secret_value(REPO, "production", "SHOPIFY_ADMIN_TOKEN") == "shpat-rotated-by-hand"
+    assert world.mismatches() == []
+    assert changes(world) == []
+
+
+def test_secret_rewritten_outside_is_detected_and_restored(world: World) -> None:
+    world.seed()
+    assert world.run("apply", "--yes").code == 0
+    world.sandbox.advance_clock(2)
+    world.sandbox.write_secret_outside(REPO, "staging", "ZOHO_CLIENT_ID", "typed-by-hand")
+    assert changes(world) == [("update", "secret", "staging", "ZOHO_CLIENT_ID", "changed-outside")]
+    assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.secret_value(REPO, "staging", "ZOHO_CLIENT_ID") == world.vault_value(
+        "ZOHO_CLIENT_ID", "staging")
+    assert changes(world) == []
+
+
+def test_secret_present_before_envmatrix_is_rewritten_from_vault(world: World) -> None:
+    world.seed()
+    world.sandbox.create_environment(REPO, "production")
+    world.sandbox.write_secret_outside(REPO, "production", "SUPABASE_URL", "https://old.example")
+    assert ("update", "secret", "production", "SUPABASE_URL", "changed-outside") in changes(world)
+    assert world.run("apply", "--yes").code == 0
+    assert world.mismatches() == []
+
+
+def test_missing_in_vault_is_blocked_names_owner_and_the_rest_is_applied(world: World) -> None:
+    world.seed(leave_out=("ZOHO_REFRESH_TOKEN", "production"))
+    plan = world.run("plan", "--json").json()
+    blocked = [c for c in plan["changes"] if c["action"] == "blocked"]
+    assert [(c["environment"], c["name"]) for c in blocked] == [("production", "ZOHO_REFRESH_TOKEN")]
+    assert "owner: integrations" in blocked[0]["detail"]
+    assert plan["summary"]["blocked"] == 1
+    applied = world.run("apply", "--yes")
+    assert applied.code == 0
+    assert "warning: ZOHO_REFRESH_TOKEN" in applied.out and "owner: integrations" in applied.out
+    assert world.sandbox.secret_value(REPO, "production", "ZOHO_REFRESH_TOKEN") is None
+    assert world.mismatches() == []
+    # blocked alone is reported, not a change to make
+    assert world.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_orphans_are_left_alone_and_prune_deletes_only_what_envmatrix_wrote(world: World) -> None:
+    world.seed()
+    assert world.run("apply", "--yes").code == 0
+    world.sandbox.write_secret_outside(REPO, "production", "LEGACY_TOKEN", "someone-elses")
+    policy = world.policy_path.read_text()
+    # CHATWOOT_API_TOKEN leaves the policy: envmatrix wrote it
+    start = policy.index("  CHATWOOT_API_TOKEN:")
+    end = policy.index("  GA_MCP_SERVICE_ACCOUNT_JSON:")
+    world.write_policy(policy[:start] + policy[end:])
+    orphans = {(c[2], c[3]) for c in changes(world) if c[0] == "orphan"}
+    assert orphans == {("production", "LEGACY_TOKEN"), ("production", "CHATWOOT_API_TOKEN"),
+                       ("staging", "CHATWOOT_API_TOKEN")}
+    assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.secret_value(REPO, "production", "LEGACY_TOKEN") == "someone-elses"
+
+    world.write_policy(world.policy_path.read_text().replace("prune: false", "prune: true"))
+    assert sorted(c for c in changes(world) if c[0] != "orphan") == [
+        ("delete", "secret", "production", "CHATWOOT_API_TOKEN", "pruned"),
+        ("delete", "secret", "staging", "CHATWOOT_API_TOKEN", "pruned"),
+    ]
+    assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.secret_value(REPO, "production", "CHATWOOT_API_TOKEN") is None
+    assert world.sandbox.secret_value(REPO, "production", "LEGACY_TOKEN") == "someone-elses"
+    assert changes(world) == [("orphan", "secret", "production", "LEGACY_TOKEN", "not-in-policy")]
+
+
+def test_saved_plan_applies_exactly_and_is_refused_when_stale(world: World, tmp_path: Path) -> None:
+    world.seed()
+    planfile = tmp_path / "plan.json"
+    assert world.run("plan", "--out", str(planfile)).code == 0
+    world.set_vault_value("ZOHO_CLIENT_ID", "staging", "moved-on")
+    refused = world.run("apply", str(planfile), "--yes")
+    assert refused.code == 1
+    assert "stale" in refused.err
+    assert world.sandbox.environment_names(REPO) == []  # nothing written
+
+    assert world.run("plan", "--out", str(planfile)).code == 0
+    applied = world.run("apply", str(planfile), "--yes")
+    assert applied.code == 0, applied.err
+    assert world.mismatches() == []
+
+
+def test_environment_filter_accepts_logical_and_github_names(world: World) -> None:
+    world.seed()
+    only_prod = {c[2] for c in changes(world, "--environment", "production")}
+    assert only_prod == {"production"}
+    unknown = world.run("plan", "--environment", "qa")
+    assert unknown.code == 3 and "qa" in unknown.err
+
+
+def test_apply_refuses_without_terminal_or_yes(world: World) -> None:
+    world.seed()
+    result = world.run("apply")
+    assert result.code == 3
+    assert "--yes" in result.err
+    assert world.sandbox.environment_names(REPO) == []
+
+
+def test_failed_write_is_reported_others_land_and_rerun_converges(world: World) -> None:
+    world.seed()
+    world.sandbox.inject(Fault(method="PUT", path="/secrets/ZOHO_CLIENT_SECRET$", status=500))
+    result = world.run("apply", "--yes", "--json")
+    assert result.code == 1
+    report = result.json()
+    failed = [r for r in report["results"] if r["result"] == "failed"]
+    assert {(r["environment"], r["name"]) for r in failed} == {
+        ("production", "ZOHO_CLIENT_SECRET"), ("staging", "ZOHO_CLIENT_SECRET")}
+    assert all("500" in r["error"] for r in failed)
+    assert report["summary"]["written"] == 18
+    world.sandbox.clear_faults()
+    assert world.run("apply", "--yes").code == 0
+    assert world.mismatches() == []
+    assert world.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_canary_values_never_leave_vault(world: World, tmp_path: Path) -> None:
+    canaries = {name: f"CANARY-{i}-d41d8cd98f00" for i, name in enumerate(world.policy.secrets)}
+    for name, value in canaries.items():
+        for env in ("staging", "production"):
+            world.set_vault_value(name, env, value)
+    outputs = []
+    planfile = tmp_path / "canary-plan.json"
+    for args in (("validate",), ("plan",), ("plan", "--json", "--out", str(planfile)),
+                 ("apply", str(planfile), "--yes", "--json"), ("plan", "--detailed-exitcode")):
+        result = world.run(*args)
+        outputs += [result.out, result.err]
+    world.set_vault_value("SUPABASE_URL", "staging", canaries["SUPABASE_URL"] + "-v2")
+    world.sandbox.inject(Fault(method="PUT", status=422))
+    failing = world.run("apply", "--yes", "--json")
+    assert failing.code == 1
+    outputs += [failing.out, failing.err, planfile.read_text()]
+    outputs += [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()
+                and p.suffix != ".sqlite"]
+    text = "\n".join(outputs)
+    assert "CANARY-" not in text
+    assert world.sandbox.secret_value(REPO, "production", "SUPABASE_URL") == canaries["SUPABASE_URL"]
+
+
+def test_bad_policy_exits_3_before_any_call(world: World) -> None:
+    world.write_policy(example_policy_text("secret", **{"owner: support": "owner: suport"}))
+    world.env["VAULT_ADDR"] = "http://127.0.0.1:9"  # nothing listens; a call would be exit 1
+    for command in (("validate",), ("plan",), ("apply", "--yes")):
+        result = world.run(*command)
+        assert result.code == 3
+        assert result.err.count("\n") == 1
+        assert "envmatrix.yaml:" in result.err and "owner 'suport'" in result.err
+    assert sum(world.sandbox.request_counts().values()) == 0
+
+
+def test_plan_json_matches_the_contract_shape(world: World) -> None:
+    world.seed(leave_out=("SUPABASE_SERVICE_KEY", "production"))
+    data = world.run("plan", "--json").json()
+    assert set(data) == {"changes", "summary"}
+    assert set(data["summary"]) == {"create", "update", "delete", "blocked", "orphan"}
+    for change in data["changes"]:
+        assert {"action", "kind", "repository", "environment", "name", "reason", "detail"} <= set(change)
+    flag = [c for c in data["changes"] if c["kind"] == "variable" and c["environment"] == "production"]
+    assert flag[0]["value"] == "false"
+    assert json.dumps(data).count("SUPABASE_SERVICE_KEY") >= 2
