@@ -1,0 +1,232 @@
+"""`postgres`: rotate a PostgreSQL role's password (e.g. the Supabase database password).
+
+Two modes (policy `rotation.options.mode`):
+
+- `single` (default): one role. `create` sets a new password on it. PostgreSQL keeps one password
+  per role, so **the old password stops working the moment `create` runs**: consumers still using
+  it fail until they pick up the new value, and `grace` buys nothing. `revoke` does nothing;
+  `discard` puts the previous password back (it is still in Vault).
+- `alternating`: two roles with the same privileges (`roles: [app_a, app_b]`). Each rotation gives
+  the role *not* in use (by Vault's current `username`) a new password and LOGIN; the role in use
+  keeps working through the grace period, and `revoke` sets it NOLOGIN (optionally terminating its
+  sessions). Zero downtime, at the price of owning two roles.
+
+Options: `dsn_env` (required: the name of an environment variable holding an admin DSN allowed to
+ALTER ROLE; the DSN never lives in the policy), `mode`, `role` (single), `roles` (alternating),
+`username_key`/`password_key` (Vault keys, default `username`/`password`), `uri_key` (optional: also
+write a `postgresql://` URI built from `host`/`port`/`dbname`, which default to the admin DSN's),
+`terminate_sessions` (alternating revoke; default false), `connect_timeout` (seconds, default 10).
+
+The new password is hashed client-side (SCRAM-SHA-256, as psql's `\\password` does), so the
+plain text reaches neither the server's statement log nor `pg_stat_activity`. Errors are one-line
+`RuntimeFailure`s built from psycopg's message with every known secret scrubbed out; a malformed
+DSN gets a fixed message because libpq quotes fragments of it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.secret import MASK, SecretValue
+from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
+
+_MODES = ("single", "alternating")
+_PASSWORD_BYTES = 32  # token_urlsafe(32): 43 URL-safe characters, ~256 bits
+_MAX_DETAIL = 300
+
+
+class PostgresStrategy(BaseStrategy):
+    """Rotates a role's password; `alternating` mode switches between two roles."""
+
+    name = "postgres"
+
+    def __init__(self, options: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        self.dsn_env = _required_str(options, "dsn_env")
+        self.mode = str(options.get("mode", "single"))
+        if self.mode not in _MODES:
+            raise UsageError(f"postgres rotation: mode must be one of {', '.join(_MODES)}")
+        self.roles = _roles(options, self.mode)
+        self.username_key = str(options.get("username_key", "username"))
+        self.password_key = str(options.get("password_key", "password"))
+        self.uri_key = options.get("uri_key")
+        self.terminate_sessions = bool(options.get("terminate_sessions", False))
+        self.timeout = int(options.get("connect_timeout", 10))
+        self._options = options
+        self._admin = _AdminDsn(self.dsn_env, environ.get(self.dsn_env, ""))
+
+    def create(self, ctx: RotationContext) -> Created:
+        """Give the target role a fresh password (and LOGIN in alternating mode)."""
+        role = self._target_role(ctx)
+        password = SecretValue(secrets.token_urlsafe(_PASSWORD_BYTES))
+        self._set_password(role, password)
+        handle = {"role": role, "mode": self.mode}
+        if self.mode == "alternating":
+            handle["previous_role"] = self._current_role(ctx) or ""
+        return Created(values=self._values(role, password), handle=handle)
+
+    def test(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
+        """Log in as the role with the new password and run `select 1`."""
+        role = pending[self.username_key].reveal()
+        password = pending[self.password_key]
+        conninfo = make_conninfo(
+            self._admin.conninfo(), **self._endpoint(), user=role, password=password.reveal()
+        )
+        try:
+            with psycopg.connect(conninfo, connect_timeout=self.timeout) as conn:
+                conn.execute("select 1").fetchone()
+        except psycopg.Error as exc:
+            detail = _scrub(exc, [password.reveal(), *self._admin.secrets()])
+            raise RotationTestFailed(
+                f"postgres: role {role} could not log in with the new password: {detail}"
+            ) from None
+
+    def revoke(self, ctx: RotationContext, previous: Mapping[str, SecretValue]) -> None:
+        """Alternating: the previous role loses LOGIN. Single: nothing (already replaced)."""
+        if self.mode == "single":
+            return
+        old = previous.get(self.username_key)
+        old_role = old.reveal() if old is not None else ""
+        if old_role not in self.roles or old_role == ctx.handle.get("role"):
+            return  # never lock out the role just rotated, nor a role we do not manage
+        self._disable_login(old_role, terminate=self.terminate_sessions)
+
+    def discard(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
+        """Undo `create`: NOLOGIN on the unused role, or restore the old password (single)."""
+        role = pending[self.username_key].reveal()
+        if self.mode == "alternating":
+            if role != self._current_role(ctx):
+                self._disable_login(role, terminate=True)
+            return
+        old_password = ctx.current.get(self.password_key)
+        if old_password and self._current_role(ctx) == role:
+            self._set_password(role, old_password)
+
+    # -- steps' building blocks ------------------------------------------------------------
+
+    def _target_role(self, ctx: RotationContext) -> str:
+        if self.mode == "single":
+            return self.roles[0]
+        current = self._current_role(ctx)
+        if current and current not in self.roles:
+            raise RuntimeFailure(
+                f"postgres: Vault {ctx.path}#{self.username_key} names a role that is not one of "
+                f"options.roles ({', '.join(self.roles)}); fix Vault or the policy"
+            )
+        return self.roles[1] if current == self.roles[0] else self.roles[0]
+
+    def _current_role(self, ctx: RotationContext) -> str | None:
+        value = ctx.current.get(self.username_key)
+        return value.reveal() if value else None
+
+    def _values(self, role: str, password: SecretValue) -> dict[str, SecretValue]:
+        values = {self.username_key: SecretValue(role), self.password_key: password}
+        if self.uri_key:
+            values[str(self.uri_key)] = SecretValue(self._uri(role, password))
+        return values
+
+    def _endpoint(self) -> dict[str, str]:
+        """Where consumers connect: options host/port/dbname over the admin DSN's."""
+        params = conninfo_to_dict(self._admin.conninfo())
+        defaults = {"host": "localhost", "port": "5432", "dbname": "postgres"}
+        return {
+            key: str(self._options.get(key) or params.get(key) or default)
+            for key, default in defaults.items()
+        }
+
+    def _uri(self, role: str, password: SecretValue) -> str:
+        endpoint = self._endpoint()
+        host, port, dbname = endpoint["host"], endpoint["port"], endpoint["dbname"]
+        userinfo = f"{quote(role, safe='')}:{quote(password.reveal(), safe='')}"
+        return f"postgresql://{userinfo}@{host}:{port}/{quote(str(dbname), safe='')}"
+
+    def _set_password(self, role: str, password: SecretValue) -> None:
+        with self._admin_connection(f"set the password of role {role}", [password.reveal()]) as c:
+            verifier = c.pgconn.encrypt_password(password.reveal().encode(), role.encode())
+            statement = sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(verifier.decode())
+            )
+            c.execute(statement)
+
+    def _disable_login(self, role: str, terminate: bool) -> None:
+        with self._admin_connection(f"disable login of role {role}", []) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            if terminate:
+                conn.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity where usename = %s",
+                    (role,),
+                )
+
+    @contextmanager
+    def _admin_connection(self, action: str, extra: Iterable[str]) -> Iterator[psycopg.Connection]:
+        """An autocommit admin connection; psycopg errors become scrubbed one-liners."""
+        try:
+            with psycopg.connect(
+                self._admin.conninfo(), autocommit=True, connect_timeout=self.timeout
+            ) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            detail = _scrub(exc, [*extra, *self._admin.secrets()])
+            raise RuntimeFailure(f"postgres: could not {action}: {detail}") from None
+
+
+class _AdminDsn:
+    """The admin DSN from the environment, parsed once; never shown."""
+
+    def __init__(self, variable: str, dsn: str) -> None:
+        self.variable = variable
+        self._dsn = dsn
+        self._password = ""
+        if dsn:
+            try:
+                self._password = str(conninfo_to_dict(dsn).get("password") or "")
+            except psycopg.ProgrammingError:
+                # libpq quotes the offending fragment, which may be part of the password.
+                raise UsageError(
+                    f"postgres rotation: the DSN in ${variable} is malformed"
+                ) from None
+
+    def conninfo(self) -> str:
+        if not self._dsn:
+            raise UsageError(
+                f"postgres rotation: environment variable {self.variable} (admin DSN) is not set"
+            )
+        return self._dsn
+
+    def secrets(self) -> list[str]:
+        return [self._dsn, self._password]
+
+
+def _scrub(exc: BaseException, secret_texts: Iterable[str]) -> str:
+    """psycopg's message on one line, with every known secret replaced by asterisks."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    for secret in sorted((s for s in secret_texts if s), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = text or type(exc).__name__
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
+
+
+def _required_str(options: Mapping[str, Any], key: str) -> str:
+    value = options.get(key)
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"postgres rotation: options.{key} is required")
+    return value
+
+
+def _roles(options: Mapping[str, Any], mode: str) -> tuple[str, ...]:
+    if mode == "single":
+        return (_required_str(options, "role"),)
+    roles = options.get("roles")
+    if not isinstance(roles, list | tuple) or len(roles) != 2 or len(set(roles)) != 2:
+        raise UsageError(
+            "postgres rotation: alternating mode needs options.roles: [role_a, role_b]"
+        )
+    return tuple(str(r) for r in roles)
