@@ -123,7 +123,11 @@ class AdminApi:
 
     def post_rate_limit(self, req: Request) -> Response:
         data = req.json_object()
-        remaining, reset_in, limit = data.get("remaining"), data.get("reset_in", 3600), data.get("limit")
+        remaining, reset_in, limit = (
+            data.get("remaining"),
+            data.get("reset_in", 3600),
+            data.get("limit"),
+        )
         if not isinstance(remaining, int) or not isinstance(reset_in, int):
             raise ApiError(422, "'remaining' and 'reset_in' must be integers")
         if limit is not None and not isinstance(limit, int):

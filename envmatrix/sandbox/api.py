@@ -356,7 +356,9 @@ class GitHubApi:
 
     # -- rate limit --------------------------------------------------------------------------
     def get_rate_limit(self, req: Request, params: Params) -> Response:
-        return Response.of_json(200, payloads.rate_limit_overview(self.state.rate.snapshot(req.now)))
+        return Response.of_json(
+            200, payloads.rate_limit_overview(self.state.rate.snapshot(req.now))
+        )
 
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, route: Route, req: Request, params: Params) -> Response:
@@ -378,7 +380,11 @@ def _environment_settings(body: dict[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if "wait_timer" in body:
         timer = body["wait_timer"]
-        if isinstance(timer, bool) or not isinstance(timer, int) or not 0 <= timer <= MAX_WAIT_TIMER:
+        if (
+            isinstance(timer, bool)
+            or not isinstance(timer, int)
+            or not 0 <= timer <= MAX_WAIT_TIMER
+        ):
             raise validation_failed("Environment", "wait_timer", "must be 0..43200")
         settings["wait_timer"] = timer
     if "prevent_self_review" in body:
@@ -431,57 +437,59 @@ _E = rf"{_R}/environments/(?P<env>{_SEG})"
 _O = rf"/orgs/(?P<org>{_SEG})"
 _N = rf"(?P<name>{_SEG})"
 
+A = GitHubApi
 _TABLE: list[tuple[str, str, str, Handler]] = [
-    ("GET", _R, "repos/get", GitHubApi.get_repo),
-    ("GET", f"{_R}/environments", "repos/get-all-environments", GitHubApi.list_environments),
-    ("GET", _E, "repos/get-environment", GitHubApi.get_environment),
-    ("PUT", _E, "repos/create-or-update-environment", GitHubApi.put_environment),
-    ("DELETE", _E, "repos/delete-an-environment", GitHubApi.delete_environment),
-    ("GET", f"{_E}/secrets", "actions/list-environment-secrets", GitHubApi.list_env_secrets),
-    ("GET", f"{_E}/secrets/public-key", "actions/get-environment-public-key",
-     GitHubApi.env_public_key),
-    ("GET", f"{_E}/secrets/{_N}", "actions/get-environment-secret", GitHubApi.get_env_secret),
-    ("PUT", f"{_E}/secrets/{_N}", "actions/create-or-update-environment-secret",
-     GitHubApi.put_env_secret),
-    ("DELETE", f"{_E}/secrets/{_N}", "actions/delete-environment-secret",
-     GitHubApi.delete_env_secret),
-    ("GET", f"{_E}/variables", "actions/list-environment-variables",
-     GitHubApi.list_env_variables),
-    ("POST", f"{_E}/variables", "actions/create-environment-variable",
-     GitHubApi.create_env_variable),
-    ("GET", f"{_E}/variables/{_N}", "actions/get-environment-variable",
-     GitHubApi.get_env_variable),
-    ("PATCH", f"{_E}/variables/{_N}", "actions/update-environment-variable",
-     GitHubApi.update_env_variable),
-    ("DELETE", f"{_E}/variables/{_N}", "actions/delete-environment-variable",
-     GitHubApi.delete_env_variable),
-    ("GET", f"{_R}/actions/secrets", "actions/list-repo-secrets", GitHubApi.list_repo_secrets),
-    ("GET", f"{_R}/actions/secrets/public-key", "actions/get-repo-public-key",
-     GitHubApi.repo_public_key),
-    ("GET", f"{_R}/actions/secrets/{_N}", "actions/get-repo-secret", GitHubApi.get_repo_secret),
-    ("PUT", f"{_R}/actions/secrets/{_N}", "actions/create-or-update-repo-secret",
-     GitHubApi.put_repo_secret),
-    ("DELETE", f"{_R}/actions/secrets/{_N}", "actions/delete-repo-secret",
-     GitHubApi.delete_repo_secret),
-    ("GET", f"{_R}/actions/variables", "actions/list-repo-variables",
-     GitHubApi.list_repo_variables),
-    ("POST", f"{_R}/actions/variables", "actions/create-repo-variable",
-     GitHubApi.create_repo_variable),
-    ("GET", f"{_R}/actions/variables/{_N}", "actions/get-repo-variable",
-     GitHubApi.get_repo_variable),
-    ("PATCH", f"{_R}/actions/variables/{_N}", "actions/update-repo-variable",
-     GitHubApi.update_repo_variable),
-    ("DELETE", f"{_R}/actions/variables/{_N}", "actions/delete-repo-variable",
-     GitHubApi.delete_repo_variable),
-    ("GET", f"{_O}/actions/secrets", "actions/list-org-secrets", GitHubApi.list_org_secrets),
-    ("GET", f"{_O}/actions/secrets/public-key", "actions/get-org-public-key",
-     GitHubApi.org_public_key),
-    ("GET", f"{_O}/actions/secrets/{_N}", "actions/get-org-secret", GitHubApi.get_org_secret),
-    ("PUT", f"{_O}/actions/secrets/{_N}", "actions/create-or-update-org-secret",
-     GitHubApi.put_org_secret),
-    ("DELETE", f"{_O}/actions/secrets/{_N}", "actions/delete-org-secret",
-     GitHubApi.delete_org_secret),
-    ("GET", "/rate_limit", "rate-limit/get", GitHubApi.get_rate_limit),
+    ("GET", _R, "repos/get", A.get_repo),
+    ("GET", f"{_R}/environments", "repos/get-all-environments", A.list_environments),
+    ("GET", _E, "repos/get-environment", A.get_environment),
+    ("PUT", _E, "repos/create-or-update-environment", A.put_environment),
+    ("DELETE", _E, "repos/delete-an-environment", A.delete_environment),
+    ("GET", f"{_E}/secrets", "actions/list-environment-secrets", A.list_env_secrets),
+    ("GET", f"{_E}/secrets/public-key", "actions/get-environment-public-key", A.env_public_key),
+    ("GET", f"{_E}/secrets/{_N}", "actions/get-environment-secret", A.get_env_secret),
+    ("PUT", f"{_E}/secrets/{_N}", "actions/create-or-update-environment-secret", A.put_env_secret),
+    ("DELETE", f"{_E}/secrets/{_N}", "actions/delete-environment-secret", A.delete_env_secret),
+    ("GET", f"{_E}/variables", "actions/list-environment-variables", A.list_env_variables),
+    ("POST", f"{_E}/variables", "actions/create-environment-variable", A.create_env_variable),
+    ("GET", f"{_E}/variables/{_N}", "actions/get-environment-variable", A.get_env_variable),
+    ("PATCH", f"{_E}/variables/{_N}", "actions/update-environment-variable", A.update_env_variable),
+    (
+        "DELETE",
+        f"{_E}/variables/{_N}",
+        "actions/delete-environment-variable",
+        A.delete_env_variable,
+    ),
+    ("GET", f"{_R}/actions/secrets", "actions/list-repo-secrets", A.list_repo_secrets),
+    ("GET", f"{_R}/actions/secrets/public-key", "actions/get-repo-public-key", A.repo_public_key),
+    ("GET", f"{_R}/actions/secrets/{_N}", "actions/get-repo-secret", A.get_repo_secret),
+    (
+        "PUT",
+        f"{_R}/actions/secrets/{_N}",
+        "actions/create-or-update-repo-secret",
+        A.put_repo_secret,
+    ),
+    ("DELETE", f"{_R}/actions/secrets/{_N}", "actions/delete-repo-secret", A.delete_repo_secret),
+    ("GET", f"{_R}/actions/variables", "actions/list-repo-variables", A.list_repo_variables),
+    ("POST", f"{_R}/actions/variables", "actions/create-repo-variable", A.create_repo_variable),
+    ("GET", f"{_R}/actions/variables/{_N}", "actions/get-repo-variable", A.get_repo_variable),
+    (
+        "PATCH",
+        f"{_R}/actions/variables/{_N}",
+        "actions/update-repo-variable",
+        A.update_repo_variable,
+    ),
+    (
+        "DELETE",
+        f"{_R}/actions/variables/{_N}",
+        "actions/delete-repo-variable",
+        A.delete_repo_variable,
+    ),
+    ("GET", f"{_O}/actions/secrets", "actions/list-org-secrets", A.list_org_secrets),
+    ("GET", f"{_O}/actions/secrets/public-key", "actions/get-org-public-key", A.org_public_key),
+    ("GET", f"{_O}/actions/secrets/{_N}", "actions/get-org-secret", A.get_org_secret),
+    ("PUT", f"{_O}/actions/secrets/{_N}", "actions/create-or-update-org-secret", A.put_org_secret),
+    ("DELETE", f"{_O}/actions/secrets/{_N}", "actions/delete-org-secret", A.delete_org_secret),
+    ("GET", "/rate_limit", "rate-limit/get", A.get_rate_limit),
 ]
 
 ROUTES: tuple[Route, ...] = tuple(

@@ -19,7 +19,7 @@ class Request:
     method: str
     path: str  # raw (still percent-encoded) path, without the query string
     query: dict[str, str]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names lower-cased
     body: bytes
     now: datetime
     base_url: str
@@ -92,7 +92,9 @@ def not_found() -> ApiError:
     return ApiError(404, "Not Found")
 
 
-def validation_failed(resource: str, field_name: str, message: str, code: str = "invalid") -> ApiError:
+def validation_failed(
+    resource: str, field_name: str, message: str, code: str = "invalid"
+) -> ApiError:
     """GitHub's 422 "Validation Failed" with one error entry."""
     error = {"resource": resource, "code": code, "field": field_name, "message": message}
     return ApiError(422, "Validation Failed", errors=[error])

@@ -136,7 +136,13 @@ def full_repository(base: str, repo: Repository) -> JSON:
         "pushed_at": created,
         "created_at": created,
         "updated_at": created,
-        "permissions": {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True},
+        "permissions": {
+            "admin": True,
+            "maintain": True,
+            "push": True,
+            "triage": True,
+            "pull": True,
+        },
         "allow_forking": False,
         "web_commit_signoff_required": False,
         "license": None,
@@ -273,4 +279,3 @@ def rate_limit_overview(core: dict[str, int]) -> JSON:
         },
         "rate": dict(core),
     }
-

@@ -44,8 +44,7 @@ from envmatrix.sandbox.state import (
 )
 
 RATE_LIMIT_DOCS = (
-    "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
-    "#about-secondary-rate-limits"
+    "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
 )
 SECONDARY_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
@@ -149,13 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
             method=self.command,
             path=split.path,
             query=dict(parse_qsl(split.query, keep_blank_values=True)),
-            headers=self.headers,
+            # Lower-cased names: HTTP header names are case-insensitive.
+            headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
             now=self._now,
             base_url=sandbox.url,
         )
         if split.path.startswith("/_sandbox/"):
-            self._send(req, self._admin(req), rate_headers=False)
+            self._send(req, self._admin(req), admin=True)
             return
         found = match_route(self.command, split.path)
         if found is None:
@@ -235,21 +235,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.server.sandbox._record(self.command, urlsplit(self.path).path, 0)
         try:
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
         except OSError:
             pass
 
     def _send(
-        self, req: Request, response: Response, *, charge: bool = False, rate_headers: bool = True
+        self, req: Request, response: Response, *, charge: bool = False, admin: bool = False
     ) -> None:
         sandbox = self.server.sandbox
         with sandbox.state.lock:
             if charge:
                 sandbox.state.rate.charge(req.now)
-            limits = sandbox.state.rate.headers(req.now) if rate_headers else {}
+            limits = {} if admin else sandbox.state.rate.headers(req.now)
+        if not admin:
+            # Record before answering so a client that has its answer also sees it in the log.
+            sandbox._record(req.method, req.path, response.status)
         self.send_response(response.status)
         headers = {**limits, **response.headers}
         if response.content_type is not None:
@@ -262,7 +263,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if response.status not in (204, 304) and self.command != "HEAD":
             self.wfile.write(response.body)
-        sandbox._record(req.method, req.path, response.status)
 
 
 def _bad_credentials() -> Response:
@@ -295,7 +295,7 @@ def _conditional(req: Request, response: Response) -> Response:
     if req.method != "GET" or response.status != 200:
         return response
     etag = _etag(response.body)
-    if _etag_matches(req.headers.get("If-None-Match"), etag):
+    if _etag_matches(req.headers.get("if-none-match"), etag):
         return Response(304, b"", None, {"ETag": etag})
     response.headers["ETag"] = etag
     return response
@@ -339,7 +339,7 @@ class GitHubSandbox:
         # A short poll interval keeps stop() fast (shutdown waits for one poll).
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             name=f"github-sandbox-{self.port}",
             daemon=True,
         )
@@ -415,7 +415,9 @@ class GitHubSandbox:
             record = env.variables.get(name) if env is not None else None
             return record.value if record is not None else None
 
-    def write_secret_outside(self, repo: str, environment: str | None, name: str, value: str) -> None:
+    def write_secret_outside(
+        self, repo: str, environment: str | None, name: str, value: str
+    ) -> None:
         """Set a secret as a human with ``gh secret set`` would: ``updated_at`` becomes now.
 
         ``environment=None`` writes a repository secret. The environment must exist.
@@ -427,7 +429,11 @@ class GitHubSandbox:
             raise InvalidSecret("secret value exceeds 48 KB")
         with self.state.lock:
             repository = self._repository(repo)
-            scope = repository.secrets if environment is None else self._env(repository, environment).secrets
+            scope = (
+                repository.secrets
+                if environment is None
+                else self._env(repository, environment).secrets
+            )
             scope.put(name, data, self.clock.now())
 
     def write_variable_outside(self, repo: str, environment: str, name: str, value: str) -> None:
@@ -499,4 +505,3 @@ class GitHubSandbox:
     def _record(self, method: str, path: str, status: int) -> None:
         with self._stats_lock:
             self._log.append(RequestRecord(method, path, status))
-

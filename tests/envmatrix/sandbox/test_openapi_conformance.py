@@ -178,9 +178,13 @@ def _exercise_org_secrets(checker: Checker, base: str) -> None:
     send("DELETE", f"{base}/shared", expect=204)
 
 
-def test_304_is_a_documented_answer_for_rate_limit(sandbox: GitHubSandbox, openapi: OpenAPI) -> None:
+def test_304_is_a_documented_answer_for_rate_limit(
+    sandbox: GitHubSandbox, openapi: OpenAPI
+) -> None:
     first = call(sandbox.url, "GET", "/rate_limit")
-    again = call(sandbox.url, "GET", "/rate_limit", headers={"If-None-Match": first.headers["ETag"]})
+    again = call(
+        sandbox.url, "GET", "/rate_limit", headers={"If-None-Match": first.headers["ETag"]}
+    )
     assert again.status == 304
     assert again.body == b""
     openapi.validate_response(_Request("GET", "/rate_limit", None), _Response(again))
