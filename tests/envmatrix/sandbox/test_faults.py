@@ -6,10 +6,11 @@ import http.client
 import json
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from github import Auth, Github, GithubException
+from github import Auth, Github, GithubException, GithubRetry
 
 from envmatrix.sandbox import Fault, GitHubSandbox
 from tests.envmatrix.sandbox import REPO, TOKEN, call, put_secret_body
@@ -154,3 +155,27 @@ def test_keep_alive_survives_faults(sandbox: GitHubSandbox) -> None:
         statuses.append(response.status)
     conn.close()
     assert statuses == [500, 200, 200]
+
+
+def test_pygithub_retry_honours_retry_after(sandbox: GitHubSandbox) -> None:
+    sandbox.inject(Fault(operation="repos/get", status=429, retry_after=0, times=1))
+    gh = Github(
+        auth=Auth.Token(TOKEN),
+        base_url=sandbox.url,
+        retry=GithubRetry(total=2, backoff_factor=0),
+        seconds_between_requests=None,
+    )
+    assert gh.get_repo(REPO).full_name == REPO
+    assert sandbox.request_counts()[("GET", "repos/get")] == 2
+    assert [r.status for r in sandbox.request_log()] == [429, 200]
+
+
+def test_concurrent_writes_all_land(sandbox: GitHubSandbox) -> None:
+    sandbox.create_environment(REPO, "staging")
+    body = put_secret_body(sandbox.url, f"{SECRETS}/public-key", "same")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(lambda i: call(sandbox.url, "PUT", f"{SECRETS}/C{i}", body).status, range(40))
+        )
+    assert statuses == [201] * 40
+    assert all(sandbox.secret_value(REPO, "staging", f"C{i}") == "same" for i in range(40))
