@@ -10,15 +10,20 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
 
 from envmatrix import render
 from envmatrix.errors import EnvmatrixError, ExitCode, UsageError
-from envmatrix.policy import load_policy
+from envmatrix.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    from envmatrix.audit import AuditEvent
+    from envmatrix.audit_store import GuardedSink
 
 app = typer.Typer(
     name="envmatrix",
@@ -38,6 +43,10 @@ EnvironmentOption = Annotated[
     typer.Option("--environment", "-e", help="Limit to this environment (repeatable)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+LockTimeoutOption = Annotated[
+    str,
+    typer.Option("--lock-timeout", help="Wait this long for a held lock (0s: fail at once)."),
+]
 
 
 def policy_path(option: str | None) -> str:
@@ -93,26 +102,30 @@ def apply(
     environment: EnvironmentOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_output: JsonOption = False,
+    lock_timeout: LockTimeoutOption = "0s",
 ) -> None:
     """Make GitHub match the policy (Vault is the source of truth)."""
-    from envmatrix.sync import apply_run, apply_saved, connect, is_plan_file, make_plan
+    from envmatrix.sync import apply_run, apply_saved, connect, is_plan_file, make_plan, vault_lock
 
     if plan_file and not is_plan_file(plan_file):
         raise UsageError(f"{plan_file} is not a saved plan; pass a policy with --policy")
+    timeout = _seconds(lock_timeout)
     if plan_file:
         _confirm(yes, None)
-        loaded = load_policy(_saved_policy_path(plan_file))
-        _, report = apply_saved(plan_file, connect(loaded), _audit_sink(loaded))
-    else:
-        path = policy_path(policy)
-        loaded = load_policy(path)
-        connections = connect(loaded)
-        run = make_plan(path, connections, environment or (), loaded)
-        if not run.plan.has_writes:
-            _no_changes(run.plan, json_output)
-            return
-        _confirm(yes, run.plan)
-        report = apply_run(run, connections, _audit_sink(loaded))
+    path = _saved_policy_path(plan_file) if plan_file else policy_path(policy)
+    loaded = load_policy(path)
+    connections = connect(loaded)
+    # the lock covers planning too: a runner that waited plans after the previous one's writes
+    with _audit_sink(loaded, path) as sink, vault_lock(connections, sink, timeout):
+        if plan_file:
+            _, report = apply_saved(plan_file, connections, sink)
+        else:
+            run = make_plan(path, connections, environment or (), loaded)
+            if not run.plan.has_writes:
+                _no_changes(run.plan, json_output)
+                return
+            _confirm(yes, run.plan)
+            report = apply_run(run, connections, sink)
     _render_report(report, json_output)
 
 
@@ -122,10 +135,29 @@ def _saved_policy_path(plan_file: str) -> str:
     return str(read_plan_file(plan_file)["policy"])
 
 
-def _audit_sink(policy: object) -> object:
-    from envmatrix.audit import NullSink
+def _audit_sink(policy: Policy, path: str) -> GuardedSink:
+    """The policy's audit store; an event it fails to keep becomes a warning on stderr."""
+    from envmatrix.audit_store import GuardedSink, audit_sink_for
 
-    return NullSink()
+    return GuardedSink(audit_sink_for(policy, path), _warn)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def _seconds(duration: str) -> float:
+    """`0`, `0s`, `30s`, `5m`, `1h` -> seconds (Terraform's -lock-timeout takes the same)."""
+    from envmatrix.policy import parse_duration
+
+    if duration.strip() in ("0", "0s"):
+        return 0.0
+    try:
+        return parse_duration(duration.strip()).total_seconds()
+    except ValueError:
+        raise UsageError(
+            f"--lock-timeout {duration!r} is not a duration like 0s, 30s, 5m"
+        ) from None
 
 
 def _no_changes(plan: object, json_output: bool) -> None:
@@ -174,6 +206,376 @@ def demo() -> None:
     from envmatrix.demo import run_demo
 
     raise typer.Exit(run_demo(render.console()))
+
+
+@app.command("force-unlock")
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(help="The lock ID a locked run printed.")],
+    policy: PolicyOption = None,
+    lock: Annotated[str, typer.Option("--lock", help="apply, or rotate/<path>.")] = "apply",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Release a lock left by a run that died; only when LOCK_ID is the lock held now."""
+    from envmatrix.sync import connect, vault_lock
+
+    path = policy_path(policy)
+    loaded = load_policy(path)
+    connections = connect(loaded)
+    with _audit_sink(loaded, path) as sink:
+        held = vault_lock(connections, sink, name=lock, operation="force-unlock")
+        current = held.read()
+        if current is not None and current.id == lock_id:
+            _confirm_unlock(yes, current.describe())
+        freed = held.force_unlock(lock_id)
+    render.console().print(f"Lock {freed.id} is released (it was {freed.describe()}).")
+
+
+def _confirm_unlock(yes: bool, what: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("force-unlock needs --yes when not run from a terminal")
+    render.console().print(f"The lock is {what}. Unlocking it while that run is alive lets two"
+                           " runs write at once.")
+    if typer.prompt("Force-unlock? Only 'yes' will be accepted", default="").strip() != "yes":
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+@app.command("audit")
+def audit_trail(
+    policy: PolicyOption = None,
+    since: Annotated[
+        Optional[str], typer.Option("--since", help="24h, 7d, or an ISO time (UTC by default).")  # noqa: UP045
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the audit trail: every write envmatrix made (never a value)."""
+    from envmatrix.audit_store import event_json
+
+    path = policy_path(policy)
+    with _audit_sink(load_policy(path), path) as store:
+        events = store.query(_since(since))
+    if json_output:
+        render.print_json({"events": [event_json(e) for e in events]})
+    else:
+        _render_audit(events)
+
+
+def _since(text: str | None) -> datetime | None:
+    """`24h`/`7d` ago, or an ISO time (naive = UTC)."""
+    from envmatrix.policy import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(text.strip())
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since {text!r} is not a duration (24h, 7d) or an ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _render_audit(events: list[AuditEvent]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("time (UTC)", "action", "target", "vault", "result", "actor", "detail")
+    for e in events:
+        version = "" if e.vault_version is None else f"v{e.vault_version}"
+        cells = (f"{e.time.astimezone(UTC):%Y-%m-%d %H:%M:%S}", e.action, e.target, version,
+                 e.result, e.actor, e.detail)
+        table.add_row(*(escape(c) for c in cells))
+    render.console().print(table if events else "No audit events.")
+
+
+# -- rotation schedules (rotation/schedule.py, rotation/calendar.py, rotation/render.py) --------
+
+if TYPE_CHECKING:
+    from rotation.schedule import RotationStatus
+
+rotation_app = typer.Typer(
+    help="Rotation schedules from Vault metadata: status, what is due, a calendar.",
+    no_args_is_help=True,
+)
+AtOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--at",
+        help="Evaluate at this time instead of now: 2027-01-01 or 2027-01-01T09:00+01:00"
+        " (UTC unless an offset is given).",
+    ),
+]
+
+
+@rotation_app.command("status")
+def rotation_status(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    json_output: JsonOption = False,
+    at: AtOption = None,
+) -> None:
+    """Last rotation and next due time of every secret with rotation: (never a value)."""
+    from rotation import render as rotation_render
+
+    _, statuses, moment = _rotation_statuses(policy, environment, at)
+    if json_output:
+        render.print_json(rotation_render.statuses_json(statuses, moment))
+    else:
+        rotation_render.render_statuses(statuses, moment, render.console())
+
+
+@rotation_app.command("due")
+def rotation_due(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    json_output: JsonOption = False,
+    at: AtOption = None,
+) -> None:
+    """List overdue rotations; exit 1 when any is overdue (for a scheduled CI job)."""
+    from envmatrix.errors import CheckFailed
+    from rotation import render as rotation_render
+    from rotation.schedule import overdue_statuses
+
+    _, statuses, moment = _rotation_statuses(policy, environment, at)
+    overdue = overdue_statuses(statuses)
+    if json_output:
+        render.print_json(rotation_render.statuses_json(overdue, moment))
+    else:
+        rotation_render.render_due(overdue, moment, render.console())
+    if overdue:
+        raise CheckFailed(rotation_render.due_message(overdue))
+
+
+@rotation_app.command("calendar")
+def rotation_calendar(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")
+    ] = 90,
+    owner: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--owner", help="Only this owner's rotations (repeatable)."),
+    ] = None,
+    ics: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--ics", help="Write an iCalendar (.ics) file here."),
+    ] = None,
+    json_output: JsonOption = False,
+    at: AtOption = None,
+) -> None:
+    """Upcoming rotations in the next --days days, overdue ones first; --ics writes a calendar."""
+    from datetime import timedelta
+
+    from rotation import calendar
+    from rotation import render as rotation_render
+
+    loaded, statuses, start = _rotation_statuses(policy, environment, at)
+    end = start + timedelta(days=days)
+    occurrences = calendar.calendar_rotations(loaded, statuses, owner or (), start, end)
+    if ics:
+        calendar.write_calendar(ics, calendar.rotation_calendar(occurrences))
+    if json_output:
+        render.print_json(rotation_render.calendar_json(occurrences, start, end))
+        return
+    rotation_render.render_calendar(occurrences, start, end, render.console())
+    if ics:
+        render.console().print(f"Wrote {len(occurrences)} events to {ics}")
+
+
+def _rotation_statuses(
+    policy: str | None, environment: list[str] | None, at: str | None
+) -> tuple[Policy, tuple[RotationStatus, ...], datetime]:
+    """Statuses from Vault metadata only: no GitHub adapter, so no GitHub token is needed."""
+    from envmatrix.adapters.vault import VaultAdapter
+    from rotation.schedule import evaluation_time, load_statuses
+
+    moment = evaluation_time(at)
+    loaded = load_policy(policy_path(policy))
+    vault = VaultAdapter.from_environment(loaded.vault.mount)
+    return loaded, load_statuses(loaded, environment or (), vault, moment), moment
+
+
+app.add_typer(rotation_app, name="rotation")
+
+
+# -- issue 3: matrix, flags, verify, scan, probe ----------------------------------------------
+
+RepositoryOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--repository", "-r", help="Only this repository (owner/name)."),
+]
+OneEnvironmentOption = Annotated[
+    str, typer.Option("--environment", "-e", help="The environment (logical or GitHub name).")
+]
+
+
+@app.command()
+def matrix(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    repository: RepositoryOption = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table|markdown|json|html")] = "table",
+    out: Annotated[Optional[str], typer.Option("--out", help="Write to this file.")] = None,  # noqa: UP045
+    workflows: Annotated[
+        Optional[str], typer.Option("--workflows", help="Also scan this workflows folder.")  # noqa: UP045
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Which secret is where: secrets x environments per repository, with a status per cell."""
+    from envmatrix import render_matrix
+    from envmatrix.matrix import matrix_for_run
+    from envmatrix.scan import scan_workflows
+    from envmatrix.sync import connect, make_plan
+
+    fmt = "json" if json_output else fmt
+    if fmt not in render_matrix.FORMATS:
+        raise UsageError(f"--format {fmt!r}: one of {', '.join(render_matrix.FORMATS)}")
+    path = policy_path(policy)
+    loaded = load_policy(path)
+    scanned = scan_workflows(loaded, workflows, repository) if workflows else None
+    grid = matrix_for_run(make_plan(path, connect(loaded), environment or (), loaded), repository)
+    if out:
+        Path(out).write_text(render_matrix.render_matrix(grid, fmt, scanned), encoding="utf-8")
+        render.console().print(f"Wrote the matrix ({fmt}) to {out}")
+    elif fmt == "table":
+        render.console().print(render_matrix.matrix_renderable(grid, scanned))
+    else:
+        sys.stdout.write(render_matrix.render_matrix(grid, fmt, scanned))
+
+
+flags_app = typer.Typer(help="Feature flags gated on secrets: readiness and checks.")
+app.add_typer(flags_app, name="flags")
+NoProbeOption = Annotated[bool, typer.Option("--no-probe", help="Skip the flags' probes.")]
+
+
+@flags_app.callback(invoke_without_command=True)
+def flags(
+    ctx: typer.Context,
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    json_output: JsonOption = False,
+    no_probe: NoProbeOption = False,
+) -> None:
+    """Every flag x environment: ready or not, what blocks it and whose it is."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from envmatrix import render_matrix
+    from envmatrix.flags import readiness_for_policy
+
+    readiness = readiness_for_policy(policy_path(policy), environment or (), not no_probe)
+    if json_output:
+        render.print_json(render_matrix.flags_json(readiness))
+    else:
+        render.console().print(render_matrix.flags_table(readiness))
+
+
+@flags_app.command("check")
+def flags_check(
+    name: Annotated[str, typer.Argument(help="The flag, e.g. FEATURE_AI_ESCALATIONS.")],
+    environment: OneEnvironmentOption,
+    repository: RepositoryOption = None,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+    no_probe: NoProbeOption = False,
+) -> None:
+    """Exit 0 when the flag is ready in the environment, 1 (naming blockers and owners) if not."""
+    from envmatrix import render_matrix
+    from envmatrix.flags import readiness_for_policy, select
+
+    readiness = readiness_for_policy(policy_path(policy), [environment], not no_probe)
+    logical = readiness[0].logical_environment if readiness else environment
+    rows = select(readiness, name, logical, repository)
+    if json_output:
+        render.print_json(render_matrix.flags_json(rows))
+    else:
+        for line in render_matrix.flag_check_lines(rows):
+            render.console().print(line, markup=False)
+    if not all(r.ready for r in rows):
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+@app.command()
+def verify(
+    environment: OneEnvironmentOption,
+    repository: RepositoryOption = None,
+    source: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--source", help="environ|github|vault (default: environ in GitHub Actions, "
+                     "else github)."),
+    ] = None,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """CI gate: fail (exit 1) when a secret the policy requires here is missing or empty."""
+    from envmatrix import render_matrix
+    from envmatrix.verify import run_verify
+
+    loaded = load_policy(policy_path(policy))
+    report = run_verify(loaded, environment, repository, source, os.environ)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in render_matrix.publish_to_actions(report, os.environ):
+            sys.stdout.write(line + "\n")
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        for line in render_matrix.verify_lines(report):
+            render.console().print(line, markup=False)
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+@app.command()
+def scan(
+    workflows: Annotated[
+        str, typer.Option("--workflows", help="The workflows folder.")
+    ] = ".github/workflows",
+    repository: RepositoryOption = None,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Secrets workflows reference but the policy does not declare (exit 1), and unused ones."""
+    from envmatrix import render_matrix
+    from envmatrix.scan import scan_workflows
+
+    report = scan_workflows(load_policy(policy_path(policy)), workflows, repository)
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        for line in render_matrix.scan_lines(report):
+            render.console().print(line, markup=False)
+    if report.undeclared:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+probe_app = typer.Typer(help="Check that credentials really work.", no_args_is_help=True)
+app.add_typer(probe_app, name="probe")
+
+
+@probe_app.command("supabase")
+def probe_supabase(
+    environment: OneEnvironmentOption,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """SUPABASE_URL + SUPABASE_SERVICE_KEY from Vault: does an admin call succeed?"""
+    from envmatrix.desired import resolve_environments
+    from envmatrix.probe import run_probe, vault_from_environment
+
+    loaded = load_policy(policy_path(policy))
+    (logical,) = resolve_environments(loaded, [environment])
+    result = run_probe("supabase", loaded, vault_from_environment(loaded, os.environ), logical)
+    if json_output:
+        render.print_json(result.to_json())
+    else:
+        verdict = "ok" if result.ok else "failed"
+        render.console().print(f"probe supabase in {logical}: {verdict}: {result.detail}",
+                               markup=False)
+    if not result.ok:
+        raise typer.Exit(ExitCode.FAILURE)
 
 
 def main(argv: list[str] | None = None) -> int:

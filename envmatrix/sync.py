@@ -19,6 +19,7 @@ from envmatrix.apply import Applier, ApplyReport
 from envmatrix.audit import AuditSink
 from envmatrix.desired import DesiredState, desired_state, resolve_environments
 from envmatrix.errors import StalePlanError, UsageError
+from envmatrix.lock import APPLY_LOCK, VaultLock
 from envmatrix.observe import Observed, observe
 from envmatrix.plan import Change, Plan, diff
 from envmatrix.policy import Policy, load_policy
@@ -94,6 +95,18 @@ def apply_saved(
     plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
     applier = Applier(connections.vault, connections.github, fresh.observed.sync, audit, _actor(connections))
     return fresh, applier.apply(plan)
+
+
+def vault_lock(
+    connections: Connections, audit: AuditSink | None = None, timeout: float = 0.0,
+    name: str = APPLY_LOCK, operation: str = "apply",
+) -> VaultLock:
+    """A lock in Vault taken as this run's actor; by default the mount's apply lock.
+
+    Hold the apply lock around plan *and* apply, so a runner that waited for it plans after the
+    previous runner's writes (see envmatrix/lock.py).
+    """
+    return VaultLock(connections.vault, name, operation, _actor(connections), audit, timeout)
 
 
 def write_plan_file(run: PlanRun, out: str) -> None:

@@ -1,0 +1,275 @@
+"""Where audit events are kept: a SQLite file (default) or a PostgreSQL table.
+
+Both stores hold one row per event in a table `envmatrix_audit`:
+
+    id             integer, ascending        (SQLite AUTOINCREMENT / PostgreSQL identity)
+    time           UTC time of the event     (SQLite ISO 8601 text / PostgreSQL timestamptz)
+    actor          Vault token (display name, accessor) / GitHub or CI identity
+    action         secret.put, secret.delete, variable.set, environment.create, state.write,
+                   lock.take, lock.release, lock.broken, rotation steps ...
+    target         github:owner/repo/env/NAME, vault:mount/path
+    vault_version  the Vault version written from (or the lock document's version); may be NULL
+    result         ok | failed | skipped
+    detail         cause of a failure, lock ID ...; never a value
+
+`AuditEvent` has no value field, and every detail is built from names, paths and statuses, so no
+value can reach a row. Which store (`audit_sink_for`), in order:
+
+1. `audit: {postgres: ENV_NAME}` in the policy: the DSN is read from that environment variable
+   (a DSN carries a password, so it never sits in the policy file);
+2. `audit: {sqlite: PATH}`: PATH relative to the policy file;
+3. `$ENVMATRIX_AUDIT_DB`, else `.envmatrix/audit.sqlite` next to the policy file.
+
+A store that cannot be opened fails the command before anything is written. A store that fails
+later does not stop the writes it records (they already happened): `GuardedSink` counts the lost
+event and hands a one-line warning naming its action and target to the caller (the CLI prints it
+on stderr), so no fact is lost silently.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+from envmatrix.audit import AuditEvent, AuditSink
+from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.policy import Policy
+
+DEFAULT_SQLITE = Path(".envmatrix") / "audit.sqlite"
+TABLE = "envmatrix_audit"
+COLUMNS = ("time", "actor", "action", "target", "vault_version", "result", "detail")
+
+_SQLITE_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    time          TEXT    NOT NULL,
+    actor         TEXT    NOT NULL,
+    action        TEXT    NOT NULL,
+    target        TEXT    NOT NULL,
+    vault_version INTEGER,
+    result        TEXT    NOT NULL,
+    detail        TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} (time);
+"""
+
+_POSTGRES_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time          timestamptz NOT NULL,
+    actor         text        NOT NULL,
+    action        text        NOT NULL,
+    target        text        NOT NULL,
+    vault_version bigint,
+    result        text        NOT NULL,
+    detail        text        NOT NULL DEFAULT ''
+)""",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} (time)",
+)
+# Two first runs creating the table at once would collide in the catalog; serialize them.
+_SCHEMA_LOCK_KEY = 0x656E766D6174  # "envmat"
+
+
+class AuditStoreError(RuntimeFailure):
+    """The audit store cannot be opened, written or read."""
+
+
+class AuditStore(AuditSink, Protocol):
+    """An audit sink that can also be read back and closed."""
+
+    where: str
+
+    def query(self, since: datetime | None = None) -> list[AuditEvent]: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteAuditSink:
+    """Audit events in a SQLite file (WAL mode, one commit per event)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.where = str(path)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # autocommit: each event is durable on its own, whatever happens to the run after it
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SQLITE_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            cause = _reason(exc)
+            raise AuditStoreError(f"cannot open the audit database {path}: {cause}") from None
+
+    def record(self, event: AuditEvent) -> None:
+        """Append one event."""
+        try:
+            self._db.execute(
+                f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_iso(event.time), *_fields(event)),
+            )
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"cannot write to {self.where}: {_reason(exc)}") from None
+
+    def query(self, since: datetime | None = None) -> list[AuditEvent]:
+        """Events at or after `since` (all when None), oldest first."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
+        params: tuple[str, ...] = ()
+        if since is not None:
+            sql, params = sql + " WHERE time >= ?", (_iso(since),)
+        try:
+            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"cannot read {self.where}: {_reason(exc)}") from None
+        return [_event(datetime.fromisoformat(row[0]), row[1:]) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SqliteAuditSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PostgresAuditSink:
+    """Audit events in a PostgreSQL table (psycopg 3, autocommit: one event per statement)."""
+
+    def __init__(self, dsn: str, where: str = "PostgreSQL") -> None:
+        import psycopg
+
+        self.where = where
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            with self._db.transaction():
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+                for statement in _POSTGRES_SCHEMA:
+                    self._db.execute(statement)
+        except psycopg.Error as exc:
+            cause = _reason(exc)
+            raise AuditStoreError(f"cannot open the audit table in {where}: {cause}") from None
+
+    def record(self, event: AuditEvent) -> None:
+        """Append one event."""
+        import psycopg
+
+        try:
+            self._db.execute(
+                f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (_utc(event.time), *_fields(event)),
+            )
+        except psycopg.Error as exc:
+            raise AuditStoreError(f"cannot write to {self.where}: {_reason(exc)}") from None
+
+    def query(self, since: datetime | None = None) -> list[AuditEvent]:
+        """Events at or after `since` (all when None), oldest first."""
+        import psycopg
+
+        sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
+        params: tuple[datetime, ...] = ()
+        if since is not None:
+            sql, params = sql + " WHERE time >= %s", (_utc(since),)
+        try:
+            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+        except psycopg.Error as exc:
+            raise AuditStoreError(f"cannot read {self.where}: {_reason(exc)}") from None
+        return [_event(_utc(row[0]), row[1:]) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> PostgresAuditSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GuardedSink:
+    """Wraps a store so a failing `record` never stops a run: it warns and counts instead."""
+
+    def __init__(self, store: AuditStore, warn: Callable[[str], None]) -> None:
+        self.store, self.where, self._warn = store, store.where, warn
+        self.lost = 0
+
+    def record(self, event: AuditEvent) -> None:
+        try:
+            self.store.record(event)
+        except Exception as exc:  # any store failure: the write itself already happened
+            self.lost += 1
+            cause = str(exc) if isinstance(exc, AuditStoreError) else type(exc).__name__
+            self._warn(f"audit event not recorded ({event.action} {event.target}"
+                       f" {event.result}): {cause}")
+
+    def query(self, since: datetime | None = None) -> list[AuditEvent]:
+        return self.store.query(since)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> GuardedSink:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def audit_sink_for(
+    policy: Policy, policy_path: str | Path, environ: Mapping[str, str] = os.environ,
+) -> AuditStore:
+    """Open the store the policy names (see the module docstring for the order)."""
+    spec = policy.audit
+    base = Path(policy_path).resolve().parent
+    if spec is not None and spec.postgres is not None:
+        dsn = environ.get(spec.postgres, "").strip()
+        if not dsn:
+            raise UsageError(
+                f"audit.postgres names the environment variable {spec.postgres}, which is not set;"
+                " export the PostgreSQL DSN there"
+            )
+        return PostgresAuditSink(dsn, where=f"PostgreSQL (${spec.postgres})")
+    if spec is not None and spec.sqlite is not None:
+        return SqliteAuditSink(base / spec.sqlite)
+    return SqliteAuditSink(environ.get("ENVMATRIX_AUDIT_DB") or base / DEFAULT_SQLITE)
+
+
+def event_json(event: AuditEvent) -> dict[str, Any]:
+    """One event for `envmatrix audit --json`."""
+    return {
+        "time": _utc(event.time).isoformat(), "actor": event.actor, "action": event.action,
+        "target": event.target, "vault_version": event.vault_version, "result": event.result,
+        "detail": event.detail,
+    }
+
+
+def _fields(event: AuditEvent) -> tuple[Any, ...]:
+    return (event.actor, event.action, event.target, event.vault_version, event.result,
+            event.detail)
+
+
+def _event(time: datetime, row: Any) -> AuditEvent:
+    actor, action, target, vault_version, result, detail = row
+    return AuditEvent(action, target, result, actor, vault_version, detail, time)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    # one fixed width, so SQLite's text comparison orders times correctly
+    return _utc(moment).isoformat(timespec="microseconds")
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a store error (they name hosts, files and SQL states, never values)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+

@@ -1,0 +1,175 @@
+"""envmatrix/lock.py against a real OpenBao: take, hold, wait, expire, take over, force-unlock."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import cli
+from envmatrix.adapters.vault import VaultAdapter
+from envmatrix.audit import MemorySink
+from envmatrix.errors import LockHeldError, RuntimeFailure, UsageError
+from envmatrix.lock import VaultLock, lock_path, rotation_lock_name
+from envmatrix.sandbox import GitHubSandbox
+from tests.envmatrix.apply_world import cli_env, write_policy
+
+
+def _lock(vault: VaultAdapter, audit: MemorySink | None = None, **kwargs: object) -> VaultLock:
+    return VaultLock(vault, "apply", "apply", "token:ci accessor:abc", audit, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_held_lock_refuses_a_second_runner_naming_the_holder(vault: VaultAdapter) -> None:
+    audit = MemorySink()
+    with _lock(vault, audit) as held:
+        document = vault.read_document("envmatrix/locks/apply")
+        assert document is not None and document.data["id"] == held.id
+        with pytest.raises(LockHeldError) as refused:
+            _lock(vault, audit).acquire()
+    message = str(refused.value)
+    assert message.startswith("state locked by token:ci accessor:abc on ")
+    assert f"{socket.gethostname()} pid {os.getpid()}" in message
+    assert f"(lock ID {held.id}, operation apply); wait, or run envmatrix force-unlock {held.id}" in message
+    assert "\n" not in message
+    assert [(e.action, e.result) for e in audit.events] == [
+        ("lock.take", "ok"), ("lock.take", "failed"), ("lock.release", "ok")]
+    assert {e.target for e in audit.events} == {f"vault:{vault.mount}/envmatrix/locks/apply"}
+
+
+def test_a_released_lock_can_be_taken_again(vault: VaultAdapter) -> None:
+    with _lock(vault) as first:
+        pass
+    with _lock(vault) as second:
+        assert second.id != first.id
+        assert second.version > first.version  # taken over the released document, with cas
+    assert _lock(vault).read() is None
+
+
+def test_exactly_one_of_many_racing_runners_takes_the_lock(vault: VaultAdapter) -> None:
+    start = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def runner() -> None:
+        start.wait()
+        try:
+            _lock(vault).acquire()
+            outcomes.append("took")
+        except LockHeldError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=runner) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused"] * 5 + ["took"]
+
+
+def test_an_expired_lock_is_taken_over_and_the_break_is_audited(vault: VaultAdapter) -> None:
+    audit = MemorySink()
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    crashed = _lock(vault, clock=lambda: long_ago)
+    stale = crashed.acquire()
+    with _lock(vault, audit) as taken:
+        assert taken.id != stale.id
+        crashed.release()  # the crashed run wakes up: it must not free the new holder's lock
+        assert _lock(vault).read() == taken
+    broken = [e for e in audit.events if e.action == "lock.broken"]
+    assert len(broken) == 1 and broken[0].detail.startswith("expired: lock held by")
+    assert stale.id in broken[0].detail
+
+
+def test_a_waiting_runner_takes_the_lock_when_the_holder_finishes(vault: VaultAdapter) -> None:
+    holder = _lock(vault)
+    holder.acquire()
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the holder finishes while we wait
+        pauses.append(seconds)
+        holder.release()
+
+    taken = _lock(vault, timeout=30.0, sleep=sleep).acquire()
+    assert len(pauses) == 1 and _lock(vault).read() == taken
+
+
+def test_a_waiting_runner_gives_up_after_its_timeout(vault: VaultAdapter) -> None:
+    _lock(vault).acquire()
+    pauses: list[float] = []
+    with pytest.raises(LockHeldError, match="state locked by"):
+        _lock(vault, timeout=5.0, sleep=pauses.append).acquire()
+    assert sum(pauses) == 5.0 and len(pauses) == 3  # polls every 2 s, the last one 1 s
+
+
+def test_force_unlock_needs_the_id_of_the_lock_held(vault: VaultAdapter) -> None:
+    audit = MemorySink()
+    held = _lock(vault).acquire()
+    with pytest.raises(LockHeldError, match="does not match"):
+        _lock(vault, audit).force_unlock("not-the-id")
+    assert _lock(vault).read() == held
+    freed = _lock(vault, audit).force_unlock(held.id)
+    assert freed.id == held.id and _lock(vault).read() is None
+    assert [(e.action, e.result) for e in audit.events] == [("lock.broken", "ok")]
+    with pytest.raises(RuntimeFailure, match="no lock is held"):
+        _lock(vault).force_unlock(held.id)
+
+
+@pytest.mark.parametrize("name", ["", "../state", "a//b", "/apply", "a b"])
+def test_lock_names_stay_under_envmatrix_locks(name: str) -> None:
+    with pytest.raises(UsageError):
+        lock_path(name)
+
+
+def test_rotation_groups_have_their_own_lock_paths() -> None:
+    assert lock_path(rotation_lock_name("apps/production/zoho")) == (
+        "envmatrix/locks/rotate/apps/production/zoho")
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def policy_file(
+    tmp_path: Path, vault_mount: str, vault_env: dict[str, str], sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    for name, value in cli_env(vault_env, sandbox).items():
+        monkeypatch.setenv(name, value)
+    return write_policy(tmp_path, vault_mount)
+
+
+def test_cli_force_unlock_refuses_a_wrong_id_and_frees_the_right_one(
+    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held = _lock(vault).acquire()
+    assert cli.main(["force-unlock", "wrong-id", "--policy", str(policy_file), "--yes"]) == 1
+    assert f"does not match the lock held at {vault.mount}/envmatrix/locks/apply" in capsys.readouterr().err
+    assert _lock(vault).read() == held
+
+    assert cli.main(["force-unlock", held.id, "--policy", str(policy_file)]) == 3  # no tty, no --yes
+    assert "needs --yes" in capsys.readouterr().err
+
+    assert cli.main(["force-unlock", held.id, "--policy", str(policy_file), "--yes"]) == 0
+    assert f"Lock {held.id} is released" in capsys.readouterr().out
+    assert _lock(vault).read() is None
+    assert cli.main(["audit", "--policy", str(policy_file), "--json"]) == 0
+    assert '"action": "lock.broken"' in capsys.readouterr().out
+
+
+def test_cli_apply_fails_at_once_while_the_lock_is_held(
+    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str], sandbox: GitHubSandbox
+) -> None:
+    held = _lock(vault).acquire()
+    assert cli.main(["apply", "--policy", str(policy_file), "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: state locked by token:ci accessor:abc on ")
+    assert f"envmatrix force-unlock {held.id}" in err
+    assert not any(method in ("PUT", "POST", "PATCH", "DELETE") for method, _ in sandbox.request_counts())
+
+
+def test_cli_rejects_a_bad_lock_timeout(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["apply", "--policy", str(policy_file), "--yes", "--lock-timeout", "soon"]) == 3
+    assert "--lock-timeout 'soon'" in capsys.readouterr().err
