@@ -1,0 +1,206 @@
+"""The environment matrix: which secret is where, as one status per (repository, environment,
+secret) cell, derived purely from the desired state and the plan `diff()` computed.
+
+A cell's status is what the plan says about it, and nothing else, so the matrix can never
+disagree with `plan --json`:
+
+    plan change for the cell              status
+    none (the policy wants it)            ok
+    create / missing                      missing       (not in GitHub)
+    update / vault-newer, source-changed  stale         (Vault holds something newer)
+    update / changed-outside              drifted       (written outside envmatrix)
+    blocked / missing-in-vault            blocked       (nothing in Vault to sync)
+    (the policy does not target it)       not-required
+
+Orphans (`orphan` and pruned `delete` rows) are listed below the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from envmatrix.desired import DesiredState, SecretCell, Target
+from envmatrix.plan import Action, Change, Kind, Plan, Reason
+
+if TYPE_CHECKING:
+    from envmatrix.sync import PlanRun
+
+
+class Status(StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    STALE = "stale"
+    DRIFTED = "drifted"
+    BLOCKED = "blocked"
+    NOT_REQUIRED = "not-required"
+
+
+# Statuses that keep a secret from being usable as it should be in an environment.
+NOT_IN_SYNC = frozenset({Status.MISSING, Status.STALE, Status.DRIFTED, Status.BLOCKED})
+
+_STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
+    (Action.CREATE, Reason.MISSING): Status.MISSING,
+    (Action.UPDATE, Reason.VAULT_NEWER): Status.STALE,
+    (Action.UPDATE, Reason.SOURCE_CHANGED): Status.STALE,
+    (Action.UPDATE, Reason.CHANGED_OUTSIDE): Status.DRIFTED,
+    (Action.BLOCKED, Reason.MISSING_IN_VAULT): Status.BLOCKED,
+}
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """One secret in one GitHub environment of one repository."""
+
+    repository: str
+    environment: str  # GitHub environment name, as in plan --json
+    logical_environment: str
+    secret: str
+    status: Status
+    owner: str
+    service: str | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository, "environment": self.environment,
+            "secret": self.secret, "status": str(self.status), "owner": self.owner,
+            "service": self.service, "logical_environment": self.logical_environment,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A secret in a targeted GitHub environment that the policy does not name."""
+
+    repository: str
+    environment: str
+    secret: str
+    action: str  # "orphan" (left alone) or "delete" (pruned by the next apply)
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "environment": self.environment,
+                "secret": self.secret, "action": self.action, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The grid (cells in row-major order per repository) and the orphans below it."""
+
+    cells: tuple[MatrixCell, ...]
+    orphans: tuple[Orphan, ...] = ()
+    contacts: Mapping[str, str] = field(default_factory=dict)
+
+    def repositories(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.repository for c in self.cells))
+
+    def environments(self, repository: str) -> tuple[str, ...]:
+        """The GitHub environment columns of a repository, in display order."""
+        return tuple(dict.fromkeys(c.environment for c in self.cells if c.repository == repository))
+
+    def rows(self, repository: str) -> tuple[tuple[MatrixCell, ...], ...]:
+        """One tuple of cells per secret of a repository, in column order."""
+        by_secret: dict[str, list[MatrixCell]] = {}
+        for cell in self.cells:
+            if cell.repository == repository:
+                by_secret.setdefault(cell.secret, []).append(cell)
+        return tuple(tuple(row) for row in by_secret.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cells": [c.to_json() for c in self.cells],
+                "orphans": [o.to_json() for o in self.orphans]}
+
+
+def cell_status(change: Change | None) -> Status:
+    """The status of a cell the policy wants, given the plan's change for it (None: in sync)."""
+    if change is None:
+        return Status.OK
+    try:
+        return _STATUS_BY_CHANGE[(change.action, change.reason)]
+    except KeyError:
+        raise ValueError(f"no matrix status for {change.action}/{change.reason}") from None
+
+
+def matrix_cells(
+    desired: DesiredState, plan: Plan, environment_order: Sequence[str] = ()
+) -> tuple[MatrixCell, ...]:
+    """Every (repository, environment, secret) cell: rows are the secrets a repository gets in
+    any environment, columns its targeted environments (in `environment_order`, then by name)."""
+    changes = _secret_changes(plan)
+    wanted = {(c.target, c.name): c for c in desired.secrets}
+    cells: list[MatrixCell] = []
+    for repository in sorted({t.repository for t in desired.targets}):
+        targets = _columns(desired.targets, repository, environment_order)
+        for name, sample in _rows(desired.secrets, repository).items():
+            for target in targets:
+                cell = wanted.get((target, name))
+                change = changes.get((target.repository, target.github_environment, name))
+                cells.append(_cell(target, sample, cell, change))
+    return tuple(cells)
+
+
+def build_matrix(
+    desired: DesiredState, plan: Plan, environment_order: Sequence[str] = ()
+) -> Matrix:
+    """The matrix and its orphans, from one plan."""
+    orphans = tuple(
+        Orphan(c.repository, c.environment or "", c.name, str(c.action), c.detail)
+        for c in plan.changes
+        if c.kind is Kind.SECRET and c.action in (Action.ORPHAN, Action.DELETE)
+    )
+    return Matrix(matrix_cells(desired, plan, environment_order), orphans, desired.contacts)
+
+
+def _secret_changes(plan: Plan) -> dict[tuple[str, str, str], Change]:
+    return {
+        (c.repository, c.environment or "", c.name): c
+        for c in plan.changes
+        if c.kind is Kind.SECRET and c.action not in (Action.ORPHAN, Action.DELETE)
+    }
+
+
+def _columns(targets: Iterable[Target], repository: str, order: Sequence[str]) -> list[Target]:
+    rank = {name: i for i, name in enumerate(order)}
+    mine = [t for t in targets if t.repository == repository]
+    return sorted(mine, key=lambda t: (rank.get(t.environment, len(rank)), t.environment))
+
+
+def _rows(cells: Iterable[SecretCell], repository: str) -> dict[str, SecretCell]:
+    """The secrets a repository gets somewhere, by name, each with one cell for owner/service."""
+    rows: dict[str, SecretCell] = {}
+    for cell in cells:
+        if cell.target.repository == repository:
+            rows.setdefault(cell.name, cell)
+    return dict(sorted(rows.items()))
+
+
+def _cell(
+    target: Target, sample: SecretCell, cell: SecretCell | None, change: Change | None
+) -> MatrixCell:
+    if cell is None:
+        status, detail = Status.NOT_REQUIRED, "the policy does not target this environment"
+    else:
+        status = cell_status(change)
+        detail = change.detail if change is not None else f"in sync with Vault {cell.vault_ref}"
+    return MatrixCell(
+        target.repository, target.github_environment, target.environment, sample.name, status,
+        sample.owner, sample.service, detail,
+    )
+
+
+def matrix_for_run(run: PlanRun, repository: str | None = None) -> Matrix:
+    """The matrix of a plan run, columns in the policy's environment order, optionally one
+    repository only."""
+    matrix = build_matrix(run.desired, run.plan, tuple(run.policy.environments))
+    if repository is None:
+        return matrix
+    keep = repository.lower()
+    return Matrix(
+        tuple(c for c in matrix.cells if c.repository.lower() == keep),
+        tuple(o for o in matrix.orphans if o.repository.lower() == keep),
+        matrix.contacts,
+    )

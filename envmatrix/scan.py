@@ -1,0 +1,242 @@
+"""Workflow scan: compare the secrets workflows reference with the ones the policy declares.
+
+For each job of each workflow file (`*.yml`, `*.yaml`): its GitHub environment
+(`environment: NAME` or `environment: {name: NAME}`), mapped back to the policy's logical
+environment, and every `secrets.NAME` reference anywhere in the job (`${{ secrets.NAME }}`,
+`if:` expressions, `secrets['NAME']`). Findings:
+
+- `undeclared`: a job for a policy environment references a secret the policy does not declare
+  for that environment (GitHub would substitute an empty string).
+- `no-environment`: a job without an environment references a secret the policy manages; the
+  policy writes environment secrets, which such a job cannot see.
+- `unused`: a secret the policy declares for an environment that no job for it references.
+
+A job whose environment is an expression (`${{ matrix.env }}`) could run in any environment: its
+references count as uses everywhere and are checked against every environment's secrets. Jobs in
+environments the policy does not manage are skipped. GITHUB_TOKEN is GitHub's own and ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from envmatrix.errors import UsageError
+from envmatrix.policy import Policy
+
+_REFERENCE = re.compile(
+    r"""\bsecrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\])"""
+)
+IGNORED = frozenset({"GITHUB_TOKEN"})
+ANY_ENVIRONMENT = "*"  # a job whose environment is an expression
+
+
+@dataclass(frozen=True, order=True)
+class JobReferences:
+    """The secrets one workflow job references and the environment it runs in."""
+
+    workflow: str
+    job: str
+    github_environment: str | None
+    environment: str | None  # logical name; ANY_ENVIRONMENT for expressions; None if unmanaged
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, order=True)
+class ScanFinding:
+    """One mismatch between workflows and the policy."""
+
+    kind: str  # "undeclared" | "no-environment" | "unused"
+    secret: str
+    environment: str | None  # logical environment
+    workflow: str | None
+    job: str | None
+    owner: str | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "secret": self.secret, "environment": self.environment,
+                "workflow": self.workflow, "job": self.job, "owner": self.owner,
+                "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """All jobs read and the findings."""
+
+    jobs: tuple[JobReferences, ...]
+    findings: tuple[ScanFinding, ...]
+    skipped: tuple[str, ...] = ()  # why a file or job was not checked
+
+    @property
+    def undeclared(self) -> tuple[ScanFinding, ...]:
+        return tuple(f for f in self.findings if f.kind != "unused")
+
+    @property
+    def unused(self) -> tuple[ScanFinding, ...]:
+        return tuple(f for f in self.findings if f.kind == "unused")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "undeclared": [f.to_json() for f in self.undeclared],
+            "unused": [f.to_json() for f in self.unused],
+            "jobs": [{"workflow": j.workflow, "job": j.job, "environment": j.environment,
+                      "github_environment": j.github_environment, "secrets": list(j.secrets)}
+                     for j in self.jobs],
+            "skipped": list(self.skipped),
+        }
+
+
+def scan_workflows(policy: Policy, folder: str | Path, repository: str | None = None) -> ScanReport:
+    """Read every workflow file in `folder` and compare it with the policy."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UsageError(f"--workflows {folder}: not a directory")
+    jobs: list[JobReferences] = []
+    skipped: list[str] = []
+    for path in sorted([*root.glob("*.yml"), *root.glob("*.yaml")]):
+        try:
+            jobs.extend(read_jobs(policy, path))
+        except _Unreadable as exc:
+            skipped.append(f"{path.name}: {exc}")
+    return compare(policy, jobs, repository, tuple(skipped))
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def read_jobs(policy: Policy, path: Path) -> list[JobReferences]:
+    """The jobs of one workflow file and the secrets each references."""
+    try:
+        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YAMLError):
+        raise _Unreadable("not readable YAML") from None
+    jobs = document.get("jobs") if isinstance(document, dict) else None
+    if not isinstance(jobs, dict):
+        raise _Unreadable("no jobs")
+    return [_job(policy, path.name, str(job_id), job) for job_id, job in jobs.items()
+            if isinstance(job, dict)]
+
+
+def _job(policy: Policy, workflow: str, job_id: str, job: Mapping[str, Any]) -> JobReferences:
+    github_env = _environment_name(job.get("environment"))
+    names = sorted({n for text in _strings(job) for n in references(text)})
+    return JobReferences(workflow, job_id, github_env, logical_environment(policy, github_env),
+                         tuple(names))
+
+
+def _environment_name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if value is not None else None
+
+
+def logical_environment(policy: Policy, github_env: str | None) -> str | None:
+    """A job's GitHub environment -> the policy's logical name (ANY_ENVIRONMENT for
+    expressions, None when absent or not managed by the policy)."""
+    if github_env is None:
+        return None
+    if "${{" in github_env:
+        return ANY_ENVIRONMENT
+    for name, spec in policy.environments.items():
+        if spec.github.lower() == github_env.lower():
+            return name
+    return None
+
+
+def references(text: str) -> set[str]:
+    """Secret names referenced in a string, upper-cased (GitHub names are case-insensitive)."""
+    found = {(m.group(1) or m.group(2)).upper() for m in _REFERENCE.finditer(text)}
+    return found - IGNORED
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+def compare(
+    policy: Policy, jobs: Iterable[JobReferences], repository: str | None = None,
+    skipped: tuple[str, ...] = (),
+) -> ScanReport:
+    """Findings for jobs against the policy (pure)."""
+    declared = _declared(policy, repository)
+    jobs = tuple(sorted(jobs))
+    findings = [f for job in jobs for f in _job_findings(policy, declared, job)]
+    findings += _unused(policy, declared, jobs)
+    notes = [f"{j.workflow}: job {j.job}: environment {j.github_environment} is not in the policy"
+             for j in jobs if j.github_environment and j.environment is None and j.secrets]
+    return ScanReport(jobs, tuple(findings), skipped + tuple(notes))
+
+
+def _declared(policy: Policy, repository: str | None) -> dict[str, set[str]]:
+    """Logical environment -> secret names the policy declares there."""
+    declared: dict[str, set[str]] = {env: set() for env in policy.environments}
+    for name, spec in policy.secrets.items():
+        repos = policy.repositories_for(spec)
+        if repository is None or repository.lower() in {r.lower() for r in repos}:
+            for env in spec.environments:
+                declared[env].add(name)
+    return declared
+
+
+def _job_findings(
+    policy: Policy, declared: Mapping[str, set[str]], job: JobReferences
+) -> Iterator[ScanFinding]:
+    managed = set().union(*declared.values())
+    for name in job.secrets:
+        problem = _problem(declared, managed, job, name)
+        if problem is not None:
+            kind, detail = problem
+            environment = job.environment if job.environment in declared else None
+            yield ScanFinding(kind, name, environment, job.workflow, job.job, _owner(policy, name),
+                              f"{job.workflow} job {job.job} {detail}")
+
+
+def _problem(
+    declared: Mapping[str, set[str]], managed: set[str], job: JobReferences, name: str
+) -> tuple[str, str] | None:
+    env = job.environment
+    if job.github_environment is None:
+        if name in managed:
+            return "no-environment", f"has no environment; {name} is an environment secret"
+        return None
+    if env == ANY_ENVIRONMENT and name not in managed:
+        return "undeclared", f"references {name}; the policy declares it nowhere"
+    if env is not None and env in declared and name not in declared[env]:
+        return "undeclared", f"references {name}; the policy does not declare it for {env}"
+    return None
+
+
+def _unused(
+    policy: Policy, declared: Mapping[str, set[str]], jobs: tuple[JobReferences, ...]
+) -> list[ScanFinding]:
+    used: dict[str, set[str]] = {env: set() for env in declared}
+    for job in jobs:
+        for env in (declared if job.environment == ANY_ENVIRONMENT else [job.environment]):
+            if env in used:
+                used[env].update(job.secrets)
+    return [
+        ScanFinding("unused", name, env, None, None, _owner(policy, name),
+                    f"{name} is declared for {env} but no workflow job for {env} references it")
+        for env, names in declared.items() for name in sorted(names - used[env])
+    ]
+
+
+def _owner(policy: Policy, name: str) -> str | None:
+    spec = policy.secrets.get(name)
+    return spec.owner if spec is not None else None
