@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
-import click
 import typer
 
 from envmatrix import render
@@ -80,7 +79,8 @@ def plan(
 
     path = policy_path(policy)
     loaded = load_policy(path)
-    run = make_plan(path, connect(loaded), environment or (), loaded)
+    with connect(loaded) as connections:
+        run = make_plan(path, connections, environment or (), loaded)
     if out:
         write_plan_file(run, out)
     if json_output:
@@ -114,9 +114,9 @@ def apply(
         _confirm(yes, None)
     path = _saved_policy_path(plan_file) if plan_file else policy_path(policy)
     loaded = load_policy(path)
-    connections = connect(loaded)
     # the lock covers planning too: a runner that waited plans after the previous one's writes
-    with _audit_sink(loaded, path) as sink, vault_lock(connections, sink, timeout):
+    with connect(loaded) as connections, _audit_sink(loaded, path) as sink, \
+            vault_lock(connections, sink, timeout):
         if plan_file:
             _, report = apply_saved(plan_file, connections, sink)
         else:
@@ -578,190 +578,14 @@ def probe_supabase(
         raise typer.Exit(ExitCode.FAILURE)
 
 
-# -- issue 3: matrix, flags, verify, scan, probe ----------------------------------------------
-
-RepositoryOption = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--repository", "-r", help="Only this repository (owner/name)."),
-]
-OneEnvironmentOption = Annotated[
-    str, typer.Option("--environment", "-e", help="The environment (logical or GitHub name).")
-]
-
-
-@app.command()
-def matrix(
-    policy: PolicyOption = None,
-    environment: EnvironmentOption = None,
-    repository: RepositoryOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table|markdown|json|html")] = "table",
-    out: Annotated[Optional[str], typer.Option("--out", help="Write to this file.")] = None,  # noqa: UP045
-    workflows: Annotated[
-        Optional[str], typer.Option("--workflows", help="Also scan this workflows folder.")  # noqa: UP045
-    ] = None,
-    json_output: JsonOption = False,
-) -> None:
-    """Which secret is where: secrets x environments per repository, with a status per cell."""
-    from envmatrix import render_matrix
-    from envmatrix.matrix import matrix_for_run
-    from envmatrix.scan import scan_workflows
-    from envmatrix.sync import connect, make_plan
-
-    fmt = "json" if json_output else fmt
-    if fmt not in render_matrix.FORMATS:
-        raise UsageError(f"--format {fmt!r}: one of {', '.join(render_matrix.FORMATS)}")
-    path = policy_path(policy)
-    loaded = load_policy(path)
-    scanned = scan_workflows(loaded, workflows, repository) if workflows else None
-    grid = matrix_for_run(make_plan(path, connect(loaded), environment or (), loaded), repository)
-    if out:
-        Path(out).write_text(render_matrix.render_matrix(grid, fmt, scanned), encoding="utf-8")
-        render.console().print(f"Wrote the matrix ({fmt}) to {out}")
-    elif fmt == "table":
-        render.console().print(render_matrix.matrix_renderable(grid, scanned))
-    else:
-        sys.stdout.write(render_matrix.render_matrix(grid, fmt, scanned))
-
-
-flags_app = typer.Typer(help="Feature flags gated on secrets: readiness and checks.")
-app.add_typer(flags_app, name="flags")
-NoProbeOption = Annotated[bool, typer.Option("--no-probe", help="Skip the flags' probes.")]
-
-
-@flags_app.callback(invoke_without_command=True)
-def flags(
-    ctx: typer.Context,
-    policy: PolicyOption = None,
-    environment: EnvironmentOption = None,
-    json_output: JsonOption = False,
-    no_probe: NoProbeOption = False,
-) -> None:
-    """Every flag x environment: ready or not, what blocks it and whose it is."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from envmatrix import render_matrix
-    from envmatrix.flags import readiness_for_policy
-
-    readiness = readiness_for_policy(policy_path(policy), environment or (), not no_probe)
-    if json_output:
-        render.print_json(render_matrix.flags_json(readiness))
-    else:
-        render.console().print(render_matrix.flags_table(readiness))
-
-
-@flags_app.command("check")
-def flags_check(
-    name: Annotated[str, typer.Argument(help="The flag, e.g. FEATURE_AI_ESCALATIONS.")],
-    environment: OneEnvironmentOption,
-    repository: RepositoryOption = None,
-    policy: PolicyOption = None,
-    json_output: JsonOption = False,
-    no_probe: NoProbeOption = False,
-) -> None:
-    """Exit 0 when the flag is ready in the environment, 1 (naming blockers and owners) if not."""
-    from envmatrix import render_matrix
-    from envmatrix.flags import readiness_for_policy, select
-
-    readiness = readiness_for_policy(policy_path(policy), [environment], not no_probe)
-    logical = readiness[0].logical_environment if readiness else environment
-    rows = select(readiness, name, logical, repository)
-    if json_output:
-        render.print_json(render_matrix.flags_json(rows))
-    else:
-        for line in render_matrix.flag_check_lines(rows):
-            render.console().print(line, markup=False)
-    if not all(r.ready for r in rows):
-        raise typer.Exit(ExitCode.FAILURE)
-
-
-@app.command()
-def verify(
-    environment: OneEnvironmentOption,
-    repository: RepositoryOption = None,
-    source: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--source", help="environ|github|vault (default: environ in GitHub Actions, "
-                     "else github)."),
-    ] = None,
-    policy: PolicyOption = None,
-    json_output: JsonOption = False,
-) -> None:
-    """CI gate: fail (exit 1) when a secret the policy requires here is missing or empty."""
-    from envmatrix import render_matrix
-    from envmatrix.verify import run_verify
-
-    loaded = load_policy(policy_path(policy))
-    report = run_verify(loaded, environment, repository, source, os.environ)
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        for line in render_matrix.publish_to_actions(report, os.environ):
-            sys.stdout.write(line + "\n")
-    if json_output:
-        render.print_json(report.to_json())
-    else:
-        for line in render_matrix.verify_lines(report):
-            render.console().print(line, markup=False)
-    if not report.ok:
-        raise typer.Exit(ExitCode.FAILURE)
-
-
-@app.command()
-def scan(
-    workflows: Annotated[
-        str, typer.Option("--workflows", help="The workflows folder.")
-    ] = ".github/workflows",
-    repository: RepositoryOption = None,
-    policy: PolicyOption = None,
-    json_output: JsonOption = False,
-) -> None:
-    """Secrets workflows reference but the policy does not declare (exit 1), and unused ones."""
-    from envmatrix import render_matrix
-    from envmatrix.scan import scan_workflows
-
-    report = scan_workflows(load_policy(policy_path(policy)), workflows, repository)
-    if json_output:
-        render.print_json(report.to_json())
-    else:
-        for line in render_matrix.scan_lines(report):
-            render.console().print(line, markup=False)
-    if report.undeclared:
-        raise typer.Exit(ExitCode.FAILURE)
-
-
-probe_app = typer.Typer(help="Check that credentials really work.", no_args_is_help=True)
-app.add_typer(probe_app, name="probe")
-
-
-@probe_app.command("supabase")
-def probe_supabase(
-    environment: OneEnvironmentOption,
-    policy: PolicyOption = None,
-    json_output: JsonOption = False,
-) -> None:
-    """SUPABASE_URL + SUPABASE_SERVICE_KEY from Vault: does an admin call succeed?"""
-    from envmatrix.desired import resolve_environments
-    from envmatrix.probe import run_probe, vault_from_environment
-
-    loaded = load_policy(policy_path(policy))
-    (logical,) = resolve_environments(loaded, [environment])
-    result = run_probe("supabase", loaded, vault_from_environment(loaded, os.environ), logical)
-    if json_output:
-        render.print_json(result.to_json())
-    else:
-        verdict = "ok" if result.ok else "failed"
-        render.console().print(f"probe supabase in {logical}: {verdict}: {result.detail}",
-                               markup=False)
-    if not result.ok:
-        raise typer.Exit(ExitCode.FAILURE)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map every failure to one line and an exit code."""
     try:
         code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        return _fail(exc.format_message(), ExitCode.INVALID)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _fail("aborted", ExitCode.FAILURE)
+    except typer.TyperException as exc:  # typer's (vendored click's) command-line errors
+        return _fail(exc.format_message(), ExitCode.INVALID)
     except EnvmatrixError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

@@ -35,6 +35,19 @@ class Connections:
     vault: VaultPort
     github: GitHubPort
 
+    def close(self) -> None:
+        """Close the adapters' HTTP sessions."""
+        for adapter in (self.vault, self.github):
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass(frozen=True)
 class PlanRun:

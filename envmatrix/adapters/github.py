@@ -186,6 +186,10 @@ class GitHubAdapter:
         url = f"{_env_url(repository, environment)}/variables/{quote(name, safe='')}"
         return self._write("DELETE", url, None, absent_ok=True)
 
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._github.close()
+
     def identity(self) -> str:
         actor = os.environ.get("GITHUB_ACTOR")
         run = os.environ.get("GITHUB_RUN_ID")
@@ -260,6 +264,10 @@ class GitHubAdapter:
             raise _Retry(self._retry.backoff, f"connection failed ({type(exc).__name__})") from None
         except ValueError:  # json decoding: an HTML page or a truncated body
             raise _Retry(self._retry.backoff, "the response was not valid JSON") from None
+        except (TypeError, KeyError, AttributeError):  # JSON, but not shaped like GitHub's
+            raise GitHubError(
+                f"{endpoint}: the answer is not GitHub's REST API (check GITHUB_API_URL)"
+            ) from None
 
     def _classify(
         self, endpoint: str, status: int, headers: Mapping[str, str], data: Any
