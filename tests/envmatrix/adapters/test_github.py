@@ -1,0 +1,112 @@
+"""The GitHub adapter against the sandbox: real sockets, GitHub's status codes and pagination."""
+
+from __future__ import annotations
+
+import pytest
+
+from envmatrix.adapters.github import GitHubAdapter, RetryPolicy
+from envmatrix.errors import GitHubError, UsageError
+from envmatrix.sandbox import GitHubSandbox
+from envmatrix.secret import SecretValue
+
+REPO = "occ-labs/operator-console"
+FAST = RetryPolicy(attempts=4, backoff=0.01, secondary_backoff=0.01, max_wait=5)
+
+
+@pytest.fixture
+def github(sandbox: GitHubSandbox) -> GitHubAdapter:
+    return GitHubAdapter(sandbox.url, "sandbox-token", retry=FAST)
+
+
+def test_lists_follow_pagination_past_one_page(sandbox: GitHubSandbox, github: GitHubAdapter) -> None:
+    sandbox.create_environment(REPO, "staging")
+    for i in range(130):
+        sandbox.write_secret_outside(REPO, "staging", f"S_{i:03d}", "x")
+    for i in range(45):
+        sandbox.write_variable_outside(REPO, "staging", f"V_{i:02d}", str(i))
+    secrets = github.list_environment_secrets(REPO, "staging")
+    variables = github.list_environment_variables(REPO, "staging")
+    assert sorted(s.name for s in secrets) == [f"S_{i:03d}" for i in range(130)]
+    assert {v.name: v.value for v in variables} == {f"V_{i:02d}": str(i) for i in range(45)}
+    counts = sandbox.request_counts()
+    assert counts[("GET", "actions/list-environment-secrets")] == 2  # per_page=100
+    assert counts[("GET", "actions/list-environment-variables")] == 2  # GitHub caps at 30
+
+
+def test_one_public_key_fetch_per_environment_however_many_puts(
+    sandbox: GitHubSandbox, github: GitHubAdapter
+) -> None:
+    for env in ("staging", "production"):
+        github.create_environment(REPO, env)
+        for i in range(12):
+            github.put_environment_secret(REPO, env, f"KEY_{i}", SecretValue(f"{env}-{i}"))
+    counts = sandbox.request_counts()
+    assert counts[("GET", "actions/get-environment-public-key")] == 2
+    assert counts[("PUT", "actions/create-or-update-environment-secret")] == 24
+    assert sandbox.secret_value(REPO, "production", "KEY_11") == "production-11"
+
+
+def test_receipt_time_is_the_servers_updated_at(sandbox: GitHubSandbox, github: GitHubAdapter) -> None:
+    github.create_environment(REPO, "staging")
+    sandbox.advance_clock(-3600)  # the server's clock differs from ours: the receipt follows it
+    receipt = github.put_environment_secret(REPO, "staging", "TOKEN", SecretValue("v"))
+    [observed] = github.list_environment_secrets(REPO, "staging")
+    assert receipt.server_time == observed.updated_at
+
+
+def test_environment_names_with_spaces(sandbox: GitHubSandbox, github: GitHubAdapter) -> None:
+    github.create_environment(REPO, "qa east")
+    github.put_environment_secret(REPO, "qa east", "TOKEN", SecretValue("v"))
+    github.set_environment_variable(REPO, "qa east", "FLAG", "true", exists=False)
+    assert "qa east" in github.list_environments(REPO)
+    assert [s.name for s in github.list_environment_secrets(REPO, "qa east")] == ["TOKEN"]
+    assert sandbox.secret_value(REPO, "qa east", "TOKEN") == "v"
+    assert sandbox.variable_value(REPO, "qa east", "FLAG") == "true"
+
+
+def test_deleting_what_is_absent_is_fine(sandbox: GitHubSandbox, github: GitHubAdapter) -> None:
+    github.create_environment(REPO, "staging")
+    github.delete_environment_secret(REPO, "staging", "NEVER_WRITTEN")
+    github.delete_environment_variable(REPO, "staging", "NEVER_SET")
+    counts = sandbox.request_counts()
+    assert counts[("DELETE", "actions/delete-environment-secret")] == 1  # no retry of a 404
+
+
+def test_variable_create_and_update(sandbox: GitHubSandbox, github: GitHubAdapter) -> None:
+    github.create_environment(REPO, "staging")
+    github.set_environment_variable(REPO, "staging", "FLAG", "false", exists=False)
+    github.set_environment_variable(REPO, "staging", "FLAG", "true", exists=True)
+    assert sandbox.variable_value(REPO, "staging", "FLAG") == "true"
+
+
+def test_bad_token_is_one_line_naming_github_token(sandbox: GitHubSandbox) -> None:
+    github = GitHubAdapter(sandbox.url, "wrong-token", retry=FAST)
+    with pytest.raises(GitHubError) as caught:
+        github.list_environments(REPO)
+    message = str(caught.value)
+    assert "401" in message and "GITHUB_TOKEN" in message and "\n" not in message
+    assert caught.value.status == 401
+    assert sum(sandbox.request_counts().values()) == 1  # a 401 is not retried
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"GITHUB_API_URL": "http://x"}, "GITHUB_TOKEN"),
+        ({"GITHUB_TOKEN": "t", "GITHUB_API_URL": "127.0.0.1:8080"}, "GITHUB_API_URL"),
+        ({"GH_TOKEN": "t", "GITHUB_API_URL": "ftp://host"}, "GITHUB_API_URL"),
+        ({"GITHUB_TOKEN": "t", "ENVMATRIX_GITHUB_ATTEMPTS": "many"}, "ENVMATRIX_GITHUB_ATTEMPTS"),
+    ],
+)
+def test_from_environment_errors_are_usage_errors(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(UsageError, match=expected):
+        GitHubAdapter.from_environment(environ)
+
+
+def test_from_environment_reads_token_url_and_retry_policy(sandbox: GitHubSandbox) -> None:
+    github = GitHubAdapter.from_environment({
+        "GH_TOKEN": "sandbox-token", "GITHUB_API_URL": sandbox.url + "/",
+        "ENVMATRIX_GITHUB_ATTEMPTS": "2", "ENVMATRIX_GITHUB_MAX_WAIT": "7",
+    })
+    assert github.list_environments(REPO) == []
+    assert github._retry.attempts == 2 and github._retry.max_wait == 7
