@@ -101,8 +101,10 @@ def measure(
 
 def report(label: str, counts: Counter[str], bound: int, elapsed: float, note: str = "") -> None:
     total = sum(counts.values())
-    print(f"\n== {label}: {total} requests, bound {bound}, ratio {total / bound:.3f}"
-          f" ({elapsed:.2f}s wall) {note}")
+    print(
+        f"\n== {label}: {total} requests, bound {bound}, ratio {total / bound:.3f}"
+        f" ({elapsed:.2f}s wall) {note}"
+    )
     for endpoint, n in sorted(counts.items()):
         print(f"   {n:6d}  {endpoint}")
 
@@ -120,8 +122,11 @@ def apply_bound(run: PlanRun) -> int:
 def main() -> int:
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp, OpenBaoDevServer() as bao, \
-            GitHubSandbox(token=TOKEN, repositories=REPOSITORIES) as sandbox:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        OpenBaoDevServer() as bao,
+        GitHubSandbox(token=TOKEN, repositories=REPOSITORIES) as sandbox,
+    ):
         path = widened_policy(Path(tmp))
         policy = load_policy(path)
         adapter = VaultAdapter(bao.addr, bao.token, policy.vault.mount)
@@ -134,28 +139,51 @@ def main() -> int:
         def plan() -> PlanRun:
             return make_plan(str(path), connections(), policy=policy)
 
-        print(f"policy: {len(policy.secrets)} secrets x 2 environments x {len(REPOSITORIES)}"
-              " repositories, SUPABASE_SERVICE_KEY left out of Vault in production")
+        print(
+            f"policy: {len(policy.secrets)} secrets x 2 environments x {len(REPOSITORIES)}"
+            " repositories, SUPABASE_SERVICE_KEY left out of Vault in production"
+        )
         run, counts, t = measure(plan, sandbox, vault)
         report("plan (fresh: no environments in GitHub yet)", counts, lower_bound_plan(run), t)
 
         _, counts, t = measure(lambda: apply_run(run, connections()), sandbox, vault)
-        report("apply of that plan (writes only)", counts, apply_bound(run), t,
-               f"[{len(run.plan.writes)} planned writes]")
+        report(
+            "apply of that plan (writes only)",
+            counts,
+            apply_bound(run),
+            t,
+            f"[{len(run.plan.writes)} planned writes]",
+        )
 
         run, counts, t = measure(plan, sandbox, vault)
-        report("plan (steady state: everything in sync)", counts, lower_bound_plan(run), t,
-               f"[{len(run.plan.writes)} changes]")
+        report(
+            "plan (steady state: everything in sync)",
+            counts,
+            lower_bound_plan(run),
+            t,
+            f"[{len(run.plan.writes)} changes]",
+        )
 
         spec = policy.secrets["SHOPIFY_ADMIN_TOKEN"]
-        adapter.write_values(spec.vault_path("production"),
-                             {"SHOPIFY_ADMIN_TOKEN": SecretValue("bench-rotated")})
+        adapter.write_values(
+            spec.vault_path("production"), {"SHOPIFY_ADMIN_TOKEN": SecretValue("bench-rotated")}
+        )
         run, counts, t = measure(plan, sandbox, vault)
-        report("plan after one Vault change", counts, lower_bound_plan(run), t,
-               f"[{len(run.plan.writes)} changes]")
+        report(
+            "plan after one Vault change",
+            counts,
+            lower_bound_plan(run),
+            t,
+            f"[{len(run.plan.writes)} changes]",
+        )
         _, counts, t = measure(lambda: apply_run(run, connections()), sandbox, vault)
-        report("apply of that plan (writes only)", counts, apply_bound(run), t,
-               f"[{len(run.plan.writes)} planned writes]")
+        report(
+            "apply of that plan (writes only)",
+            counts,
+            apply_bound(run),
+            t,
+            f"[{len(run.plan.writes)} planned writes]",
+        )
     return 0
 
 

@@ -34,12 +34,17 @@ def run_demo(out: Console, policy_file: Path = EXAMPLE_POLICY) -> int:
     policy = load_policy(policy_file)
     repositories = sorted({r for s in policy.secrets.values() for r in policy.repositories_for(s)})
     out.print(f"Starting OpenBao and the GitHub sandbox for {policy_file.name} ...")
-    with OpenBaoDevServer() as bao, GitHubSandbox(token=TOKEN, repositories=repositories) as sandbox:
+    with (
+        OpenBaoDevServer() as bao,
+        GitHubSandbox(token=TOKEN, repositories=repositories) as sandbox,
+    ):
         vault = VaultAdapter(bao.addr, bao.token, policy.vault.mount)
         connections = Connections(vault, GitHubAdapter(sandbox.url, TOKEN))
         seeded = seed_vault(policy, vault, leave_out=LEFT_OUT)
-        out.print(f"Seeded Vault at {bao.addr} with {seeded} generated values "
-                  f"(left out {LEFT_OUT[0]} in {LEFT_OUT[1]}); GitHub sandbox at {sandbox.url}.\n")
+        out.print(
+            f"Seeded Vault at {bao.addr} with {seeded} generated values "
+            f"(left out {LEFT_OUT[0]} in {LEFT_OUT[1]}); GitHub sandbox at {sandbox.url}.\n"
+        )
         return _steps(out, str(policy_file), policy, connections, sandbox)
 
 
@@ -65,8 +70,12 @@ def _steps(
 
     spec = policy.secrets[name]
     connections.vault.write_values(
-        spec.vault_path(env), {**connections.vault.read_values(spec.vault_path(env)),
-                               spec.vault_key(name): _generated(name)})
+        spec.vault_path(env),
+        {
+            **connections.vault.read_values(spec.vault_path(env)),
+            spec.vault_key(name): _generated(name),
+        },
+    )
     ok &= apply_step(plan_step(f"3. the owner adds {name} to Vault: plan, apply, flag flips"))
 
     time.sleep(1.1)  # GitHub timestamps have one-second resolution
@@ -81,13 +90,17 @@ def _steps(
     return 0 if ok else 1
 
 
-def seed_vault(policy: Policy, vault: VaultAdapter, leave_out: tuple[str, str] | None = None) -> int:
+def seed_vault(
+    policy: Policy, vault: VaultAdapter, leave_out: tuple[str, str] | None = None
+) -> int:
     """Write a generated value for every (secret, environment) of the policy into Vault."""
     by_path: dict[str, dict[str, SecretValue]] = {}
     for name, spec in policy.secrets.items():
         for env in spec.environments:
             if (name, env) != leave_out:
-                by_path.setdefault(spec.vault_path(env), {})[spec.vault_key(name)] = _generated(name)
+                by_path.setdefault(spec.vault_path(env), {})[spec.vault_key(name)] = _generated(
+                    name
+                )
     for path, values in by_path.items():
         vault.write_values(path, values)
     return sum(len(v) for v in by_path.values())
@@ -107,7 +120,9 @@ def _mismatches(policy: Policy, connections: Connections, sandbox: GitHubSandbox
             expected = connections.vault.read_values(cell.vault_path).get(cell.vault_key)
         except Exception:
             expected = None
-        actual = sandbox.secret_value(cell.target.repository, cell.target.github_environment, cell.name)
+        actual = sandbox.secret_value(
+            cell.target.repository, cell.target.github_environment, cell.name
+        )
         if expected is not None and (actual is None or expected.reveal() != actual):
             wrong.append(f"{cell.target.repository}/{cell.target.github_environment}/{cell.name}")
     return wrong

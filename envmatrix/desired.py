@@ -106,8 +106,12 @@ def _secret_cells(policy: Policy, selected: set[str]) -> Iterable[SecretCell]:
                 continue
             for repo in policy.repositories_for(spec):
                 yield SecretCell(
-                    _target(policy, repo, env), name, spec.vault_path(env),
-                    spec.vault_key(name), spec.owner, spec.service,
+                    _target(policy, repo, env),
+                    name,
+                    spec.vault_path(env),
+                    spec.vault_key(name),
+                    spec.owner,
+                    spec.service,
                 )
 
 

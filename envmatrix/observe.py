@@ -41,7 +41,9 @@ class Observed:
         return {
             "vault": {p: [e.version, sorted(e.keys)] for p, e in self.vault.items()},
             "github": {_key(t): _canonical_env(e) for t, e in self.github.items()},
-            "sync": {_key(t): {n: r.pack() for n, r in s.records.items()} for t, s in self.sync.items()},
+            "sync": {
+                _key(t): {n: r.pack() for n, r in s.records.items()} for t, s in self.sync.items()
+            },
         }
 
 
@@ -67,7 +69,9 @@ def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Obse
 
 
 def _unchanged_keys(
-    desired: DesiredState, entries: Mapping[str, VaultEntry], sync: Mapping[Target, SyncState],
+    desired: DesiredState,
+    entries: Mapping[str, VaultEntry],
+    sync: Mapping[Target, SyncState],
     vault: VaultPort,
 ) -> dict[tuple[str, int, int], frozenset[str]]:
     """For shared paths that moved since the last sync: the keys whose value did not change.
@@ -80,8 +84,13 @@ def _unchanged_keys(
         record = sync[cell.target].records.get(cell.name)
         current = entries[cell.vault_path].version
         shared = len(entries[cell.vault_path].keys) > 1
-        if record and shared and current and record.vault_path == cell.vault_path \
-                and record.vault_version != current:
+        if (
+            record
+            and shared
+            and current
+            and record.vault_path == cell.vault_path
+            and record.vault_version != current
+        ):
             moves.add((cell.vault_path, record.vault_version, current))
     return {move: _same_keys(vault, *move) for move in sorted(moves)}
 

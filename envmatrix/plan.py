@@ -74,7 +74,11 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["action"], data["kind"], data["reason"] = str(self.action), str(self.kind), str(self.reason)
+        data["action"], data["kind"], data["reason"] = (
+            str(self.action),
+            str(self.kind),
+            str(self.reason),
+        )
         data["github_updated_at"] = _iso(self.github_updated_at)
         data["requires"] = list(self.requires)
         return data
@@ -144,15 +148,22 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
 
 def _environment_create(target: Target) -> Change:
     return Change(
-        Action.CREATE, Kind.ENVIRONMENT, target.repository, target.github_environment,
-        target.github_environment, Reason.MISSING,
+        Action.CREATE,
+        Kind.ENVIRONMENT,
+        target.repository,
+        target.github_environment,
+        target.github_environment,
+        Reason.MISSING,
         f"GitHub environment {target.github_environment} does not exist in {target.repository}",
         logical_environment=target.environment,
     )
 
 
 def _secret_change(
-    desired: DesiredState, cell: SecretCell, observed: Observed, env: ObservedEnvironment | None,
+    desired: DesiredState,
+    cell: SecretCell,
+    observed: Observed,
+    env: ObservedEnvironment | None,
     sync: SyncState,
 ) -> Change | None:
     entry = observed.vault.get(cell.vault_path, VaultEntry(cell.vault_path, None))
@@ -202,13 +213,26 @@ def _blocked_detail(desired: DesiredState, cell: SecretCell) -> str:
 
 
 def _change(
-    cell: SecretCell, action: Action, reason: Reason, detail: str, entry: VaultEntry,
+    cell: SecretCell,
+    action: Action,
+    reason: Reason,
+    detail: str,
+    entry: VaultEntry,
     updated_at: datetime | None = None,
 ) -> Change:
     return Change(
-        action, Kind.SECRET, cell.target.repository, cell.target.github_environment, cell.name,
-        reason, detail, logical_environment=cell.target.environment, owner=cell.owner,
-        vault_path=cell.vault_path, vault_key=cell.vault_key, vault_version=entry.version,
+        action,
+        Kind.SECRET,
+        cell.target.repository,
+        cell.target.github_environment,
+        cell.name,
+        reason,
+        detail,
+        logical_environment=cell.target.environment,
+        owner=cell.owner,
+        vault_path=cell.vault_path,
+        vault_key=cell.vault_key,
+        vault_version=entry.version,
         github_updated_at=updated_at,
     )
 
@@ -223,12 +247,21 @@ def _leftovers(
         if name in wanted:
             continue
         ours = name in sync.records and secret.updated_at <= sync.records[name].written_at
-        action, reason = (Action.DELETE, Reason.PRUNED) if prune and ours else (
-            Action.ORPHAN, Reason.NOT_IN_POLICY)
+        action, reason = (
+            (Action.DELETE, Reason.PRUNED)
+            if prune and ours
+            else (Action.ORPHAN, Reason.NOT_IN_POLICY)
+        )
         detail = "written by envmatrix" if ours else "not written by envmatrix"
         yield Change(
-            action, Kind.SECRET, target.repository, target.github_environment, name, reason,
-            f"in GitHub, not in the policy ({detail})", logical_environment=target.environment,
+            action,
+            Kind.SECRET,
+            target.repository,
+            target.github_environment,
+            name,
+            reason,
+            f"in GitHub, not in the policy ({detail})",
+            logical_environment=target.environment,
             github_updated_at=secret.updated_at,
         )
 
@@ -248,10 +281,16 @@ def _flag_change(
     detail = f"waiting for {', '.join(waiting)}" if waiting else "every required secret in sync"
     was = "unset" if current is None else current.value
     return Change(
-        Action.CREATE if current is None else Action.UPDATE, Kind.VARIABLE,
-        flag.target.repository, flag.target.github_environment, flag.name, reason,
-        f"{was} -> {value}: {detail}", logical_environment=flag.target.environment,
-        value=value, requires=flag.requires,
+        Action.CREATE if current is None else Action.UPDATE,
+        Kind.VARIABLE,
+        flag.target.repository,
+        flag.target.github_environment,
+        flag.name,
+        reason,
+        f"{was} -> {value}: {detail}",
+        logical_environment=flag.target.environment,
+        value=value,
+        requires=flag.requires,
     )
 
 

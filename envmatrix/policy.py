@@ -58,7 +58,9 @@ def _check_duration(text: str) -> str:
 def _check_cron(expr: str) -> str:
     fields = expr.split()
     if len(fields) != 5:
-        raise ValueError(f"cron {expr!r} has {len(fields)} fields; envmatrix takes 5 (m h dom mon dow)")
+        raise ValueError(
+            f"cron {expr!r} has {len(fields)} fields; envmatrix takes 5 (m h dom mon dow)"
+        )
     if not croniter.is_valid(expr, strict=True):
         raise ValueError(f"cron {expr!r} is not a valid 5-field expression")
     return expr
@@ -68,7 +70,9 @@ def _check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {name!r} (use an IANA name like Europe/Berlin)") from None
+        raise ValueError(
+            f"unknown timezone {name!r} (use an IANA name like Europe/Berlin)"
+        ) from None
     return name
 
 
@@ -314,7 +318,9 @@ def _read_text(file: str) -> str:
     try:
         data = Path(file).read_bytes()
     except FileNotFoundError:
-        raise PolicyError(file, None, "", "no such policy file (set --policy or ENVMATRIX_POLICY)") from None
+        raise PolicyError(
+            file, None, "", "no such policy file (set --policy or ENVMATRIX_POLICY)"
+        ) from None
     except OSError as exc:
         raise PolicyError(file, None, "", f"cannot read: {exc.strerror}") from None
     if len(data) > MAX_POLICY_BYTES:

@@ -44,8 +44,10 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 def _contract_change(change: Change) -> dict[str, Any]:
     data = change.to_json()
-    ordered = {k: data.pop(k) for k in (
-        "action", "kind", "repository", "environment", "name", "reason", "detail")}
+    ordered = {
+        k: data.pop(k)
+        for k in ("action", "kind", "repository", "environment", "name", "reason", "detail")
+    }
     return {**ordered, **data}
 
 
@@ -93,14 +95,18 @@ def render_apply(report: ApplyReport, out: Console) -> None:
     for result in report.results:
         out.print(_result_line(result))
     for change in report.blocked:
-        out.print(f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
-                  f"{escape(change.environment or '')} not synced: {escape(change.detail)}")
+        out.print(
+            f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
+            f"{escape(change.environment or '')} not synced: {escape(change.detail)}"
+        )
     for error in report.state_errors:
         out.print(f"[red]error[/]: {escape(error)}")
     s = report.summary()
     verdict = "Apply complete" if report.ok else "Apply incomplete"
-    out.print(f"{verdict}: {s['written']} written, {s['failed']} failed, "
-              f"{s['blocked']} blocked (warnings).")
+    out.print(
+        f"{verdict}: {s['written']} written, {s['failed']} failed, "
+        f"{s['blocked']} blocked (warnings)."
+    )
 
 
 def _result_line(result: ItemResult) -> str:

@@ -9,12 +9,13 @@ from envmatrix.sandbox import Fault
 from tests.world import REPO, World, example_policy_text
 
 
-
 def changes(world: World, *args: str) -> list[tuple[str, str, str | None, str, str]]:
     result = world.run("plan", "--json", *args)
     assert result.code == 0, result.err
-    return [(c["action"], c["kind"], c["environment"], c["name"], c["reason"])
-            for c in result.json()["changes"]]
+    return [
+        (c["action"], c["kind"], c["environment"], c["name"], c["reason"])
+        for c in result.json()["changes"]
+    ]
 
 
 def test_apply_makes_every_github_copy_equal_vault_and_then_converges(world: World) -> None:
@@ -41,7 +42,10 @@ def test_new_vault_version_updates_exactly_its_cells(world: World) -> None:
         ("update", "secret", "staging", "SUPABASE_SERVICE_KEY", "vault-newer"),
     ]
     assert world.run("apply", "--yes").code == 0
-    assert world.sandbox.secret_value(REPO, "production", "SHOPIFY_ADMIN_TOKEN") == "shpat-rotated-by-hand"
+    assert (
+        world.sandbox.secret_value(REPO, "production", "SHOPIFY_ADMIN_TOKEN")
+        == "shpat-rotated-by-hand"
+    )
     assert world.mismatches() == []
     assert changes(world) == []
 
@@ -54,7 +58,8 @@ def test_secret_rewritten_outside_is_detected_and_restored(world: World) -> None
     assert changes(world) == [("update", "secret", "staging", "ZOHO_CLIENT_ID", "changed-outside")]
     assert world.run("apply", "--yes").code == 0
     assert world.sandbox.secret_value(REPO, "staging", "ZOHO_CLIENT_ID") == world.vault_value(
-        "ZOHO_CLIENT_ID", "staging")
+        "ZOHO_CLIENT_ID", "staging"
+    )
     assert changes(world) == []
 
 
@@ -71,7 +76,9 @@ def test_missing_in_vault_is_blocked_names_owner_and_the_rest_is_applied(world: 
     world.seed(leave_out=("ZOHO_REFRESH_TOKEN", "production"))
     plan = world.run("plan", "--json").json()
     blocked = [c for c in plan["changes"] if c["action"] == "blocked"]
-    assert [(c["environment"], c["name"]) for c in blocked] == [("production", "ZOHO_REFRESH_TOKEN")]
+    assert [(c["environment"], c["name"]) for c in blocked] == [
+        ("production", "ZOHO_REFRESH_TOKEN")
+    ]
     assert "owner: integrations" in blocked[0]["detail"]
     assert plan["summary"]["blocked"] == 1
     applied = world.run("apply", "--yes")
@@ -93,8 +100,11 @@ def test_orphans_are_left_alone_and_prune_deletes_only_what_envmatrix_wrote(worl
     end = policy.index("  GA_MCP_SERVICE_ACCOUNT_JSON:")
     world.write_policy(policy[:start] + policy[end:])
     orphans = {(c[2], c[3]) for c in changes(world) if c[0] == "orphan"}
-    assert orphans == {("production", "LEGACY_TOKEN"), ("production", "CHATWOOT_API_TOKEN"),
-                       ("staging", "CHATWOOT_API_TOKEN")}
+    assert orphans == {
+        ("production", "LEGACY_TOKEN"),
+        ("production", "CHATWOOT_API_TOKEN"),
+        ("staging", "CHATWOOT_API_TOKEN"),
+    }
     assert world.run("apply", "--yes").code == 0
     assert world.sandbox.secret_value(REPO, "production", "LEGACY_TOKEN") == "someone-elses"
 
@@ -149,7 +159,9 @@ def test_failed_write_is_reported_others_land_and_rerun_converges(world: World) 
     report = result.json()
     failed = [r for r in report["results"] if r["result"] == "failed"]
     assert {(r["environment"], r["name"]) for r in failed} == {
-        ("production", "ZOHO_CLIENT_SECRET"), ("staging", "ZOHO_CLIENT_SECRET")}
+        ("production", "ZOHO_CLIENT_SECRET"),
+        ("staging", "ZOHO_CLIENT_SECRET"),
+    }
     assert all("500" in r["error"] for r in failed)
     assert report["summary"]["written"] == 18
     world.sandbox.clear_faults()
@@ -165,8 +177,13 @@ def test_canary_values_never_leave_vault(world: World, tmp_path: Path) -> None:
             world.set_vault_value(name, env, value)
     outputs = []
     planfile = tmp_path / "canary-plan.json"
-    for args in (("validate",), ("plan",), ("plan", "--json", "--out", str(planfile)),
-                 ("apply", str(planfile), "--yes", "--json"), ("plan", "--detailed-exitcode")):
+    for args in (
+        ("validate",),
+        ("plan",),
+        ("plan", "--json", "--out", str(planfile)),
+        ("apply", str(planfile), "--yes", "--json"),
+        ("plan", "--detailed-exitcode"),
+    ):
         result = world.run(*args)
         outputs += [result.out, result.err]
     world.set_vault_value("SUPABASE_URL", "staging", canaries["SUPABASE_URL"] + "-v2")
@@ -174,11 +191,16 @@ def test_canary_values_never_leave_vault(world: World, tmp_path: Path) -> None:
     failing = world.run("apply", "--yes", "--json")
     assert failing.code == 1
     outputs += [failing.out, failing.err, planfile.read_text()]
-    outputs += [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()
-                and p.suffix != ".sqlite"]
+    outputs += [
+        p.read_text(errors="replace")
+        for p in tmp_path.rglob("*")
+        if p.is_file() and p.suffix != ".sqlite"
+    ]
     text = "\n".join(outputs)
     assert "CANARY-" not in text
-    assert world.sandbox.secret_value(REPO, "production", "SUPABASE_URL") == canaries["SUPABASE_URL"]
+    assert (
+        world.sandbox.secret_value(REPO, "production", "SUPABASE_URL") == canaries["SUPABASE_URL"]
+    )
 
 
 def test_bad_policy_exits_3_before_any_call(world: World) -> None:
@@ -198,7 +220,11 @@ def test_plan_json_matches_the_contract_shape(world: World) -> None:
     assert set(data) == {"changes", "summary"}
     assert set(data["summary"]) == {"create", "update", "delete", "blocked", "orphan"}
     for change in data["changes"]:
-        assert {"action", "kind", "repository", "environment", "name", "reason", "detail"} <= set(change)
-    flag = [c for c in data["changes"] if c["kind"] == "variable" and c["environment"] == "production"]
+        assert {"action", "kind", "repository", "environment", "name", "reason", "detail"} <= set(
+            change
+        )
+    flag = [
+        c for c in data["changes"] if c["kind"] == "variable" and c["environment"] == "production"
+    ]
     assert flag[0]["value"] == "false"
     assert json.dumps(data).count("SUPABASE_SERVICE_KEY") >= 2

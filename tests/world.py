@@ -1,4 +1,4 @@
-"""A test world: a real OpenBao mount, the GitHub sandbox, a policy file and the CLI wired to them."""
+"""A test world: real OpenBao mount, GitHub sandbox, a policy file, and the CLI wired to them."""
 
 from __future__ import annotations
 
@@ -86,9 +86,13 @@ class World:
         wrong = []
         for cell in desired_state(self.policy).secrets:
             expected = self.vault_value(cell.name, cell.target.environment)
-            actual = self.sandbox.secret_value(cell.target.repository, cell.target.github_environment, cell.name)
+            actual = self.sandbox.secret_value(
+                cell.target.repository, cell.target.github_environment, cell.name
+            )
             if expected is not None and expected != actual:
-                wrong.append(f"{cell.target.repository}/{cell.target.github_environment}/{cell.name}")
+                wrong.append(
+                    f"{cell.target.repository}/{cell.target.github_environment}/{cell.name}"
+                )
         return wrong
 
 
@@ -101,14 +105,21 @@ def example_policy_text(mount: str, **replacements: str) -> str:
 
 @pytest.fixture
 def world(
-    tmp_path: Path, vault: VaultAdapter, vault_mount: str, vault_env: dict[str, str],
-    sandbox: GitHubSandbox, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    vault: VaultAdapter,
+    vault_mount: str,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
     policy_path = tmp_path / "envmatrix.yaml"
     policy_path.write_text(example_policy_text(vault_mount))
     env = {
-        **vault_env, "GITHUB_API_URL": sandbox.url, "GITHUB_TOKEN": "sandbox-token",
-        "ENVMATRIX_POLICY": str(policy_path), "ENVMATRIX_GITHUB_BACKOFF": "0.01",
+        **vault_env,
+        "GITHUB_API_URL": sandbox.url,
+        "GITHUB_TOKEN": "sandbox-token",
+        "ENVMATRIX_POLICY": str(policy_path),
+        "ENVMATRIX_GITHUB_BACKOFF": "0.01",
         "ENVMATRIX_AUDIT_DB": str(tmp_path / "audit.sqlite"),
     }
     monkeypatch.chdir(tmp_path)

@@ -15,20 +15,36 @@ from envmatrix.state import SyncRecord, SyncState
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 PROD = Target("occ/app", "production", "production")
 URL = SecretCell(PROD, "SUPABASE_URL", "apps/production/supabase", "url", "reliability", "supabase")
-KEY = SecretCell(PROD, "SUPABASE_SERVICE_KEY", "apps/production/supabase", "service_key",
-                 "reliability", "supabase")
+KEY = SecretCell(
+    PROD,
+    "SUPABASE_SERVICE_KEY",
+    "apps/production/supabase",
+    "service_key",
+    "reliability",
+    "supabase",
+)
 FLAG = FlagCell(PROD, "FEATURE_AI_ESCALATIONS", ("SUPABASE_URL", "SUPABASE_SERVICE_KEY"), True)
 
 
-def desired(*cells: SecretCell, flags: tuple[FlagCell, ...] = (), prune: bool = False) -> DesiredState:
+def desired(
+    *cells: SecretCell, flags: tuple[FlagCell, ...] = (), prune: bool = False
+) -> DesiredState:
     return DesiredState((PROD,), cells, flags, prune, "secret", {"reliability": "rel@occ.example"})
 
 
-def vault(version: int | None = 3, keys: tuple[str, ...] = ("url", "service_key")) -> dict[str, VaultEntry]:
-    return {"apps/production/supabase": VaultEntry("apps/production/supabase", version, T0, frozenset(keys))}
+def vault(
+    version: int | None = 3, keys: tuple[str, ...] = ("url", "service_key")
+) -> dict[str, VaultEntry]:
+    return {
+        "apps/production/supabase": VaultEntry(
+            "apps/production/supabase", version, T0, frozenset(keys)
+        )
+    }
 
 
-def github(*secrets: tuple[str, datetime], variables: dict[str, str] | None = None) -> dict[Target, ObservedEnvironment | None]:
+def github(
+    *secrets: tuple[str, datetime], variables: dict[str, str] | None = None
+) -> dict[Target, ObservedEnvironment | None]:
     observed = {n: ObservedSecret(n, T0, at) for n, at in secrets}
     listed = {n: ObservedVariable(n, v, T0) for n, v in (variables or {}).items()}
     return {PROD: ObservedEnvironment("production", observed, listed)}
@@ -46,45 +62,63 @@ def rows(plan: object) -> list[tuple[str, str, str, str]]:
 
 CASES = {
     "missing in GitHub -> create": (
-        desired(URL), Observed(vault(), github(), {}),
+        desired(URL),
+        Observed(vault(), github(), {}),
         [("create", "secret", "SUPABASE_URL", "missing")],
     ),
     "in sync -> nothing": (
-        desired(URL), Observed(vault(), github(("SUPABASE_URL", T0)), synced("SUPABASE_URL")), [],
+        desired(URL),
+        Observed(vault(), github(("SUPABASE_URL", T0)), synced("SUPABASE_URL")),
+        [],
     ),
     "vault newer -> update": (
-        desired(URL), Observed(vault(4), github(("SUPABASE_URL", T0)), synced("SUPABASE_URL")),
+        desired(URL),
+        Observed(vault(4), github(("SUPABASE_URL", T0)), synced("SUPABASE_URL")),
         [("update", "secret", "SUPABASE_URL", "vault-newer")],
     ),
     "written after our sync -> changed-outside": (
         desired(URL),
-        Observed(vault(), github(("SUPABASE_URL", T0 + timedelta(seconds=5))), synced("SUPABASE_URL")),
+        Observed(
+            vault(), github(("SUPABASE_URL", T0 + timedelta(seconds=5))), synced("SUPABASE_URL")
+        ),
         [("update", "secret", "SUPABASE_URL", "changed-outside")],
     ),
     "no record of writing it -> changed-outside": (
-        desired(URL), Observed(vault(), github(("SUPABASE_URL", T0)), {}),
+        desired(URL),
+        Observed(vault(), github(("SUPABASE_URL", T0)), {}),
         [("update", "secret", "SUPABASE_URL", "changed-outside")],
     ),
     "key missing in Vault -> blocked": (
-        desired(KEY), Observed(vault(keys=("url",)), github(), {}),
+        desired(KEY),
+        Observed(vault(keys=("url",)), github(), {}),
         [("blocked", "secret", "SUPABASE_SERVICE_KEY", "missing-in-vault")],
     ),
     "path missing in Vault -> blocked": (
-        desired(URL), Observed(vault(None, ()), github(), {}),
+        desired(URL),
+        Observed(vault(None, ()), github(), {}),
         [("blocked", "secret", "SUPABASE_URL", "missing-in-vault")],
     ),
     "not in policy, not ours -> orphan": (
-        desired(URL), Observed(vault(), github(("SUPABASE_URL", T0), ("LEGACY", T0)), synced("SUPABASE_URL")),
+        desired(URL),
+        Observed(vault(), github(("SUPABASE_URL", T0), ("LEGACY", T0)), synced("SUPABASE_URL")),
         [("orphan", "secret", "LEGACY", "not-in-policy")],
     ),
     "not in policy, ours, no prune -> orphan": (
         desired(URL),
-        Observed(vault(), github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0)), synced("SUPABASE_URL", "OLD_TOKEN")),
+        Observed(
+            vault(),
+            github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0)),
+            synced("SUPABASE_URL", "OLD_TOKEN"),
+        ),
         [("orphan", "secret", "OLD_TOKEN", "not-in-policy")],
     ),
     "not in policy, ours, prune -> delete": (
         desired(URL, prune=True),
-        Observed(vault(), github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0)), synced("SUPABASE_URL", "OLD_TOKEN")),
+        Observed(
+            vault(),
+            github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0)),
+            synced("SUPABASE_URL", "OLD_TOKEN"),
+        ),
         [("delete", "secret", "OLD_TOKEN", "pruned")],
     ),
     "not in policy, not ours, prune -> still orphan": (
@@ -94,40 +128,66 @@ CASES = {
     ),
     "ours but rewritten by hand, prune -> orphan, not delete": (
         desired(URL, prune=True),
-        Observed(vault(), github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0 + timedelta(hours=1))),
-                 synced("SUPABASE_URL", "OLD_TOKEN")),
+        Observed(
+            vault(),
+            github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0 + timedelta(hours=1))),
+            synced("SUPABASE_URL", "OLD_TOKEN"),
+        ),
         [("orphan", "secret", "OLD_TOKEN", "not-in-policy")],
     ),
     "environment absent -> create environment and secret": (
-        desired(URL), Observed(vault(), {PROD: None}, {}),
-        [("create", "environment", "production", "missing"), ("create", "secret", "SUPABASE_URL", "missing")],
+        desired(URL),
+        Observed(vault(), {PROD: None}, {}),
+        [
+            ("create", "environment", "production", "missing"),
+            ("create", "secret", "SUPABASE_URL", "missing"),
+        ],
     ),
     "flag: all secrets syncable -> true": (
         desired(URL, KEY, flags=(FLAG,)),
-        Observed(vault(), github(("SUPABASE_URL", T0), ("SUPABASE_SERVICE_KEY", T0)),
-                 synced("SUPABASE_URL", "SUPABASE_SERVICE_KEY")),
+        Observed(
+            vault(),
+            github(("SUPABASE_URL", T0), ("SUPABASE_SERVICE_KEY", T0)),
+            synced("SUPABASE_URL", "SUPABASE_SERVICE_KEY"),
+        ),
         [("create", "variable", "FEATURE_AI_ESCALATIONS", "flag-ready")],
     ),
     "flag: a required secret blocked -> false": (
         desired(URL, KEY, flags=(FLAG,)),
         Observed(vault(keys=("url",)), github(("SUPABASE_URL", T0)), synced("SUPABASE_URL")),
-        [("blocked", "secret", "SUPABASE_SERVICE_KEY", "missing-in-vault"),
-         ("create", "variable", "FEATURE_AI_ESCALATIONS", "flag-not-ready")],
+        [
+            ("blocked", "secret", "SUPABASE_SERVICE_KEY", "missing-in-vault"),
+            ("create", "variable", "FEATURE_AI_ESCALATIONS", "flag-not-ready"),
+        ],
     ),
     "flag already true and ready -> nothing": (
         desired(URL, KEY, flags=(FLAG,)),
-        Observed(vault(), github(("SUPABASE_URL", T0), ("SUPABASE_SERVICE_KEY", T0),
-                                 variables={"FEATURE_AI_ESCALATIONS": "true"}),
-                 synced("SUPABASE_URL", "SUPABASE_SERVICE_KEY")),
+        Observed(
+            vault(),
+            github(
+                ("SUPABASE_URL", T0),
+                ("SUPABASE_SERVICE_KEY", T0),
+                variables={"FEATURE_AI_ESCALATIONS": "true"},
+            ),
+            synced("SUPABASE_URL", "SUPABASE_SERVICE_KEY"),
+        ),
         [],
     ),
     "flag true but secret gone from Vault -> update to false": (
         desired(URL, KEY, flags=(FLAG,)),
-        Observed(vault(keys=("url",)), github(("SUPABASE_URL", T0), ("SUPABASE_SERVICE_KEY", T0),
-                                              variables={"FEATURE_AI_ESCALATIONS": "true"}),
-                 synced("SUPABASE_URL", "SUPABASE_SERVICE_KEY")),
-        [("blocked", "secret", "SUPABASE_SERVICE_KEY", "missing-in-vault"),
-         ("update", "variable", "FEATURE_AI_ESCALATIONS", "flag-not-ready")],
+        Observed(
+            vault(keys=("url",)),
+            github(
+                ("SUPABASE_URL", T0),
+                ("SUPABASE_SERVICE_KEY", T0),
+                variables={"FEATURE_AI_ESCALATIONS": "true"},
+            ),
+            synced("SUPABASE_URL", "SUPABASE_SERVICE_KEY"),
+        ),
+        [
+            ("blocked", "secret", "SUPABASE_SERVICE_KEY", "missing-in-vault"),
+            ("update", "variable", "FEATURE_AI_ESCALATIONS", "flag-not-ready"),
+        ],
     ),
 }
 
@@ -149,7 +209,9 @@ def test_blocked_names_owner_and_contact_and_full_vault_path() -> None:
 
 def test_changes_carry_what_they_were_computed_from() -> None:
     at = T0 + timedelta(seconds=9)
-    plan = diff(desired(URL), Observed(vault(7), github(("SUPABASE_URL", at)), synced("SUPABASE_URL")))
+    plan = diff(
+        desired(URL), Observed(vault(7), github(("SUPABASE_URL", at)), synced("SUPABASE_URL"))
+    )
     change = plan.changes[0]
     assert (change.vault_version, change.github_updated_at) == (7, at)
     assert change.kind is Kind.SECRET and change.reason is Reason.CHANGED_OUTSIDE

@@ -20,73 +20,216 @@ def line_of(text: str, needle: str) -> int:
 def test_example_policy_is_valid() -> None:
     policy = load_policy(EXAMPLE)
     assert set(policy.secrets) == {
-        "SUPABASE_URL", "SUPABASE_SERVICE_KEY", "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET",
-        "ZOHO_REFRESH_TOKEN", "SHOPIFY_ADMIN_TOKEN", "CHATWOOT_API_TOKEN",
+        "SUPABASE_URL",
+        "SUPABASE_SERVICE_KEY",
+        "ZOHO_CLIENT_ID",
+        "ZOHO_CLIENT_SECRET",
+        "ZOHO_REFRESH_TOKEN",
+        "SHOPIFY_ADMIN_TOKEN",
+        "CHATWOOT_API_TOKEN",
         "GA_MCP_SERVICE_ACCOUNT_JSON",
     }
-    assert {s.owner for s in policy.secrets.values()} == {"reliability", "integrations", "support", "data"}
-    assert policy.flags["FEATURE_AI_ESCALATIONS"].requires == ("SUPABASE_URL", "SUPABASE_SERVICE_KEY")
-    assert policy.secrets["SHOPIFY_ADMIN_TOKEN"].vault_key("SHOPIFY_ADMIN_TOKEN") == "SHOPIFY_ADMIN_TOKEN"
+    assert {s.owner for s in policy.secrets.values()} == {
+        "reliability",
+        "integrations",
+        "support",
+        "data",
+    }
+    assert policy.flags["FEATURE_AI_ESCALATIONS"].requires == (
+        "SUPABASE_URL",
+        "SUPABASE_SERVICE_KEY",
+    )
+    assert (
+        policy.secrets["SHOPIFY_ADMIN_TOKEN"].vault_key("SHOPIFY_ADMIN_TOKEN")
+        == "SHOPIFY_ADMIN_TOKEN"
+    )
     assert policy.secrets["SUPABASE_URL"].vault_path("production") == "apps/production/supabase"
 
 
 # (name, old text, new text, expected key path, expected message part, line anchor in new text)
 MISTAKES = [
-    ("typo in a top-level key", "environments:\n  staging:", "environmnets:\n  staging:",
-     "environmnets", "unknown key 'environmnets'", "environmnets:"),
-    ("unknown key in a secret", "    service: zoho\n    owner: integrations\n    vault: apps/{environment}/zoho#client_id",
-     "    service: zoho\n    owners: integrations\n    vault: apps/{environment}/zoho#client_id",
-     "secrets.ZOHO_CLIENT_ID.owners", "unknown key 'owners'", "owners: integrations"),
-    ("undeclared owner", "owner: support", "owner: suport",
-     "secrets.CHATWOOT_API_TOKEN.owner", "owner 'suport' is not declared", "owner: suport"),
-    ("undeclared environment", "    vault: apps/{environment}/shopify\n    environments: [staging, production]",
-     "    vault: apps/{environment}/shopify\n    environments: [staging, prod]",
-     "secrets.SHOPIFY_ADMIN_TOKEN.environments[1]", "environment 'prod' is not declared",
-     "environments: [staging, prod]"),
-    ("6-field cron", '"0 9 15 * *"', '"0 9 15 * * 3"',
-     "secrets.CHATWOOT_API_TOKEN.rotation.schedule", "has 6 fields", '"0 9 15 * * 3"'),
-    ("impossible cron", '"0 9 15 * *"', '"0 9 31 2 *"',
-     "secrets.CHATWOOT_API_TOKEN.rotation.schedule", "not a valid 5-field", '"0 9 31 2 *"'),
-    ("garbage cron", '"0 9 15 * *"', '"every day"',
-     "secrets.CHATWOOT_API_TOKEN.rotation.schedule", "has 2 fields", '"every day"'),
-    ("unknown strategy", "strategy: supabase-api-key", "strategy: supabase-key",
-     "secrets.SUPABASE_SERVICE_KEY.rotation.strategy", "unknown strategy 'supabase-key'",
-     "strategy: supabase-key"),
-    ("bad duration", "max_age: 180d", "max_age: 180days",
-     "secrets.ZOHO_CLIENT_SECRET.rotation.max_age", "not a duration", "max_age: 180days"),
-    ("unknown timezone", "timezone: Europe/Berlin", "timezone: Mars/Olympus",
-     "secrets.ZOHO_REFRESH_TOKEN.rotation.timezone", "unknown timezone", "timezone: Mars/Olympus"),
-    ("schedule and max_age", '      schedule: "0 9 15 * *"', '      schedule: "0 9 15 * *"\n      max_age: 3d',
-     "secrets.CHATWOOT_API_TOKEN.rotation", "exactly one of schedule or max_age", "    rotation:\n      schedule: \"0 9 15"),
-    ("lower-case secret name", "  SHOPIFY_ADMIN_TOKEN:", "  shopify_admin_token:",
-     "secrets.shopify_admin_token", "must match [A-Z_][A-Z0-9_]*", "shopify_admin_token:"),
-    ("GITHUB_ prefix", "  SHOPIFY_ADMIN_TOKEN:", "  GITHUB_SHOPIFY_TOKEN:",
-     "secrets.GITHUB_SHOPIFY_TOKEN", "must not start with GITHUB_", "GITHUB_SHOPIFY_TOKEN:"),
-    ("flag requires an undeclared secret", "requires: [SUPABASE_URL, SUPABASE_SERVICE_KEY]",
-     "requires: [SUPABASE_URL, SUPABASE_KEY]", "flags.FEATURE_AI_ESCALATIONS.requires[1]",
-     "'SUPABASE_KEY' is not declared under secrets", "requires: [SUPABASE_URL, SUPABASE_KEY]"),
-    ("wrong type for prune", "prune: false", 'prune: "yes"', "github.prune",
-     "valid boolean", "prune:"),
-    ("unsupported version", "version: 1", "version: 2", "version", "unsupported version", "version: 2"),
-    ("absolute vault path", "vault: apps/{environment}/shopify", "vault: /apps/{environment}/shopify",
-     "secrets.SHOPIFY_ADMIN_TOKEN.vault", "relative to the mount", "vault: /apps"),
-    ("unknown placeholder", "vault: apps/{environment}/shopify", "vault: apps/{env}/shopify",
-     "secrets.SHOPIFY_ADMIN_TOKEN.vault", "only placeholder is {environment}", "vault: apps/{env}"),
-    ("repository not owner/name", "repositories: [occ-labs/operator-console]",
-     "repositories: [operator-console]", "github.repositories[0]", "must be owner/name",
-     "repositories: [operator-console]"),
-    ("environments not a list", "    vault: apps/{environment}/shopify\n    environments: [staging, production]",
-     "    vault: apps/{environment}/shopify\n    environments: production",
-     "secrets.SHOPIFY_ADMIN_TOKEN.environments", "valid tuple", "environments: production"),
-    ("missing vault reference", "    vault: apps/{environment}/chatwoot#api_token\n", "",
-     "secrets.CHATWOOT_API_TOKEN.vault", "required key is missing", "  CHATWOOT_API_TOKEN:"),
-    ("reserved vault prefix", "vault: apps/{environment}/shopify", "vault: envmatrix/state/x",
-     "secrets.SHOPIFY_ADMIN_TOKEN.vault", "envmatrix's own", "vault: envmatrix/state/x"),
+    (
+        "typo in a top-level key",
+        "environments:\n  staging:",
+        "environmnets:\n  staging:",
+        "environmnets",
+        "unknown key 'environmnets'",
+        "environmnets:",
+    ),
+    (
+        "unknown key in a secret",
+        "    service: zoho\n    owner: integrations\n    vault: apps/{environment}/zoho#client_id",
+        "    service: zoho\n    owners: integrations\n    vault: apps/{environment}/zoho#client_id",
+        "secrets.ZOHO_CLIENT_ID.owners",
+        "unknown key 'owners'",
+        "owners: integrations",
+    ),
+    (
+        "undeclared owner",
+        "owner: support",
+        "owner: suport",
+        "secrets.CHATWOOT_API_TOKEN.owner",
+        "owner 'suport' is not declared",
+        "owner: suport",
+    ),
+    (
+        "undeclared environment",
+        "    vault: apps/{environment}/shopify\n    environments: [staging, production]",
+        "    vault: apps/{environment}/shopify\n    environments: [staging, prod]",
+        "secrets.SHOPIFY_ADMIN_TOKEN.environments[1]",
+        "environment 'prod' is not declared",
+        "environments: [staging, prod]",
+    ),
+    (
+        "6-field cron",
+        '"0 9 15 * *"',
+        '"0 9 15 * * 3"',
+        "secrets.CHATWOOT_API_TOKEN.rotation.schedule",
+        "has 6 fields",
+        '"0 9 15 * * 3"',
+    ),
+    (
+        "impossible cron",
+        '"0 9 15 * *"',
+        '"0 9 31 2 *"',
+        "secrets.CHATWOOT_API_TOKEN.rotation.schedule",
+        "not a valid 5-field",
+        '"0 9 31 2 *"',
+    ),
+    (
+        "garbage cron",
+        '"0 9 15 * *"',
+        '"every day"',
+        "secrets.CHATWOOT_API_TOKEN.rotation.schedule",
+        "has 2 fields",
+        '"every day"',
+    ),
+    (
+        "unknown strategy",
+        "strategy: supabase-api-key",
+        "strategy: supabase-key",
+        "secrets.SUPABASE_SERVICE_KEY.rotation.strategy",
+        "unknown strategy 'supabase-key'",
+        "strategy: supabase-key",
+    ),
+    (
+        "bad duration",
+        "max_age: 180d",
+        "max_age: 180days",
+        "secrets.ZOHO_CLIENT_SECRET.rotation.max_age",
+        "not a duration",
+        "max_age: 180days",
+    ),
+    (
+        "unknown timezone",
+        "timezone: Europe/Berlin",
+        "timezone: Mars/Olympus",
+        "secrets.ZOHO_REFRESH_TOKEN.rotation.timezone",
+        "unknown timezone",
+        "timezone: Mars/Olympus",
+    ),
+    (
+        "schedule and max_age",
+        '      schedule: "0 9 15 * *"',
+        '      schedule: "0 9 15 * *"\n      max_age: 3d',
+        "secrets.CHATWOOT_API_TOKEN.rotation",
+        "exactly one of schedule or max_age",
+        '    rotation:\n      schedule: "0 9 15',
+    ),
+    (
+        "lower-case secret name",
+        "  SHOPIFY_ADMIN_TOKEN:",
+        "  shopify_admin_token:",
+        "secrets.shopify_admin_token",
+        "must match [A-Z_][A-Z0-9_]*",
+        "shopify_admin_token:",
+    ),
+    (
+        "GITHUB_ prefix",
+        "  SHOPIFY_ADMIN_TOKEN:",
+        "  GITHUB_SHOPIFY_TOKEN:",
+        "secrets.GITHUB_SHOPIFY_TOKEN",
+        "must not start with GITHUB_",
+        "GITHUB_SHOPIFY_TOKEN:",
+    ),
+    (
+        "flag requires an undeclared secret",
+        "requires: [SUPABASE_URL, SUPABASE_SERVICE_KEY]",
+        "requires: [SUPABASE_URL, SUPABASE_KEY]",
+        "flags.FEATURE_AI_ESCALATIONS.requires[1]",
+        "'SUPABASE_KEY' is not declared under secrets",
+        "requires: [SUPABASE_URL, SUPABASE_KEY]",
+    ),
+    (
+        "wrong type for prune",
+        "prune: false",
+        'prune: "yes"',
+        "github.prune",
+        "valid boolean",
+        "prune:",
+    ),
+    (
+        "unsupported version",
+        "version: 1",
+        "version: 2",
+        "version",
+        "unsupported version",
+        "version: 2",
+    ),
+    (
+        "absolute vault path",
+        "vault: apps/{environment}/shopify",
+        "vault: /apps/{environment}/shopify",
+        "secrets.SHOPIFY_ADMIN_TOKEN.vault",
+        "relative to the mount",
+        "vault: /apps",
+    ),
+    (
+        "unknown placeholder",
+        "vault: apps/{environment}/shopify",
+        "vault: apps/{env}/shopify",
+        "secrets.SHOPIFY_ADMIN_TOKEN.vault",
+        "only placeholder is {environment}",
+        "vault: apps/{env}",
+    ),
+    (
+        "repository not owner/name",
+        "repositories: [occ-labs/operator-console]",
+        "repositories: [operator-console]",
+        "github.repositories[0]",
+        "must be owner/name",
+        "repositories: [operator-console]",
+    ),
+    (
+        "environments not a list",
+        "    vault: apps/{environment}/shopify\n    environments: [staging, production]",
+        "    vault: apps/{environment}/shopify\n    environments: production",
+        "secrets.SHOPIFY_ADMIN_TOKEN.environments",
+        "valid tuple",
+        "environments: production",
+    ),
+    (
+        "missing vault reference",
+        "    vault: apps/{environment}/chatwoot#api_token\n",
+        "",
+        "secrets.CHATWOOT_API_TOKEN.vault",
+        "required key is missing",
+        "  CHATWOOT_API_TOKEN:",
+    ),
+    (
+        "reserved vault prefix",
+        "vault: apps/{environment}/shopify",
+        "vault: envmatrix/state/x",
+        "secrets.SHOPIFY_ADMIN_TOKEN.vault",
+        "envmatrix's own",
+        "vault: envmatrix/state/x",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "old", "new", "key_path", "message", "anchor"), MISTAKES,
-                         ids=[m[0] for m in MISTAKES])
+@pytest.mark.parametrize(
+    ("name", "old", "new", "key_path", "message", "anchor"), MISTAKES, ids=[m[0] for m in MISTAKES]
+)
 def test_mistake_names_file_line_and_key(
     tmp_path: Path, name: str, old: str, new: str, key_path: str, message: str, anchor: str
 ) -> None:
@@ -112,14 +255,27 @@ RAW_MISTAKES = [
     ("binary junk", b"\x00\x01\x02version: 1", None, "binary data"),
     ("not UTF-8", b"version: 1\nsecrets: \xff\xfe\n", 2, "not UTF-8"),
     ("unclosed bracket", b"version: 1\nenvironments: [\n", 3, "invalid YAML"),
-    ("bad indentation", b"version: 1\nenvironments:\n  staging: {github: staging}\n    prod: x\n", 4,
-     "invalid YAML"),
-    ("tab indentation", b"version: 1\nenvironments:\n\tstaging: {github: staging}\n", 3, "invalid YAML"),
+    (
+        "bad indentation",
+        b"version: 1\nenvironments:\n  staging: {github: staging}\n    prod: x\n",
+        4,
+        "invalid YAML",
+    ),
+    (
+        "tab indentation",
+        b"version: 1\nenvironments:\n\tstaging: {github: staging}\n",
+        3,
+        "invalid YAML",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "data", "line", "message"), RAW_MISTAKES, ids=[m[0] for m in RAW_MISTAKES])
-def test_unreadable_policy(tmp_path: Path, name: str, data: bytes, line: int | None, message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "data", "line", "message"), RAW_MISTAKES, ids=[m[0] for m in RAW_MISTAKES]
+)
+def test_unreadable_policy(
+    tmp_path: Path, name: str, data: bytes, line: int | None, message: str
+) -> None:
     path = tmp_path / "policy.yaml"
     path.write_bytes(data)
     with pytest.raises(PolicyError) as caught:
@@ -157,8 +313,10 @@ def test_missing_file(tmp_path: Path) -> None:
         load_policy(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90d", 90 * 86400), ("12h", 43200), ("30m", 1800),
-                                               ("45s", 45), ("2w", 14 * 86400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90d", 90 * 86400), ("12h", 43200), ("30m", 1800), ("45s", 45), ("2w", 14 * 86400)],
+)
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
