@@ -114,7 +114,9 @@ def world(
 REPO_OC = "occ-labs/operator-console"
 
 
-def expected_from_plan(plan_json: dict[str, Any], policy_file: Path) -> dict[tuple[str, str, str], str]:
+def expected_from_plan(
+    plan_json: dict[str, Any], policy_file: Path
+) -> dict[tuple[str, str, str], str]:
     """What the matrix must say, derived independently from plan --json and the policy."""
     policy = load_policy(policy_file)
     expected = {}
