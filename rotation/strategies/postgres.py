@@ -38,6 +38,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.secret import MASK, SecretValue
 from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
+from rotation.strategies.group_values import values_for_group
 
 _MODES = ("single", "alternating")
 _PASSWORD_BYTES = 32  # token_urlsafe(32): 43 URL-safe characters, ~256 bits
@@ -67,15 +68,15 @@ class PostgresStrategy(BaseStrategy):
         """Give the target role a fresh password (and LOGIN in alternating mode)."""
         role = self._target_role(ctx)
         password = SecretValue(secrets.token_urlsafe(_PASSWORD_BYTES))
+        values = values_for_group(self.name, ctx, self._changed(ctx, role, password))
         self._set_password(role, password)
-        handle = {"role": role, "mode": self.mode}
-        if self.mode == "alternating":
-            handle["previous_role"] = self._current_role(ctx) or ""
-        return Created(values=self._values(role, password), handle=handle)
+        # The role is named by its slot in options.roles: a handle must not repeat a Vault value.
+        handle = {"mode": self.mode, "slot": f"roles[{self.roles.index(role)}]"}
+        return Created(values=values, handle=handle)
 
     def test(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
         """Log in as the role with the new password and run `select 1`."""
-        role = pending[self.username_key].reveal()
+        role = self._pending_role(ctx, pending)
         password = pending[self.password_key]
         conninfo = make_conninfo(
             self._admin.conninfo(), **self._endpoint(), user=role, password=password.reveal()
@@ -95,19 +96,25 @@ class PostgresStrategy(BaseStrategy):
             return
         old = previous.get(self.username_key)
         old_role = old.reveal() if old is not None else ""
-        if old_role not in self.roles or old_role == ctx.handle.get("role"):
-            return  # never lock out the role just rotated, nor a role we do not manage
+        if old_role not in self.roles or old_role == self._current_role(ctx):
+            return  # never lock out the role in use, nor a role we do not manage
         self._disable_login(old_role, terminate=self.terminate_sessions)
 
     def discard(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
-        """Undo `create`: NOLOGIN on the unused role, or restore the old password (single)."""
-        role = pending[self.username_key].reveal()
+        """Undo `create`: NOLOGIN on the unused role, or restore the old password (single).
+
+        The engine may call this with no values at all (the process that created them died);
+        the handle's slot then names the role. In single mode the old password can only be put
+        back when Vault's previous values are given; otherwise the next `create` replaces it.
+        """
+        role = self._pending_role(ctx, pending)
+        current_role = self._current_role(ctx)
         if self.mode == "alternating":
-            if role != self._current_role(ctx):
+            if role != current_role:
                 self._disable_login(role, terminate=True)
             return
         old_password = ctx.current.get(self.password_key)
-        if old_password and self._current_role(ctx) == role:
+        if old_password and current_role in (None, role):
             self._set_password(role, old_password)
 
     # -- steps' building blocks ------------------------------------------------------------
@@ -127,11 +134,23 @@ class PostgresStrategy(BaseStrategy):
         value = ctx.current.get(self.username_key)
         return value.reveal() if value else None
 
-    def _values(self, role: str, password: SecretValue) -> dict[str, SecretValue]:
-        values = {self.username_key: SecretValue(role), self.password_key: password}
+    def _pending_role(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> str:
+        """The rotated role: from the new values, else the handle's slot, else the single role."""
+        value = pending.get(self.username_key)
+        if value:
+            return value.reveal()
+        slot = ctx.handle.get("slot", "roles[0]")
+        index = int(slot.removeprefix("roles[").removesuffix("]") or 0)
+        return self.roles[index] if index < len(self.roles) else self.roles[0]
+
+    def _changed(self, ctx: RotationContext, role: str, password: SecretValue) -> dict[str, Any]:
+        """The keys this rotation changes; the username only where it changes or is synced."""
+        changed = {self.password_key: password}
+        if self.mode == "alternating" or self.username_key in ctx.keys.values():
+            changed[self.username_key] = SecretValue(role)
         if self.uri_key:
-            values[str(self.uri_key)] = SecretValue(self._uri(role, password))
-        return values
+            changed[str(self.uri_key)] = SecretValue(self._uri(role, password))
+        return changed
 
     def _endpoint(self) -> dict[str, str]:
         """Where consumers connect: options host/port/dbname over the admin DSN's."""

@@ -81,11 +81,16 @@ def _make_role(server: Any, stem: str, password: str | None, login: bool = True)
     return role
 
 
-def ctx_for(current: dict[str, str], handle: dict[str, str] | None = None) -> RotationContext:
+KEYS = {"DB_USER": "username", "DB_PASSWORD": "password"}
+
+
+def ctx_for(
+    current: dict[str, str], handle: dict[str, str] | None = None, keys: dict[str, str] = KEYS
+) -> RotationContext:
     return RotationContext(
         path="apps/production/db",
         environment="production",
-        keys={"DB_USER": "username", "DB_PASSWORD": "password"},
+        keys=keys,
         options={},
         current={k: SecretValue(v) for k, v in current.items()},
         handle=handle or {},
@@ -128,7 +133,8 @@ def test_single_new_password_logs_in_and_old_stops_at_once(
 def test_single_uri_key_builds_a_working_uri(pg: Any) -> None:
     role = _make_role(pg, "app", "old-password")
     rotation = strategy(pg, role=role, uri_key="uri")
-    created = rotation.create(ctx_for({"username": role, "password": "old-password"}))
+    keys = {**KEYS, "DATABASE_URL": "uri"}
+    created = rotation.create(ctx_for({"username": role, "password": "old-password"}, keys=keys))
     with psycopg.connect(created.values["uri"].reveal()) as conn:
         assert conn.execute("select current_user").fetchone() == (role,)
 
@@ -152,7 +158,7 @@ def test_alternating_old_role_works_until_revoke(
     created = rotation.create(ctx)
     new = created.values["password"].reveal()
     assert created.values["username"].reveal() == role_b
-    assert created.handle == {"role": role_b, "mode": "alternating", "previous_role": role_a}
+    assert created.handle == {"mode": "alternating", "slot": "roles[1]"}
     rotation.test(ctx, created.values)
     assert can_login(pg, role_b, new)
     assert can_login(pg, role_a, "old-password")  # grace: the old role still works
@@ -192,7 +198,8 @@ def test_alternating_revoke_never_locks_out_the_new_role(
 ) -> None:
     rotation, role_a, role_b = pair
     created = rotation.create(ctx_for({"username": role_a, "password": "old-password"}))
-    rotation.revoke(ctx_for({}, dict(created.handle)), created.values)
+    current = {k: v.reveal() for k, v in created.values.items()}  # as the engine passes it
+    rotation.revoke(ctx_for(current, dict(created.handle)), created.values)
     assert can_login(pg, role_b, created.values["password"].reveal())
 
 
@@ -205,6 +212,31 @@ def test_alternating_discard_disables_the_unused_role(
     rotation.discard(ctx, created.values)
     assert not can_login(pg, role_b, created.values["password"].reveal())
     assert can_login(pg, role_a, "old-password")
+
+
+def test_alternating_discard_without_values_uses_the_handle(
+    pg: Any, pair: tuple[PostgresStrategy, str, str]
+) -> None:
+    # the engine's path when the process that created the values died before staging them
+    rotation, role_a, role_b = pair
+    created = rotation.create(ctx_for({"username": role_a, "password": "old-password"}))
+    rotation.discard(ctx_for({}, dict(created.handle)), {})
+    assert not can_login(pg, role_b, created.values["password"].reveal())
+    assert can_login(pg, role_a, "old-password")
+
+
+def test_values_cover_exactly_the_group_keys(pg: Any) -> None:
+    role = _make_role(pg, "app", "old-password")
+    only_password = {"DB_PASSWORD": "password", "DB_HOST": "host"}
+    current = {"password": "old-password", "host": "db.internal"}
+    created = strategy(pg, role=role).create(ctx_for(current, keys=only_password))
+    assert set(created.values) == {"password", "host"}
+    assert created.values["host"].reveal() == "db.internal"
+    role_a = _make_role(pg, "app_a", "old-password")
+    alternating = strategy(pg, mode="alternating", roles=[role_a, role_a + "_b"])
+    with pytest.raises(UsageError, match="apps/production/db#username"):
+        alternating.create(ctx_for(current, keys=only_password))
+    assert can_login(pg, role_a, "old-password")  # refused before touching the database
 
 
 def test_alternating_refuses_a_current_role_outside_the_pair(
@@ -242,10 +274,15 @@ def test_canary_no_value_in_errors_or_handles(pg: Any) -> None:
     role_a = _make_role(pg, "app_a", canary + "-old")
     role_b = _make_role(pg, "app_b", None, login=False)
     rotation = strategy(pg, dsn, mode="alternating", roles=[role_a, role_b], uri_key="uri")
-    ctx = ctx_for({"username": role_a, "password": canary + "-old"})
+    keys = {**KEYS, "DATABASE_URL": "uri"}
+    ctx = ctx_for({"username": role_a, "password": canary + "-old"}, keys=keys)
     created = rotation.create(ctx)
     secrets = [canary, *(v.reveal() for k, v in created.values.items() if k != "username")]
     texts = [repr(created.handle), repr(created), repr(created.values)]
+    # the engine refuses a handle that repeats any value, the username included
+    assert not {str(h) for h in created.handle.values()} & {
+        v.reveal() for v in created.values.values()
+    }
 
     broken = {"username": SecretValue(role_b), "password": SecretValue(canary + "-wrong")}
     texts += _failure_texts(lambda: rotation.test(ctx, broken))
