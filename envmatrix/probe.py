@@ -22,6 +22,7 @@ from envmatrix.secret import SecretValue
 SUPABASE_URL = "SUPABASE_URL"
 SUPABASE_KEY = "SUPABASE_SERVICE_KEY"
 PROBES = ("supabase",)
+PROBE_TIMEOUT = 10.0  # seconds
 _HTTP_URL = re.compile(r"^https?://[^\s/]+")
 
 
@@ -87,10 +88,17 @@ def check_supabase(url: SecretValue, key: SecretValue) -> None:
 
 
 def _list_one_user(url: SecretValue, key: SecretValue) -> None:
+    import httpx
     from supabase import create_client
+    from supabase.lib.client_options import SyncClientOptions
 
-    client = create_client(url.reveal(), key.reveal())
-    client.auth.admin.list_users(page=1, per_page=1)
+    # our own HTTP client, so its connections are closed when the probe ends
+    with httpx.Client(timeout=PROBE_TIMEOUT) as http:
+        options = SyncClientOptions(
+            httpx_client=http, auto_refresh_token=False, persist_session=False
+        )
+        client = create_client(url.reveal(), key.reveal(), options)
+        client.auth.admin.list_users(page=1, per_page=1)
 
 
 def _failure_line(exc: Exception) -> str:
