@@ -396,7 +396,10 @@ def _rotation_statuses(
     moment = evaluation_time(at)
     loaded = load_policy(policy_path(policy))
     vault = VaultAdapter.from_environment(loaded.vault.mount)
-    return loaded, load_statuses(loaded, environment or (), vault, moment), moment
+    try:
+        return loaded, load_statuses(loaded, environment or (), vault, moment), moment
+    finally:
+        vault.close()
 
 
 app.add_typer(rotation_app, name="rotation")
