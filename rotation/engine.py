@@ -1,0 +1,738 @@
+"""The rotation engine: one journaled state machine that every strategy plugs into.
+
+For a rotation group (the secrets at one Vault path, see rotation/groups.py) it takes the lock by
+creating the group's journal, then: create the new credential (strategy), stage it in Vault at
+envmatrix/pending/<path>, set and test it (strategy), promote it (the merged values become the
+path's new current version, check-and-set against the version the rotation began from), sync it
+to every GitHub copy with envmatrix's own apply, and after the grace period revoke the previous
+credential (strategy). Each step is journaled (check-and-set) before the next begins, and a
+failpoint `rotation.after=<step>` follows each journal write, so a crash anywhere resumes from
+the journal with `resume`. Rollback, within grace, makes the previous version current again,
+re-syncs it and discards the new credential.
+
+Failure policy: a strategy failure or a lost race before cut-over abandons the rotation (the new
+credential is discarded, the journal says `failed`, GitHub never saw it). Any other failure (Vault
+or GitHub down, a partial sync, a revoke that failed) leaves the journal where it is, to resume.
+No value is ever put in a journal, an outcome, an audit event or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from envmatrix import failpoints
+from envmatrix.apply import Applier, ApplyReport
+from envmatrix.audit import AuditEvent, AuditSink, NullSink
+from envmatrix.desired import desired_state
+from envmatrix.errors import EnvmatrixError, LockHeldError, RuntimeFailure
+from envmatrix.lock import APPLY_LOCK, VaultLock
+from envmatrix.observe import observe
+from envmatrix.plan import Change, Kind, diff
+from envmatrix.policy import Policy, parse_duration
+from envmatrix.ports import GitHubPort, VaultPort
+from envmatrix.secret import SecretValue
+from rotation.groups import RotationGroup, group_at, rotating_paths
+from rotation.journal import JournalEntry, JournalStore, RotationJournal, Step, pending_path
+from rotation.strategies import StrategySettings, get_strategy
+from rotation.strategies.base import RotationContext, Strategy
+
+Clock = Callable[[], datetime]
+APPLY_LOCK_TIMEOUT = 60.0  # seconds a sync waits for a running apply to finish
+
+AUDIT_ACTIONS = {
+    Step.STARTED: "rotation.start",
+    Step.CREATED: "rotation.create",
+    Step.STAGED: "rotation.stage",
+    Step.TESTED: "rotation.test",
+    Step.PROMOTED: "rotation.promote",
+    Step.SYNCED: "rotation.sync",
+    Step.REVOKED: "rotation.revoke",
+    Step.DONE: "rotation.done",
+    Step.ROLLING_BACK: "rotation.rollback-start",
+    Step.ROLLED_BACK: "rotation.rollback",
+    Step.FAILED: "rotation.abandon",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+
+
+class StrategyFailed(RuntimeFailure):
+    """A strategy step raised; the message is safe (our own text, or the exception type only)."""
+
+
+class _Abandon(RuntimeFailure):
+    """The rotation cannot go on before cut-over; discard the new credential."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step as the user sees it: ✓/✗, the step, one line of detail."""
+
+    step: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class RotationOutcome:
+    """How the rotation of one group ended (or where it stopped)."""
+
+    path: str
+    environments: tuple[str, ...]
+    secrets: tuple[str, ...]
+    strategy: str
+    result: str = (
+        "failed"  # done | in-grace | rolled-back | failed | nothing-to-resume | needs-owner
+    )
+    message: str = ""
+    rotation_id: str | None = None
+    previous_version: int | None = None
+    new_version: int | None = None
+    grace_until: datetime | None = None
+    steps: list[StepResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.result not in ("failed", "needs-owner")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "environments": list(self.environments),
+            "secrets": list(self.secrets),
+            "strategy": self.strategy,
+            "result": self.result,
+            "message": self.message,
+            "rotation_id": self.rotation_id,
+            "previous_version": self.previous_version,
+            "new_version": self.new_version,
+            "grace_until": _stamp(self.grace_until) if self.grace_until else None,
+            "steps": [{"step": s.step, "ok": s.ok, "detail": s.detail} for s in self.steps],
+        }
+
+
+@dataclass
+class _Run:
+    """One rotation in progress in this process."""
+
+    group: RotationGroup
+    strategy: Strategy
+    entry: JournalEntry
+    outcome: RotationOutcome
+    pending: dict[str, SecretValue] | None = None  # new values, once known in this process
+    stop: bool = False
+
+    @property
+    def journal(self) -> RotationJournal:
+        return self.entry.journal
+
+
+class RotationEngine:
+    """Rotates groups against one Vault mount and GitHub, journaling every step."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        vault: VaultPort,
+        github: GitHubPort,
+        *,
+        settings: StrategySettings | None = None,
+        audit: AuditSink | None = None,
+        clock: Clock = _now,
+        on_step: Callable[[RotationGroup, StepResult], None] | None = None,
+        actor: str | None = None,
+        apply_lock_timeout: float = APPLY_LOCK_TIMEOUT,
+    ) -> None:
+        self.policy, self.vault, self.github = policy, vault, github
+        self.settings = settings or StrategySettings()
+        self.audit = audit or NullSink()
+        self.clock = clock
+        self.on_step = on_step
+        self.actor = actor or _actor(vault)
+        self.store = JournalStore(vault)
+        self.apply_lock_timeout = apply_lock_timeout
+
+    # -- the three entry points -----------------------------------------------------------------
+
+    def rotate(self, group: RotationGroup) -> RotationOutcome:
+        """Rotate a group from scratch (finishing a previous rotation whose grace is over)."""
+        outcome = _outcome(group)
+        try:
+            existing = self._settle_previous(group, outcome)
+            run = self._begin(group, existing, outcome)
+        except EnvmatrixError as exc:
+            return self._failed(group, outcome, "start", str(exc))
+        return self._drive(run)
+
+    def resume(self, group: RotationGroup) -> RotationOutcome:
+        """Finish the group's interrupted rotation from its journal."""
+        outcome = _outcome(group)
+        entry = self.store.read(group.path)
+        if entry is None or entry.journal.step.terminal:
+            outcome.result = "nothing-to-resume"
+            outcome.message = f"no rotation of {group.path} in progress; nothing to resume"
+            return outcome
+        return self._drive(self._attach(group, entry, outcome))
+
+    def rollback(self, group: RotationGroup) -> RotationOutcome:
+        """Within grace: make the previous version current again, re-sync, discard the new one."""
+        outcome = _outcome(group)
+        try:
+            entry = self._rollback_entry(group)
+            run = self._attach(group, entry, outcome)
+            if run.journal.step is not Step.ROLLING_BACK:
+                self._advance(run, Step.ROLLING_BACK, f"from v{run.journal.new_version}")
+        except EnvmatrixError as exc:
+            return self._failed(group, outcome, "rollback", str(exc))
+        return self._drive(run)
+
+    def finish_grace(self, group: RotationGroup) -> RotationOutcome | None:
+        """Revoke the previous credential if the grace is over (`rotate --due`); None if idle."""
+        entry = self.store.read(group.path)
+        if entry is None or entry.journal.step.terminal:
+            return None
+        outcome = _outcome(group)
+        if entry.journal.step in (Step.SYNCED, Step.REVOKED) and not self._grace_over(
+            entry.journal
+        ):
+            return None
+        if entry.journal.step not in (Step.SYNCED, Step.REVOKED):
+            return self._failed(
+                group,
+                outcome,
+                "start",
+                entry.journal.held_message() + "; finish it with envmatrix rotate --resume",
+            )
+        return self._drive(self._attach(group, entry, outcome))
+
+    # -- starting -------------------------------------------------------------------------------
+
+    def _settle_previous(
+        self, group: RotationGroup, outcome: RotationOutcome
+    ) -> JournalEntry | None:
+        """The finished journal to begin over (a rotation past its grace is finished first)."""
+        entry = self.store.read(group.path)
+        if entry is None or entry.journal.step.terminal:
+            return entry
+        journal = entry.journal
+        if journal.step in (Step.SYNCED, Step.REVOKED) and self._grace_over(journal):
+            finished = self._drive(self._attach(group, entry, outcome))
+            if not finished.ok:
+                raise RuntimeFailure(f"the previous rotation of {group.path} could not be finished")
+            return self.store.read(group.path)
+        if journal.step is Step.SYNCED:
+            raise RuntimeFailure(
+                f"{group.path}: the previous credential is in its grace period until"
+                f" {_stamp(journal.grace_until)}; rotate again after that, or undo with --rollback"
+            )
+        raise LockHeldError(f"{journal.held_message()}; finish it with envmatrix rotate --resume")
+
+    def _begin(
+        self, group: RotationGroup, over: JournalEntry | None, outcome: RotationOutcome
+    ) -> _Run:
+        now = self.clock()
+        journal = RotationJournal(
+            id=uuid.uuid4().hex,
+            path=group.path,
+            environment=group.environment,
+            environments=group.environments,
+            secrets=tuple(group.keys),
+            strategy=group.spec.strategy,
+            step=Step.STARTED,
+            holder=self.actor,
+            started_at=now,
+            updated_at=now,
+            previous_version=self.vault.read_entry(group.path).version,
+            grace=group.spec.grace,
+            history={Step.STARTED.value: _stamp(now)},
+        )
+        strategy = self._strategy(group)
+        entry = self.store.begin(journal, over)
+        run = _Run(group, strategy, entry, outcome)
+        self._reached(run, Step.STARTED, f"lock taken by {self.actor}")
+        return run
+
+    def _attach(self, group: RotationGroup, entry: JournalEntry, outcome: RotationOutcome) -> _Run:
+        return _Run(group, self._strategy(group), entry, outcome)
+
+    def _strategy(self, group: RotationGroup) -> Strategy:
+        return get_strategy(group.spec.strategy, group.spec.options, self.settings)
+
+    def _rollback_entry(self, group: RotationGroup) -> JournalEntry:
+        entry = self.store.read(group.path)
+        journal = entry.journal if entry else None
+        if entry is None or journal is None or journal.step.terminal:
+            done = f" (last rotation {journal.step.value})" if journal else ""
+            raise RuntimeFailure(
+                f"{group.path}: no rotation within its grace period to roll back{done}"
+            )
+        if journal.step.before_cutover:
+            raise RuntimeFailure(
+                f"{group.path}: rotation {journal.id} was not promoted yet; "
+                "nothing to roll back (finish it with --resume)"
+            )
+        if journal.step is Step.REVOKED or (
+            journal.step is Step.SYNCED and self._grace_over(journal)
+        ):
+            raise RuntimeFailure(
+                f"{group.path}: the grace period ended {_stamp(journal.grace_until)};"
+                " the previous credential is revoked or due to be, so no rollback"
+            )
+        if journal.previous_version is None:
+            raise RuntimeFailure(f"{group.path}: there was no previous version to roll back to")
+        return entry
+
+    # -- the state machine ----------------------------------------------------------------------
+
+    def _drive(self, run: _Run) -> RotationOutcome:
+        handlers: dict[Step, Callable[[_Run], None]] = {
+            Step.STARTED: self._create,
+            Step.CREATED: self._stage,
+            Step.STAGED: self._test,
+            Step.TESTED: self._promote,
+            Step.PROMOTED: self._sync,
+            Step.SYNCED: self._revoke,
+            Step.REVOKED: self._done,
+            Step.ROLLING_BACK: self._roll_back,
+        }
+        while not run.stop and not run.journal.step.terminal:
+            step = run.journal.step
+            try:
+                self._step(run, handlers[step])
+            except EnvmatrixError as exc:
+                return self._stopped(run, exc)
+        return self._finished(run)
+
+    def _step(self, run: _Run, handler: Callable[[_Run], None]) -> None:
+        """One step; a strategy failure or lost race before cut-over abandons the rotation."""
+        step = run.journal.step
+        try:
+            handler(run)
+        except (StrategyFailed, _Abandon) as exc:
+            if not step.before_cutover:
+                raise
+            self._abandon(run, exc)
+
+    def _create(self, run: _Run) -> None:
+        ctx = self._context(
+            run,
+            self._values_at(run.group.path, run.journal.previous_version),
+            {"rotation_id": run.journal.id},
+        )
+        created = self._call(run, "create", lambda: run.strategy.create(ctx))
+        _check_created(run, created.values, created.handle)
+        run.pending = dict(created.values)
+        self._advance(
+            run,
+            Step.CREATED,
+            f"new credential from {run.strategy.name}",
+            handle=dict(created.handle),
+        )
+
+    def _stage(self, run: _Run) -> None:
+        if run.pending is None:
+            # the values were lost with the process that created them: discard that credential
+            # (the journal has its handle) and mint another one
+            self._call(run, "discard", lambda: run.strategy.discard(self._context(run, {}), {}))
+            self._create(run)
+            assert run.pending is not None
+        self.vault.write_values(pending_path(run.group.path), run.pending)
+        self._advance(run, Step.STAGED, f"pending in Vault at {pending_path(run.group.path)}")
+
+    def _test(self, run: _Run) -> None:
+        pending = self._pending(run)
+        ctx = self._context(run, self._values_at(run.group.path, run.journal.previous_version))
+        self._call(run, "set", lambda: run.strategy.set(ctx, pending))
+        self._call(run, "test", lambda: run.strategy.test(ctx, pending))
+        self._advance(run, Step.TESTED, "the new credential works")
+
+    def _promote(self, run: _Run) -> None:
+        pending, previous = self._pending(run), run.journal.previous_version
+        current = self.vault.read_entry(run.group.path).version
+        if current == previous:
+            merged = {**self._values_at(run.group.path, previous), **pending}
+            version = self.vault.write_values(run.group.path, merged, cas=previous or 0)
+        elif current is not None and self._holds(run.group.path, current, pending):
+            version = current  # promoted before a crash, not yet journaled
+        else:
+            raise _Abandon(
+                f"Vault {run.group.path} changed since the rotation began "
+                f"(v{previous} -> v{current}); nothing was synced"
+            )
+        self._advance(
+            run,
+            Step.PROMOTED,
+            f"Vault {run.group.path} v{previous} -> v{version}",
+            new_version=version,
+        )
+
+    def _sync(self, run: _Run) -> None:
+        self.vault.delete_document(pending_path(run.group.path))
+        report = self._sync_copies(run)
+        grace = parse_duration(run.journal.grace) if run.journal.grace else None
+        until = self.clock() + grace if grace else None
+        self._advance(
+            run, Step.SYNCED, f"{len(report.results)} GitHub copies written", grace_until=until
+        )
+
+    def _sync_copies(self, run: _Run) -> ApplyReport:
+        # under the mount's apply lock: an apply planned before the promotion must not land after
+        lock = VaultLock(
+            self.vault,
+            APPLY_LOCK,
+            "rotate",
+            self.actor,
+            self.audit,
+            timeout=self.apply_lock_timeout,
+        )
+        with lock:
+            report = sync_group(
+                self.policy, run.group, self.vault, self.github, self.audit, self.actor
+            )
+        _raise_if_sync_failed(run.group, report)
+        return report
+
+    def _revoke(self, run: _Run) -> None:
+        if not self._grace_over(run.journal):
+            run.stop = True
+            return
+        journal = run.journal
+        if journal.previous_version is not None:
+            previous = self.vault.read_values(run.group.path, journal.previous_version)
+            ctx = self._context(run, self._values_at(run.group.path, journal.new_version))
+            self._call(run, "revoke", lambda: run.strategy.revoke(ctx, previous))
+        self._advance(
+            run, Step.REVOKED, f"previous credential (Vault v{journal.previous_version}) retired"
+        )
+
+    def _done(self, run: _Run) -> None:
+        self._advance(run, Step.DONE, "rotation finished")
+
+    def _roll_back(self, run: _Run) -> None:
+        journal = run.journal
+        if journal.restored_version is None:
+            version = self._restore_previous(run)
+            self._advance(
+                run,
+                Step.ROLLING_BACK,
+                f"Vault {run.group.path} v{version} = v{journal.previous_version}",
+                restored_version=version,
+            )
+        report = self._sync_copies(run)
+        self._emit(run, StepResult("resync", True, f"{len(report.results)} GitHub copies written"))
+        assert journal.new_version is not None
+        rejected = self._keys_of(run, self.vault.read_values(run.group.path, journal.new_version))
+        ctx = self._context(run, self._values_at(run.group.path, run.journal.restored_version))
+        self._call(run, "discard", lambda: run.strategy.discard(ctx, rejected))
+        self._advance(run, Step.ROLLED_BACK, "new credential discarded")
+
+    def _restore_previous(self, run: _Run) -> int:
+        journal = run.journal
+        assert journal.previous_version is not None and journal.new_version is not None
+        previous = self.vault.read_values(run.group.path, journal.previous_version)
+        current = self.vault.read_entry(run.group.path).version
+        if current == journal.new_version:
+            return self.vault.write_values(run.group.path, previous, cas=journal.new_version)
+        if current is not None and self._holds(run.group.path, current, previous):
+            return current
+        raise RuntimeFailure(
+            f"Vault {run.group.path} changed since the rotation (now v{current});"
+            " not rolling back over it"
+        )
+
+    # -- journal, outcome, audit ----------------------------------------------------------------
+
+    def _advance(self, run: _Run, step: Step, detail: str, **changes: Any) -> None:
+        journal = run.journal.at(step, self.clock(), holder=self.actor, **changes)
+        run.entry = self.store.advance(run.entry, journal)
+        self._reached(run, step, detail)
+
+    def _reached(self, run: _Run, step: Step, detail: str) -> None:
+        journal = run.journal
+        self.audit.record(
+            AuditEvent(
+                AUDIT_ACTIONS[step],
+                f"vault:{self.vault.mount}/{journal.path}",
+                "ok",
+                self.actor,
+                journal.new_version or journal.previous_version,
+                f"rotation {journal.id}: {step.value}",
+            )
+        )
+        self._emit(run, StepResult(step.value, True, detail))
+        failpoints.hit("rotation.after", step.value)
+
+    def _emit(self, run: _Run, result: StepResult) -> None:
+        run.outcome.steps.append(result)
+        if self.on_step is not None:
+            self.on_step(run.group, result)
+
+    def _abandon(self, run: _Run, cause: EnvmatrixError) -> None:
+        """Before cut-over: discard the new credential, drop the pending values, journal failed."""
+        self._emit(run, StepResult(run.journal.step.value, False, str(cause)))
+        pending = run.pending or self._pending_or_empty(run)
+        ctx = self._context(run, {})
+        try:
+            self._call(run, "discard", lambda: run.strategy.discard(ctx, pending))
+        except StrategyFailed as exc:
+            self._emit(run, StepResult("discard", False, str(exc)))
+        self.vault.delete_document(pending_path(run.group.path))
+        self._advance(run, Step.FAILED, "rotation abandoned; GitHub untouched", error=str(cause))
+
+    def _stopped(self, run: _Run, cause: EnvmatrixError) -> RotationOutcome:
+        step = run.journal.step
+        self._emit(run, StepResult(_next_name(step), False, str(cause)))
+        self.audit.record(
+            AuditEvent(
+                AUDIT_ACTIONS.get(step, "rotation"),
+                f"vault:{self.vault.mount}/{run.group.path}",
+                "failed",
+                self.actor,
+                run.journal.new_version,
+                str(cause),
+            )
+        )
+        hint = (
+            ""
+            if isinstance(cause, LockHeldError)
+            else f"; the journal is at {step.value}: envmatrix rotate --resume continues it"
+        )
+        return self._finished(run, f"{cause}{hint}")
+
+    def _finished(self, run: _Run, failure: str | None = None) -> RotationOutcome:
+        journal, outcome = run.journal, run.outcome
+        outcome.rotation_id, outcome.grace_until = journal.id, journal.grace_until
+        outcome.previous_version, outcome.new_version = (
+            journal.previous_version,
+            journal.new_version,
+        )
+        outcome.result, outcome.message = _result(journal, failure)
+        return outcome
+
+    def _failed(
+        self, group: RotationGroup, outcome: RotationOutcome, step: str, message: str
+    ) -> RotationOutcome:
+        result = StepResult(step, False, message)
+        outcome.steps.append(result)
+        if self.on_step is not None:
+            self.on_step(group, result)
+        outcome.result, outcome.message = "failed", message
+        return outcome
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def _context(
+        self, run: _Run, current: Mapping[str, SecretValue], extra: Mapping[str, str] | None = None
+    ) -> RotationContext:
+        return RotationContext(
+            run.group.path,
+            run.group.environment,
+            dict(run.group.keys),
+            dict(run.group.spec.options),
+            current,
+            {**run.journal.handle, **(extra or {})},
+        )
+
+    def _values_at(self, path: str, version: int | None) -> dict[str, SecretValue]:
+        return {} if version is None else self.vault.read_values(path, version)
+
+    def _pending(self, run: _Run) -> dict[str, SecretValue]:
+        if run.pending is None:
+            run.pending = self.vault.read_values(pending_path(run.group.path))
+        return run.pending
+
+    def _pending_or_empty(self, run: _Run) -> dict[str, SecretValue]:
+        if run.journal.step in (Step.STARTED, Step.CREATED):
+            return {}
+        try:
+            return self._pending(run)
+        except EnvmatrixError:
+            return {}
+
+    def _holds(self, path: str, version: int, expected: Mapping[str, SecretValue]) -> bool:
+        values = self.vault.read_values(path, version)
+        return all(values.get(k) == v for k, v in expected.items())
+
+    def _keys_of(self, run: _Run, values: Mapping[str, SecretValue]) -> dict[str, SecretValue]:
+        return {k: v for k, v in values.items() if k in run.group.keys.values()}
+
+    def _call(self, run: _Run, step: str, action: Callable[[], Any]) -> Any:
+        """Run a strategy step; whatever it raises becomes a StrategyFailed with a safe message."""
+        try:
+            return action()
+        except EnvmatrixError as exc:
+            message = f"{run.strategy.name} {step}: {exc}"
+        except Exception as exc:  # library text may carry a value: keep only the type
+            message = f"{run.strategy.name} {step} failed ({type(exc).__name__})"
+        raise StrategyFailed(message)
+
+    def _grace_over(self, journal: RotationJournal) -> bool:
+        return journal.grace_until is None or self.clock() >= journal.grace_until
+
+
+def sync_group(
+    policy: Policy,
+    group: RotationGroup,
+    vault: VaultPort,
+    github: GitHubPort,
+    audit: AuditSink,
+    actor: str,
+) -> ApplyReport:
+    """Make every GitHub copy of the group's secrets match Vault, with envmatrix's apply.
+
+    The desired state is restricted to the group's secret cells (no flags, no pruning), and so
+    is the plan, so a rotation never touches anything else.
+    """
+    full = desired_state(policy, group.environments)
+    cells = tuple(c for c in full.secrets if c.name in group.secrets and c.vault_path == group.path)
+    desired = replace(
+        full, targets=tuple(sorted({c.target for c in cells})), secrets=cells, flags=(), prune=False
+    )
+    observed = observe(desired, vault, github)
+    plan = diff(desired, observed)
+    plan = replace(plan, changes=tuple(c for c in plan.changes if _in_group(c, group)))
+    return Applier(vault, github, observed.sync, audit, actor).apply(plan)
+
+
+def _in_group(change: Change, group: RotationGroup) -> bool:
+    return change.kind is Kind.ENVIRONMENT or (
+        change.kind is Kind.SECRET and change.name in group.secrets
+    )
+
+
+def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
+    if report.ok:
+        return
+    problems = [
+        f"{r.change.repository}/{r.change.environment}/{r.change.name}: {r.error}"
+        for r in report.failed
+    ] + list(report.state_errors)
+    raise RuntimeFailure(
+        f"sync of {group.path} failed for {len(problems)} item(s), first: {problems[0]}"
+    )
+
+
+def _check_created(run: _Run, values: Mapping[str, SecretValue], handle: Mapping[str, str]) -> None:
+    wanted = set(run.group.keys.values())
+    if set(values) != wanted:
+        raise StrategyFailed(
+            f"{run.strategy.name} create gave keys {sorted(values)}, not {sorted(wanted)}"
+        )
+    texts = {v.reveal() for v in values.values()}
+    if any(str(h) in texts for h in handle.values()):
+        raise StrategyFailed(
+            f"{run.strategy.name} create put a secret value in its handle; refused"
+        )
+
+
+def _result(journal: RotationJournal, failure: str | None) -> tuple[str, str]:
+    if failure is not None:
+        return "failed", failure
+    if journal.step is Step.FAILED:
+        return "failed", f"rotation of {journal.path} abandoned: {journal.error}"
+    if journal.step is Step.ROLLED_BACK:
+        return (
+            "rolled-back",
+            f"{journal.path} is back at its previous value (v{journal.restored_version})",
+        )
+    if journal.step is Step.SYNCED:
+        return "in-grace", (
+            f"{journal.path} rotated to v{journal.new_version}; the previous credential"
+            f" stays valid until {_stamp(journal.grace_until)}, then rotate --due revokes it"
+        )
+    return "done", f"{journal.path} rotated to v{journal.new_version}"
+
+
+def _next_name(step: Step) -> str:
+    following = {
+        Step.STARTED: "create",
+        Step.CREATED: "stage",
+        Step.STAGED: "test",
+        Step.TESTED: "promote",
+        Step.PROMOTED: "sync",
+        Step.SYNCED: "revoke",
+        Step.REVOKED: "done",
+        Step.ROLLING_BACK: "rollback",
+    }
+    return following.get(step, step.value)
+
+
+def _outcome(group: RotationGroup) -> RotationOutcome:
+    return RotationOutcome(group.path, group.environments, tuple(group.keys), group.spec.strategy)
+
+
+def _actor(vault: VaultPort) -> str:
+    try:
+        identity = vault.identity()
+    except EnvmatrixError:  # identity is best effort; it must never stop a rotation
+        identity = "unknown"
+    return f"{identity} on {socket.gethostname()} pid {os.getpid()}"
+
+
+DueFinder = Callable[[Policy, VaultPort, Sequence[str], datetime], list[str]]
+
+
+def overdue_paths(
+    policy: Policy, vault: VaultPort, environments: Sequence[str], at: datetime
+) -> list[str]:
+    """Vault paths whose rotation is due (rotation/schedule.py decides; never-rotated count)."""
+    from rotation.schedule import load_statuses, overdue_statuses
+
+    statuses = overdue_statuses(load_statuses(policy, environments, vault, at))
+    return list(dict.fromkeys(s.path for s in statuses))
+
+
+def rotate_due(
+    engine: RotationEngine, environments: Sequence[str] = (), due: DueFinder = overdue_paths
+) -> list[RotationOutcome]:
+    """`rotate --due`: revoke what finished its grace, then rotate every group that is due."""
+    outcomes: list[RotationOutcome] = []
+    for path in rotating_paths(engine.policy, environments):
+        if (finished := _finish_grace_at(engine, path)) is not None:
+            outcomes.append(finished)
+    for path in due(engine.policy, engine.vault, environments, engine.clock()):
+        outcomes.append(_rotate_due_path(engine, path))
+    return outcomes
+
+
+def _finish_grace_at(engine: RotationEngine, path: str) -> RotationOutcome | None:
+    try:
+        group = group_at(engine.policy, path)
+    except EnvmatrixError as exc:
+        return RotationOutcome(path, (), (), "-", "failed", str(exc))
+    return engine.finish_grace(group)
+
+
+def _rotate_due_path(engine: RotationEngine, path: str) -> RotationOutcome:
+    try:
+        group = group_at(engine.policy, path)
+    except EnvmatrixError as exc:
+        return RotationOutcome(path, (), (), "-", "failed", str(exc))
+    if group.spec.strategy == "manual" and engine.settings.value_source is None:
+        return _needs_owner(engine.policy, group)
+    return engine.rotate(group)
+
+
+def _needs_owner(policy: Policy, group: RotationGroup) -> RotationOutcome:
+    owners = sorted({policy.secrets[name].owner for name in group.keys})
+    contacts = ", ".join(f"{o} ({policy.owners[o].contact})" for o in owners if o in policy.owners)
+    first = next(iter(group.keys))
+    message = (
+        f"{group.name} at {group.path} is due and rotates manually — owner: {contacts};"
+        f" run envmatrix rotate {first} --environment {group.environment}"
+    )
+    return RotationOutcome(
+        group.path, group.environments, tuple(group.keys), "manual", "needs-owner", message
+    )

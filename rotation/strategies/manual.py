@@ -1,0 +1,57 @@
+"""`manual`: the owner supplies the new value (a console-issued token, a pasted key).
+
+The value comes from the run's `ValueSource` (the CLI: stdin when it is not a terminal, a hidden
+prompt on a terminal, or `--from-file`); it is never echoed. An empty value is refused. Testing is
+the owner's act of issuing it, and revoking the old one is done at the provider by the owner:
+envmatrix cannot reach it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from envmatrix.errors import UsageError
+from envmatrix.secret import SecretValue
+from rotation.strategies import StrategySettings, ValueSource
+from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
+
+
+class ManualStrategy(BaseStrategy):
+    """New values typed, piped or read from a file by the owner."""
+
+    name = "manual"
+
+    def __init__(self, source: ValueSource | None) -> None:
+        self._source = source
+
+    def create(self, ctx: RotationContext) -> Created:
+        if self._source is None:
+            names = ", ".join(ctx.keys)
+            raise UsageError(
+                f"{names} rotate manually: the owner runs envmatrix rotate {next(iter(ctx.keys))}"
+                " on a terminal, or with --from-file or a value on stdin"
+            )
+        return Created({key: self._ask(name, key) for name, key in ctx.keys.items()})
+
+    def test(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
+        for key in ctx.keys.values():
+            if not pending.get(key):
+                raise RotationTestFailed(f"no value for {key}")
+
+    def revoke(self, ctx: RotationContext, previous: Mapping[str, SecretValue]) -> None:
+        return None
+
+    def _ask(self, name: str, key: str) -> SecretValue:
+        assert self._source is not None
+        value = self._source(name, key)
+        if not value.reveal().strip():
+            raise UsageError(f"the new value for {name} is empty; refused")
+        return value
+
+
+def build(options: Mapping[str, Any], settings: StrategySettings) -> ManualStrategy:
+    """A ManualStrategy reading from the run's value source. It takes no options."""
+    if options:
+        raise UsageError(f"rotation.options for manual: unknown option {sorted(options)[0]!r}")
+    return ManualStrategy(settings.value_source)
