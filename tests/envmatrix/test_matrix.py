@@ -246,3 +246,20 @@ def test_no_value_reaches_any_format(
 def test_bad_format_is_a_usage_error(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "matrix", "--format", "pdf", "--policy", str(world))
     assert code == 3 and "--format" in err
+
+
+def test_workflow_findings_show_below_the_grid(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflows = str(Path(__file__).resolve().parents[1] / "data" / "workflows")
+    code, data = run_json(capsys, "matrix", "--json", "--workflows", workflows,
+                          "--policy", str(world))
+    assert code == 0
+    # this policy keeps GA out of staging, which the staging deploy job still references
+    assert [(f["secret"], f["environment"]) for f in data["workflows"]["undeclared"]] == [
+        ("SENTRY_DSN", "production"), ("GA_MCP_SERVICE_ACCOUNT_JSON", "staging")]
+    assert [(f["secret"], f["environment"]) for f in data["workflows"]["unused"]] == [
+        ("GA_MCP_SERVICE_ACCOUNT_JSON", "production")]
+    for fmt in ("table", "markdown"):
+        code, out, _ = run(capsys, "matrix", "-f", fmt, "--workflows", workflows, "-p", str(world))
+        assert code == 0 and "workflow undeclared: deploy.yml job deploy-production" in out

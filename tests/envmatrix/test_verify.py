@@ -3,6 +3,7 @@ GitHub and Vault APIs; the runner's formats are checked with temp files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,12 @@ def test_github_and_vault_sources(
     assert code == 1 and f"missing in Vault {vault.mount}/apps/production/zoho#client_id" in out
     code, out, _ = run(capsys, "verify", "-e", "staging", "--source", "github", "-p", str(policy))
     assert code == 0 and "all 8 required secrets present" in out
+
+
+def test_json_in_actions_keeps_stdout_parseable(
+    actions: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SUPABASE_SERVICE_KEY", "")
+    code, out, err = run(capsys, "verify", "-e", "production", "--json")
+    assert code == 1 and json.loads(out)["missing"][0]["name"] == "SUPABASE_SERVICE_KEY"
+    assert ANNOTATION in err.splitlines()
