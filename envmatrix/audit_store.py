@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,8 +99,7 @@ class SqliteAuditSink:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # autocommit: each event is durable on its own, whatever happens to the run after it
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SQLITE_SCHEMA)
+            _prepare_sqlite(self._db)
         except (OSError, sqlite3.Error) as exc:
             cause = _reason(exc)
             raise AuditStoreError(f"cannot open the audit database {path}: {cause}") from None
@@ -134,6 +134,21 @@ class SqliteAuditSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _prepare_sqlite(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """WAL mode and the schema. Switching to WAL does not wait on the busy timeout, so when
+    several first runs open a new file at once the losers retry (bounded) instead of failing."""
+    for attempt in range(attempts):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SQLITE_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (1 + attempt % 5))
 
 
 class PostgresAuditSink:

@@ -33,7 +33,8 @@ def test_a_held_lock_refuses_a_second_runner_naming_the_holder(vault: VaultAdapt
     message = str(refused.value)
     assert message.startswith("state locked by token:ci accessor:abc on ")
     assert f"{socket.gethostname()} pid {os.getpid()}" in message
-    assert f"(lock ID {held.id}, operation apply); wait, or run envmatrix force-unlock {held.id}" in message
+    assert message.endswith(
+        f"(lock ID {held.id}, operation apply); wait, or run envmatrix force-unlock {held.id}")
     assert "\n" not in message
     assert [(e.action, e.result) for e in audit.events] == [
         ("lock.take", "ok"), ("lock.take", "failed"), ("lock.release", "ok")]
@@ -146,10 +147,12 @@ def test_cli_force_unlock_refuses_a_wrong_id_and_frees_the_right_one(
 ) -> None:
     held = _lock(vault).acquire()
     assert cli.main(["force-unlock", "wrong-id", "--policy", str(policy_file), "--yes"]) == 1
-    assert f"does not match the lock held at {vault.mount}/envmatrix/locks/apply" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"does not match the lock held at {vault.mount}/envmatrix/locks/apply" in err
     assert _lock(vault).read() == held
 
-    assert cli.main(["force-unlock", held.id, "--policy", str(policy_file)]) == 3  # no tty, no --yes
+    # no terminal and no --yes: refused
+    assert cli.main(["force-unlock", held.id, "--policy", str(policy_file)]) == 3
     assert "needs --yes" in capsys.readouterr().err
 
     assert cli.main(["force-unlock", held.id, "--policy", str(policy_file), "--yes"]) == 0
@@ -160,16 +163,20 @@ def test_cli_force_unlock_refuses_a_wrong_id_and_frees_the_right_one(
 
 
 def test_cli_apply_fails_at_once_while_the_lock_is_held(
-    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str], sandbox: GitHubSandbox
+    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str],
+    sandbox: GitHubSandbox,
 ) -> None:
     held = _lock(vault).acquire()
     assert cli.main(["apply", "--policy", str(policy_file), "--yes"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: state locked by token:ci accessor:abc on ")
     assert f"envmatrix force-unlock {held.id}" in err
-    assert not any(method in ("PUT", "POST", "PATCH", "DELETE") for method, _ in sandbox.request_counts())
+    writes = [m for m, _ in sandbox.request_counts() if m in ("PUT", "POST", "PATCH", "DELETE")]
+    assert writes == []
 
 
-def test_cli_rejects_a_bad_lock_timeout(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rejects_a_bad_lock_timeout(
+    policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["apply", "--policy", str(policy_file), "--yes", "--lock-timeout", "soon"]) == 3
     assert "--lock-timeout 'soon'" in capsys.readouterr().err
