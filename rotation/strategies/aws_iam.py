@@ -11,7 +11,9 @@ the new one side by side during the grace period.
 - revoke (after grace): the previous key is set Inactive, then deleted (`on_revoke: delete`, the
   default). With `on_revoke: deactivate` it is only set Inactive, so it can be switched back on
   by hand; the next rotation's create deletes it. The key in Vault is never touched.
-- discard: deletes the key `create` made (unless Vault already holds it).
+- discard: deletes the key `create` made (unless Vault already holds it); when the engine lost
+  the values, the handle's `key_sha256` (a fingerprint, not the id: the id is a Vault value)
+  finds it.
 
 Options: `user` (required), `region` (else AWS_DEFAULT_REGION/AWS_REGION from the environment,
 else us-east-1), `endpoint_url_env` (name of a variable holding a custom endpoint, e.g. moto),
@@ -26,6 +28,8 @@ errors carry the AWS error code, never a response body.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.secret import SecretValue
 from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
+from rotation.strategies.group_values import check_group, values_for_group
 
 _MAX_KEYS_PER_USER = 2
 _REVOKE_MODES = ("delete", "deactivate")
@@ -47,6 +52,11 @@ T = TypeVar("T")
 def key_hint(key_id: str) -> str:
     """How a key is named in messages and handles: its last four characters."""
     return "…" + key_id[-4:]
+
+
+def key_fingerprint(key_id: str) -> str:
+    """Identifies a key in the handle without repeating its id (a Vault value)."""
+    return hashlib.sha256(key_id.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -161,13 +171,12 @@ class AwsIamStrategy(BaseStrategy):
     def create(self, ctx: RotationContext) -> Created:
         """Make room within the limit if a stale Inactive key allows, then create a key."""
         current_id = _reveal(ctx.current.get(self.id_key))
+        check_group(self.name, ctx, (self.id_key, self.secret_key))
         self._make_room(current_id)
         key_id, secret = self.keys.create()
-        handle = {"user": self.user, "key": key_hint(key_id)}
-        if current_id:
-            handle["previous_key"] = key_hint(current_id)
-        values = {self.id_key: SecretValue(key_id), self.secret_key: secret}
-        return Created(values=values, handle=handle)
+        changed = {self.id_key: SecretValue(key_id), self.secret_key: secret}
+        handle = {"user": self.user, "key": key_hint(key_id), "key_sha256": key_fingerprint(key_id)}
+        return Created(values=values_for_group(self.name, ctx, changed), handle=handle)
 
     def test(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
         """STS must accept the new key and name this user (retried: new keys propagate slowly)."""
@@ -201,13 +210,17 @@ class AwsIamStrategy(BaseStrategy):
             self.keys.delete(old_id)
 
     def discard(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
-        """Delete the key `create` made, unless Vault already holds it."""
-        new_id = _reveal(pending.get(self.id_key))
-        if not new_id or new_id == _reveal(ctx.current.get(self.id_key)):
-            return
-        if new_id in {k.key_id for k in self.keys.list()}:
+        """Delete the key `create` made (found by the handle when the values were lost)."""
+        current_id = _reveal(ctx.current.get(self.id_key))
+        new_id = _reveal(pending.get(self.id_key)) or self._key_from_handle(ctx.handle)
+        if new_id and new_id != current_id and new_id in {k.key_id for k in self.keys.list()}:
             self.keys.deactivate(new_id)
             self.keys.delete(new_id)
+
+    def _key_from_handle(self, handle: Mapping[str, str]) -> str:
+        fingerprint = handle.get("key_sha256")
+        matches = [k.key_id for k in self.keys.list() if key_fingerprint(k.key_id) == fingerprint]
+        return matches[0] if matches else ""
 
     def _make_room(self, current_id: str) -> None:
         keys = self.keys.list()
@@ -241,3 +254,8 @@ def _endpoint(options: Mapping[str, Any], environ: Mapping[str, str]) -> str | N
     if not endpoint:
         raise UsageError(f"aws-iam rotation: environment variable {variable} (endpoint) is not set")
     return endpoint
+
+
+def build(options: Mapping[str, Any], settings: object) -> AwsIamStrategy:
+    """The registry's factory: admin credentials come from the process environment."""
+    return AwsIamStrategy(options, os.environ)

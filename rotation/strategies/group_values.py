@@ -8,17 +8,15 @@ API key) keep their current values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.secret import SecretValue
 from rotation.strategies.base import RotationContext
 
 
-def values_for_group(
-    strategy: str, ctx: RotationContext, changed: Mapping[str, SecretValue]
-) -> dict[str, SecretValue]:
-    """`changed` plus the group's other keys carried over; errors name what the policy lacks."""
+def check_group(strategy: str, ctx: RotationContext, changed: Iterable[str]) -> None:
+    """Refuse, before touching the provider, a rotation whose new values the engine would refuse."""
     group = set(ctx.keys.values())
     outside = sorted(set(changed) - group)
     if outside:
@@ -32,4 +30,11 @@ def values_for_group(
             f"{strategy}: Vault {ctx.path} has no {', '.join(missing)} to keep beside the "
             "rotated values"
         )
-    return {key: changed[key] if key in changed else ctx.current[key] for key in group}
+
+
+def values_for_group(
+    strategy: str, ctx: RotationContext, changed: Mapping[str, SecretValue]
+) -> dict[str, SecretValue]:
+    """`changed` plus the group's other keys carried over; errors name what the policy lacks."""
+    check_group(strategy, ctx, changed)
+    return {key: changed[key] if key in changed else ctx.current[key] for key in ctx.keys.values()}

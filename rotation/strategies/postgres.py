@@ -25,6 +25,7 @@ DSN gets a fixed message because libpq quotes fragments of it.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -249,3 +250,8 @@ def _roles(options: Mapping[str, Any], mode: str) -> tuple[str, ...]:
             "postgres rotation: alternating mode needs options.roles: [role_a, role_b]"
         )
     return tuple(str(r) for r in roles)
+
+
+def build(options: Mapping[str, Any], settings: object) -> PostgresStrategy:
+    """The registry's factory: admin credentials come from the process environment."""
+    return PostgresStrategy(options, os.environ)

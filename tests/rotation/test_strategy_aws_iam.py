@@ -134,6 +134,31 @@ def test_discard_deletes_the_new_key(
     assert statuses(iam) == {current["access_key_id"]: "Active"}
 
 
+def test_discard_without_values_finds_the_key_by_its_handle(
+    aws_env: dict[str, str], iam: Any, current: dict[str, str]
+) -> None:
+    # the engine's path when the process that created the values died before staging them
+    rotation = strategy(aws_env)
+    created = rotation.create(ctx_for(current))
+    rotation.discard(ctx_for({}, dict(created.handle)), {})
+    assert statuses(iam) == {current["access_key_id"]: "Active"}
+
+
+def test_a_policy_without_the_key_id_is_refused_before_iam(
+    aws_env: dict[str, str], iam: Any, current: dict[str, str]
+) -> None:
+    ctx = RotationContext(
+        "apps/production/aws",
+        "production",
+        {"AWS_SECRET": "secret_access_key"},
+        {},
+        {"secret_access_key": SecretValue(current["secret_access_key"])},
+    )
+    with pytest.raises(UsageError, match="apps/production/aws#access_key_id"):
+        strategy(aws_env).create(ctx)
+    assert statuses(iam) == {current["access_key_id"]: "Active"}
+
+
 @pytest.mark.parametrize("who", ["unknown key", "another user's key"])
 def test_a_key_sts_does_not_tie_to_the_user_fails_the_test(
     aws_env: dict[str, str], iam: Any, current: dict[str, str], who: str
@@ -167,6 +192,7 @@ def test_canary_no_value_in_errors_or_handles(
     created = rotation.create(ctx_for(current))
     values = [*current.values(), *plain(created.values).values(), canary]
     texts = [repr(created.handle), repr(created), repr(created.values)]
+    assert not set(created.handle.values()) & set(plain(created.values).values())
 
     forged = {"access_key_id": SecretValue(canary), "secret_access_key": SecretValue(canary)}
     texts += _failure_texts(lambda: rotation.test(ctx_for(current), forged))
