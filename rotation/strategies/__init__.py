@@ -21,6 +21,9 @@ FACTORIES: dict[str, str] = {
     "generate": "rotation.strategies.generate:build",
     "manual": "rotation.strategies.manual:build",
     "command": "rotation.strategies.command:build",
+    "postgres": "rotation.strategies.postgres:build",
+    "aws-iam": "rotation.strategies.aws_iam:build",
+    "supabase-api-key": "rotation.strategies.supabase_api_key:build",
 }
 
 # Asks the owner for a secret's new value: (secret name, Vault key) -> value. None when the
