@@ -7,6 +7,7 @@ libraries could carry data we do not control). Typer's local-variable tracebacks
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -23,6 +24,11 @@ from envmatrix.policy import Policy, load_policy
 if TYPE_CHECKING:
     from envmatrix.audit import AuditEvent
     from envmatrix.audit_store import GuardedSink
+    from collections.abc import Callable
+
+    from envmatrix.secret import SecretValue
+    from rotation.engine import RotationOutcome, StepResult
+    from rotation.groups import RotationGroup
 
 app = typer.Typer(
     name="envmatrix",
@@ -582,8 +588,116 @@ def probe_supabase(
         raise typer.Exit(ExitCode.FAILURE)
 
 
+@app.command()
+def rotate(
+    name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="A secret with rotation: (its whole Vault path rotates).", show_default=False),
+    ] = None,
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted rotation.")] = False,
+    due: Annotated[bool, typer.Option("--due", help="Revoke after grace; rotate all due.")] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Within grace: restore the previous value.")
+    ] = False,
+    from_file: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--from-file", help="manual strategy: read the new value from this file."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Rotate a credential: create, stage, test, promote, sync; revoke the old one after grace."""
+    from envmatrix.sync import connect
+    from rotation.engine import RotationEngine
+    from rotation.run import run_rotation, rotate_request, selected_groups
+    from rotation.strategies import StrategySettings
+
+    path = policy_path(policy)
+    loaded = load_policy(path)
+    request = rotate_request(loaded, name, environment or (), due=due, resume=resume,
+                             rollback=rollback, from_file=from_file)
+    groups = selected_groups(loaded, request)
+    _confirm_rotation(yes, request.mode.value, [g.path for g in groups])
+    connections = connect(loaded)
+    settings = StrategySettings(Path(path).resolve().parent,
+                                None if due else _manual_value_source(from_file))
+    with _audit_sink(loaded, path) as sink:
+        engine = RotationEngine(loaded, connections.vault, connections.github, settings=settings,
+                                audit=sink, on_step=None if json_output else _print_step)
+        outcomes = run_rotation(engine, request, groups)
+    _render_rotation(outcomes, json_output)
+
+
+def _confirm_rotation(yes: bool, mode: str, paths: list[str]) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("rotate needs --yes when not run from a terminal")
+    what = ", ".join(paths) if paths else "everything due"
+    answer = typer.prompt(f"{mode.capitalize()} {what}? Only 'yes' will be accepted", default="")
+    if answer.strip() != "yes":
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretValue]:
+    """Where a manual rotation's new value comes from: the file, stdin, or a hidden prompt."""
+    from envmatrix.secret import SecretValue
+
+    used: list[str] = []
+
+    def source(name: str, key: str) -> SecretValue:
+        if used and (from_file or not sys.stdin.isatty()):
+            raise UsageError(f"{name}: one value per run from a file or stdin; use a terminal")
+        used.append(name)
+        if from_file:
+            return SecretValue(_read_value_file(from_file))
+        if not sys.stdin.isatty():
+            return SecretValue(sys.stdin.read().removesuffix("\n").removesuffix("\r"))
+        return SecretValue(typer.prompt(f"New value for {name}", hide_input=True,
+                                        confirmation_prompt=True))
+
+    return source
+
+
+def _read_value_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--from-file {path}: cannot read it ({type(exc).__name__})") from None
+
+
+def _print_step(group: RotationGroup, step: StepResult) -> None:
+    mark = "[green]✓[/]" if step.ok else "[red]✗[/]"
+    render.console().print(f"{mark} ", end="")
+    render.console().print(f"{group.path} {step.step}: {step.detail}", markup=False)
+
+
+def _render_rotation(outcomes: list[RotationOutcome], json_output: bool) -> None:
+    from rotation.run import summary
+
+    counts = summary(outcomes)
+    if json_output:
+        render.print_json({"rotations": [o.to_json() for o in outcomes], "summary": counts})
+    else:
+        for outcome in outcomes:
+            if outcome.ok:
+                render.console().print(outcome.message, markup=False)
+        render.console().print("Rotation: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + ".")
+    for outcome in outcomes:
+        if not outcome.ok:
+            sys.stderr.write(f"error: {outcome.message}\n")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(ExitCode.FAILURE)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map every failure to one line and an exit code."""
+    if os.environ.get("ENVMATRIX_DEBUG"):
+        # every library's debug log (PyGithub, hvac, urllib3, httpx) to stderr; none of them logs
+        # a value: PyGithub masks the token and only ever sends ciphertext (tests/test_leaks.py)
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)
     try:
         code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
     except typer.Abort:
