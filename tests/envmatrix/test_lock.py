@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -16,6 +17,7 @@ from envmatrix.audit import MemorySink
 from envmatrix.errors import LockHeldError, RuntimeFailure, UsageError
 from envmatrix.lock import VaultLock, lock_path, rotation_lock_name
 from envmatrix.sandbox import GitHubSandbox
+from envmatrix.secret import SecretValue
 from tests.envmatrix.apply_world import cli_env, write_policy
 
 
@@ -180,3 +182,22 @@ def test_cli_rejects_a_bad_lock_timeout(
 ) -> None:
     assert cli.main(["apply", "--policy", str(policy_file), "--yes", "--lock-timeout", "soon"]) == 3
     assert "--lock-timeout 'soon'" in capsys.readouterr().err
+
+
+def test_cli_apply_of_a_saved_plan_takes_the_lock_too(
+    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    vault.write_values("apps/staging/supabase", {"url": SecretValue("https://x.example"),
+                                                 "service_key": SecretValue("k")})
+    saved = str(tmp_path / "plan.json")
+    assert cli.main(["plan", "--policy", str(policy_file), "--out", saved]) == 0
+    held = _lock(vault).acquire()
+    assert cli.main(["apply", saved, "--yes"]) == 1
+    assert f"envmatrix force-unlock {held.id}" in capsys.readouterr().err
+    _lock(vault).force_unlock(held.id)
+    assert cli.main(["apply", saved, "--yes"]) == 0
+    assert "Apply complete: 6 written, 0 failed" in capsys.readouterr().out
+    assert cli.main(["audit", "--policy", str(policy_file), "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)["events"]
+    locks = [(e["action"], e["result"]) for e in events if e["action"].startswith("lock.")]
+    assert locks == [("lock.take", "failed"), ("lock.take", "ok"), ("lock.release", "ok")]
