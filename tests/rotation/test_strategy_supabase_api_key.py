@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 
+from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.sandbox.supabase import SupabaseSandbox
 from envmatrix.secret import SecretValue
+from rotation.engine import RotationEngine
+from rotation.groups import groups_for
+from rotation.journal import journal_path
 from rotation.strategies.base import RotationContext, RotationTestFailed
 from rotation.strategies.supabase_api_key import SupabaseApiKeyStrategy
+from tests.rotation.rotation_support import copies, load, seed, sync_all, write_policy
 
 PAT = "sbp_test_rotation_token"
 ENV = {"SUPABASE_ACCESS_TOKEN": PAT}
@@ -163,3 +168,34 @@ def _failure_texts(step: Any) -> list[str]:
     error = failure.value
     assert error.__cause__ is None
     return [str(error), repr(error), repr(error.args)]
+
+
+def test_the_engine_rotates_through_the_registry(
+    tmp_path: Any, vault: Any, sandbox: Any, sb: SupabaseSandbox, monkeypatch: Any
+) -> None:
+    """The whole loop: registry, engine, Management API, Vault, GitHub, old key deleted."""
+    monkeypatch.setenv("SB_TEST_PAT", PAT)  # build() reads admin credentials from os.environ
+    options = {
+        "project_ref": "demo",
+        "api_url": sb.url,
+        "access_token_env": "SB_TEST_PAT",
+        "project_url": sb.url,
+        "key": "token",
+    }
+    rotation = {"max_age": "30d", "strategy": "supabase-api-key", "options": options}
+    path = write_policy(tmp_path, vault.mount, rotation, ["production"])
+    policy = load(path)
+    old = sb.add_secret_key("seeded")
+    seed(policy, vault, sandbox, token=old)
+    sync_all(path, vault, sandbox)
+
+    engine = RotationEngine(policy, vault, GitHubAdapter(sandbox.url, "sandbox-token"))
+    [outcome] = [engine.rotate(g) for g in groups_for(policy, "API_TOKEN")]
+    assert outcome.result == "done", outcome.message
+    new = vault.read_values("apps/production/api")["token"].reveal()
+    assert sb.is_valid(new) and not sb.is_valid(old)
+    assert copies(sandbox, "production") == [new, new]
+    assert vault.read_values("apps/production/api")["client_id"].reveal() == "client-production"
+    journal = repr(vault.read_document(journal_path("apps/production/api")))
+    assert "envmatrix_" in journal  # the handle's key name: the document is really shown
+    assert old not in journal and new not in journal and PAT not in journal
