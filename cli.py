@@ -218,7 +218,7 @@ def demo() -> None:
 def force_unlock(
     lock_id: Annotated[str, typer.Argument(help="The lock ID a locked run printed.")],
     policy: PolicyOption = None,
-    lock: Annotated[str, typer.Option("--lock", help="apply, or rotate/<path>.")] = "apply",
+    lock: Annotated[str, typer.Option("--lock", help="Lock name (default: apply).")] = "apply",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Release a lock left by a run that died; only when LOCK_ID is the lock held now."""

@@ -16,6 +16,9 @@ Terraform's `-lock-timeout`), then raise `LockHeldError` naming the holder and t
 Locks are not refreshed while held: they expire after `DEFAULT_EXPIRY` (long enough for any
 apply or rotation run; a crashed runner's lock is taken over by the next runner after that, or
 freed sooner with `envmatrix force-unlock ID`). Takes, releases and break-ins are audit events.
+
+Rotation needs no lock of its own (its journal, created with `cas=0`, already excludes a second
+rotation of a group); it takes the apply lock around its GitHub sync step.
 """
 
 from __future__ import annotations
@@ -43,15 +46,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 
 def lock_path(name: str) -> str:
-    """The lock document's path under the mount; names are `apply` or `rotate/<group>`."""
+    """The lock document's path under the mount (`apply`: the mount's apply lock)."""
     if not _NAME.match(name) or ".." in name.split("/"):
         raise UsageError(f"lock name {name!r} must be path segments of letters, digits, _ . -")
     return LOCK_PREFIX + name
-
-
-def rotation_lock_name(vault_path: str) -> str:
-    """The lock of one rotation group (the secrets sharing a Vault path)."""
-    return "rotate/" + re.sub(r"[^A-Za-z0-9_./-]", "_", vault_path.strip("/"))
 
 
 def holder_identity(actor: str) -> str:

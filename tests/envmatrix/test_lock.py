@@ -15,7 +15,7 @@ import cli
 from envmatrix.adapters.vault import VaultAdapter
 from envmatrix.audit import MemorySink
 from envmatrix.errors import LockHeldError, RuntimeFailure, UsageError
-from envmatrix.lock import VaultLock, lock_path, rotation_lock_name
+from envmatrix.lock import VaultLock, lock_path
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
 from tests.envmatrix.apply_world import cli_env, write_policy
@@ -124,11 +124,6 @@ def test_force_unlock_needs_the_id_of_the_lock_held(vault: VaultAdapter) -> None
 def test_lock_names_stay_under_envmatrix_locks(name: str) -> None:
     with pytest.raises(UsageError):
         lock_path(name)
-
-
-def test_rotation_groups_have_their_own_lock_paths() -> None:
-    assert lock_path(rotation_lock_name("apps/production/zoho")) == (
-        "envmatrix/locks/rotate/apps/production/zoho")
 
 
 # -- the command line -------------------------------------------------------------------------
