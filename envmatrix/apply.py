@@ -30,7 +30,11 @@ class ItemResult:
     error: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {**self.change.to_json(), "result": "ok" if self.ok else "failed", "error": self.error}
+        return {
+            **self.change.to_json(),
+            "result": "ok" if self.ok else "failed",
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,16 @@ class Applier:
     """Carries out a plan against Vault and GitHub."""
 
     def __init__(
-        self, vault: VaultPort, github: GitHubPort, sync: Mapping[Target, SyncState],
-        audit: AuditSink | None = None, actor: str = "",
+        self,
+        vault: VaultPort,
+        github: GitHubPort,
+        sync: Mapping[Target, SyncState],
+        audit: AuditSink | None = None,
+        actor: str = "",
+        probe: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self._vault, self._github, self._sync = vault, github, sync
+        self._probe = probe  # (kind, logical environment) -> None when it passed, else why not
         self._audit = audit or NullSink()
         self._actor = actor
         self._values: dict[tuple[str, int], dict[str, SecretValue]] = {}
@@ -95,21 +105,29 @@ class Applier:
         results = [self._environment(c) for c in changes if c.kind is Kind.ENVIRONMENT]
         if results and not results[0].ok:
             cause = f"environment not created: {results[0].error}"
-            return results + [ItemResult(c, False, cause) for c in changes if c.kind is not Kind.ENVIRONMENT]
+            return results + [
+                ItemResult(c, False, cause) for c in changes if c.kind is not Kind.ENVIRONMENT
+            ]
         results += [self._secret(run, c) for c in changes if c.kind is Kind.SECRET]
         results += [self._variable(run, c) for c in changes if c.kind is Kind.VARIABLE]
         return results
 
     def _environment(self, change: Change) -> ItemResult:
         return self._attempt(
-            change, "environment.create",
+            change,
+            "environment.create",
             lambda: self._github.create_environment(change.repository, _env(change)),
         )
 
     def _secret(self, run: _TargetRun, change: Change) -> ItemResult:
         if change.action is Action.DELETE:
-            result = self._attempt(change, "secret.delete", lambda: self._github.delete_environment_secret(
-                change.repository, _env(change), change.name))
+            result = self._attempt(
+                change,
+                "secret.delete",
+                lambda: self._github.delete_environment_secret(
+                    change.repository, _env(change), change.name
+                ),
+            )
             if result.ok:
                 run.deleted.add(change.name)
             return result
@@ -117,7 +135,11 @@ class Applier:
 
         def put() -> WriteReceipt:
             value = self._value(change)
-            receipt.append(self._github.put_environment_secret(change.repository, _env(change), change.name, value))
+            receipt.append(
+                self._github.put_environment_secret(
+                    change.repository, _env(change), change.name, value
+                )
+            )
             return receipt[0]
 
         result = self._attempt(change, "secret.put", put)
@@ -128,23 +150,45 @@ class Applier:
         return result
 
     def _variable(self, run: _TargetRun, change: Change) -> ItemResult:
-        waiting = sorted(set(change.requires) & run.failed)
-        if change.value == "true" and waiting:
-            result = ItemResult(change, False, f"not set true: {', '.join(waiting)} failed to write")
+        refusal = self._refusal(run, change) if change.value == "true" else None
+        if refusal is not None:
+            result = ItemResult(change, False, f"not set true: {refusal}")
             self._emit(change, "variable.set", result)
             return result
-        return self._attempt(change, "variable.set", lambda: self._github.set_environment_variable(
-            change.repository, _env(change), change.name, change.value or "",
-            exists=change.action is Action.UPDATE))
+        return self._attempt(
+            change,
+            "variable.set",
+            lambda: self._github.set_environment_variable(
+                change.repository,
+                _env(change),
+                change.name,
+                change.value or "",
+                exists=change.action is Action.UPDATE,
+            ),
+        )
+
+    def _refusal(self, run: _TargetRun, change: Change) -> str | None:
+        """Why a flag must not become true now: a required secret failed, or its probe fails."""
+        waiting = sorted(set(change.requires) & run.failed)
+        if waiting:
+            return f"{', '.join(waiting)} failed to write"
+        if change.probe and self._probe is not None:
+            failure = self._probe(change.probe, change.logical_environment or "")
+            return f"probe {change.probe} failed: {failure}" if failure else None
+        return None
 
     def _value(self, change: Change) -> SecretValue:
         assert change.vault_path and change.vault_key and change.vault_version
         cache_key = (change.vault_path, change.vault_version)
         if cache_key not in self._values:
-            self._values[cache_key] = self._vault.read_values(change.vault_path, change.vault_version)
+            self._values[cache_key] = self._vault.read_values(
+                change.vault_path, change.vault_version
+            )
         values = self._values[cache_key]
         if change.vault_key not in values:
-            raise EnvmatrixError(f"key {change.vault_key} is not in {change.vault_path} v{change.vault_version}")
+            raise EnvmatrixError(
+                f"key {change.vault_key} is not in {change.vault_path} v{change.vault_version}"
+            )
         return values[change.vault_key]
 
     def _attempt(self, change: Change, action: str, write: Callable[[], object]) -> ItemResult:
@@ -158,10 +202,16 @@ class Applier:
 
     def _emit(self, change: Change, action: str, result: ItemResult) -> None:
         target = f"github:{change.repository}/{change.environment}/{change.name}"
-        self._audit.record(AuditEvent(
-            action, target, "ok" if result.ok else "failed", self._actor, change.vault_version,
-            result.error or "",
-        ))
+        self._audit.record(
+            AuditEvent(
+                action,
+                target,
+                "ok" if result.ok else "failed",
+                self._actor,
+                change.vault_version,
+                result.error or "",
+            )
+        )
 
     def _record_state(self, run: _TargetRun) -> str | None:
         """Write the sync state for what landed; None, or the one-line cause of failure."""
@@ -175,7 +225,6 @@ class Applier:
             return f"sync state for {run.target.repository}/{run.target.github_environment} not saved: {exc}"
         self._audit.record(AuditEvent("state.write", f"vault:{path}", "ok", self._actor))
         return None
-
 
     def _write_state(self, path: str, before: SyncState, run: _TargetRun) -> None:
         deleted = frozenset(run.deleted)
@@ -196,7 +245,9 @@ def _env(change: Change) -> str:
 
 def _record(change: Change, receipt: WriteReceipt) -> SyncRecord:
     assert change.vault_path and change.vault_key and change.vault_version
-    return SyncRecord(change.vault_path, change.vault_key, change.vault_version, receipt.server_time)
+    return SyncRecord(
+        change.vault_path, change.vault_key, change.vault_version, receipt.server_time
+    )
 
 
 def _by_target(changes: Iterable[Change]) -> list[tuple[Target, list[Change]]]:

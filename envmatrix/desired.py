@@ -42,6 +42,7 @@ class FlagCell:
     name: str
     requires: tuple[str, ...]
     variable: bool
+    probe: str | None = None  # a live check (e.g. "supabase") that must pass too
 
 
 @dataclass(frozen=True)
@@ -121,4 +122,6 @@ def _flag_cells(policy: Policy, selected: set[str]) -> Iterable[FlagCell]:
             if env not in selected:
                 continue
             for repo in policy.repositories_for(spec):
-                yield FlagCell(_target(policy, repo, env), name, spec.requires, spec.variable)
+                yield FlagCell(
+                    _target(policy, repo, env), name, spec.requires, spec.variable, spec.probe
+                )

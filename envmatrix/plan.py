@@ -67,6 +67,7 @@ class Change:
     github_updated_at: datetime | None = None
     value: str | None = None  # variables only: a flag's "true"/"false", never a secret
     requires: tuple[str, ...] = ()  # variables only: the secrets a flag waits for
+    probe: str | None = None  # variables only: the live check a flag also waits for
 
     @property
     def is_write(self) -> bool:
@@ -291,6 +292,7 @@ def _flag_change(
         logical_environment=flag.target.environment,
         value=value,
         requires=flag.requires,
+        probe=flag.probe,
     )
 
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,10 @@ def apply_run(
 ) -> ApplyReport:
     """Carry out a fresh plan."""
     actor = _actor(connections)
-    applier = Applier(connections.vault, connections.github, run.observed.sync, audit, actor)
+    applier = Applier(
+        connections.vault, connections.github, run.observed.sync, audit, actor,
+        probe=_prober(run.policy, connections),
+    )
     return applier.apply(run.plan)
 
 
@@ -106,7 +109,10 @@ def apply_saved(
             f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made; plan again"
         )
     plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
-    applier = Applier(connections.vault, connections.github, fresh.observed.sync, audit, _actor(connections))
+    applier = Applier(
+        connections.vault, connections.github, fresh.observed.sync, audit, _actor(connections),
+        probe=_prober(fresh.policy, connections),
+    )
     return fresh, applier.apply(plan)
 
 
@@ -158,6 +164,13 @@ def is_plan_file(path: str) -> bool:
             return handle.read(64).lstrip().startswith(b"{")
     except OSError:
         return False
+
+
+def _prober(policy: Policy, connections: Connections) -> Callable[[str, str], str | None]:
+    """Live checks a flag may require before it is set true (see envmatrix/probe.py)."""
+    from envmatrix.probe import probe_runner
+
+    return probe_runner(policy, connections.vault)
 
 
 def _actor(connections: Connections) -> str:

@@ -228,3 +228,32 @@ def test_plan_json_matches_the_contract_shape(world: World) -> None:
     ]
     assert flag[0]["value"] == "false"
     assert json.dumps(data).count("SUPABASE_SERVICE_KEY") >= 2
+
+
+def test_apply_sets_a_probed_flag_true_only_when_its_probe_passes(world: World) -> None:
+    from envmatrix.sandbox.supabase import SupabaseSandbox
+
+    head, flags = world.policy_path.read_text().split("\nflags:\n")
+    world.write_policy(head + "\nflags:\n" + flags + "    probe: supabase\n")
+    assert world.policy.flags["FEATURE_AI_ESCALATIONS"].probe == "supabase"
+    with SupabaseSandbox() as supabase:
+        world.seed()
+        good = supabase.add_secret_key("ci")
+        for env in ("staging", "production"):
+            world.set_vault_value("SUPABASE_URL", env, supabase.url)
+        world.set_vault_value("SUPABASE_SERVICE_KEY", "staging", good)
+        world.set_vault_value("SUPABASE_SERVICE_KEY", "production", "sb_secret_wrong")
+        result = world.run("apply", "--yes", "--json")
+        assert result.code == 1
+        failed = [r for r in result.json()["results"] if r["result"] == "failed"]
+        assert [(r["environment"], r["name"]) for r in failed] == [
+            ("production", "FEATURE_AI_ESCALATIONS")
+        ]
+        assert "probe supabase failed" in failed[0]["error"]
+        assert world.sandbox.variable_value(REPO, "production", "FEATURE_AI_ESCALATIONS") is None
+        assert world.sandbox.variable_value(REPO, "staging", "FEATURE_AI_ESCALATIONS") == "true"
+        assert "sb_secret_wrong" not in result.out + result.err and good not in result.out
+
+        world.set_vault_value("SUPABASE_SERVICE_KEY", "production", good)
+        assert world.run("apply", "--yes").code == 0
+        assert world.sandbox.variable_value(REPO, "production", "FEATURE_AI_ESCALATIONS") == "true"
