@@ -23,6 +23,7 @@ from envmatrix.audit_store import (
     PostgresAuditSink,
     SqliteAuditSink,
     audit_sink_for,
+    event_json,
 )
 from envmatrix.errors import UsageError
 from envmatrix.policy import load_policy
@@ -256,3 +257,47 @@ def test_many_first_runs_can_open_a_new_sqlite_file_at_once(tmp_path: Path) -> N
     assert failures == []
     with SqliteAuditSink(tmp_path / "new.sqlite") as store:
         assert len(store.query()) == 16
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgres"])
+def test_a_rotation_leaves_a_row_per_step_and_per_github_write_and_no_value(
+    store_kind: str, tmp_path: Path, vault: VaultAdapter, world: list[str], pg_dsn: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TEAM_AUDIT_DSN", pg_dsn)
+    audit = "audit: {postgres: TEAM_AUDIT_DSN}\n" if store_kind == "postgres" else ""
+    policy = write_policy(tmp_path, vault.mount, audit=audit)
+    rotating = "    vault: \"apps/{environment}/supabase#service_key\"\n"
+    policy.write_text(policy.read_text().replace(rotating, rotating + (
+        '    rotation: {max_age: 30d, strategy: generate}\n')))
+    _apply(policy, capsys)
+    code = cli.main(["rotate", "SUPABASE_SERVICE_KEY", "--environment", "production", "--yes",
+                     "--policy", str(policy)])
+    assert code == 0, capsys.readouterr()
+    capsys.readouterr()
+    rotated = [vault.read_values("apps/production/supabase")["service_key"].reveal()]
+    assert rotated[0] not in world  # the rotation made a new value
+
+    store = audit_sink_for(load_policy(policy), policy)
+    try:
+        events = store.query()
+    finally:
+        store.close()
+    first = next(i for i, e in enumerate(events) if e.action.startswith("rotation."))
+    group = f"vault:{vault.mount}/apps/production/supabase"
+    lock = f"vault:{vault.mount}/envmatrix/locks/apply"
+    before_sync = ("start", "create", "stage", "test", "promote")
+    assert [(e.action, e.target, e.result) for e in events[first:]] == [
+        *((f"rotation.{step}", group, "ok") for step in before_sync),
+        ("lock.take", lock, "ok"),
+        ("secret.put", "github:occ-labs/operator-console/production/SUPABASE_SERVICE_KEY", "ok"),
+        ("state.write", "vault:envmatrix/state/occ-labs/operator-console/production", "ok"),
+        ("lock.release", lock, "ok"),
+        *((f"rotation.{step}", group, "ok") for step in ("sync", "revoke", "done")),
+    ]
+    assert events[first + 6].vault_version == events[first + 4].vault_version == 2  # promoted v2
+    stored = json.dumps([event_json(e) for e in events])
+    assert not any(value in stored for value in [*world, *rotated])
+    if store_kind == "sqlite":
+        raw = b"".join(p.read_bytes() for p in (tmp_path / ".envmatrix").iterdir())
+        assert not any(value.encode() in raw for value in [*world, *rotated])
