@@ -257,6 +257,26 @@ def _check_references(policy: Policy) -> None:
         _check_secret_references(policy, name, secret)
     for name, flag in policy.flags.items():
         _check_flag_references(policy, name, flag)
+    _check_rotation_groups(policy)
+
+
+def _check_rotation_groups(policy: Policy) -> None:
+    """Secrets sharing a resolved Vault path rotate together, so they declare one rotation."""
+    first: dict[str, tuple[str, RotationSpec]] = {}
+    for name, secret in policy.secrets.items():
+        rotation = secret.rotation
+        if rotation is None:
+            continue
+        for env in secret.environments:
+            path = secret.vault_path(env)
+            other, spec = first.setdefault(path, (name, rotation))
+            if spec != rotation:
+                raise _Reference(
+                    ("secrets", name, "rotation"),
+                    f"{name} shares Vault path {path} with {other}, which rotates differently;"
+                    " secrets that share a path rotate together: give them the same rotation:"
+                    " or separate paths",
+                )
 
 
 def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> None:
