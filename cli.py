@@ -226,8 +226,7 @@ def force_unlock(
 
     path = policy_path(policy)
     loaded = load_policy(path)
-    connections = connect(loaded)
-    with _audit_sink(loaded, path) as sink:
+    with connect(loaded) as connections, _audit_sink(loaded, path) as sink:
         held = vault_lock(connections, sink, name=lock, operation="force-unlock")
         current = held.read()
         if current is not None and current.id == lock_id:
@@ -446,7 +445,8 @@ def matrix(
     path = policy_path(policy)
     loaded = load_policy(path)
     scanned = scan_workflows(loaded, workflows, repository) if workflows else None
-    grid = matrix_for_run(make_plan(path, connect(loaded), environment or (), loaded), repository)
+    with connect(loaded) as connections:
+        grid = matrix_for_run(make_plan(path, connections, environment or (), loaded), repository)
     if out:
         Path(out).write_text(render_matrix.render_matrix(grid, fmt, scanned), encoding="utf-8")
         render.console().print(f"Wrote the matrix ({fmt}) to {out}")

@@ -181,6 +181,7 @@ def readiness_for_policy(
     from envmatrix.sync import connect, make_plan
 
     policy = load_policy(policy_path)
-    connections = connect(policy)
-    run = make_plan(policy_path, connections, environments, policy)
-    return readiness_for_run(run, probe_runner(policy, connections.vault) if with_probes else None)
+    with connect(policy) as connections:
+        run = make_plan(policy_path, connections, environments, policy)
+        runner = probe_runner(policy, connections.vault) if with_probes else None
+        return readiness_for_run(run, runner)
