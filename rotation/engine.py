@@ -213,7 +213,7 @@ class RotationEngine:
                 group,
                 outcome,
                 "start",
-                entry.journal.held_message() + "; finish it with envmatrix rotate --resume",
+                entry.journal.held_message() + f"; finish it with {_resume_command(entry.journal)}",
             )
         return self._drive(self._attach(group, entry, outcome))
 
@@ -237,7 +237,7 @@ class RotationEngine:
                 f"{group.path}: the previous credential is in its grace period until"
                 f" {_stamp(journal.grace_until)}; rotate again after that, or undo with --rollback"
             )
-        raise LockHeldError(f"{journal.held_message()}; finish it with envmatrix rotate --resume")
+        raise LockHeldError(f"{journal.held_message()}; finish it with {_resume_command(journal)}")
 
     def _begin(
         self, group: RotationGroup, over: JournalEntry | None, outcome: RotationOutcome
@@ -507,7 +507,7 @@ class RotationEngine:
         hint = (
             ""
             if isinstance(cause, LockHeldError)
-            else f"; the journal is at {step.value}: envmatrix rotate --resume continues it"
+            else f"; the journal is at {step.value}: {_resume_command(run.journal)} continues it"
         )
         return self._finished(run, f"{cause}{hint}")
 
@@ -667,6 +667,11 @@ def _next_name(step: Step) -> str:
         Step.ROLLING_BACK: "rollback",
     }
     return following.get(step, step.value)
+
+
+def _resume_command(journal: RotationJournal) -> str:
+    name = journal.secrets[0] if journal.secrets else "NAME"
+    return f"envmatrix rotate {name} --environment {journal.environment} --resume"
 
 
 def _outcome(group: RotationGroup) -> RotationOutcome:
