@@ -46,6 +46,7 @@ class RetryPolicy:
     backoff: float = 1.0
     secondary_backoff: float = 60.0
     max_wait: float = 900.0
+    timeout: float = 15.0  # whole seconds per request; a slower answer is retried
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> RetryPolicy:
@@ -61,6 +62,7 @@ class RetryPolicy:
             backoff=number("ENVMATRIX_GITHUB_BACKOFF", cls.backoff),
             secondary_backoff=number("ENVMATRIX_GITHUB_SECONDARY_BACKOFF", cls.secondary_backoff),
             max_wait=number("ENVMATRIX_GITHUB_MAX_WAIT", cls.max_wait),
+            timeout=number("ENVMATRIX_GITHUB_TIMEOUT", cls.timeout),
         )
 
 
@@ -71,9 +73,9 @@ class _PublicKey:
 
 
 class _Retry(Exception):
-    """Internal: wait this long, then try again."""
+    """Internal: try again, after the server's wait (`wait`) or our own backoff (None)."""
 
-    def __init__(self, wait: float, why: str) -> None:
+    def __init__(self, wait: float | None, why: str) -> None:
         super().__init__(why)
         self.wait, self.why = wait, why
 
@@ -83,17 +85,16 @@ class GitHubAdapter:
 
     def __init__(
         self, api_url: str, token: str, *, retry: RetryPolicy | None = None,
-        write_interval: float = 0.0, timeout: float = 15.0,
-        sleep: Callable[[float], None] = time.sleep,
+        write_interval: float = 0.0, sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._retry = retry or RetryPolicy()
         self._github = Github(
             auth=Auth.Token(token), base_url=self.api_url, per_page=100, retry=None,
-            timeout=int(timeout), seconds_between_requests=None, seconds_between_writes=None,
-            lazy=True,
+            timeout=max(1, round(self._retry.timeout)),  # PyGithub insists on whole seconds
+            seconds_between_requests=None, seconds_between_writes=None, lazy=True,
         )
         self._requester = self._github.requester
-        self._retry = retry or RetryPolicy()
         self._write_interval = write_interval
         self._sleep = sleep
         self._keys: dict[str, _PublicKey] = {}
@@ -252,8 +253,14 @@ class GitHubAdapter:
             except _Retry as retry:
                 if attempt == self._retry.attempts:
                     raise GitHubError(f"{endpoint}: {retry.why}; gave up after {attempt} attempts") from None
-                self._sleep(self._bounded(endpoint, retry.wait * random.uniform(0.8, 1.2), retry.why))
+                self._sleep(self._pause(endpoint, attempt, retry))
         raise AssertionError("unreachable")
+
+    def _pause(self, endpoint: str, attempt: int, retry: _Retry) -> float:
+        """Exponential backoff with full jitter; a server-given wait is never cut short."""
+        if retry.wait is None:
+            return self._retry.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+        return self._bounded(endpoint, retry.wait * random.uniform(1.0, 1.2), retry.why)
 
     def _translate(self, endpoint: str, fn: Callable[[], T]) -> T:
         try:
@@ -261,9 +268,9 @@ class GitHubAdapter:
         except GithubException as exc:
             raise self._classify(endpoint, exc.status, exc.headers or {}, exc.data) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retry(self._retry.backoff, f"connection failed ({type(exc).__name__})") from None
+            raise _Retry(None, f"connection failed ({type(exc).__name__})") from None
         except ValueError:  # json decoding: an HTML page or a truncated body
-            raise _Retry(self._retry.backoff, "the response was not valid JSON") from None
+            raise _Retry(None, "the response was not valid JSON") from None
         except (TypeError, KeyError, AttributeError):  # JSON, but not shaped like GitHub's
             raise GitHubError(
                 f"{endpoint}: the answer is not GitHub's REST API (check GITHUB_API_URL)"
@@ -277,18 +284,20 @@ class GitHubAdapter:
         if status in (403, 429) and _is_rate_limit(status, headers, message):
             return _Retry(self._rate_limit_wait(endpoint, headers, message), f"{status} {message}")
         if status >= 500 or status == 0:
-            return _Retry(self._retry.backoff, f"{status} {message}")
+            return _Retry(None, f"{status} {message}")
         if status == 401:
             return GitHubError(f"{endpoint}: 401 {message} (check GITHUB_TOKEN)", status)
         return GitHubError(f"{endpoint}: {status} {message}", status)
 
-    def _rate_limit_wait(self, endpoint: str, headers: Mapping[str, str], message: str) -> float:
+    def _rate_limit_wait(
+        self, endpoint: str, headers: Mapping[str, str], message: str
+    ) -> float | None:
         if "retry-after" in headers and headers["retry-after"].isdigit():
             return self._bounded(endpoint, float(headers["retry-after"]), message)
         if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
             wait = float(headers["x-ratelimit-reset"]) - time.time() + 1
             return self._bounded(endpoint, max(wait, 1.0), "primary rate limit exhausted")
-        return self._retry.secondary_backoff if "secondary" in message.lower() else self._retry.backoff
+        return self._retry.secondary_backoff if "secondary" in message.lower() else None
 
     def _bounded(self, endpoint: str, wait: float, why: str) -> float:
         if wait > self._retry.max_wait:
