@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from envmatrix.audit import AuditEvent, AuditSink, NullSink
 from envmatrix.desired import Target
-from envmatrix.errors import EnvmatrixError, VaultCasMismatch
+from envmatrix.errors import EnvmatrixError, VaultCasMismatch, VaultUnavailable
 from envmatrix.plan import Action, Change, Kind, Plan
 from envmatrix.ports import GitHubPort, VaultPort, WriteReceipt
 from envmatrix.secret import SecretValue
@@ -86,6 +86,7 @@ class Applier:
         self._audit = audit or NullSink()
         self._actor = actor
         self._values: dict[tuple[str, int], dict[str, SecretValue]] = {}
+        self._vault_down: VaultUnavailable | None = None
 
     def apply(self, plan: Plan) -> ApplyReport:
         results: list[ItemResult] = []
@@ -181,15 +182,23 @@ class Applier:
         assert change.vault_path and change.vault_key and change.vault_version
         cache_key = (change.vault_path, change.vault_version)
         if cache_key not in self._values:
-            self._values[cache_key] = self._vault.read_values(
-                change.vault_path, change.vault_version
-            )
+            self._values[cache_key] = self._read_values(change.vault_path, change.vault_version)
         values = self._values[cache_key]
         if change.vault_key not in values:
             raise EnvmatrixError(
                 f"key {change.vault_key} is not in {change.vault_path} v{change.vault_version}"
             )
         return values[change.vault_key]
+
+    def _read_values(self, path: str, version: int) -> dict[str, SecretValue]:
+        # sealed or down: the adapter already retried; the next items fail at once, same cause
+        if self._vault_down is not None:
+            raise VaultUnavailable(str(self._vault_down))
+        try:
+            return self._vault.read_values(path, version)
+        except VaultUnavailable as exc:
+            self._vault_down = exc
+            raise
 
     def _attempt(self, change: Change, action: str, write: Callable[[], object]) -> ItemResult:
         try:
