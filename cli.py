@@ -22,10 +22,10 @@ from envmatrix.errors import EnvmatrixError, ExitCode, UsageError
 from envmatrix.policy import Policy, load_policy
 
 if TYPE_CHECKING:
-    from envmatrix.audit import AuditEvent
-    from envmatrix.audit_store import GuardedSink
     from collections.abc import Callable
 
+    from envmatrix.audit import AuditEvent
+    from envmatrix.audit_store import GuardedSink
     from envmatrix.secret import SecretValue
     from rotation.engine import RotationOutcome, StepResult
     from rotation.groups import RotationGroup
@@ -592,12 +592,14 @@ def probe_supabase(
 def rotate(
     name: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Argument(help="A secret with rotation: (its whole Vault path rotates).", show_default=False),
+        typer.Argument(help="A secret with rotation: (its path rotates).", show_default=False),
     ] = None,
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted rotation.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted rotation.")] = (
+        False
+    ),
     due: Annotated[bool, typer.Option("--due", help="Revoke after grace; rotate all due.")] = False,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Within grace: restore the previous value.")
@@ -611,7 +613,7 @@ def rotate(
     """Rotate a credential: create, stage, test, promote, sync; revoke the old one after grace."""
     from envmatrix.sync import connect
     from rotation.engine import RotationEngine
-    from rotation.run import run_rotation, rotate_request, selected_groups
+    from rotation.run import rotate_request, run_rotation, selected_groups
     from rotation.strategies import StrategySettings
 
     path = policy_path(policy)
@@ -684,7 +686,8 @@ def _render_rotation(outcomes: list[RotationOutcome], json_output: bool) -> None
         for outcome in outcomes:
             if outcome.ok:
                 render.console().print(outcome.message, markup=False)
-        render.console().print("Rotation: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + ".")
+        line = ", ".join(f"{n} {k}" for k, n in counts.items())
+        render.console().print(f"Rotation: {line}.")
     for outcome in outcomes:
         if not outcome.ok:
             sys.stderr.write(f"error: {outcome.message}\n")
