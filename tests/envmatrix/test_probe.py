@@ -100,7 +100,9 @@ def test_a_wrong_key_keeps_a_probed_flag_from_being_ready(
     use_services(monkeypatch, sandbox, vault_env)
     seed_vault(load_policy(path), vault)
     put_supabase(vault, "production", supabase.url, WRONG_KEY)
-    assert run(capsys, "apply", "--yes", "--policy", str(path))[0] == 0
+    # apply writes the secrets but refuses to set the probed flag true (exit 1)
+    code, out, _ = run(capsys, "apply", "--yes", "--policy", str(path))
+    assert code == 1 and "probe supabase failed" in out
     check = ("flags", "check", FLAG, "--environment", "production", "--policy", str(path))
     code, out, _ = run(capsys, *check)
     assert code == 1 and "probe-failed: probe supabase: Supabase rejected" in out
