@@ -99,6 +99,7 @@ def test_a_wrong_key_keeps_a_probed_flag_from_being_ready(
     path = example_policy(tmp_path, vault.mount, probed)
     use_services(monkeypatch, sandbox, vault_env)
     seed_vault(load_policy(path), vault)
+    put_supabase(vault, "staging", supabase.url, supabase.add_secret_key())
     put_supabase(vault, "production", supabase.url, WRONG_KEY)
     # apply writes the secrets but refuses to set the probed flag true (exit 1)
     code, out, _ = run(capsys, "apply", "--yes", "--policy", str(path))
@@ -110,6 +111,7 @@ def test_a_wrong_key_keeps_a_probed_flag_from_being_ready(
     assert run(capsys, *check, "--no-probe")[0] == 0  # present and in sync: only the probe fails
 
     put_supabase(vault, "production", supabase.url, supabase.add_secret_key())
-    assert run(capsys, "apply", "--yes", "--policy", str(path))[0] == 0
+    code, out, err = run(capsys, "apply", "--yes", "--policy", str(path))
+    assert code == 0, out + err
     code, out, _ = run(capsys, *check)
     assert code == 0, out
