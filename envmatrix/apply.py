@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from envmatrix import failpoints
 from envmatrix.audit import AuditEvent, AuditSink, NullSink
 from envmatrix.desired import Target
 from envmatrix.errors import EnvmatrixError, VaultCasMismatch, VaultUnavailable
@@ -104,6 +105,7 @@ class Applier:
 
     def _apply_target(self, run: _TargetRun, changes: list[Change]) -> list[ItemResult]:
         results = [self._environment(c) for c in changes if c.kind is Kind.ENVIRONMENT]
+        failpoints.hit("apply.after-environment")
         if results and not results[0].ok:
             cause = f"environment not created: {results[0].error}"
             return results + [
@@ -136,11 +138,13 @@ class Applier:
 
         def put() -> WriteReceipt:
             value = self._value(change)
+            failpoints.hit("apply.before-put")
             receipt.append(
                 self._github.put_environment_secret(
                     change.repository, _env(change), change.name, value
                 )
             )
+            failpoints.hit("apply.after-put")
             return receipt[0]
 
         result = self._attempt(change, "secret.put", put)
@@ -156,7 +160,7 @@ class Applier:
             result = ItemResult(change, False, f"not set true: {refusal}")
             self._emit(change, "variable.set", result)
             return result
-        return self._attempt(
+        result = self._attempt(
             change,
             "variable.set",
             lambda: self._github.set_environment_variable(
@@ -167,6 +171,8 @@ class Applier:
                 exists=change.action is Action.UPDATE,
             ),
         )
+        failpoints.hit("apply.after-variable")
+        return result
 
     def _refusal(self, run: _TargetRun, change: Change) -> str | None:
         """Why a flag must not become true now: a required secret failed, or its probe fails."""
@@ -228,10 +234,12 @@ class Applier:
             return None
         path = state_path(run.target)
         before = self._sync.get(run.target, SyncState({}, None))
+        failpoints.hit("apply.before-state")
         try:
             self._write_state(path, before, run)
         except EnvmatrixError as exc:
             return f"sync state for {run.target.repository}/{run.target.github_environment} not saved: {exc}"
+        failpoints.hit("apply.after-state")
         self._audit.record(AuditEvent("state.write", f"vault:{path}", "ok", self._actor))
         return None
 
