@@ -77,9 +77,12 @@ class Worlds:
         policy_path = home / "envmatrix.yaml"
         policy_path.write_text(example_policy_text(mount))
         env = {
-            "VAULT_ADDR": self.server.addr, "VAULT_TOKEN": self.server.token,
-            "GITHUB_API_URL": sandbox.url, "GITHUB_TOKEN": "sandbox-token",
-            "ENVMATRIX_POLICY": str(policy_path), "ENVMATRIX_AUDIT_DB": str(home / "audit.sqlite"),
+            "VAULT_ADDR": self.server.addr,
+            "VAULT_TOKEN": self.server.token,
+            "GITHUB_API_URL": sandbox.url,
+            "GITHUB_TOKEN": "sandbox-token",
+            "ENVMATRIX_POLICY": str(policy_path),
+            "ENVMATRIX_AUDIT_DB": str(home / "audit.sqlite"),
             "ENVMATRIX_GITHUB_BACKOFF": "0.01",
         }
         world = World(vault, sandbox, policy_path, env, self.monkeypatch)
@@ -88,8 +91,12 @@ class Worlds:
 
 
 @pytest.fixture
-def worlds(openbao_server: OpenBaoDevServer, vault_admin: hvac.Client, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Worlds]:
+def worlds(
+    openbao_server: OpenBaoDevServer,
+    vault_admin: hvac.Client,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Worlds]:
     made = Worlds(openbao_server, vault_admin, tmp_path, monkeypatch, [])
     yield made
     for sandbox, vault, mount in made.opened:
@@ -104,7 +111,10 @@ def start_apply(world: World, failpoint: str | None = None) -> subprocess.Popen[
         env["ENVMATRIX_FAILPOINTS"] = failpoint
     return subprocess.Popen(
         [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "apply", "--yes"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -125,8 +135,12 @@ def rotate_everything(world: World) -> None:
             world.set_vault_value(name, env, f"rotated-{uuid.uuid4().hex}")
 
 
-def assert_consistent_after_kill(world: World, before: dict[tuple[str, str, str], tuple[str | None, str | None]]) -> int:
-    """Every copy is absent, the previous one or Vault's; Vault is untouched. Returns how many are Vault's."""
+def assert_consistent_after_kill(
+    world: World, before: dict[tuple[str, str, str], tuple[str | None, str | None]]
+) -> int:
+    """Every copy is absent, the previous one or Vault's; Vault is untouched.
+
+    Returns how many copies are Vault's."""
     after = snapshot(world)
     landed = 0
     for cell, (copy, vault_value) in after.items():
@@ -162,7 +176,9 @@ def test_sigkill_at_any_failpoint_leaves_a_consistent_world_that_converges(world
         before = snapshot(world)
         process = start_apply(world, failpoint)
         _, err = process.communicate(timeout=60)
-        assert process.returncode == -signal.SIGKILL, f"{failpoint} ({scenario}) did not fire: {err.decode()}"
+        assert process.returncode == -signal.SIGKILL, (
+            f"{failpoint} ({scenario}) did not fire: {err.decode()}"
+        )
         landed = assert_consistent_after_kill(world, before)
         outcomes.append((failpoint, scenario, landed))
         recover_and_converge(world)

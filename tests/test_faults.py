@@ -24,7 +24,6 @@ from envmatrix.adapters.vault import VaultAdapter
 from envmatrix.desired import Target, desired_state
 from envmatrix.openbao import OpenBaoDevServer
 from envmatrix.sandbox import Fault, GitHubSandbox
-from envmatrix.secret import SecretValue
 from envmatrix.state import SyncState, state_path
 from envmatrix.sync import Connections, apply_run, make_plan
 from tests.fixtures_vault import _wait_for_kv_mount
@@ -33,8 +32,10 @@ from tests.world import REPO, World, example_policy_text
 PUT_SECRET = ("PUT", "actions/create-or-update-environment-secret")
 FLAG = "FEATURE_AI_ESCALATIONS"
 FAST = {
-    "ENVMATRIX_GITHUB_BACKOFF": "0.01", "ENVMATRIX_GITHUB_SECONDARY_BACKOFF": "0.01",
-    "ENVMATRIX_GITHUB_ATTEMPTS": "4", "ENVMATRIX_GITHUB_MAX_WAIT": "5",
+    "ENVMATRIX_GITHUB_BACKOFF": "0.01",
+    "ENVMATRIX_GITHUB_SECONDARY_BACKOFF": "0.01",
+    "ENVMATRIX_GITHUB_ATTEMPTS": "4",
+    "ENVMATRIX_GITHUB_MAX_WAIT": "5",
     "ENVMATRIX_GITHUB_TIMEOUT": "1",
 }
 
@@ -66,7 +67,9 @@ def force_unlock(world: World) -> None:
 
 
 def statuses(sandbox: GitHubSandbox, method: str, path_end: str) -> list[int]:
-    return [r.status for r in sandbox.request_log() if r.method == method and r.path.endswith(path_end)]
+    return [
+        r.status for r in sandbox.request_log() if r.method == method and r.path.endswith(path_end)
+    ]
 
 
 def applied_ok(world: World) -> None:
@@ -77,16 +80,23 @@ def applied_ok(world: World) -> None:
 
 # -- GitHub: transient answers are retried ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_transient_5xx_is_retried_and_apply_succeeds(fast: World, status: int) -> None:
     fast.sandbox.inject(Fault(method="PUT", path="/secrets/SUPABASE_URL$", status=status, times=2))
     applied_ok(fast)
-    assert statuses(fast.sandbox, "PUT", "/production/secrets/SUPABASE_URL")[:3] == [status, status, 201]
+    assert statuses(fast.sandbox, "PUT", "/production/secrets/SUPABASE_URL")[:3] == [
+        status,
+        status,
+        201,
+    ]
     converges(fast)
 
 
 def test_persistent_500_fails_that_item_only_and_rerun_converges(fast: World) -> None:
-    fast.sandbox.inject(Fault(method="PUT", path="/production/secrets/ZOHO_CLIENT_SECRET$", status=500))
+    fast.sandbox.inject(
+        Fault(method="PUT", path="/production/secrets/ZOHO_CLIENT_SECRET$", status=500)
+    )
     result = fast.run("apply", "--yes", "--json")
     assert result.code == 1
     report = result.json()
@@ -94,17 +104,24 @@ def test_persistent_500_fails_that_item_only_and_rerun_converges(fast: World) ->
     assert (failed["environment"], failed["name"]) == ("production", "ZOHO_CLIENT_SECRET")
     assert "500" in failed["error"] and "gave up after 4 attempts" in failed["error"]
     assert report["summary"] == {"written": 19, "failed": 1, "blocked": 0}
-    assert statuses(fast.sandbox, "PUT", "/ZOHO_CLIENT_SECRET") == [500] * 4 + [201]  # staging landed
+    assert statuses(fast.sandbox, "PUT", "/ZOHO_CLIENT_SECRET") == [500] * 4 + [
+        201
+    ]  # staging landed
     # sync state holds only what landed: the failed cell has no record
-    state = SyncState.from_document(fast.vault.read_document(
-        state_path(next(t for t in _targets(fast) if t.github_environment == "production"))))
+    state = SyncState.from_document(
+        fast.vault.read_document(
+            state_path(next(t for t in _targets(fast) if t.github_environment == "production"))
+        )
+    )
     assert "ZOHO_CLIENT_SECRET" not in state.records and "ZOHO_CLIENT_ID" in state.records
     fast.sandbox.clear_faults()
     converges(fast)
 
 
 def test_429_with_retry_after_waits_and_retries(fast: World) -> None:
-    fast.sandbox.inject(Fault(method="PUT", path="/staging/secrets/", status=429, retry_after=1, times=1))
+    fast.sandbox.inject(
+        Fault(method="PUT", path="/staging/secrets/", status=429, retry_after=1, times=1)
+    )
     applied_ok(fast)
     assert 429 in [r.status for r in fast.sandbox.request_log()]
     converges(fast)
@@ -113,10 +130,11 @@ def test_429_with_retry_after_waits_and_retries(fast: World) -> None:
 def test_429_without_retry_after_is_retried_where_pygithub_gives_up(fast: World) -> None:
     fault = Fault(method="GET", path="/environments$", status=429, times=1)
     fast.sandbox.inject(fault)
-    pygithub = Github(auth=Auth.Token("sandbox-token"), base_url=fast.sandbox.url,
-                      retry=GithubRetry(), lazy=True)
+    pygithub = Github(
+        auth=Auth.Token("sandbox-token"), base_url=fast.sandbox.url, retry=GithubRetry(), lazy=True
+    )
     with pytest.raises(GithubException) as caught:
-        pygithub.get_repo(REPO).get_environments().totalCount
+        _ = pygithub.get_repo(REPO).get_environments().totalCount
     assert caught.value.status == 429
     fast.sandbox.inject(Fault(method="PUT", path="/secrets/", status=429, times=3))
     applied_ok(fast)
@@ -142,7 +160,10 @@ def test_primary_limit_with_a_far_reset_stops_at_once(fast: World) -> None:
     result = fast.run("apply", "--yes")
     assert result.code == 1
     assert result.err.count("\n") == 1
-    assert "primary rate limit exhausted" in result.err and "ENVMATRIX_GITHUB_MAX_WAIT=5s" in result.err
+    assert (
+        "primary rate limit exhausted" in result.err
+        and "ENVMATRIX_GITHUB_MAX_WAIT=5s" in result.err
+    )
     assert sum(fast.sandbox.request_counts().values()) == 1  # no retries, no sleeping until reset
     fast.sandbox.set_rate_limit(remaining=5000)
     converges(fast)
@@ -161,7 +182,9 @@ def test_primary_limit_spent_mid_apply_fails_the_rest_without_requests(fast: Wor
 
 
 def test_answer_slower_than_the_timeout_is_retried(fast: World) -> None:
-    fast.sandbox.inject(Fault(method="PUT", path="/production/secrets/SUPABASE_URL$", delay=1.5, times=1))
+    fast.sandbox.inject(
+        Fault(method="PUT", path="/production/secrets/SUPABASE_URL$", delay=1.5, times=1)
+    )
     applied_ok(fast)
     assert fast.sandbox.request_counts()[PUT_SECRET] == len(desired_state(fast.policy).secrets) + 1
     converges(fast)
@@ -182,8 +205,9 @@ def test_html_error_page_is_retried(fast: World) -> None:
 
 
 def test_html_error_page_that_persists_is_named_without_the_page(fast: World) -> None:
-    fast.sandbox.inject(Fault(method="PUT", path="/production/secrets/CHATWOOT_API_TOKEN$",
-                              status=502, html=True))
+    fast.sandbox.inject(
+        Fault(method="PUT", path="/production/secrets/CHATWOOT_API_TOKEN$", status=502, html=True)
+    )
     result = fast.run("apply", "--yes", "--json")
     assert result.code == 1
     [failed] = [r for r in result.json()["results"] if r["result"] == "failed"]
@@ -245,7 +269,7 @@ def test_seeded_random_502s_over_a_whole_apply_converge_after_reruns(fast: World
     fast.sandbox.inject(Fault(method="PUT", path="/secrets/", status=502, probability=0.3, seed=7))
     codes = [fast.run("apply", "--yes").code for _ in range(6)]
     assert codes[0] == 1  # seed 7: at least one item failed twice in a row
-    assert 0 in codes and codes[codes.index(0):] == [0] * (6 - codes.index(0))
+    assert 0 in codes and codes[codes.index(0) :] == [0] * (6 - codes.index(0))
     assert fast.run("plan", "--detailed-exitcode").code == 0  # with the fault still active
     assert fast.mismatches() == []
     fast.sandbox.clear_faults()
@@ -259,24 +283,36 @@ def test_exhausted_retries_name_the_endpoint_and_the_cause(sandbox: GitHubSandbo
         github.create_environment(REPO, "staging")
     assert str(caught.value) == (
         f"PUT {sandbox.url}/repos/{REPO}/environments/staging: 503 Service Unavailable; "
-        "gave up after 2 attempts")
+        "gave up after 2 attempts"
+    )
 
 
 # -- Vault -----------------------------------------------------------------------------------------
 
-def test_token_lacking_read_names_path_and_capability(fast: World, vault_admin: hvac.Client) -> None:
+
+def test_token_lacking_read_names_path_and_capability(
+    fast: World, vault_admin: hvac.Client
+) -> None:
     mount = fast.vault.mount
-    vault_admin.sys.create_or_update_policy(f"lister-{mount}", f"""
+    vault_admin.sys.create_or_update_policy(
+        f"lister-{mount}",
+        f"""
         path "{mount}/subkeys/*" {{ capabilities = ["read"] }}
         path "{mount}/data/envmatrix/*" {{ capabilities = ["create", "read", "update"] }}
-    """)
-    token = vault_admin.auth.token.create(policies=[f"lister-{mount}"], ttl="10m")["auth"]["client_token"]
+    """,
+    )
+    token = vault_admin.auth.token.create(policies=[f"lister-{mount}"], ttl="10m")["auth"][
+        "client_token"
+    ]
     root = fast.env["VAULT_TOKEN"]
     fast.env["VAULT_TOKEN"] = token
     result = fast.run("apply", "--yes", "--json")
     assert result.code == 1
     errors = {r["error"] for r in result.json()["results"] if r["result"] == "failed"}
-    assert f"Vault denied read on {mount}/data/apps/production/supabase: the token lacks that capability" in errors
+    assert (
+        f"Vault denied read on {mount}/data/apps/production/supabase: "
+        "the token lacks that capability" in errors
+    )
     assert fast.sandbox.request_counts()[PUT_SECRET] == 0
     fast.env["VAULT_TOKEN"] = root
     converges(fast)
@@ -299,6 +335,7 @@ def test_sync_state_cas_mismatch_from_a_second_writer_is_merged(fast: World) -> 
 
 # -- Vault faults on a private OpenBao server (sealing or stopping it) -----------------------------
 
+
 @pytest.fixture(scope="module")
 def own_openbao() -> Iterator[OpenBaoDevServer]:
     with OpenBaoDevServer() as server:
@@ -306,8 +343,12 @@ def own_openbao() -> Iterator[OpenBaoDevServer]:
 
 
 @pytest.fixture
-def fragile(own_openbao: OpenBaoDevServer, sandbox: GitHubSandbox, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def fragile(
+    own_openbao: OpenBaoDevServer,
+    sandbox: GitHubSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[World]:
     """A seeded world on the private OpenBao server, which a test may seal or stop."""
     if not own_openbao.running:
         own_openbao.start()
@@ -316,10 +357,15 @@ def fragile(own_openbao: OpenBaoDevServer, sandbox: GitHubSandbox, tmp_path: Pat
     mount = _fresh_mount(own_openbao)
     policy_path = tmp_path / "envmatrix.yaml"
     policy_path.write_text(example_policy_text(mount))
-    env = {"VAULT_ADDR": own_openbao.addr, "VAULT_TOKEN": own_openbao.token,
-           "GITHUB_API_URL": sandbox.url, "GITHUB_TOKEN": "sandbox-token",
-           "ENVMATRIX_POLICY": str(policy_path), "ENVMATRIX_AUDIT_DB": str(tmp_path / "audit.sqlite"),
-           **FAST}
+    env = {
+        "VAULT_ADDR": own_openbao.addr,
+        "VAULT_TOKEN": own_openbao.token,
+        "GITHUB_API_URL": sandbox.url,
+        "GITHUB_TOKEN": "sandbox-token",
+        "ENVMATRIX_POLICY": str(policy_path),
+        "ENVMATRIX_AUDIT_DB": str(tmp_path / "audit.sqlite"),
+        **FAST,
+    }
     monkeypatch.chdir(tmp_path)
     vault = VaultAdapter(own_openbao.addr, own_openbao.token, mount=mount)
     world = World(vault, sandbox, policy_path, env, monkeypatch)
@@ -337,12 +383,15 @@ def _fresh_mount(server: OpenBaoDevServer) -> str:
     return mount
 
 
-def test_vault_sealed_before_apply_stops_with_one_line(fragile: World, own_openbao: OpenBaoDevServer) -> None:
+def test_vault_sealed_before_apply_stops_with_one_line(
+    fragile: World, own_openbao: OpenBaoDevServer
+) -> None:
     own_openbao.seal()
     result = fragile.run("apply", "--yes")
     assert result.code == 1
     assert result.err == f"error: Vault at {own_openbao.addr} is sealed\n" or (
-        result.err.count("\n") == 1 and "is sealed" in result.err), result.err
+        result.err.count("\n") == 1 and "is sealed" in result.err
+    ), result.err
     assert sum(fragile.sandbox.request_counts().values()) == 0  # nothing read or written in GitHub
     own_openbao.unseal()
     converges(fragile)
@@ -376,7 +425,9 @@ def test_vault_down_stops_with_one_line_and_rerun_converges(
     own_openbao.stop()
     result = fragile.run("plan")
     assert result.code == 1
-    assert result.err.count("\n") == 1 and "unreachable: connection refused" in result.err, result.err
+    assert result.err.count("\n") == 1 and "unreachable: connection refused" in result.err, (
+        result.err
+    )
     assert fragile.run("apply", "--yes").code == 1
     # the dev server restarts empty: an operator restores the same values (new versions, no state)
     own_openbao.start()
@@ -401,6 +452,7 @@ def _when_first_put(sandbox: GitHubSandbox, action: object) -> object:
         while sandbox.request_counts()[PUT_SECRET] == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         action()  # type: ignore[operator]
+
     return run
 
 
@@ -408,9 +460,13 @@ def _cells(world: World) -> list[tuple[str, str]]:
     return [(name, env) for name, spec in world.policy.secrets.items() for env in spec.environments]
 
 
-def _each_copy_absent_or_vaults(world: World, vault_values: dict[tuple[str, str], str | None]) -> None:
+def _each_copy_absent_or_vaults(
+    world: World, vault_values: dict[tuple[str, str], str | None]
+) -> None:
     for cell in desired_state(world.policy).secrets:
-        actual = world.sandbox.secret_value(cell.target.repository, cell.target.github_environment, cell.name)
+        actual = world.sandbox.secret_value(
+            cell.target.repository, cell.target.github_environment, cell.name
+        )
         assert actual in (None, vault_values[(cell.name, cell.target.environment)]), cell
 
 
@@ -418,9 +474,14 @@ def _targets(world: World) -> list[Target]:
     return sorted({c.target for c in desired_state(world.policy).secrets}, key=str)
 
 
-@pytest.mark.xfail(strict=True, reason="the apply lock's release raises when Vault is sealed, and "
-                   "that error replaces the report of what landed (envmatrix/lock.py, cli.py)")
-def test_sealed_mid_apply_still_reports_each_item(fragile: World, own_openbao: OpenBaoDevServer) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="the apply lock's release raises when Vault is sealed, and "
+    "that error replaces the report of what landed (envmatrix/lock.py, cli.py)",
+)
+def test_sealed_mid_apply_still_reports_each_item(
+    fragile: World, own_openbao: OpenBaoDevServer
+) -> None:
     fragile.sandbox.inject(Fault(method="PUT", path="/secrets/", delay=0.3, times=1))
     sealer = threading.Thread(target=_when_first_put(fragile.sandbox, own_openbao.seal))
     sealer.start()

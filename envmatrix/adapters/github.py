@@ -141,7 +141,9 @@ class GitHubAdapter:
 
     def _list(self, cls: type[T], url: str, item: str) -> list[T]:
         def fetch() -> list[T]:
-            pages: PaginatedList[Any] = PaginatedList(cls, self._requester, url, None, list_item=item)
+            pages: PaginatedList[Any] = PaginatedList(
+                cls, self._requester, url, None, list_item=item
+            )
             return list(pages)
 
         return self._call("GET", url, fetch)
@@ -215,7 +217,9 @@ class GitHubAdapter:
     def _public_key(self, scope: str) -> _PublicKey:
         if scope not in self._keys:
             url = f"{scope}/secrets/public-key"
-            _, data = self._call("GET", url, lambda: self._requester.requestJsonAndCheck("GET", url))
+            _, data = self._call(
+                "GET", url, lambda: self._requester.requestJsonAndCheck("GET", url)
+            )
             self._keys[scope] = _PublicKey(str(data["key_id"]), str(data["key"]))
         return self._keys[scope]
 
@@ -252,14 +256,15 @@ class GitHubAdapter:
                 return self._translate(endpoint, fn)
             except _Retry as retry:
                 if attempt == self._retry.attempts:
-                    raise GitHubError(f"{endpoint}: {retry.why}; gave up after {attempt} attempts") from None
+                    why = f"{retry.why}; gave up after {attempt} attempts"
+                    raise GitHubError(f"{endpoint}: {why}") from None
                 self._sleep(self._pause(endpoint, attempt, retry))
         raise AssertionError("unreachable")
 
     def _pause(self, endpoint: str, attempt: int, retry: _Retry) -> float:
         """Exponential backoff with full jitter; a server-given wait is never cut short."""
         if retry.wait is None:
-            return self._retry.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            return self._retry.backoff * 2.0 ** (attempt - 1) * random.uniform(0.5, 1.5)
         return self._bounded(endpoint, retry.wait * random.uniform(1.0, 1.2), retry.why)
 
     def _translate(self, endpoint: str, fn: Callable[[], T]) -> T:

@@ -18,7 +18,9 @@ def github(sandbox: GitHubSandbox) -> GitHubAdapter:
     return GitHubAdapter(sandbox.url, "sandbox-token", retry=FAST)
 
 
-def test_lists_follow_pagination_past_one_page(sandbox: GitHubSandbox, github: GitHubAdapter) -> None:
+def test_lists_follow_pagination_past_one_page(
+    sandbox: GitHubSandbox, github: GitHubAdapter
+) -> None:
     sandbox.create_environment(REPO, "staging")
     for i in range(130):
         sandbox.write_secret_outside(REPO, "staging", f"S_{i:03d}", "x")
@@ -46,7 +48,9 @@ def test_one_public_key_fetch_per_environment_however_many_puts(
     assert sandbox.secret_value(REPO, "production", "KEY_11") == "production-11"
 
 
-def test_receipt_time_is_the_servers_updated_at(sandbox: GitHubSandbox, github: GitHubAdapter) -> None:
+def test_receipt_time_is_the_servers_updated_at(
+    sandbox: GitHubSandbox, github: GitHubAdapter
+) -> None:
     github.create_environment(REPO, "staging")
     sandbox.advance_clock(-3600)  # the server's clock differs from ours: the receipt follows it
     receipt = github.put_environment_secret(REPO, "staging", "TOKEN", SecretValue("v"))
@@ -104,9 +108,13 @@ def test_from_environment_errors_are_usage_errors(environ: dict[str, str], expec
 
 
 def test_from_environment_reads_token_url_and_retry_policy(sandbox: GitHubSandbox) -> None:
-    github = GitHubAdapter.from_environment({
-        "GH_TOKEN": "sandbox-token", "GITHUB_API_URL": sandbox.url + "/",
-        "ENVMATRIX_GITHUB_ATTEMPTS": "2", "ENVMATRIX_GITHUB_MAX_WAIT": "7",
-    })
+    github = GitHubAdapter.from_environment(
+        {
+            "GH_TOKEN": "sandbox-token",
+            "GITHUB_API_URL": sandbox.url + "/",
+            "ENVMATRIX_GITHUB_ATTEMPTS": "2",
+            "ENVMATRIX_GITHUB_MAX_WAIT": "7",
+        }
+    )
     assert github.list_environments(REPO) == []
     assert github._retry.attempts == 2 and github._retry.max_wait == 7
