@@ -90,9 +90,10 @@ def plan(
     if out:
         write_plan_file(run, out)
     if json_output:
-        render.print_json(render.plan_json(run.plan))
+        render.print_json(render.plan_json(run.plan, run.rotations))
     else:
         render.render_plan(run.plan, render.console())
+        render.render_overdue(run.rotations, render.console())
         if out:
             render.console().print(f"Saved the plan to {out}; apply it with: envmatrix apply {out}")
     if detailed_exitcode and run.plan.has_writes:

@@ -18,12 +18,13 @@ Orphans (`orphan` and pruned `delete` rows) are listed below the grid.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from envmatrix.desired import DesiredState, SecretCell, Target
 from envmatrix.plan import Action, Change, Kind, Plan, Reason
+from rotation.schedule import overdue_cells
 
 if TYPE_CHECKING:
     from envmatrix.sync import PlanRun
@@ -62,13 +63,14 @@ class MatrixCell:
     owner: str
     service: str | None
     detail: str
+    rotation_overdue: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "repository": self.repository, "environment": self.environment,
             "secret": self.secret, "status": str(self.status), "owner": self.owner,
             "service": self.service, "logical_environment": self.logical_environment,
-            "detail": self.detail,
+            "detail": self.detail, "rotation_overdue": self.rotation_overdue,
         }
 
 
@@ -196,6 +198,12 @@ def matrix_for_run(run: PlanRun, repository: str | None = None) -> Matrix:
     """The matrix of a plan run, columns in the policy's environment order, optionally one
     repository only."""
     matrix = build_matrix(run.desired, run.plan, tuple(run.policy.environments))
+    overdue = overdue_cells(run.rotations)
+    matrix = replace(matrix, cells=tuple(
+        replace(c, rotation_overdue=(c.secret, c.logical_environment) in overdue)
+        if c.status is not Status.NOT_REQUIRED else c
+        for c in matrix.cells
+    ))
     if repository is None:
         return matrix
     keep = repository.lower()

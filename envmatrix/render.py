@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from envmatrix.apply import ApplyReport, ItemResult
 from envmatrix.plan import Action, Change, Plan
+from rotation.schedule import RotationStatus
 
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
@@ -33,13 +34,32 @@ def print_json(data: Any, file: TextIO | None = None) -> None:
     (file or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The contract's `plan --json` object."""
+def plan_json(plan: Plan, overdue: Sequence[RotationStatus] = ()) -> dict[str, Any]:
+    """The contract's `plan --json` object, plus the rotations that are overdue."""
     summary = plan.summary()
     return {
         "changes": [_contract_change(c) for c in plan.changes],
         "summary": {k: summary[k] for k in ("create", "update", "delete", "blocked", "orphan")},
+        "rotation_overdue": [_overdue_json(s) for s in overdue if s.overdue],
     }
+
+
+def _overdue_json(status: RotationStatus) -> dict[str, Any]:
+    return {
+        "secret": status.secret, "environment": status.environment, "owner": status.owner,
+        "contact": status.contact, "strategy": status.strategy, "state": str(status.state),
+        "next_due": status.next_due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def render_overdue(statuses: Sequence[RotationStatus], out: Console) -> None:
+    """One line per overdue rotation, naming its owner (plan marks them; rotate fixes them)."""
+    for s in statuses:
+        if s.overdue:
+            when = "never rotated" if s.last_rotated is None else (
+                f"due {s.next_due.strftime('%Y-%m-%d %H:%M')} UTC")
+            out.print(f"[yellow]⏰ rotation overdue[/]: {escape(s.secret)} in {escape(s.environment)}"
+                      f" ({when}, {escape(s.strategy)}) — owner: {escape(s.owner)}")
 
 
 def _contract_change(change: Change) -> dict[str, Any]:

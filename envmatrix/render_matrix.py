@@ -45,9 +45,10 @@ HTML_COLOURS: Mapping[Status, str] = {
 }
 
 
-def cell_label(status: Status) -> str:
-    """`✓ ok`, `✗ blocked`: the symbol for scanning by eye, the word for reading without colour."""
-    return f"{SYMBOLS[status][0]} {status}"
+def cell_label(status: Status, rotation_overdue: bool = False) -> str:
+    """`✓ ok`, `✗ blocked`: the symbol for scanning by eye, the word for reading without colour;
+    `⏰` marks a secret whose rotation is overdue."""
+    return f"{SYMBOLS[status][0]} {status}" + (" ⏰" if rotation_overdue else "")
 
 
 # -- matrix: JSON ----------------------------------------------------------------------------
@@ -70,7 +71,8 @@ def matrix_renderable(matrix: Matrix, scan: ScanReport | None = None) -> Rendera
     for repository in matrix.repositories():
         parts.append(Text(repository, style="bold"))
         parts.append(_rich_grid(matrix, repository))
-    parts.append(Text("  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status), style="dim"))
+    parts.append(Text("  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status) + "  ⏰ rotation overdue",
+                      style="dim"))
     parts.extend(Text(line) for line in _footer_lines(matrix, scan))
     return Group(*parts)
 
@@ -82,7 +84,8 @@ def _rich_grid(matrix: Matrix, repository: str) -> Table:
     for row in matrix.rows(repository):
         first = row[0]
         table.add_row(first.secret, first.service or "", first.owner,
-                      *(Text(cell_label(c.status), style=SYMBOLS[c.status][1]) for c in row))
+                      *(Text(cell_label(c.status, c.rotation_overdue), style=SYMBOLS[c.status][1])
+                        for c in row))
     return table
 
 
@@ -114,12 +117,13 @@ def matrix_markdown(matrix: Matrix, scan: ScanReport | None = None) -> str:
                   "| Secret | Service | Owner | " + " | ".join(map(_md, environments)) + " |",
                   "|---|---|---|" + "---|" * len(environments)]
         for row in matrix.rows(repository):
-            cells = " | ".join(cell_label(c.status) for c in row)
+            cells = " | ".join(cell_label(c.status, c.rotation_overdue) for c in row)
             first = row[0]
             lines.append(f"| `{first.secret}` | {_md(first.service or '')} | {_md(first.owner)}"
                          f" | {cells} |")
         lines.append("")
-    lines.append("Legend: " + "; ".join(f"{cell_label(s)}: {MEANINGS[s]}" for s in Status))
+    lines.append("Legend: " + "; ".join(f"{cell_label(s)}: {MEANINGS[s]}" for s in Status)
+                 + "; ⏰: rotation overdue")
     footer = _footer_lines(matrix, scan)
     if footer:
         lines += ["", "### Below the grid", ""] + [f"- {_md(line)}" for line in footer]
@@ -173,13 +177,15 @@ def _html_grid(matrix: Matrix, repository: str) -> str:
 def _html_cell(cell: MatrixCell) -> str:
     attributes = (f'class="cell status-{cell.status}" data-repository="{_h(cell.repository)}" '
                   f'data-environment="{_h(cell.environment)}" data-secret="{_h(cell.secret)}" '
-                  f'data-status="{cell.status}" title="{_h(cell.detail)}"')
-    return f"<td {attributes}>{_h(cell_label(cell.status))}</td>"
+                  f'data-status="{cell.status}" data-rotation-overdue="{str(cell.rotation_overdue).lower()}" '
+                  f'title="{_h(cell.detail)}"')
+    return f"<td {attributes}>{_h(cell_label(cell.status, cell.rotation_overdue))}</td>"
 
 
 def _html_legend() -> str:
     rows = "".join(f'<tr><td class="cell status-{s}">{_h(cell_label(s))}</td>'
                    f"<td>{_h(MEANINGS[s])}</td></tr>" for s in Status)
+    rows += "<tr><td>⏰</td><td>rotation overdue (see envmatrix rotation due)</td></tr>"
     return f'<table class="legend">{rows}</table>'
 
 

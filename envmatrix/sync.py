@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from envmatrix.observe import Observed, observe
 from envmatrix.plan import Change, Plan, diff
 from envmatrix.policy import Policy, load_policy
 from envmatrix.ports import GitHubPort, VaultPort
+from rotation.schedule import RotationStatus, rotation_statuses
 
 PLAN_FORMAT = "envmatrix-plan"
 
@@ -59,6 +61,7 @@ class PlanRun:
     desired: DesiredState
     observed: Observed
     plan: Plan
+    rotations: tuple[RotationStatus, ...] = ()  # from the same Vault metadata: no extra reads
 
 
 def connect(policy: Policy, environ: Mapping[str, str] = os.environ) -> Connections:
@@ -80,7 +83,10 @@ def make_plan(
     selected = resolve_environments(policy, environments)
     desired = desired_state(policy, selected)
     observed = observe(desired, connections.vault, connections.github)
-    return PlanRun(policy_path, policy, selected, desired, observed, diff(desired, observed))
+    rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
+    return PlanRun(
+        policy_path, policy, selected, desired, observed, diff(desired, observed), rotations
+    )
 
 
 def apply_run(

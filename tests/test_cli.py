@@ -217,7 +217,7 @@ def test_bad_policy_exits_3_before_any_call(world: World) -> None:
 def test_plan_json_matches_the_contract_shape(world: World) -> None:
     world.seed(leave_out=("SUPABASE_SERVICE_KEY", "production"))
     data = world.run("plan", "--json").json()
-    assert set(data) == {"changes", "summary"}
+    assert set(data) == {"changes", "summary", "rotation_overdue"}
     assert set(data["summary"]) == {"create", "update", "delete", "blocked", "orphan"}
     for change in data["changes"]:
         assert {"action", "kind", "repository", "environment", "name", "reason", "detail"} <= set(
@@ -257,3 +257,17 @@ def test_apply_sets_a_probed_flag_true_only_when_its_probe_passes(world: World) 
         world.set_vault_value("SUPABASE_SERVICE_KEY", "production", good)
         assert world.run("apply", "--yes").code == 0
         assert world.sandbox.variable_value(REPO, "production", "FEATURE_AI_ESCALATIONS") == "true"
+
+
+def test_plan_and_matrix_mark_overdue_rotations(world: World) -> None:
+    world.seed(leave_out=("SUPABASE_SERVICE_KEY", "production"))  # never rotated: due now
+    overdue = world.run("plan", "--json").json()["rotation_overdue"]
+    assert [(o["secret"], o["environment"], o["owner"], o["state"]) for o in overdue] == [
+        ("SUPABASE_SERVICE_KEY", "production", "reliability", "never-rotated")
+    ]
+    human = world.run("plan")
+    assert "⏰ rotation overdue: SUPABASE_SERVICE_KEY in production (never rotated" in human.out
+    cells = world.run("matrix", "--format", "json").json()["cells"]
+    marked = {(c["environment"], c["secret"]) for c in cells if c["rotation_overdue"]}
+    assert marked == {("production", "SUPABASE_SERVICE_KEY")}
+    assert "⏰" in world.run("matrix", "--format", "markdown").out
