@@ -170,7 +170,7 @@ def _check_trail(events: list[AuditEvent], results: list[dict[str, object]], mou
     assert all(e.vault_version == 1 for e in writes if e.action == "secret.put")
     lock_target = f"vault:{mount}/envmatrix/locks/apply"
     assert [e.action for e in events if e.target == lock_target] == ["lock.take", "lock.release"]
-    assert [e.action for e in events if e.target.startswith("vault:envmatrix/state/")] == [
+    assert [e.action for e in events if e.target.startswith(f"vault:{mount}/envmatrix/state/")] == [
         "state.write", "state.write"]
     assert all(re.match(r"token:\S+ accessor:\S+ / github-token@", e.actor) for e in events)
 
@@ -291,7 +291,8 @@ def test_a_rotation_leaves_a_row_per_step_and_per_github_write_and_no_value(
         *((f"rotation.{step}", group, "ok") for step in before_sync),
         ("lock.take", lock, "ok"),
         ("secret.put", "github:occ-labs/operator-console/production/SUPABASE_SERVICE_KEY", "ok"),
-        ("state.write", "vault:envmatrix/state/occ-labs/operator-console/production", "ok"),
+        ("state.write", f"vault:{vault.mount}/envmatrix/state/occ-labs/operator-console/production",
+         "ok"),
         ("lock.release", lock, "ok"),
         *((f"rotation.{step}", group, "ok") for step in ("sync", "revoke", "done")),
     ]
