@@ -122,17 +122,23 @@ def apply(
     path = _saved_policy_path(plan_file) if plan_file else policy_path(policy)
     loaded = load_policy(path)
     # the lock covers planning too: a runner that waited plans after the previous one's writes
-    with connect(loaded) as connections, _audit_sink(loaded, path) as sink, \
-            vault_lock(connections, sink, timeout):
-        if plan_file:
-            _, report = apply_saved(plan_file, connections, sink)
-        else:
-            run = make_plan(path, connections, environment or (), loaded)
-            if not run.plan.has_writes:
-                _no_changes(run.plan, json_output)
-                return
-            _confirm(yes, run.plan)
-            report = apply_run(run, connections, sink)
+    with connect(loaded) as connections, _audit_sink(loaded, path) as sink:
+        lock = vault_lock(connections, sink, timeout)
+        try:
+            with lock:
+                if plan_file:
+                    _, report = apply_saved(plan_file, connections, sink)
+                else:
+                    run = make_plan(path, connections, environment or (), loaded)
+                    if not run.plan.has_writes:
+                        _no_changes(run.plan, json_output)
+                        return
+                    _confirm(yes, run.plan)
+                    report = apply_run(run, connections, sink)
+        finally:
+            for note in (lock.took_over, lock.release_error):
+                if note:
+                    _warn(note)
     _render_report(report, json_output)
 
 

@@ -35,7 +35,13 @@ from types import TracebackType
 from typing import Any
 
 from envmatrix.audit import AuditEvent, AuditSink, NullSink
-from envmatrix.errors import LockHeldError, RuntimeFailure, UsageError, VaultCasMismatch
+from envmatrix.errors import (
+    EnvmatrixError,
+    LockHeldError,
+    RuntimeFailure,
+    UsageError,
+    VaultCasMismatch,
+)
 from envmatrix.ports import VaultDocument, VaultPort
 
 LOCK_PREFIX = "envmatrix/locks/"
@@ -70,6 +76,23 @@ class LockInfo:
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at
+
+    def holder_gone(self) -> bool:
+        """The holder ran on this host and its process no longer exists (it was killed).
+
+        Only a same-host holder can be checked; a lock from another machine waits for its expiry
+        or force-unlock, as in Terraform.
+        """
+        match = re.search(r" on (?P<host>\S+) pid (?P<pid>\d+)$", self.holder)
+        if match is None or match["host"] != socket.gethostname():
+            return False
+        try:
+            os.kill(int(match["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, owned by someone else
+            return False
+        return False
 
     def to_document(self) -> dict[str, str]:
         return {
@@ -125,6 +148,8 @@ class VaultLock:
         self._clock, self._sleep = clock, sleep
         self.held: LockInfo | None = None
         self._last_seen: LockInfo | None = None
+        self.release_error: str | None = None  # why the lock could not be released, if so
+        self.took_over: str | None = None  # the dead or expired lock this run broke, if any
 
     def __enter__(self) -> LockInfo:
         return self.acquire()
@@ -143,7 +168,9 @@ class VaultLock:
             if current is None:
                 taken = self._write_lock(document.version if document is not None else 0)
             elif current.expired(self._clock()):
-                taken = self._write_lock(current.version, broken=current)
+                taken = self._write_lock(current.version, broken=current, why="expired")
+            elif current.holder_gone():
+                taken = self._write_lock(current.version, broken=current, why="holder process gone")
             else:
                 taken, self._last_seen = None, current
             if taken is not None:
@@ -160,6 +187,11 @@ class VaultLock:
         except VaultCasMismatch:
             self._record("lock.release", "failed", held.version,
                          f"lock {held.id} was broken or taken over meanwhile; left as it is")
+            return
+        except EnvmatrixError as exc:  # Vault sealed or down: keep the run's own report
+            self.release_error = (f"lock {held.id} not released ({exc}); it expires at "
+                                  f"{held.expires_at:%Y-%m-%d %H:%M %Z} or use force-unlock")
+            self._record("lock.release", "failed", held.version, self.release_error)
             return
         self._record("lock.release", "ok", version, f"lock ID {held.id}")
 
@@ -192,7 +224,9 @@ class VaultLock:
         document = self._vault.read_document(self.path)
         return LockInfo.from_document(document) if document is not None else None
 
-    def _write_lock(self, cas: int, broken: LockInfo | None = None) -> LockInfo | None:
+    def _write_lock(
+        self, cas: int, broken: LockInfo | None = None, why: str = "expired"
+    ) -> LockInfo | None:
         """Write our lock over version `cas`; None when a racer changed the lock first."""
         now = self._clock()
         info = LockInfo(str(uuid.uuid4()), holder_identity(self._actor), self._operation,
@@ -204,7 +238,8 @@ class VaultLock:
             return None
         self.held = replace(info, version=version)
         if broken is not None:
-            self._record("lock.broken", "ok", version, f"expired: lock {broken.describe()}")
+            self.took_over = f"took over lock {broken.id} ({why}; it was {broken.describe()})"
+            self._record("lock.broken", "ok", version, f"{why}: lock {broken.describe()}")
         self._record("lock.take", "ok", version, f"lock ID {info.id}, operation {self._operation}")
         return self.held
 

@@ -474,11 +474,6 @@ def _targets(world: World) -> list[Target]:
     return sorted({c.target for c in desired_state(world.policy).secrets}, key=str)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the apply lock's release raises when Vault is sealed, and "
-    "that error replaces the report of what landed (envmatrix/lock.py, cli.py)",
-)
 def test_sealed_mid_apply_still_reports_each_item(
     fragile: World, own_openbao: OpenBaoDevServer
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,6 +85,40 @@ def test_an_expired_lock_is_taken_over_and_the_break_is_audited(vault: VaultAdap
     broken = [e for e in audit.events if e.action == "lock.broken"]
     assert len(broken) == 1 and broken[0].detail.startswith("expired: lock held by")
     assert stale.id in broken[0].detail
+
+
+def _planted_lock(vault: VaultAdapter, holder: str) -> str:
+    now = datetime.now(UTC)
+    document = {"id": "dead-run", "holder": holder, "operation": "apply",
+                "created_at": now.isoformat(), "expires_at": (now + timedelta(hours=1)).isoformat()}
+    vault.write_document("envmatrix/locks/apply", document)
+    return "dead-run"
+
+
+def test_a_lock_whose_process_died_on_this_host_is_taken_over(vault: VaultAdapter) -> None:
+    pid = _exited_pid()
+    _planted_lock(vault, f"token:ci accessor:abc on {socket.gethostname()} pid {pid}")
+    audit = MemorySink()
+    runner = _lock(vault, audit)
+    with runner as taken:
+        assert taken.id != "dead-run"
+    assert runner.took_over is not None and "holder process gone" in runner.took_over
+    assert [e.detail.split(":")[0] for e in audit.events if e.action == "lock.broken"] == [
+        "holder process gone"]
+
+
+def test_a_live_or_remote_holder_is_not_taken_over(vault: VaultAdapter) -> None:
+    for holder in (f"token:ci accessor:abc on {socket.gethostname()} pid {os.getpid()}",
+                   f"token:ci accessor:abc on another-runner pid {_exited_pid()}"):
+        _planted_lock(vault, holder)
+        with pytest.raises(LockHeldError):
+            _lock(vault).acquire()
+
+
+def _exited_pid() -> int:
+    child = subprocess.Popen(["true"])  # noqa: S603,S607
+    child.wait()
+    return child.pid
 
 
 def test_a_waiting_runner_takes_the_lock_when_the_holder_finishes(vault: VaultAdapter) -> None:
