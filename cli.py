@@ -41,7 +41,9 @@ app = typer.Typer(
 
 PolicyOption = Annotated[
     Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
-    typer.Option("--policy", "-p", help="Policy file (default: $ENVMATRIX_POLICY or envmatrix.yaml)."),
+    typer.Option(
+        "--policy", "-p", help="Policy file (default $ENVMATRIX_POLICY, else envmatrix.yaml)."
+    ),
 ]
 EnvironmentOption = Annotated[
     Optional[list[str]],  # noqa: UP045

@@ -238,9 +238,12 @@ class Applier:
         try:
             self._write_state(path, before, run)
         except EnvmatrixError as exc:
-            return f"sync state for {run.target.repository}/{run.target.github_environment} not saved: {exc}"
+            where = f"{run.target.repository}/{run.target.github_environment}"
+            return f"sync state for {where} not saved: {exc}"
         failpoints.hit("apply.after-state")
-        self._audit.record(AuditEvent("state.write", f"vault:{self._vault.mount}/{path}", "ok", self._actor))
+        self._audit.record(
+            AuditEvent("state.write", f"vault:{self._vault.mount}/{path}", "ok", self._actor)
+        )
         return None
 
     def _write_state(self, path: str, before: SyncState, run: _TargetRun) -> None:

@@ -1,4 +1,4 @@
-"""The desired state: every (repository, environment, secret) cell and flag cell a policy asks for."""
+"""The desired state: every (repository, environment, secret) and flag cell a policy asks for."""
 
 from __future__ import annotations
 

@@ -376,7 +376,7 @@ def _parse_yaml(file: str, text: str) -> CommentedMap:
 
 
 def _plain(node: Any) -> Any:
-    """ruamel's commented containers -> plain dicts/lists, so pydantic's strict mode accepts them."""
+    """ruamel's commented containers -> plain dicts/tuples, for pydantic's strict mode."""
     if isinstance(node, Mapping):
         return {_plain_key(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):

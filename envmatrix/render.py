@@ -46,8 +46,12 @@ def plan_json(plan: Plan, overdue: Sequence[RotationStatus] = ()) -> dict[str, A
 
 def _overdue_json(status: RotationStatus) -> dict[str, Any]:
     return {
-        "secret": status.secret, "environment": status.environment, "owner": status.owner,
-        "contact": status.contact, "strategy": status.strategy, "state": str(status.state),
+        "secret": status.secret,
+        "environment": status.environment,
+        "owner": status.owner,
+        "contact": status.contact,
+        "strategy": status.strategy,
+        "state": str(status.state),
         "next_due": status.next_due.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -56,10 +60,15 @@ def render_overdue(statuses: Sequence[RotationStatus], out: Console) -> None:
     """One line per overdue rotation, naming its owner (plan marks them; rotate fixes them)."""
     for s in statuses:
         if s.overdue:
-            when = "never rotated" if s.last_rotated is None else (
-                f"due {s.next_due.strftime('%Y-%m-%d %H:%M')} UTC")
-            out.print(f"[yellow]⏰ rotation overdue[/]: {escape(s.secret)} in {escape(s.environment)}"
-                      f" ({when}, {escape(s.strategy)}) — owner: {escape(s.owner)}")
+            when = (
+                "never rotated"
+                if s.last_rotated is None
+                else (f"due {s.next_due.strftime('%Y-%m-%d %H:%M')} UTC")
+            )
+            out.print(
+                f"[yellow]⏰ rotation overdue[/]: {escape(s.secret)} in {escape(s.environment)}"
+                f" ({when}, {escape(s.strategy)}) — owner: {escape(s.owner)}"
+            )
 
 
 def _contract_change(change: Change) -> dict[str, Any]:

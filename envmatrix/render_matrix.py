@@ -40,8 +40,12 @@ MEANINGS: Mapping[Status, str] = {
     Status.NOT_REQUIRED: "the policy does not target this environment",
 }
 HTML_COLOURS: Mapping[Status, str] = {
-    Status.OK: "#d7f5dd", Status.MISSING: "#fff3c4", Status.STALE: "#ffe2b8",
-    Status.DRIFTED: "#f3d9fa", Status.BLOCKED: "#ffd0d0", Status.NOT_REQUIRED: "#f2f2f2",
+    Status.OK: "#d7f5dd",
+    Status.MISSING: "#fff3c4",
+    Status.STALE: "#ffe2b8",
+    Status.DRIFTED: "#f3d9fa",
+    Status.BLOCKED: "#ffd0d0",
+    Status.NOT_REQUIRED: "#f2f2f2",
 }
 
 
@@ -71,8 +75,11 @@ def matrix_renderable(matrix: Matrix, scan: ScanReport | None = None) -> Rendera
     for repository in matrix.repositories():
         parts.append(Text(repository, style="bold"))
         parts.append(_rich_grid(matrix, repository))
-    parts.append(Text("  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status) + "  ⏰ rotation overdue",
-                      style="dim"))
+    parts.append(
+        Text(
+            "  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status) + "  ⏰ rotation overdue", style="dim"
+        )
+    )
     parts.extend(Text(line) for line in _footer_lines(matrix, scan))
     return Group(*parts)
 
@@ -83,15 +90,23 @@ def _rich_grid(matrix: Matrix, repository: str) -> Table:
         table.add_column(column)
     for row in matrix.rows(repository):
         first = row[0]
-        table.add_row(first.secret, first.service or "", first.owner,
-                      *(Text(cell_label(c.status, c.rotation_overdue), style=SYMBOLS[c.status][1])
-                        for c in row))
+        table.add_row(
+            first.secret,
+            first.service or "",
+            first.owner,
+            *(
+                Text(cell_label(c.status, c.rotation_overdue), style=SYMBOLS[c.status][1])
+                for c in row
+            ),
+        )
     return table
 
 
 def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
-    lines = [f"orphan: {o.secret} in {o.repository}/{o.environment} ({o.action}): {o.detail}"
-             for o in matrix.orphans]
+    lines = [
+        f"orphan: {o.secret} in {o.repository}/{o.environment} ({o.action}): {o.detail}"
+        for o in matrix.orphans
+    ]
     if scan is not None:
         lines += [f"workflow {f.kind}: {f.detail}" for f in scan.findings]
     return lines
@@ -99,8 +114,9 @@ def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
 
 def matrix_text(matrix: Matrix, scan: ScanReport | None = None, width: int = 160) -> str:
     """The terminal table as plain text (for --out, and for tests)."""
-    console = Console(width=width, no_color=True, force_terminal=False, record=True,
-                      file=io.StringIO())
+    console = Console(
+        width=width, no_color=True, force_terminal=False, record=True, file=io.StringIO()
+    )
     console.print(matrix_renderable(matrix, scan))
     return console.export_text()
 
@@ -113,17 +129,24 @@ def matrix_markdown(matrix: Matrix, scan: ScanReport | None = None) -> str:
     lines = ["## Secrets matrix", ""]
     for repository in matrix.repositories():
         environments = matrix.environments(repository)
-        lines += [f"### {_md(repository)}", "",
-                  "| Secret | Service | Owner | " + " | ".join(map(_md, environments)) + " |",
-                  "|---|---|---|" + "---|" * len(environments)]
+        lines += [
+            f"### {_md(repository)}",
+            "",
+            "| Secret | Service | Owner | " + " | ".join(map(_md, environments)) + " |",
+            "|---|---|---|" + "---|" * len(environments),
+        ]
         for row in matrix.rows(repository):
             cells = " | ".join(cell_label(c.status, c.rotation_overdue) for c in row)
             first = row[0]
-            lines.append(f"| `{first.secret}` | {_md(first.service or '')} | {_md(first.owner)}"
-                         f" | {cells} |")
+            lines.append(
+                f"| `{first.secret}` | {_md(first.service or '')} | {_md(first.owner)} | {cells} |"
+            )
         lines.append("")
-    lines.append("Legend: " + "; ".join(f"{cell_label(s)}: {MEANINGS[s]}" for s in Status)
-                 + "; ⏰: rotation overdue")
+    lines.append(
+        "Legend: "
+        + "; ".join(f"{cell_label(s)}: {MEANINGS[s]}" for s in Status)
+        + "; ⏰: rotation overdue"
+    )
     footer = _footer_lines(matrix, scan)
     if footer:
         lines += ["", "### Below the grid", ""] + [f"- {_md(line)}" for line in footer]
@@ -158,9 +181,11 @@ def matrix_html(matrix: Matrix, scan: ScanReport | None = None) -> str:
     if footer:
         body += ["<h2>Below the grid</h2>", "<ul>"]
         body += [f"<li>{_h(line)}</li>" for line in footer] + ["</ul>"]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<title>envmatrix secrets matrix</title>"
-            f"<style>{style}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>envmatrix secrets matrix</title>"
+        f"<style>{style}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def _html_grid(matrix: Matrix, repository: str) -> str:
@@ -169,22 +194,28 @@ def _html_grid(matrix: Matrix, repository: str) -> str:
     for row in matrix.rows(repository):
         first = row[0]
         cells = "".join(_html_cell(c) for c in row)
-        rows.append(f"<tr><td><code>{_h(first.secret)}</code></td><td>{_h(first.service or '')}"
-                    f"</td><td>{_h(first.owner)}</td>{cells}</tr>")
+        rows.append(
+            f"<tr><td><code>{_h(first.secret)}</code></td><td>{_h(first.service or '')}"
+            f"</td><td>{_h(first.owner)}</td>{cells}</tr>"
+        )
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
 def _html_cell(cell: MatrixCell) -> str:
-    attributes = (f'class="cell status-{cell.status}" data-repository="{_h(cell.repository)}" '
-                  f'data-environment="{_h(cell.environment)}" data-secret="{_h(cell.secret)}" '
-                  f'data-status="{cell.status}" data-rotation-overdue="{str(cell.rotation_overdue).lower()}" '
-                  f'title="{_h(cell.detail)}"')
+    attributes = (
+        f'class="cell status-{cell.status}" data-repository="{_h(cell.repository)}" '
+        f'data-environment="{_h(cell.environment)}" data-secret="{_h(cell.secret)}" '
+        f'data-status="{cell.status}" data-rotation-overdue="{str(cell.rotation_overdue).lower()}" '
+        f'title="{_h(cell.detail)}"'
+    )
     return f"<td {attributes}>{_h(cell_label(cell.status, cell.rotation_overdue))}</td>"
 
 
 def _html_legend() -> str:
-    rows = "".join(f'<tr><td class="cell status-{s}">{_h(cell_label(s))}</td>'
-                   f"<td>{_h(MEANINGS[s])}</td></tr>" for s in Status)
+    rows = "".join(
+        f'<tr><td class="cell status-{s}">{_h(cell_label(s))}</td><td>{_h(MEANINGS[s])}</td></tr>'
+        for s in Status
+    )
     rows += "<tr><td>⏰</td><td>rotation overdue (see envmatrix rotation due)</td></tr>"
     return f'<table class="legend">{rows}</table>'
 
@@ -245,15 +276,20 @@ def flag_check_lines(rows: Iterable[FlagReadiness]) -> list[str]:
 
 def verify_lines(report: VerifyReport) -> list[str]:
     """Human lines: each missing secret with its owner, then a verdict. Never a value."""
-    lines = [f"{f.requirement.name} missing in {f.where} — owner: {f.requirement.owner_text()}"
-             for f in report.missing]
+    lines = [
+        f"{f.requirement.name} missing in {f.where} — owner: {f.requirement.owner_text()}"
+        for f in report.missing
+    ]
     total = len(report.checked)
     if report.ok:
-        lines.append(f"verify {report.environment} ({report.source}): all {total} required"
-                     " secrets present")
+        lines.append(
+            f"verify {report.environment} ({report.source}): all {total} required secrets present"
+        )
     else:
-        lines.append(f"verify {report.environment} ({report.source}): "
-                     f"{len(report.missing_names())} of {total} required secrets missing")
+        lines.append(
+            f"verify {report.environment} ({report.source}): "
+            f"{len(report.missing_names())} of {total} required secrets missing"
+        )
     return lines
 
 
@@ -275,9 +311,13 @@ def _append(path: str | None, text: str) -> None:
 
 
 def scan_lines(report: ScanReport) -> list[str]:
-    lines = [f"{f.kind}: {f.detail}" + (f" — owner: {f.owner}" if f.owner else "")
-             for f in report.findings]
+    lines = [
+        f"{f.kind}: {f.detail}" + (f" — owner: {f.owner}" if f.owner else "")
+        for f in report.findings
+    ]
     lines += [f"skipped: {note}" for note in report.skipped]
-    lines.append(f"scanned {len(report.jobs)} jobs: {len(report.undeclared)} undeclared, "
-                 f"{len(report.unused)} unused")
+    lines.append(
+        f"scanned {len(report.jobs)} jobs: {len(report.undeclared)} undeclared, "
+        f"{len(report.unused)} unused"
+    )
     return lines

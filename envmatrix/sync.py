@@ -75,7 +75,9 @@ def connect(policy: Policy, environ: Mapping[str, str] = os.environ) -> Connecti
 
 
 def make_plan(
-    policy_path: str, connections: Connections, environments: Sequence[str] = (),
+    policy_path: str,
+    connections: Connections,
+    environments: Sequence[str] = (),
     policy: Policy | None = None,
 ) -> PlanRun:
     """Observe the world for the selected environments and diff it against the policy."""
@@ -95,7 +97,11 @@ def apply_run(
     """Carry out a fresh plan."""
     actor = _actor(connections)
     applier = Applier(
-        connections.vault, connections.github, run.observed.sync, audit, actor,
+        connections.vault,
+        connections.github,
+        run.observed.sync,
+        audit,
+        actor,
         probe=_prober(run.policy, connections),
     )
     return applier.apply(run.plan)
@@ -108,23 +114,33 @@ def apply_saved(
     saved = read_plan_file(plan_file)
     policy_path = str(saved["policy"])
     if _sha256(policy_path) != saved["policy_sha256"]:
-        raise StalePlanError(f"saved plan {plan_file} is stale: {policy_path} changed since; plan again")
+        raise StalePlanError(
+            f"saved plan {plan_file} is stale: {policy_path} changed since; plan again"
+        )
     fresh = make_plan(policy_path, connections, tuple(saved["environments"]))
     if fresh.observed.fingerprint() != saved["fingerprint"]:
         raise StalePlanError(
-            f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made; plan again"
+            f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made;"
+            " plan again"
         )
     plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
     applier = Applier(
-        connections.vault, connections.github, fresh.observed.sync, audit, _actor(connections),
+        connections.vault,
+        connections.github,
+        fresh.observed.sync,
+        audit,
+        _actor(connections),
         probe=_prober(fresh.policy, connections),
     )
     return fresh, applier.apply(plan)
 
 
 def vault_lock(
-    connections: Connections, audit: AuditSink | None = None, timeout: float = 0.0,
-    name: str = APPLY_LOCK, operation: str = "apply",
+    connections: Connections,
+    audit: AuditSink | None = None,
+    timeout: float = 0.0,
+    name: str = APPLY_LOCK,
+    operation: str = "apply",
 ) -> VaultLock:
     """A lock in Vault taken as this run's actor; by default the mount's apply lock.
 
@@ -137,7 +153,8 @@ def vault_lock(
 def write_plan_file(run: PlanRun, out: str) -> None:
     """Save a plan (metadata only, never a value) atomically: all of it or nothing."""
     document = {
-        "format": PLAN_FORMAT, "version": 1,
+        "format": PLAN_FORMAT,
+        "version": 1,
         "policy": str(Path(run.policy_path).resolve()),
         "policy_sha256": _sha256(run.policy_path),
         "environments": list(run.environments),

@@ -43,7 +43,9 @@ def main() -> int:
     step = request["step"]
     try:
         if step == "create":
-            profile = call(base, "POST", "/api/v1/profile/reset_access_token", request["current"][key])
+            profile = call(
+                base, "POST", "/api/v1/profile/reset_access_token", request["current"][key]
+            )
             json.dump({"values": {key: profile["access_token"]}, "handle": {}}, sys.stdout)
         elif step == "test":
             call(base, "GET", "/api/v1/profile", request["pending"][key])

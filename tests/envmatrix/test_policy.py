@@ -1,4 +1,4 @@
-"""load_policy: the example is valid; every mistake is one PolicyError naming file, line, key path."""
+"""load_policy: the example is valid; each mistake is one PolicyError naming file, line, key."""
 
 from __future__ import annotations
 

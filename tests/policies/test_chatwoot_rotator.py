@@ -92,7 +92,9 @@ def test_rotate_chatwoot_token_end_to_end(world: World, chatwoot: Chatwoot) -> N
     assert world.run("plan", "--detailed-exitcode").code == 0
 
 
-def test_rotation_stops_before_cut_over_when_chatwoot_refuses(world: World, chatwoot: Chatwoot) -> None:
+def test_rotation_stops_before_cut_over_when_chatwoot_refuses(
+    world: World, chatwoot: Chatwoot
+) -> None:
     rotators = world.policy_path.parent / "rotators"
     rotators.mkdir()
     shutil.copy(ROTATOR, rotators / "chatwoot.py")
@@ -105,5 +107,7 @@ def test_rotation_stops_before_cut_over_when_chatwoot_refuses(world: World, chat
 
     assert result.code == 1
     assert chatwoot.resets == 0
-    assert world.sandbox.secret_value(REPO, "production", "CHATWOOT_API_TOKEN") == "cw-not-the-token"
+    assert (
+        world.sandbox.secret_value(REPO, "production", "CHATWOOT_API_TOKEN") == "cw-not-the-token"
+    )
     assert "cw-not-the-token" not in result.out + result.err
