@@ -75,25 +75,30 @@ def _from_vault(policy: Policy, vault: VaultPort, name: str, environment: str) -
     return value
 
 
-def check_supabase(url: SecretValue, key: SecretValue) -> None:
-    """Raise CheckFailed unless the Supabase project at `url` accepts `key` as a secret key."""
+def check_supabase(url: SecretValue, key: SecretValue, timeout: float = PROBE_TIMEOUT) -> None:
+    """Raise CheckFailed unless the Supabase project at `url` accepts `key` as a secret key.
+
+    The one place envmatrix calls the supabase client (the probe and the supabase-api-key
+    rotation's test step both come here)."""
     if not _HTTP_URL.match(url.reveal()):
         raise CheckFailed(f"{SUPABASE_URL} is not an http(s) URL")
     try:
-        _list_one_user(url, key)
+        _list_one_user(url, key, timeout)
     except CheckFailed:
         raise
     except Exception as exc:  # library text may carry the URL or key: keep only what we know
         raise CheckFailed(_failure_line(exc)) from None
 
 
-def _list_one_user(url: SecretValue, key: SecretValue) -> None:
+def _list_one_user(url: SecretValue, key: SecretValue, timeout: float) -> None:
     import httpx
     from supabase import create_client
     from supabase.lib.client_options import SyncClientOptions
 
     # our own HTTP client, so its connections are closed when the probe ends
-    with httpx.Client(timeout=PROBE_TIMEOUT) as http:
+    # a non-browser User-Agent: Supabase refuses secret keys from browser-like clients
+    headers = {"User-Agent": "envmatrix"}
+    with httpx.Client(timeout=timeout, headers=headers) as http:
         options = SyncClientOptions(
             httpx_client=http, auto_refresh_token=False, persist_session=False
         )

@@ -34,10 +34,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from supabase import ClientOptions, SupabaseException, create_client
-from supabase_auth.errors import AuthError
 
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import CheckFailed, RuntimeFailure, UsageError
+from envmatrix.probe import check_supabase
 from envmatrix.secret import SecretValue
 from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
 from rotation.strategies.group_values import check_group, values_for_group
@@ -187,17 +186,10 @@ class SupabaseApiKeyStrategy(BaseStrategy):
 
     def _list_users(self, url: str, key: SecretValue) -> str:
         """'' when the key may list users; otherwise why not (status, never a body)."""
-        with httpx.Client(headers={"User-Agent": _USER_AGENT}, timeout=self.timeout) as http:
-            options = ClientOptions(
-                httpx_client=http, auto_refresh_token=False, persist_session=False
-            )
-            try:
-                client = create_client(url, key.reveal(), options)
-                client.auth.admin.list_users(page=1, per_page=1)
-            except AuthError as exc:
-                return f"{type(exc).__name__} (HTTP {getattr(exc, 'status', '?')})"
-            except (SupabaseException, httpx.HTTPError) as exc:
-                return type(exc).__name__
+        try:
+            check_supabase(SecretValue(url), key, self.timeout)
+        except CheckFailed as failure:
+            return str(failure)
         return ""
 
     def _key(self, ctx: RotationContext) -> str:
