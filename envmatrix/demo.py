@@ -18,8 +18,10 @@ from envmatrix import render
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.adapters.vault import VaultAdapter
 from envmatrix.desired import desired_state
+from envmatrix.matrix import matrix_for_run
 from envmatrix.openbao import OpenBaoDevServer
 from envmatrix.policy import Policy, load_policy
+from envmatrix.render_matrix import matrix_renderable
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
 from envmatrix.sync import Connections, PlanRun, apply_run, make_plan
@@ -84,6 +86,8 @@ def _steps(
     ok &= apply_step(plan_step("4. someone ran `gh secret set` by hand: detected, repaired"))
 
     final = plan_step("5. final plan")
+    out.rule("6. the environment matrix (envmatrix matrix)")
+    out.print(matrix_renderable(matrix_for_run(final)))
     mismatched += _mismatches(policy, connections, sandbox)
     ok = ok and not mismatched and not converged.plan.has_writes and not final.plan.changes
     out.print(f"\nDemo {'finished: every step did what it should' if ok else 'FAILED'}.")
