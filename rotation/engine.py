@@ -364,6 +364,7 @@ class RotationEngine:
         if current == previous:
             merged = {**self._values_at(run.group.path, previous), **pending}
             version = self.vault.write_values(run.group.path, merged, cas=previous or 0)
+            failpoints.hit("rotation.promote", "vault-written")  # before the journal knows
         elif current is not None and self._holds(run.group.path, current, pending):
             version = current  # promoted before a crash, not yet journaled
         else:
@@ -444,7 +445,9 @@ class RotationEngine:
         previous = self.vault.read_values(run.group.path, journal.previous_version)
         current = self.vault.read_entry(run.group.path).version
         if current == journal.new_version:
-            return self.vault.write_values(run.group.path, previous, cas=journal.new_version)
+            version = self.vault.write_values(run.group.path, previous, cas=journal.new_version)
+            failpoints.hit("rotation.rollback", "vault-written")  # before the journal knows
+            return version
         if current is not None and self._holds(run.group.path, current, previous):
             return current
         raise RuntimeFailure(

@@ -94,6 +94,42 @@ def test_killed_after_each_step_resume_finishes(
         assert provider_valid(tmp_path) == {new}
 
 
+def test_killed_between_the_vault_promotion_and_its_journal_entry_resumes(
+    world, vault, vault_env, sandbox, tmp_path
+) -> None:
+    path, tokens = world(echo_rotation(tmp_path))
+    old = tokens["production"]
+    killed = rotate(path, vault_env, sandbox, "--yes", failpoint="rotation.promote=vault-written")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    promoted = current(vault)
+    assert promoted != old  # Vault moved; the journal still says tested
+    assert vault.read_document(journal_path("apps/production/api")).data["step"] == "tested"
+    assert set(copies(sandbox, "production")) <= {old} | provider_valid(tmp_path)
+    resumed = rotate(path, vault_env, sandbox, "--yes", "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert current(vault) == promoted  # adopted, not promoted twice
+    assert copies(sandbox, "production") == [promoted, promoted]
+    assert provider_valid(tmp_path) == {promoted}
+    assert plan_writes(path, vault, sandbox) == []
+
+
+def test_killed_between_the_rollback_write_and_its_journal_entry_resumes(
+    world, vault, vault_env, sandbox, tmp_path
+) -> None:
+    path, tokens = world(echo_rotation(tmp_path, grace="7d"))
+    assert rotate(path, vault_env, sandbox, "--yes").returncode == 0
+    killed = rotate(
+        path, vault_env, sandbox, "--yes", "--rollback", failpoint="rotation.rollback=vault-written"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert current(vault) == tokens["production"]
+    resumed = rotate(path, vault_env, sandbox, "--yes", "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert vault.read_document(journal_path("apps/production/api")).data["step"] == "rolled-back"
+    assert copies(sandbox, "production") == [tokens["production"]] * 2
+    assert plan_writes(path, vault, sandbox) == []
+
+
 def test_a_second_runner_exits_1_naming_the_holder(world, vault, vault_env, sandbox) -> None:
     path, _ = world(GENERATE)
     rotate(path, vault_env, sandbox, "--yes", failpoint="rotation.after=staged")
