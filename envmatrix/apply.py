@@ -1,10 +1,11 @@
 """Apply a plan: make GitHub match it, one item at a time, and record what landed.
 
-Apply consumes a plan and never re-diffs. Per target (repository x GitHub environment) it
-creates the environment if needed, writes secrets (values read from Vault at exactly the planned
-version), records the sync state for what landed, then sets flag variables — a flag becomes
-`true` only when every secret it requires is in sync or was written successfully in this apply.
-A failed item never stops unrelated items; each result names its cause.
+Apply consumes a plan and never re-diffs. Per target (repository x GitHub environment, or the
+repository level for `scope: repository` secrets) it creates the environment if needed, writes
+secrets (values read from Vault at exactly the planned version), records the sync state for what
+landed, then sets flag variables — a flag becomes `true` only when every secret it requires is
+in sync or was written successfully in this apply. A failed item never stops unrelated items;
+each result names its cause.
 """
 
 from __future__ import annotations
@@ -124,13 +125,7 @@ class Applier:
 
     def _secret(self, run: _TargetRun, change: Change) -> ItemResult:
         if change.action is Action.DELETE:
-            result = self._attempt(
-                change,
-                "secret.delete",
-                lambda: self._github.delete_environment_secret(
-                    change.repository, _env(change), change.name
-                ),
-            )
+            result = self._attempt(change, "secret.delete", lambda: self._delete_secret(change))
             if result.ok:
                 run.deleted.add(change.name)
             return result
@@ -139,11 +134,7 @@ class Applier:
         def put() -> WriteReceipt:
             value = self._value(change)
             failpoints.hit("apply.before-put")
-            receipt.append(
-                self._github.put_environment_secret(
-                    change.repository, _env(change), change.name, value
-                )
-            )
+            receipt.append(self._put_secret(change, value))
             failpoints.hit("apply.after-put")
             return receipt[0]
 
@@ -153,6 +144,20 @@ class Applier:
         else:
             run.failed.add(change.name)
         return result
+
+    def _put_secret(self, change: Change, value: SecretValue) -> WriteReceipt:
+        if change.environment is None:  # repository level
+            return self._github.put_repository_secret(change.repository, change.name, value)
+        return self._github.put_environment_secret(
+            change.repository, change.environment, change.name, value
+        )
+
+    def _delete_secret(self, change: Change) -> WriteReceipt:
+        if change.environment is None:  # repository level
+            return self._github.delete_repository_secret(change.repository, change.name)
+        return self._github.delete_environment_secret(
+            change.repository, change.environment, change.name
+        )
 
     def _variable(self, run: _TargetRun, change: Change) -> ItemResult:
         refusal = self._refusal(run, change) if change.value == "true" else None
@@ -216,7 +221,10 @@ class Applier:
         return result
 
     def _emit(self, change: Change, action: str, result: ItemResult) -> None:
-        target = f"github:{change.repository}/{change.environment}/{change.name}"
+        where = change.repository if change.environment is None else (
+            f"{change.repository}/{change.environment}"
+        )
+        target = f"github:{where}/{change.name}"
         self._audit.record(
             AuditEvent(
                 action,
@@ -238,7 +246,7 @@ class Applier:
         try:
             self._write_state(path, before, run)
         except EnvmatrixError as exc:
-            where = f"{run.target.repository}/{run.target.github_environment}"
+            where = f"{run.target.repository}/{run.target.github_environment or '(repository)'}"
             return f"sync state for {where} not saved: {exc}"
         failpoints.hit("apply.after-state")
         self._audit.record(
@@ -273,6 +281,6 @@ def _record(change: Change, receipt: WriteReceipt) -> SyncRecord:
 def _by_target(changes: Iterable[Change]) -> list[tuple[Target, list[Change]]]:
     groups: dict[Target, list[Change]] = {}
     for change in changes:
-        target = Target(change.repository, change.logical_environment or "", _env(change))
+        target = Target(change.repository, change.logical_environment or "", change.environment)
         groups.setdefault(target, []).append(change)
     return list(groups.items())

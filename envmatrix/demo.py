@@ -17,7 +17,7 @@ from rich.console import Console
 from envmatrix import render
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.desired import desired_state
+from envmatrix.desired import Target, desired_state
 from envmatrix.matrix import matrix_for_run
 from envmatrix.openbao import OpenBaoDevServer
 from envmatrix.policy import Policy, load_policy
@@ -97,11 +97,15 @@ def _steps(
 def seed_vault(
     policy: Policy, vault: VaultAdapter, leave_out: tuple[str, str] | None = None
 ) -> int:
-    """Write a generated value for every (secret, environment) of the policy into Vault."""
+    """Write a generated value for every (secret, environment) of the policy into Vault.
+
+    A `scope: repository` secret has one value; `leave_out=(name, <any environment>)` skips it.
+    """
     by_path: dict[str, dict[str, SecretValue]] = {}
     for name, spec in policy.secrets.items():
-        for env in spec.environments:
-            if (name, env) != leave_out:
+        for env in spec.environments or ("",):
+            skipped = leave_out is not None and leave_out[0] == name
+            if (name, env) != leave_out and not (spec.repository_level and skipped):
                 by_path.setdefault(spec.vault_path(env), {})[spec.vault_key(name)] = _generated(
                     name
                 )
@@ -124,9 +128,15 @@ def _mismatches(policy: Policy, connections: Connections, sandbox: GitHubSandbox
             expected = connections.vault.read_values(cell.vault_path).get(cell.vault_key)
         except Exception:
             expected = None
-        actual = sandbox.secret_value(
-            cell.target.repository, cell.target.github_environment, cell.name
-        )
+        actual = github_value(sandbox, cell.target, cell.name)
         if expected is not None and (actual is None or expected.reveal() != actual):
-            wrong.append(f"{cell.target.repository}/{cell.target.github_environment}/{cell.name}")
+            where = cell.target.github_environment or "(repository)"
+            wrong.append(f"{cell.target.repository}/{where}/{cell.name}")
     return wrong
+
+
+def github_value(sandbox: GitHubSandbox, target: Target, name: str) -> str | None:
+    """The sandbox's decrypted copy of a secret in a target (environment or repository level)."""
+    if target.github_environment is None:
+        return sandbox.repository_secret_value(target.repository, name)
+    return sandbox.secret_value(target.repository, target.github_environment, name)

@@ -1,4 +1,10 @@
-"""The desired state: every (repository, environment, secret) and flag cell a policy asks for."""
+"""The desired state: every (repository, environment, secret) and flag cell a policy asks for.
+
+A `scope: repository` secret has one cell per repository, in the repository-level target
+(`Target.repository_level(repo)`: no environment). Repository-level cells belong to a run that
+covers every environment of the policy: `--environment production` alone leaves them out, since
+they are not in any one environment.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,17 @@ class Target:
     """A GitHub environment of a repository that the policy writes to."""
 
     repository: str
-    environment: str  # logical name from the policy
-    github_environment: str
+    environment: str  # logical name from the policy; "" for the repository level
+    github_environment: str | None  # None for the repository level (Actions repository secrets)
+
+    @classmethod
+    def repository_level(cls, repository: str) -> Target:
+        """The repository's own Actions secrets, seen by every environment."""
+        return cls(repository, "", None)
+
+    @property
+    def is_repository_level(self) -> bool:
+        return self.github_environment is None
 
 
 @dataclass(frozen=True, order=True)
@@ -87,7 +102,8 @@ def _resolve_one(policy: Policy, name: str) -> str:
 def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> DesiredState:
     """Expand the policy into cells, keeping only `environments` (logical names) when given."""
     selected = set(environments) if environments is not None else set(policy.environments)
-    secrets = tuple(sorted(_secret_cells(policy, selected)))
+    with_repository = selected >= set(policy.environments)
+    secrets = tuple(sorted(_secret_cells(policy, selected, with_repository)))
     flags = tuple(sorted(_flag_cells(policy, selected)))
     targets = {c.target for c in secrets} | {f.target for f in flags}
     contacts = {name: owner.contact for name, owner in policy.owners.items()}
@@ -100,20 +116,24 @@ def _target(policy: Policy, repository: str, environment: str) -> Target:
     return Target(repository, environment, policy.github_environment(environment))
 
 
-def _secret_cells(policy: Policy, selected: set[str]) -> Iterable[SecretCell]:
+def _secret_cells(
+    policy: Policy, selected: set[str], with_repository: bool
+) -> Iterable[SecretCell]:
     for name, spec in policy.secrets.items():
-        for env in spec.environments:
-            if env not in selected:
-                continue
-            for repo in policy.repositories_for(spec):
-                yield SecretCell(
-                    _target(policy, repo, env),
-                    name,
-                    spec.vault_path(env),
-                    spec.vault_key(name),
-                    spec.owner,
-                    spec.service,
-                )
+        if spec.repository_level:
+            targets = [Target.repository_level(r) for r in policy.repositories_for(spec)]
+            places = [(t, "") for t in targets] if with_repository else []
+        else:
+            places = [
+                (_target(policy, repo, env), env)
+                for env in spec.environments
+                if env in selected
+                for repo in policy.repositories_for(spec)
+            ]
+        for target, env in places:
+            yield SecretCell(
+                target, name, spec.vault_path(env), spec.vault_key(name), spec.owner, spec.service
+            )
 
 
 def _flag_cells(policy: Policy, selected: set[str]) -> Iterable[FlagCell]:

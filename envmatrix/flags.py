@@ -76,7 +76,7 @@ class FlagReadiness:
 def flag_readiness(
     desired: DesiredState, cells: Iterable[MatrixCell],
     probes: Mapping[str, str | None] | None = None,
-    variables: Mapping[tuple[str, str, str], str] | None = None,
+    variables: Mapping[tuple[str, str | None, str], str] | None = None,
 ) -> tuple[FlagReadiness, ...]:
     """Readiness of every flag cell of the desired state, from the matrix cells alone.
 
@@ -91,10 +91,12 @@ def flag_readiness(
 
 
 def _readiness(
-    desired: DesiredState, flag: FlagCell, cells: Mapping[tuple[str, str, str], MatrixCell],
-    probe: str | None, variables: Mapping[tuple[str, str, str], str],
+    desired: DesiredState, flag: FlagCell,
+    cells: Mapping[tuple[str, str | None, str], MatrixCell],
+    probe: str | None, variables: Mapping[tuple[str, str | None, str], str],
 ) -> FlagReadiness:
     target = flag.target
+    assert target.github_environment is not None  # flags are environment-scoped (policy.py)
     blockers = []
     for name in flag.requires:
         cell = cells.get((target.repository, target.github_environment, name))

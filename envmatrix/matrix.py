@@ -13,6 +13,11 @@ disagree with `plan --json`:
     (the policy does not target it)       not-required
 
 Orphans (`orphan` and pruned `delete` rows) are listed below the grid.
+
+A repository with `scope: repository` secrets gets one more column, `(repository)` (its Actions
+repository secrets, environment `null` in JSON, as in `plan --json`): its repository secrets have a
+status there and `not-required` under the environment columns; its environment secrets are
+`not-required` in the `(repository)` column.
 """
 
 from __future__ import annotations
@@ -51,12 +56,15 @@ _STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
 }
 
 
+REPOSITORY_COLUMN = "(repository)"
+
+
 @dataclass(frozen=True)
 class MatrixCell:
-    """One secret in one GitHub environment of one repository."""
+    """One secret in one GitHub environment of one repository (or at its repository level)."""
 
     repository: str
-    environment: str  # GitHub environment name, as in plan --json
+    environment: str | None  # GitHub environment name, as in plan --json; None: repository level
     logical_environment: str
     secret: str
     status: Status
@@ -64,6 +72,11 @@ class MatrixCell:
     service: str | None
     detail: str
     rotation_overdue: bool = False
+
+    @property
+    def column(self) -> str:
+        """The column this cell sits in: its GitHub environment, or `(repository)`."""
+        return self.environment if self.environment is not None else REPOSITORY_COLUMN
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +92,7 @@ class Orphan:
     """A secret in a targeted GitHub environment that the policy does not name."""
 
     repository: str
-    environment: str
+    environment: str | None  # None: a repository secret
     secret: str
     action: str  # "orphan" (left alone) or "delete" (pruned by the next apply)
     detail: str
@@ -101,8 +114,8 @@ class Matrix:
         return tuple(dict.fromkeys(c.repository for c in self.cells))
 
     def environments(self, repository: str) -> tuple[str, ...]:
-        """The GitHub environment columns of a repository, in display order."""
-        return tuple(dict.fromkeys(c.environment for c in self.cells if c.repository == repository))
+        """The column labels of a repository (GitHub environments, `(repository)`), in order."""
+        return tuple(dict.fromkeys(c.column for c in self.cells if c.repository == repository))
 
     def rows(self, repository: str) -> tuple[tuple[MatrixCell, ...], ...]:
         """One tuple of cells per secret of a repository, in column order."""
@@ -150,16 +163,16 @@ def build_matrix(
 ) -> Matrix:
     """The matrix and its orphans, from one plan."""
     orphans = tuple(
-        Orphan(c.repository, c.environment or "", c.name, str(c.action), c.detail)
+        Orphan(c.repository, c.environment, c.name, str(c.action), c.detail)
         for c in plan.changes
         if c.kind is Kind.SECRET and c.action in (Action.ORPHAN, Action.DELETE)
     )
     return Matrix(matrix_cells(desired, plan, environment_order), orphans, desired.contacts)
 
 
-def _secret_changes(plan: Plan) -> dict[tuple[str, str, str], Change]:
+def _secret_changes(plan: Plan) -> dict[tuple[str, str | None, str], Change]:
     return {
-        (c.repository, c.environment or "", c.name): c
+        (c.repository, c.environment, c.name): c
         for c in plan.changes
         if c.kind is Kind.SECRET and c.action not in (Action.ORPHAN, Action.DELETE)
     }
@@ -168,7 +181,13 @@ def _secret_changes(plan: Plan) -> dict[tuple[str, str, str], Change]:
 def _columns(targets: Iterable[Target], repository: str, order: Sequence[str]) -> list[Target]:
     rank = {name: i for i, name in enumerate(order)}
     mine = [t for t in targets if t.repository == repository]
-    return sorted(mine, key=lambda t: (rank.get(t.environment, len(rank)), t.environment))
+    last = len(rank) + 1  # the repository level comes after every environment
+
+    def position(t: Target) -> tuple[int, str]:
+        place = last if t.is_repository_level else rank.get(t.environment, len(rank))
+        return (place, t.environment)
+
+    return sorted(mine, key=position)
 
 
 def _rows(cells: Iterable[SecretCell], repository: str) -> dict[str, SecretCell]:
@@ -184,7 +203,7 @@ def _cell(
     target: Target, sample: SecretCell, cell: SecretCell | None, change: Change | None
 ) -> MatrixCell:
     if cell is None:
-        status, detail = Status.NOT_REQUIRED, "the policy does not target this environment"
+        status, detail = Status.NOT_REQUIRED, _not_required_detail(target, sample)
     else:
         status = cell_status(change)
         detail = change.detail if change is not None else f"in sync with Vault {cell.vault_ref}"
@@ -192,6 +211,14 @@ def _cell(
         target.repository, target.github_environment, target.environment, sample.name, status,
         sample.owner, sample.service, detail,
     )
+
+
+def _not_required_detail(target: Target, sample: SecretCell) -> str:
+    if target.is_repository_level:
+        return "an environment secret, not a repository secret"
+    if sample.target.is_repository_level:
+        return "a repository secret: every environment sees it (see the (repository) column)"
+    return "the policy does not target this environment"
 
 
 def matrix_for_run(run: PlanRun, repository: str | None = None) -> Matrix:

@@ -2,8 +2,10 @@
 
 This is the only I/O before the diff. It reads no secret values: Vault through the metadata-only
 `subkeys` endpoint, GitHub through list endpoints. Request economy per run: one environments list
-per repository, one secrets list page per 100 secrets and one variables list page per 30 variables
-per target, one Vault read per distinct path and one sync-state read per target.
+per repository with environment targets, one secrets list page per 100 secrets and one variables
+list page per 30 variables per target, one Vault read per distinct path and one sync-state read per
+target. A repository-level target (`scope: repository` secrets) costs one repository secrets list
+(`GET /repos/{o}/{r}/actions/secrets`, paginated); a policy without such secrets asks for none.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Observed:
 
 
 def _key(target: Target) -> str:
-    return f"{target.repository}|{target.github_environment}"
+    return f"{target.repository}|{target.github_environment or ''}"
 
 
 def _canonical_env(env: ObservedEnvironment | None) -> object:
@@ -108,20 +110,28 @@ def _observe_github(
 ) -> dict[Target, ObservedEnvironment | None]:
     existing = {
         repo: {name.lower() for name in github.list_environments(repo)}
-        for repo in sorted({t.repository for t in desired.targets})
+        for repo in sorted({t.repository for t in desired.targets if not t.is_repository_level})
     }
     return {
-        t: _observe_target(t, existing[t.repository], github, bool(desired.flags_in(t)))
+        t: _observe_repository(t, github)
+        if t.is_repository_level
+        else _observe_target(t, existing[t.repository], github, bool(desired.flags_in(t)))
         for t in desired.targets
     }
+
+
+def _observe_repository(target: Target, github: GitHubPort) -> ObservedEnvironment:
+    secrets = {s.name.upper(): s for s in github.list_repository_secrets(target.repository)}
+    return ObservedEnvironment("", secrets)
 
 
 def _observe_target(
     target: Target, existing: set[str], github: GitHubPort, with_variables: bool
 ) -> ObservedEnvironment | None:
-    if target.github_environment.lower() not in existing:
-        return None
     repo, env = target.repository, target.github_environment
+    assert env is not None  # repository-level targets are observed by _observe_repository
+    if env.lower() not in existing:
+        return None
     secrets = {s.name.upper(): s for s in github.list_environment_secrets(repo, env)}
     # variables are listed only where a flag lives: nothing else of ours is a variable
     listed = github.list_environment_variables(repo, env) if with_variables else []

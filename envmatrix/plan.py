@@ -133,7 +133,7 @@ def diff(desired: DesiredState, observed: Observed) -> Plan:
 def _target_changes(desired: DesiredState, observed: Observed, target: Target) -> Iterable[Change]:
     env = observed.github.get(target)
     sync = observed.sync.get(target, SyncState({}, None))
-    if env is None:
+    if env is None and not target.is_repository_level:
         yield _environment_create(target)
     cells = desired.secrets_in(target)
     secret_changes = [
@@ -148,6 +148,7 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
 
 
 def _environment_create(target: Target) -> Change:
+    assert target.github_environment is not None
     return Change(
         Action.CREATE,
         Kind.ENVIRONMENT,
@@ -229,7 +230,7 @@ def _change(
         cell.name,
         reason,
         detail,
-        logical_environment=cell.target.environment,
+        logical_environment=cell.target.environment or None,
         owner=cell.owner,
         vault_path=cell.vault_path,
         vault_key=cell.vault_key,
@@ -262,7 +263,7 @@ def _leftovers(
             name,
             reason,
             f"in GitHub, not in the policy ({detail})",
-            logical_environment=target.environment,
+            logical_environment=target.environment or None,
             github_updated_at=secret.updated_at,
         )
 

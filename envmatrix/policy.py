@@ -165,15 +165,28 @@ class RotationSpec(_Strict):
 
 
 class SecretSpec(_Strict):
-    """One GitHub secret, its Vault source and its targets."""
+    """One GitHub secret, its Vault source and its targets.
+
+    `scope: environment` (the default) writes it to the GitHub environments listed under
+    `environments`; `scope: repository` writes it once per target repository as an Actions
+    repository secret, which every job of the repository sees, so it takes no `environments`
+    and its Vault path has no `{environment}`.
+    """
 
     service: str | None = None
     owner: str
+    scope: Literal["environment", "repository"] = "environment"
     vault: Annotated[str, AfterValidator(_check_vault_ref)]
-    environments: tuple[str, ...] = Field(min_length=1)
+    # required for environment scope, forbidden for repository scope (see _check_scope)
+    environments: tuple[str, ...] = Field(default=(), min_length=1)
     repositories: tuple[RepositoryName, ...] | None = None
     rotation: RotationSpec | None = None
     description: str | None = None
+
+    @property
+    def repository_level(self) -> bool:
+        """Whether this is an Actions repository secret rather than an environment secret."""
+        return self.scope == "repository"
 
     @property
     def vault_path_template(self) -> str:
@@ -283,6 +296,7 @@ def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> N
     loc = ("secrets", name)
     if secret.owner not in policy.owners:
         raise _Reference((*loc, "owner"), f"owner {secret.owner!r} is not declared under owners")
+    _check_scope(name, secret)
     for i, env in enumerate(secret.environments):
         if env not in policy.environments:
             raise _Reference(
@@ -293,6 +307,31 @@ def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> N
     if not policy.repositories_for(secret):
         raise _Reference(
             (*loc, "repositories"), "no repositories: set github.repositories or repositories here"
+        )
+
+
+def _check_scope(name: str, secret: SecretSpec) -> None:
+    """Environment secrets list their environments; repository secrets have none to list."""
+    loc = ("secrets", name)
+    given = "environments" in secret.model_fields_set
+    if not secret.repository_level:
+        if not given:
+            raise _Reference((*loc, "environments"), "required key is missing")
+        return
+    if given:
+        raise _Reference(
+            (*loc, "environments"),
+            "a scope: repository secret is seen by every environment; remove environments:",
+        )
+    if "{environment}" in secret.vault:
+        raise _Reference(
+            (*loc, "vault"),
+            "a scope: repository secret has one value for every environment;"
+            " its vault path cannot use {environment}",
+        )
+    if secret.rotation is not None:
+        raise _Reference(
+            (*loc, "rotation"), "rotation is not supported for scope: repository secrets yet"
         )
 
 
@@ -309,6 +348,12 @@ def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> None:
         secret = policy.secrets.get(required)
         if secret is None:
             raise _Reference((*loc, "requires", i), f"{required!r} is not declared under secrets")
+        if secret.repository_level:
+            raise _Reference(
+                (*loc, "requires", i),
+                f"{required} is a scope: repository secret; a flag can require only environment"
+                " secrets (flags are set per environment)",
+            )
         extra = [e for e in flag.environments if e not in secret.environments]
         if extra:
             raise _Reference(

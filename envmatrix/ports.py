@@ -93,7 +93,8 @@ class ObservedVariable:
 
 @dataclass(frozen=True)
 class ObservedEnvironment:
-    """One GitHub environment of a repository and what it holds."""
+    """One GitHub environment of a repository and what it holds (for the repository level: the
+    repository's Actions secrets, with `name` "")."""
 
     name: str
     secrets: Mapping[str, ObservedSecret] = field(default_factory=dict)
@@ -158,6 +159,10 @@ class GitHubPort(Protocol):
 
     def put_repository_secret(self, repository: str, name: str, value: SecretValue) -> WriteReceipt:
         """Encrypt with the repository's public key (fetched once per run) and PUT."""
+        ...
+
+    def delete_repository_secret(self, repository: str, name: str) -> WriteReceipt:
+        """Delete a repository secret; absent is not an error."""
         ...
 
     def identity(self) -> str:

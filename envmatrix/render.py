@@ -16,6 +16,7 @@ from envmatrix.apply import ApplyReport, ItemResult
 from envmatrix.plan import Action, Change, Plan
 from rotation.schedule import RotationStatus
 
+REPOSITORY = "(repository)"  # where an environment name would go, for repository secrets
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
     Action.UPDATE: ("~", "yellow"),
@@ -87,7 +88,7 @@ def render_plan(plan: Plan, out: Console) -> None:
         return
     width = max(len(c.name) for c in plan.changes)
     for (repository, environment), changes in _grouped(plan.changes).items():
-        out.print(f"[bold]{escape(repository)}[/] · {escape(environment or '(repository)')}")
+        out.print(f"[bold]{escape(repository)}[/] · {escape(environment or REPOSITORY)}")
         for change in changes:
             out.print(_change_line(change, width))
     counts = plan.summary()
@@ -126,7 +127,7 @@ def render_apply(report: ApplyReport, out: Console) -> None:
     for change in report.blocked:
         out.print(
             f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
-            f"{escape(change.environment or '')} not synced: {escape(change.detail)}"
+            f"{escape(change.environment or REPOSITORY)} not synced: {escape(change.detail)}"
         )
     for error in report.state_errors:
         out.print(f"[red]error[/]: {escape(error)}")
@@ -140,7 +141,7 @@ def render_apply(report: ApplyReport, out: Console) -> None:
 
 def _result_line(result: ItemResult) -> str:
     c = result.change
-    what = f"{c.action} {c.kind} {c.repository}/{c.environment} {c.name}"
+    what = f"{c.action} {c.kind} {c.repository}/{c.environment or REPOSITORY} {c.name}"
     if c.kind.value == "variable":
         what += f" = {c.value}"
     if result.ok:

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from envmatrix.flags import FlagReadiness
-from envmatrix.matrix import Matrix, MatrixCell, Status
+from envmatrix.matrix import REPOSITORY_COLUMN, Matrix, MatrixCell, Status
 from envmatrix.scan import ScanReport
 from envmatrix.verify import VerifyReport, error_annotations, output_line, step_summary
 
@@ -104,7 +104,8 @@ def _rich_grid(matrix: Matrix, repository: str) -> Table:
 
 def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
     lines = [
-        f"orphan: {o.secret} in {o.repository}/{o.environment} ({o.action}): {o.detail}"
+        f"orphan: {o.secret} in {o.repository}/{o.environment or REPOSITORY_COLUMN}"
+        f" ({o.action}): {o.detail}"
         for o in matrix.orphans
     ]
     if scan is not None:
@@ -204,7 +205,7 @@ def _html_grid(matrix: Matrix, repository: str) -> str:
 def _html_cell(cell: MatrixCell) -> str:
     attributes = (
         f'class="cell status-{cell.status}" data-repository="{_h(cell.repository)}" '
-        f'data-environment="{_h(cell.environment)}" data-secret="{_h(cell.secret)}" '
+        f'data-environment="{_h(cell.column)}" data-secret="{_h(cell.secret)}" '
         f'data-status="{cell.status}" data-rotation-overdue="{str(cell.rotation_overdue).lower()}" '
         f'title="{_h(cell.detail)}"'
     )

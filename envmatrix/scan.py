@@ -11,6 +11,10 @@ environment, and every `secrets.NAME` reference anywhere in the job (`${{ secret
   policy writes environment secrets, which such a job cannot see.
 - `unused`: a secret the policy declares for an environment that no job for it references.
 
+A `scope: repository` secret is declared for every job, with or without an environment (every
+job of the repository sees its Actions repository secrets); it is `unused` (environment null)
+only when no job at all references it.
+
 A job whose environment is an expression (`${{ matrix.env }}`) could run in any environment: its
 references count as uses everywhere and are checked against every environment's secrets. Jobs in
 environments the policy does not manage are skipped. GITHUB_TOKEN is GitHub's own and ignored.
@@ -175,9 +179,10 @@ def compare(
 ) -> ScanReport:
     """Findings for jobs against the policy (pure)."""
     declared = _declared(policy, repository)
+    shared = _repository_level(policy, repository)
     jobs = tuple(sorted(jobs))
-    findings = [f for job in jobs for f in _job_findings(policy, declared, job)]
-    findings += _unused(policy, declared, jobs)
+    findings = [f for job in jobs for f in _job_findings(policy, declared, shared, job)]
+    findings += _unused(policy, declared, jobs) + _unused_shared(policy, shared, jobs)
     notes = [f"{j.workflow}: job {j.job}: environment {j.github_environment} is not in the policy"
              for j in jobs if j.github_environment and j.environment is None and j.secrets]
     return ScanReport(jobs, tuple(findings), skipped + tuple(notes))
@@ -187,18 +192,30 @@ def _declared(policy: Policy, repository: str | None) -> dict[str, set[str]]:
     """Logical environment -> secret names the policy declares there."""
     declared: dict[str, set[str]] = {env: set() for env in policy.environments}
     for name, spec in policy.secrets.items():
-        repos = policy.repositories_for(spec)
-        if repository is None or repository.lower() in {r.lower() for r in repos}:
+        if _targets(policy, name, repository):
             for env in spec.environments:
                 declared[env].add(name)
     return declared
 
 
+def _repository_level(policy: Policy, repository: str | None) -> frozenset[str]:
+    """The scope: repository secrets (of one repository, if given): declared for every job."""
+    return frozenset(
+        name for name, spec in policy.secrets.items()
+        if spec.repository_level and _targets(policy, name, repository)
+    )
+
+
+def _targets(policy: Policy, name: str, repository: str | None) -> bool:
+    repos = policy.repositories_for(policy.secrets[name])
+    return repository is None or repository.lower() in {r.lower() for r in repos}
+
+
 def _job_findings(
-    policy: Policy, declared: Mapping[str, set[str]], job: JobReferences
+    policy: Policy, declared: Mapping[str, set[str]], shared: frozenset[str], job: JobReferences
 ) -> Iterator[ScanFinding]:
     managed = set().union(*declared.values())
-    for name in job.secrets:
+    for name in sorted(set(job.secrets) - shared):
         problem = _problem(declared, managed, job, name)
         if problem is not None:
             kind, detail = problem
@@ -234,6 +251,17 @@ def _unused(
         ScanFinding("unused", name, env, None, None, _owner(policy, name),
                     f"{name} is declared for {env} but no workflow job for {env} references it")
         for env, names in declared.items() for name in sorted(names - used[env])
+    ]
+
+
+def _unused_shared(
+    policy: Policy, shared: frozenset[str], jobs: tuple[JobReferences, ...]
+) -> list[ScanFinding]:
+    used = {name for job in jobs for name in job.secrets}
+    return [
+        ScanFinding("unused", name, None, None, None, _owner(policy, name),
+                    f"{name} is a repository secret but no workflow job references it")
+        for name in sorted(shared - used)
     ]
 
 

@@ -2,9 +2,14 @@
 
 One Vault document per (repository, GitHub environment), at
 `<mount>/envmatrix/state/<owner>/<repo>/<environment>`, so CI and laptops plan the same thing with
-no extra infrastructure. Each entry records the Vault path, key and version that was written and
-the GitHub server time (`Date` header) of the write: a later `updated_at` on the GitHub secret
-means somebody else wrote it since.
+no extra infrastructure. The repository level (Actions repository secrets, `scope: repository`)
+has its own document at `<mount>/envmatrix/state/<owner>/<repo>`: the repository's document, with
+its environments' documents beneath it (KV v2 lets a path be a document and a folder at once; an
+environment name is never empty, so the two never meet).
+
+Each entry records the Vault path, key and version that was written and the GitHub server time
+(`Date` header) of the write: a later `updated_at` on the GitHub secret means somebody else wrote
+it since.
 
 Entries are packed as one string each (`version|time|path#key`) because OpenBao refuses request
 bodies with more than 1,000 JSON strings; 100 secrets (GitHub's per-environment limit) stay at 200.
@@ -81,4 +86,6 @@ class SyncState:
 def state_path(target: Target) -> str:
     """The Vault document path (relative to the mount) for a target's sync state."""
     owner, repo = target.repository.split("/", 1)
+    if target.github_environment is None:
+        return f"{STATE_PREFIX}/{owner}/{repo}"
     return f"{STATE_PREFIX}/{owner}/{repo}/{quote(target.github_environment, safe='')}"

@@ -4,6 +4,10 @@ Sources:
 - `environ` (default inside GitHub Actions): each required name is set and non-empty in the
   process environment. Only presence is looked at; a value is never read into a message.
 - `github`: each required secret exists in the GitHub environment (list endpoint, names only).
+
+A `scope: repository` secret is required in every environment of each repository it targets (a
+job sees the repository's secrets whatever its environment); `github` looks for it among the
+repository's Actions secrets.
 - `vault`: each required secret's key exists at its Vault path (metadata only).
 
 Inside GitHub Actions the result is also published in the runner's formats (API-NOTES §8):
@@ -38,6 +42,7 @@ class Requirement:
     contact: str | None
     repositories: tuple[str, ...]
     vault_ref: str
+    repository_level: bool = False  # a scope: repository secret
 
     def owner_text(self) -> str:
         return f"{self.owner} ({self.contact})" if self.contact else self.owner
@@ -93,9 +98,11 @@ def requirements(
     for name, spec in policy.secrets.items():
         repos = tuple(r for r in policy.repositories_for(spec)
                       if repository is None or r.lower() == repository.lower())
-        if environment in spec.environments and repos:
+        if (spec.repository_level or environment in spec.environments) and repos:
             ref = f"{spec.vault_path(environment)}#{spec.vault_key(name)}"
-            found.append(Requirement(name, spec.owner, contacts.get(spec.owner), repos, ref))
+            found.append(Requirement(
+                name, spec.owner, contacts.get(spec.owner), repos, ref, spec.repository_level
+            ))
     return tuple(found)
 
 
@@ -123,17 +130,26 @@ def verify_github(
     required = requirements(policy, environment, repository)
     github_env = policy.github_environment(environment)
     missing: list[Finding] = []
-    for repo in sorted({r for req in required for r in req.repositories}):
-        present = _github_names(github, repo, github_env)
-        missing += [Finding(r, f"GitHub {repo}/{github_env}") for r in required
-                    if repo in r.repositories and r.name.upper() not in present]
+    for level in (False, True):  # environment secrets, then repository secrets
+        wanted = [r for r in required if r.repository_level is level]
+        for repo in sorted({name for req in wanted for name in req.repositories}):
+            where, present = _github_names(github, repo, None if level else github_env)
+            missing += [Finding(r, where) for r in wanted
+                        if repo in r.repositories and r.name.upper() not in present]
     return _report(policy, environment, Source.GITHUB, required, tuple(missing))
 
 
-def _github_names(github: GitHubPort, repository: str, environment: str) -> set[str]:
+def _github_names(
+    github: GitHubPort, repository: str, environment: str | None
+) -> tuple[str, set[str]]:
+    """Where was looked (for messages) and the secret names there; None: repository secrets."""
+    if environment is None:
+        names = {s.name.upper() for s in github.list_repository_secrets(repository)}
+        return f"GitHub {repository} (repository secrets)", names
+    where = f"GitHub {repository}/{environment}"
     if environment.lower() not in {e.lower() for e in github.list_environments(repository)}:
-        return set()
-    return {s.name.upper() for s in github.list_environment_secrets(repository, environment)}
+        return where, set()
+    return where, {s.name.upper() for s in github.list_environment_secrets(repository, environment)}
 
 
 def verify_vault(

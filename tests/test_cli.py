@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from envmatrix.sandbox import Fault
-from tests.world import REPO, World, example_policy_text
+from tests.world import OTHER_REPO, REPO, World, example_policy_text
 
 
 def changes(world: World, *args: str) -> list[tuple[str, str, str | None, str, str]]:
@@ -271,3 +271,156 @@ def test_plan_and_matrix_mark_overdue_rotations(world: World) -> None:
     marked = {(c["environment"], c["secret"]) for c in cells if c["rotation_overdue"]}
     assert marked == {("production", "SUPABASE_SERVICE_KEY")}
     assert "⏰" in world.run("matrix", "--format", "markdown").out
+
+
+# -- scope: repository secrets (Actions repository secrets) -----------------------------------
+
+SENTRY, CODECOV = "SENTRY_AUTH_TOKEN", "CODECOV_TOKEN"
+
+
+def repository_rows(world: World, *args: str) -> list[tuple[str, str, str, str]]:
+    """(action, repository, name, reason) of the repository-level changes of a plan."""
+    result = world.run("plan", "--json", *args)
+    assert result.code == 0, result.err
+    rows = [c for c in result.json()["changes"] if c["environment"] is None]
+    assert all(c["kind"] == "secret" for c in rows)
+    return [(c["action"], c["repository"], c["name"], c["reason"]) for c in rows]
+
+
+def test_repository_secrets_are_created_decrypt_to_vault_and_converge(
+    world: World, tmp_path: Path
+) -> None:
+    world.add_repository_secrets()
+    world.seed()
+    raw = world.run("plan", "--json").out
+    assert '"environment": null' in raw
+    assert repository_rows(world) == [
+        ("create", REPO, CODECOV, "missing"),
+        ("create", REPO, SENTRY, "missing"),
+        ("create", OTHER_REPO, SENTRY, "missing"),
+    ]
+    human = world.run("plan").out
+    assert f"{REPO} · (repository)" in human and f"{OTHER_REPO} · (repository)" in human
+    planfile = tmp_path / "plan.json"
+    assert world.run("plan", "--out", str(planfile)).code == 0
+    world.sandbox.reset_counts()
+    applied = world.run("apply", str(planfile), "--yes")
+    assert applied.code == 0, applied.err
+    assert "Apply complete: 23 written, 0 failed, 0 blocked" in applied.out
+    assert f"✓ create secret {OTHER_REPO}/(repository) {SENTRY}" in applied.out
+    assert world.sandbox.request_counts()[("GET", "actions/get-repo-public-key")] == 2
+    for repo in (REPO, OTHER_REPO):
+        value = world.sandbox.repository_secret_value(repo, SENTRY)
+        assert value is not None and value == world.vault_value(SENTRY, "")
+    assert world.sandbox.repository_secret_value(REPO, CODECOV) == world.vault_value(CODECOV, "")
+    assert world.sandbox.repository_secret_value(OTHER_REPO, CODECOV) is None
+    assert world.sandbox.environment_names(OTHER_REPO) == []  # no environment secrets there
+    assert world.mismatches() == []
+    # the repository's sync state sits at envmatrix/state/<owner>/<repo>, its environments below
+    state = world.vault.read_document(f"envmatrix/state/{REPO}")
+    assert state is not None and set(state.data["secrets"]) == {SENTRY, CODECOV}
+    assert world.vault.read_document(f"envmatrix/state/{REPO}/production") is not None
+    world.sandbox.reset_counts()
+    again = world.run("plan", "--detailed-exitcode")
+    assert again.code == 0 and "No changes." in again.out
+    # one repository secrets list per repository; no environments list where none is targeted
+    counts = world.sandbox.request_counts()
+    assert counts[("GET", "actions/list-repo-secrets")] == 2
+    assert counts[("GET", "repos/get-all-environments")] == 1  # operator-console only
+
+
+def test_repository_secret_vault_newer_and_changed_outside(world: World) -> None:
+    world.add_repository_secrets()
+    world.seed()
+    assert world.run("apply", "--yes").code == 0
+    world.set_vault_value(SENTRY, "", "sntrys-rotated-by-hand")
+    assert repository_rows(world) == [
+        ("update", REPO, SENTRY, "vault-newer"),
+        ("update", OTHER_REPO, SENTRY, "vault-newer"),
+    ]
+    assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.repository_secret_value(OTHER_REPO, SENTRY) == "sntrys-rotated-by-hand"
+    assert changes(world) == []
+
+    world.sandbox.advance_clock(2)
+    world.sandbox.write_secret_outside(REPO, None, CODECOV, "typed-by-hand")
+    assert changes(world) == [("update", "secret", None, CODECOV, "changed-outside")]
+    assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.repository_secret_value(REPO, CODECOV) == world.vault_value(CODECOV, "")
+    assert changes(world) == []
+
+
+def test_repository_secret_missing_in_vault_is_blocked_naming_its_owner(world: World) -> None:
+    world.add_repository_secrets()
+    world.seed(leave_out=(SENTRY, ""))
+    plan = world.run("plan", "--json").json()
+    blocked = [c for c in plan["changes"] if c["action"] == "blocked"]
+    assert [(c["repository"], c["environment"], c["name"]) for c in blocked] == [
+        (REPO, None, SENTRY), (OTHER_REPO, None, SENTRY)
+    ]
+    assert all("owner: reliability" in c["detail"] for c in blocked)
+    applied = world.run("apply", "--yes")
+    assert applied.code == 0, applied.err
+    assert f"warning: {SENTRY} in {OTHER_REPO}/(repository) not synced" in applied.out
+    assert world.sandbox.repository_secret_value(REPO, SENTRY) is None
+    assert world.sandbox.repository_secret_value(REPO, CODECOV) is not None
+    assert world.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_repository_orphans_only_where_the_policy_has_repository_secrets_and_prune(
+    world: World,
+) -> None:
+    world.seed()
+    world.sandbox.write_secret_outside(REPO, None, "LEGACY_CI_TOKEN", "someone-elses")
+    world.sandbox.reset_counts()
+    assert repository_rows(world) == []  # no scope: repository secret: the level is not ours
+    assert world.sandbox.request_counts()[("GET", "actions/list-repo-secrets")] == 0
+
+    world.add_repository_secrets()
+    world.seed()
+    assert world.run("apply", "--yes").code == 0
+    assert repository_rows(world) == [("orphan", REPO, "LEGACY_CI_TOKEN", "not-in-policy")]
+    policy = world.policy_path.read_text()
+    start, end = policy.index("  CODECOV_TOKEN:"), policy.index("\nflags:")
+    world.write_policy(policy[:start] + "\n" + policy[end:].lstrip("\n"))
+    assert sorted(repository_rows(world)) == [
+        ("orphan", REPO, CODECOV, "not-in-policy"),
+        ("orphan", REPO, "LEGACY_CI_TOKEN", "not-in-policy"),
+    ]
+    world.write_policy(world.policy_path.read_text().replace("prune: false", "prune: true"))
+    assert sorted(repository_rows(world)) == [
+        ("delete", REPO, CODECOV, "pruned"),
+        ("orphan", REPO, "LEGACY_CI_TOKEN", "not-in-policy"),
+    ]
+    assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.repository_secret_value(REPO, CODECOV) is None
+    assert world.sandbox.repository_secret_value(REPO, "LEGACY_CI_TOKEN") == "someone-elses"
+    assert repository_rows(world) == [("orphan", REPO, "LEGACY_CI_TOKEN", "not-in-policy")]
+    state = world.vault.read_document(f"envmatrix/state/{REPO}")
+    assert state is not None and set(state.data["secrets"]) == {SENTRY}
+
+
+def test_environment_filter_leaves_the_repository_level_out(world: World) -> None:
+    world.add_repository_secrets()
+    world.seed()
+    assert repository_rows(world, "--environment", "production") == []
+    assert len(repository_rows(world, "--environment", "production", "-e", "staging")) == 3
+
+
+def test_matrix_shows_repository_secrets_in_a_repository_column(world: World) -> None:
+    world.add_repository_secrets()
+    world.seed()
+    assert world.run("apply", "--yes").code == 0
+    world.set_vault_value(SENTRY, "", "sntrys-newer")
+    cells = world.run("matrix", "--format", "json").json()["cells"]
+    sentry = {
+        (c["repository"], c["environment"]): c["status"] for c in cells if c["secret"] == SENTRY
+    }
+    assert sentry == {
+        (REPO, "staging"): "not-required", (REPO, "production"): "not-required",
+        (REPO, None): "stale", (OTHER_REPO, None): "stale",
+    }
+    url = {c["environment"]: c["status"] for c in cells if c["secret"] == "SUPABASE_URL"}
+    assert url == {"staging": "ok", "production": "ok", None: "not-required"}
+    table = world.run("matrix").out
+    assert "(repository)" in table and OTHER_REPO in table

@@ -14,7 +14,7 @@ import pytest
 
 import cli
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.demo import seed_vault
+from envmatrix.demo import github_value, seed_vault
 from envmatrix.desired import desired_state
 from envmatrix.policy import Policy, load_policy
 from envmatrix.sandbox import GitHubSandbox
@@ -22,6 +22,21 @@ from envmatrix.secret import SecretValue
 
 REPO = "occ-labs/operator-console"
 EXAMPLE = Path(__file__).resolve().parents[1] / "policies" / "example.yaml"
+OTHER_REPO = "occ-labs/storefront-sync"
+# scope: repository secrets for tests (policies/example.yaml has none): SENTRY_AUTH_TOKEN in both
+# sandbox repositories, CODECOV_TOKEN in github.repositories (operator-console) only
+REPOSITORY_SECRETS = f"""  SENTRY_AUTH_TOKEN:
+    service: sentry
+    owner: reliability
+    scope: repository
+    vault: ci/sentry#auth_token
+    repositories: [{REPO}, {OTHER_REPO}]
+  CODECOV_TOKEN:
+    service: codecov
+    owner: data
+    scope: repository
+    vault: ci/codecov
+"""
 
 
 @dataclass
@@ -63,6 +78,11 @@ class World:
     def write_policy(self, text: str) -> None:
         self.policy_path.write_text(text)
 
+    def add_repository_secrets(self) -> None:
+        """Add REPOSITORY_SECRETS (scope: repository) to the policy, before `flags:`."""
+        head, flags = self.policy_path.read_text().split("\nflags:\n")
+        self.write_policy(f"{head}\n{REPOSITORY_SECRETS}\nflags:\n{flags}")
+
     def vault_value(self, name: str, environment: str) -> str | None:
         spec = self.policy.secrets[name]
         try:
@@ -86,13 +106,10 @@ class World:
         wrong = []
         for cell in desired_state(self.policy).secrets:
             expected = self.vault_value(cell.name, cell.target.environment)
-            actual = self.sandbox.secret_value(
-                cell.target.repository, cell.target.github_environment, cell.name
-            )
+            actual = github_value(self.sandbox, cell.target, cell.name)
             if expected is not None and expected != actual:
-                wrong.append(
-                    f"{cell.target.repository}/{cell.target.github_environment}/{cell.name}"
-                )
+                where = cell.target.github_environment or "(repository)"
+                wrong.append(f"{cell.target.repository}/{where}/{cell.name}")
         return wrong
 
 

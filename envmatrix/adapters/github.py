@@ -169,6 +169,10 @@ class GitHubAdapter:
         url = f"{_env_url(repository, environment)}/secrets/{quote(name, safe='')}"
         return self._write("DELETE", url, None, absent_ok=True)
 
+    def delete_repository_secret(self, repository: str, name: str) -> WriteReceipt:
+        url = f"/repos/{repository}/actions/secrets/{quote(name, safe='')}"
+        return self._write("DELETE", url, None, absent_ok=True)
+
     def set_environment_variable(
         self, repository: str, environment: str, name: str, value: str, exists: bool
     ) -> WriteReceipt:

@@ -263,3 +263,34 @@ def test_workflow_findings_show_below_the_grid(
     for fmt in ("table", "markdown"):
         code, out, _ = run(capsys, "matrix", "-f", fmt, "--workflows", workflows, "-p", str(world))
         assert code == 0 and "workflow undeclared: deploy.yml job deploy-production" in out
+
+
+def test_repository_secrets_get_a_repository_column() -> None:
+    """A scope: repository secret has a status in the (repository) column, not-required under
+    the environments; environment secrets are not-required in the (repository) column."""
+    level = Target.repository_level(REPO)
+    sentry = SecretCell(level, "S", "ci/sentry", "s", "team", "sentry")
+    desired = DesiredState((PROD, STAGING, level), (cell(PROD, "A"), cell(STAGING, "A"), sentry),
+                           (), False)
+    plan = Plan((
+        change(Action.CREATE, Reason.MISSING, "S", level),
+        change(Action.ORPHAN, Reason.NOT_IN_POLICY, "OLD", level),
+    ))
+    matrix = build_matrix(desired, plan, ("staging", "production"))
+    got = [(c.secret, c.environment, str(c.status)) for c in matrix.cells]
+    assert got == [
+        ("A", "stage", "ok"), ("A", "prod", "ok"), ("A", None, "not-required"),
+        ("S", "stage", "not-required"), ("S", "prod", "not-required"), ("S", None, "missing"),
+    ]
+    assert matrix.environments(REPO) == ("stage", "prod", "(repository)")
+    assert matrix.to_json()["cells"][5]["environment"] is None
+    assert matrix.to_json()["orphans"] == [{"repository": REPO, "environment": None,
+                                            "secret": "OLD", "action": "orphan",
+                                            "detail": "detail"}]
+    text = matrix_text(matrix)
+    assert "(repository)" in text.splitlines()[1]
+    assert "orphan: OLD in occ/app/(repository) (orphan)" in text
+    assert "| Secret | Service | Owner | stage | prod | (repository) |" in matrix_markdown(matrix)
+    assert 'data-environment="(repository)" data-secret="S" data-status="missing"' in (
+        matrix_html(matrix)
+    )

@@ -8,7 +8,7 @@ import pytest
 
 from envmatrix.desired import DesiredState, FlagCell, SecretCell, Target
 from envmatrix.observe import Observed
-from envmatrix.plan import Action, Kind, Reason, diff
+from envmatrix.plan import Action, Change, Kind, Reason, diff
 from envmatrix.ports import ObservedEnvironment, ObservedSecret, ObservedVariable, VaultEntry
 from envmatrix.state import SyncRecord, SyncState
 
@@ -229,3 +229,120 @@ def test_only_writes_count_for_detailed_exitcode() -> None:
     assert not blocked_only.has_writes
     assert blocked_only.summary()["blocked"] == 1
     assert Action.BLOCKED not in {c.action for c in blocked_only.writes}
+
+
+# -- the repository level (scope: repository secrets) -----------------------------------------
+
+REPO_LEVEL = Target.repository_level("occ/app")
+SENTRY = SecretCell(REPO_LEVEL, "SENTRY_AUTH_TOKEN", "ci/sentry", "auth_token", "reliability", None)
+
+
+def repo_desired(*cells: SecretCell, prune: bool = False) -> DesiredState:
+    return DesiredState((REPO_LEVEL,), cells, (), prune, "secret", {})
+
+
+def repo_vault(version: int | None = 2, keys: tuple[str, ...] = ("auth_token",)) -> dict:
+    return {"ci/sentry": VaultEntry("ci/sentry", version, T0, frozenset(keys))}
+
+
+def repo_github(*secrets: tuple[str, datetime]) -> dict[Target, ObservedEnvironment | None]:
+    listed = {n: ObservedSecret(n, T0, at) for n, at in secrets}
+    return {REPO_LEVEL: ObservedEnvironment("", listed)}
+
+
+def repo_synced(*names: str, version: int = 2) -> dict[Target, SyncState]:
+    keys = {"SENTRY_AUTH_TOKEN": "auth_token", "OLD_CI_TOKEN": "old"}
+    records = {n: SyncRecord("ci/sentry", keys[n], version, T0) for n in names}
+    return {REPO_LEVEL: SyncState(records, 1)}
+
+
+LATER = T0 + timedelta(seconds=5)
+REPOSITORY_CASES = {
+    "missing -> create": (repo_desired(SENTRY), Observed(repo_vault(), repo_github(), {}),
+                          [("create", "SENTRY_AUTH_TOKEN", "missing")]),
+    "in sync -> nothing": (
+        repo_desired(SENTRY),
+        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0)),
+                 repo_synced("SENTRY_AUTH_TOKEN")),
+        [],
+    ),
+    "vault newer -> update": (
+        repo_desired(SENTRY),
+        Observed(repo_vault(3), repo_github(("SENTRY_AUTH_TOKEN", T0)),
+                 repo_synced("SENTRY_AUTH_TOKEN")),
+        [("update", "SENTRY_AUTH_TOKEN", "vault-newer")],
+    ),
+    "written after our sync -> changed-outside": (
+        repo_desired(SENTRY),
+        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", LATER)),
+                 repo_synced("SENTRY_AUTH_TOKEN")),
+        [("update", "SENTRY_AUTH_TOKEN", "changed-outside")],
+    ),
+    "missing in Vault -> blocked, no environment to create": (
+        repo_desired(SENTRY), Observed(repo_vault(None, ()), repo_github(), {}),
+        [("blocked", "SENTRY_AUTH_TOKEN", "missing-in-vault")],
+    ),
+    "not in policy, not ours, prune -> orphan": (
+        repo_desired(SENTRY, prune=True),
+        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0), ("LEGACY", T0)),
+                 repo_synced("SENTRY_AUTH_TOKEN")),
+        [("orphan", "LEGACY", "not-in-policy")],
+    ),
+    "not in policy, ours, prune -> delete": (
+        repo_desired(SENTRY, prune=True),
+        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0), ("OLD_CI_TOKEN", T0)),
+                 repo_synced("SENTRY_AUTH_TOKEN", "OLD_CI_TOKEN")),
+        [("delete", "OLD_CI_TOKEN", "pruned")],
+    ),
+    "not in policy, ours, no prune -> orphan": (
+        repo_desired(SENTRY),
+        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0), ("OLD_CI_TOKEN", T0)),
+                 repo_synced("SENTRY_AUTH_TOKEN", "OLD_CI_TOKEN")),
+        [("orphan", "OLD_CI_TOKEN", "not-in-policy")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REPOSITORY_CASES), ids=list(REPOSITORY_CASES))
+def test_diff_at_the_repository_level(case: str) -> None:
+    state, observed, expected = REPOSITORY_CASES[case]
+    changes = diff(state, observed).changes
+    assert [(str(c.action), c.name, str(c.reason)) for c in changes] == expected
+    for change in changes:
+        assert change.kind is Kind.SECRET and change.environment is None
+        assert change.logical_environment is None and change.to_json()["environment"] is None
+
+
+def test_repository_level_changes_round_trip_through_a_saved_plan() -> None:
+    [change] = diff(repo_desired(SENTRY), Observed(repo_vault(), repo_github(), {})).changes
+    assert Change.from_json(change.to_json()) == change
+
+
+def test_desired_state_has_one_repository_target_per_repository_and_only_for_all_environments(
+) -> None:
+    from envmatrix.desired import desired_state
+    from envmatrix.policy import Policy
+
+    policy = Policy.model_validate({
+        "version": 1,
+        "github": {"repositories": ("occ/app", "occ/shop")},
+        "environments": {"staging": {"github": "staging"}, "production": {"github": "prod"}},
+        "owners": {"reliability": {"contact": "rel@occ.example"}},
+        "secrets": {
+            "SENTRY_AUTH_TOKEN": {"owner": "reliability", "scope": "repository",
+                                  "vault": "ci/sentry"},
+            "DB_URL": {"owner": "reliability", "vault": "apps/{environment}/db",
+                       "environments": ("production",), "repositories": ("occ/app",)},
+        },
+    })
+    everything = desired_state(policy)
+    assert [(t.repository, t.github_environment) for t in everything.targets] == [
+        ("occ/app", None), ("occ/app", "prod"), ("occ/shop", None)
+    ]
+    sentry = [c for c in everything.secrets if c.name == "SENTRY_AUTH_TOKEN"]
+    assert [(c.target.repository, c.vault_ref) for c in sentry] == [
+        ("occ/app", "ci/sentry#SENTRY_AUTH_TOKEN"), ("occ/shop", "ci/sentry#SENTRY_AUTH_TOKEN")
+    ]
+    assert desired_state(policy, ["staging", "production"]).targets == everything.targets
+    only_prod = desired_state(policy, ["production"])
+    assert [t.github_environment for t in only_prod.targets] == ["prod"]

@@ -46,6 +46,12 @@ def test_example_policy_is_valid() -> None:
     assert policy.secrets["SUPABASE_URL"].vault_path("production") == "apps/production/supabase"
 
 
+GA_BLOCK = (
+    "    owner: data\n    vault: apps/{environment}/ga-mcp#service_account_json\n"
+    "    environments: [staging, production]\n    rotation:\n      max_age: 90d\n"
+    "      strategy: manual"
+)
+
 # (name, old text, new text, expected key path, expected message part, line anchor in new text)
 MISTAKES = [
     (
@@ -217,6 +223,56 @@ MISTAKES = [
         "  CHATWOOT_API_TOKEN:",
     ),
     (
+        "environment secret without environments",
+        "#api_token\n    environments: [staging, production]\n",
+        "#api_token\n",
+        "secrets.CHATWOOT_API_TOKEN.environments",
+        "required key is missing",
+        "  CHATWOOT_API_TOKEN:",
+    ),
+    (
+        "repository secret lists environments",
+        GA_BLOCK,
+        "    owner: data\n    scope: repository\n    vault: ci/ga-mcp#json\n"
+        "    environments: [production]",
+        "secrets.GA_MCP_SERVICE_ACCOUNT_JSON.environments",
+        "remove environments:",
+        "environments: [production]",
+    ),
+    (
+        "repository secret with {environment} in its vault path",
+        GA_BLOCK,
+        "    owner: data\n    scope: repository\n    vault: apps/{environment}/ga-mcp#json",
+        "secrets.GA_MCP_SERVICE_ACCOUNT_JSON.vault",
+        "cannot use {environment}",
+        "vault: apps/{environment}/ga-mcp#json",
+    ),
+    (
+        "repository secret with a rotation",
+        GA_BLOCK,
+        "    owner: data\n    scope: repository\n    vault: ci/ga-mcp#json\n"
+        "    rotation:\n      max_age: 90d\n      strategy: manual",
+        "secrets.GA_MCP_SERVICE_ACCOUNT_JSON.rotation",
+        "not supported for scope: repository",
+        "    rotation:\n      max_age: 90d\n      strategy: manual\n\nflags:",
+    ),
+    (
+        "unknown scope",
+        "    owner: data\n",
+        "    owner: data\n    scope: organization\n",
+        "secrets.GA_MCP_SERVICE_ACCOUNT_JSON.scope",
+        "'environment' or 'repository'",
+        "scope: organization",
+    ),
+    (
+        "flag requires a repository secret",
+        "    vault: apps/{environment}/supabase#url\n    environments: [staging, production]",
+        "    scope: repository\n    vault: ci/supabase#url",
+        "flags.FEATURE_AI_ESCALATIONS.requires[0]",
+        "SUPABASE_URL is a scope: repository secret; a flag can require only environment secrets",
+        "requires: [SUPABASE_URL",
+    ),
+    (
         "reserved vault prefix",
         "vault: apps/{environment}/shopify",
         "vault: envmatrix/state/x",
@@ -306,6 +362,20 @@ def test_flag_environment_outside_its_secrets(tmp_path: Path) -> None:
         load_policy(path)
     assert caught.value.key_path == "flags.FEATURE_AI_ESCALATIONS.environments"
     assert "SUPABASE_URL is not required in production" in caught.value.message
+
+
+def test_repository_scope_secret_is_valid_and_environment_scope_is_the_default(
+    tmp_path: Path,
+) -> None:
+    text = TEXT.replace(GA_BLOCK, "    owner: data\n    scope: repository\n    vault: ci/ga-mcp")
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    policy = load_policy(path)
+    spec = policy.secrets["GA_MCP_SERVICE_ACCOUNT_JSON"]
+    assert spec.repository_level and spec.environments == ()
+    assert spec.vault_path("production") == spec.vault_path("staging") == "ci/ga-mcp"
+    assert not load_policy(EXAMPLE).secrets["SUPABASE_URL"].repository_level
+    assert load_policy(EXAMPLE).secrets["SUPABASE_URL"].scope == "environment"
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -87,3 +87,27 @@ def test_scan_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
 def test_missing_folder_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "scan", "--workflows", "/nonexistent", "--policy", str(EXAMPLE))
     assert code == 3 and "not a directory" in err
+
+
+def test_a_repository_secret_is_declared_for_every_job(tmp_path: Path) -> None:
+    from tests.world import REPOSITORY_SECRETS
+
+    head, flags = EXAMPLE.read_text().split("\nflags:\n")
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"{head}\n{REPOSITORY_SECRETS}\nflags:\n{flags}")
+    policy = load_policy(path)
+    report = compare(policy, [
+        job("build", None, None, "SENTRY_AUTH_TOKEN", "SUPABASE_URL"),
+        job("deploy", "production", "production", "SENTRY_AUTH_TOKEN", "UNKNOWN"),
+        job("any", "${{ matrix.env }}", ANY_ENVIRONMENT, "SENTRY_AUTH_TOKEN"),
+    ])
+    assert [(f.kind, f.secret) for f in report.undeclared] == [
+        ("no-environment", "SUPABASE_URL"), ("undeclared", "UNKNOWN")
+    ]
+    unused = [(f.secret, f.environment) for f in report.unused]
+    assert ("CODECOV_TOKEN", None) in unused  # no job references it at all
+    assert not any(secret == "SENTRY_AUTH_TOKEN" for secret, _ in unused)
+    # only for the repositories it targets: storefront-sync has SENTRY_AUTH_TOKEN, not CODECOV
+    other = compare(policy, [job("b", None, None, "CODECOV_TOKEN")], "occ-labs/storefront-sync")
+    assert [(f.kind, f.secret) for f in other.undeclared] == []
+    assert [(f.secret, f.environment) for f in other.unused] == [("SENTRY_AUTH_TOKEN", None)]

@@ -14,6 +14,7 @@ from envmatrix.policy import load_policy
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.verify import escape_data, escape_property
 from tests.envmatrix.support_gates import EXAMPLE, example_policy, run, run_json, use_services
+from tests.world import World
 
 REQUIRED = ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET",
             "ZOHO_REFRESH_TOKEN", "SHOPIFY_ADMIN_TOKEN", "CHATWOOT_API_TOKEN",
@@ -127,3 +128,38 @@ def test_json_in_actions_keeps_stdout_parseable(
     code, out, err = run(capsys, "verify", "-e", "production", "--json")
     assert code == 1 and json.loads(out)["missing"][0]["name"] == "SUPABASE_SERVICE_KEY"
     assert ANNOTATION in err.splitlines()
+
+
+def test_repository_secrets_are_required_in_every_environment(world: World) -> None:
+    from envmatrix.adapters.github import GitHubAdapter
+    from tests.world import OTHER_REPO, REPO
+
+    world.add_repository_secrets()
+    world.seed(leave_out=("CODECOV_TOKEN", ""))
+    assert world.run("apply", "--yes").code == 0
+    ok = world.run("verify", "-e", "staging", "--source", "github", "-r", OTHER_REPO)
+    assert ok.code == 0 and "all 1 required secrets present" in ok.out
+    GitHubAdapter(world.sandbox.url, "sandbox-token").delete_repository_secret(
+        OTHER_REPO, "SENTRY_AUTH_TOKEN"
+    )
+    github = world.run("verify", "-e", "staging", "--source", "github")
+    assert github.code == 1
+    assert github.out.splitlines()[:2] == [
+        "CODECOV_TOKEN missing in GitHub occ-labs/operator-console (repository secrets) — owner:"
+        " data (data@occ.example)",
+        "SENTRY_AUTH_TOKEN missing in GitHub occ-labs/storefront-sync (repository secrets) —"
+        " owner: reliability (reliability@occ.example)",
+    ]
+    vault = world.run("verify", "-e", "production", "--source", "vault")
+    assert vault.code == 1
+    assert f"CODECOV_TOKEN missing in Vault {world.vault.mount}/ci/codecov#CODECOV_TOKEN" in (
+        vault.out
+    )
+    assert "SENTRY_AUTH_TOKEN" not in vault.out
+    for i, name in enumerate(REQUIRED):
+        world.monkeypatch.setenv(name, f"{CANARY}-{i}")
+    environ = world.run("verify", "-e", "production", "--source", "environ", "-r", REPO, "--json")
+    assert environ.code == 1
+    report = environ.json()
+    assert [m["name"] for m in report["missing"]] == ["SENTRY_AUTH_TOKEN", "CODECOV_TOKEN"]
+    assert len(report["checked"]) == 10
