@@ -33,6 +33,7 @@ import hvac.exceptions
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from envmatrix.adapters import actions_oidc
 from envmatrix.errors import (
     UsageError,
     VaultCasMismatch,
@@ -91,6 +92,53 @@ class _Operation:
         return f"{self.method} /v1/{self.api_path}"
 
 
+# Answers that mean "these credentials do not open this door" (OpenBao answers 403 for an auth
+# mount that does not exist, 400 for a bad secret id, claim, audience, issuer or expiry).
+_REFUSALS = (
+    hvac.exceptions.InvalidRequest,
+    hvac.exceptions.Unauthorized,
+    hvac.exceptions.Forbidden,
+)
+_ACCEPTED = (
+    "set VAULT_TOKEN; or VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole); or VAULT_AUTH_ROLE in "
+    "GitHub Actions with `permissions: id-token: write` (JWT)"
+)
+# (words in Vault's refusal, what to tell the user): Vault's own text is matched, never shown.
+_APPROLE_HINTS = (
+    ("permission denied", "is the approle auth method enabled there? (VAULT_APPROLE_PATH)"),
+    (
+        "",
+        "check VAULT_ROLE_ID and VAULT_SECRET_ID (the secret id may have expired or run out "
+        "of uses)",
+    ),
+)
+_JWT_HINTS = (
+    ("permission denied", "is the jwt auth method enabled there? (VAULT_JWT_PATH)"),
+    ("could not be found", "no such role (VAULT_AUTH_ROLE)"),
+    ("bound claim", "check bound_claims (repository, environment) against this job"),
+    ("audience", "check bound_audiences against the token's aud (VAULT_JWT_AUDIENCE)"),
+    ("issuer", "check bound_issuer (https://token.actions.githubusercontent.com)"),
+    ("expired", "the ID token expired: check the clocks of Vault and the runner"),
+    (
+        "",
+        "check the role's bound_claims, bound_audiences and bound_issuer and the jwt auth "
+        "method's keys (oidc_discovery_url)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _LoginStep:
+    """One way of logging in, named for error messages."""
+
+    name: str
+    hints: tuple[tuple[str, str], ...]
+
+    def refused(self, status: int, said: str) -> str:
+        hint = next(text for words, text in self.hints if words in said.lower())
+        return f"{self.name} refused ({status}): {hint}"
+
+
 def _check_addr(addr: str, source: str) -> str:
     parts = urlsplit(addr)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -119,20 +167,62 @@ class VaultAdapter:
         self._client = hvac.Client(url=self.addr, token=token, timeout=timeout)
         self._kv = self._client.secrets.kv.v2
         self._identity: str | None = None
+        self._login_label = ""  # how the token was obtained, when envmatrix logged in itself
         self._sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def from_environment(
         cls, mount: str = "secret", environ: Mapping[str, str] = os.environ
     ) -> VaultAdapter:
-        """An adapter configured like the Vault CLI, from `VAULT_ADDR` and `VAULT_TOKEN`."""
+        """An adapter logged in from the environment: `VAULT_ADDR` plus one way to authenticate.
+
+        `VAULT_TOKEN` (as the Vault CLI) wins when set; otherwise AppRole (`VAULT_ROLE_ID` +
+        `VAULT_SECRET_ID`, mount `VAULT_APPROLE_PATH`) or, in GitHub Actions, JWT auth with the
+        job's OIDC ID token (`VAULT_AUTH_ROLE`, mount `VAULT_JWT_PATH`, `VAULT_JWT_AUDIENCE`).
+        """
         addr = environ.get("VAULT_ADDR", "").strip()
-        token = environ.get("VAULT_TOKEN", "").strip()
         if not addr:
             raise UsageError("VAULT_ADDR is not set: export the Vault URL, e.g. https://vault:8200")
-        if not token:
-            raise UsageError("VAULT_TOKEN is not set: export a Vault token for envmatrix to use")
-        return cls(_check_addr(addr, "VAULT_ADDR"), token, mount=mount)
+        addr = _check_addr(addr, "VAULT_ADDR")
+        token = environ.get("VAULT_TOKEN", "").strip()
+        if token:
+            return cls(addr, token, mount=mount)
+        login = _login_from(environ)  # UsageError before any request when the setup is wrong
+        adapter = cls(addr, "", mount=mount)
+        try:
+            login(adapter)
+        except BaseException:
+            adapter.close()
+            raise
+        return adapter
+
+    def login_approle(self, role_id: SecretValue, secret_id: SecretValue, path: str) -> None:
+        """Log in with AppRole at `auth/<path>/`; the token obtained replaces the client's."""
+        path = path.strip("/")
+        op = _Operation("POST", f"auth/{path}/login", "login", _Retry.UNSENT)
+        step = _LoginStep(f"Vault AppRole login at {path}/", _APPROLE_HINTS)
+        response = self._login(
+            op,
+            step,
+            lambda: self._client.auth.approle.login(
+                role_id=role_id.reveal(), secret_id=secret_id.reveal(), mount_point=path
+            ),
+        )
+        role_name = (response["auth"].get("metadata") or {}).get("role_name")
+        self._login_label = f"approle:{role_name or path}"
+
+    def login_jwt(self, role: str, jwt: SecretValue, path: str) -> None:
+        """Log in with a JWT (a GitHub Actions ID token) for `role` at `auth/<path>/`."""
+        path = path.strip("/")
+        # A JWT may be presented again until it expires, so a lost answer is safe to retry.
+        op = _Operation("POST", f"auth/{path}/login", "login", _Retry.TRANSIENT)
+        step = _LoginStep(f"Vault JWT login at {path}/ for role {role}", _JWT_HINTS)
+        self._login(
+            op,
+            step,
+            lambda: self._client.auth.jwt.jwt_login(role=role, jwt=jwt.reveal(), path=path),
+        )
+        self._login_label = f"jwt:{role}"
 
     def close(self) -> None:
         """Close the HTTP session."""
@@ -195,14 +285,34 @@ class VaultAdapter:
         )
 
     def identity(self) -> str:
-        """`token:<display_name> accessor:<accessor>` of the token, looked up once."""
+        """`token:<display_name> accessor:<accessor>` of the token, looked up once.
+
+        After a login it starts with how: `approle:<role_name> ` or `jwt:<role> `.
+        """
         if self._identity is None:
             op = _Operation("GET", "auth/token/lookup-self", "read", _Retry.TRANSIENT)
             data = self._call(op, self._client.auth.token.lookup_self)["data"]
-            self._identity = f"token:{data['display_name']} accessor:{data['accessor']}"
+            token = f"token:{data['display_name']} accessor:{data['accessor']}"
+            self._identity = f"{self._login_label} {token}".strip()
         return self._identity
 
     # -- requests -------------------------------------------------------------------------------
+
+    def _login(
+        self, op: _Operation, step: _LoginStep, request: Callable[[], Any]
+    ) -> dict[str, Any]:
+        """Run a login request; a refusal becomes one line naming the step and what to check."""
+
+        def translate(failure: Exception, op: _Operation) -> VaultError:
+            if isinstance(failure, _REFUSALS):
+                said = " ".join(str(error) for error in failure.errors or ())  # classify only
+                return VaultError(step.refused(_STATUS_OF[type(failure)], said))
+            return self._translate(failure, op)
+
+        response = self._call(op, request, translate)
+        if not isinstance(response, dict) or not response.get("auth"):
+            raise VaultError(f"{step.name} gave no token (Vault at {self.addr})")
+        return response
 
     def _read_data(self, path: str, version: int | None) -> dict[str, Any]:
         op = self._operation("GET", "data", path, "read", _Retry.TRANSIENT)
@@ -239,7 +349,12 @@ class VaultAdapter:
         api_path = f"{self.mount}/{kind}/{quote(path.strip('/'))}"
         return _Operation(method, api_path, capability, retry)
 
-    def _call(self, op: _Operation, request: Callable[[], _T]) -> _T:
+    def _call(
+        self,
+        op: _Operation,
+        request: Callable[[], _T],
+        translate: Callable[[Exception, _Operation], VaultError] | None = None,
+    ) -> _T:
         """Run `request` with bounded retries; raise our translation of its last failure."""
         for attempt in range(1, self.retries + 1):
             failure: Exception
@@ -252,7 +367,7 @@ class VaultAdapter:
             self._sleep(_backoff(attempt))
         # Raised here, not in the except block, so no hvac exception (which may carry a response
         # body) rides along as __context__ into tracebacks and error reports.
-        raise self._translate(failure, op)
+        raise (translate or self._translate)(failure, op)
 
     # -- error translation ----------------------------------------------------------------------
 
@@ -281,6 +396,54 @@ class VaultAdapter:
         if isinstance(failure, _TRANSIENT_ANSWERS):
             return VaultUnavailable(f"Vault at {self.addr} answered {status} to {op.endpoint}")
         return VaultError(f"Vault at {self.addr} answered {status or 'an error'} to {op.endpoint}")
+
+
+def _login_from(environ: Mapping[str, str]) -> Callable[[VaultAdapter], None]:
+    """How to log in when VAULT_TOKEN is not set; UsageError when it is unclear or incomplete."""
+    role_id, secret_id = _setting(environ, "VAULT_ROLE_ID"), _setting(environ, "VAULT_SECRET_ID")
+    jwt_role = _setting(environ, "VAULT_AUTH_ROLE")
+    if (role_id or secret_id) and jwt_role:
+        raise UsageError(
+            "both AppRole (VAULT_ROLE_ID/VAULT_SECRET_ID) and JWT (VAULT_AUTH_ROLE) are set: "
+            "keep one; accepted: " + _ACCEPTED
+        )
+    if role_id or secret_id:
+        return _approle_login(role_id, secret_id, _setting(environ, "VAULT_APPROLE_PATH"))
+    if jwt_role:
+        return _jwt_login(jwt_role, environ)
+    raise UsageError(f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}")
+
+
+def _approle_login(role_id: str, secret_id: str, path: str) -> Callable[[VaultAdapter], None]:
+    if not (role_id and secret_id):
+        missing = "VAULT_SECRET_ID" if role_id else "VAULT_ROLE_ID"
+        raise UsageError(
+            f"AppRole login needs VAULT_ROLE_ID and VAULT_SECRET_ID: {missing} is "
+            f"not set; accepted: {_ACCEPTED}"
+        )
+    credentials = SecretValue(role_id), SecretValue(secret_id)
+    return lambda adapter: adapter.login_approle(*credentials, path or "approle")
+
+
+def _jwt_login(role: str, environ: Mapping[str, str]) -> Callable[[VaultAdapter], None]:
+    if not actions_oidc.in_actions_with_id_token(environ):
+        raise UsageError(
+            "VAULT_AUTH_ROLE is set but this is not a GitHub Actions job allowed to request an ID "
+            f"token ({actions_oidc.REQUEST_URL} and {actions_oidc.REQUEST_TOKEN} are not set): "
+            "give the job `permissions: id-token: write`; accepted: " + _ACCEPTED
+        )
+    audience = _setting(environ, "VAULT_JWT_AUDIENCE") or None
+    path = _setting(environ, "VAULT_JWT_PATH") or "jwt"
+
+    def login(adapter: VaultAdapter) -> None:
+        # Requested only now, after every check passed: an ID token lives about five minutes.
+        adapter.login_jwt(role, actions_oidc.request_id_token(environ, audience), path)
+
+    return login
+
+
+def _setting(environ: Mapping[str, str], name: str) -> str:
+    return environ.get(name, "").strip()
 
 
 def _may_retry(policy: _Retry, failure: Exception) -> bool:
