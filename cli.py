@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import traceback
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -586,7 +587,8 @@ def probe_supabase(
 
     loaded = load_policy(policy_path(policy))
     (logical,) = resolve_environments(loaded, [environment])
-    result = run_probe("supabase", loaded, vault_from_environment(loaded, os.environ), logical)
+    with closing(vault_from_environment(loaded, os.environ)) as vault:
+        result = run_probe("supabase", loaded, vault, logical)
     if json_output:
         render.print_json(result.to_json())
     else:

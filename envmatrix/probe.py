@@ -12,12 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envmatrix.errors import CheckFailed, UsageError, VaultNotFound
 from envmatrix.policy import Policy
 from envmatrix.ports import VaultPort
 from envmatrix.secret import SecretValue
+
+if TYPE_CHECKING:
+    from envmatrix.adapters.vault import VaultAdapter
 
 SUPABASE_URL = "SUPABASE_URL"
 SUPABASE_KEY = "SUPABASE_SERVICE_KEY"
@@ -125,8 +128,8 @@ def probe_runner(policy: Policy, vault: VaultPort) -> Callable[[str, str], str |
     return run
 
 
-def vault_from_environment(policy: Policy, environ: Mapping[str, str]) -> VaultPort:
-    """The policy's Vault mount, reached with VAULT_ADDR / VAULT_TOKEN."""
+def vault_from_environment(policy: Policy, environ: Mapping[str, str]) -> VaultAdapter:
+    """The policy's Vault mount, reached as the Vault CLI would (VAULT_ADDR, VAULT_TOKEN, ...)."""
     from envmatrix.adapters.vault import VaultAdapter
 
     return VaultAdapter.from_environment(policy.vault.mount, environ)

@@ -18,6 +18,7 @@ Inside GitHub Actions the result is also published in the runner's formats (API-
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -249,11 +250,12 @@ def run_verify(
     if chosen is Source.GITHUB:
         from envmatrix.adapters.github import GitHubAdapter
 
-        return verify_github(policy, logical, repository, GitHubAdapter.from_environment(environ))
+        with closing(GitHubAdapter.from_environment(environ)) as github:
+            return verify_github(policy, logical, repository, github)
     from envmatrix.adapters.vault import VaultAdapter
 
-    vault = VaultAdapter.from_environment(policy.vault.mount, environ)
-    return verify_vault(policy, logical, repository, vault)
+    with closing(VaultAdapter.from_environment(policy.vault.mount, environ)) as vault:
+        return verify_vault(policy, logical, repository, vault)
 
 
 def _source(source: str | None, environ: Mapping[str, str]) -> Source:
