@@ -25,7 +25,6 @@ from envmatrix.policy import Policy, load_policy
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from envmatrix.audit import AuditEvent
     from envmatrix.audit_store import GuardedSink
     from envmatrix.secret import SecretValue
     from rotation.engine import RotationOutcome, StepResult
@@ -273,7 +272,7 @@ def audit_trail(
     if json_output:
         render.print_json({"events": [event_json(e) for e in events]})
     else:
-        _render_audit(events)
+        render.render_audit(events, render.console())
 
 
 def _since(text: str | None) -> datetime | None:
@@ -291,19 +290,6 @@ def _since(text: str | None) -> datetime | None:
     except ValueError:
         raise UsageError(f"--since {text!r} is not a duration (24h, 7d) or an ISO time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _render_audit(events: list[AuditEvent]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table("time (UTC)", "action", "target", "vault", "result", "actor", "detail")
-    for e in events:
-        version = "" if e.vault_version is None else f"v{e.vault_version}"
-        cells = (f"{e.time.astimezone(UTC):%Y-%m-%d %H:%M:%S}", e.action, e.target, version,
-                 e.result, e.actor, e.detail)
-        table.add_row(*(escape(c) for c in cells))
-    render.console().print(table if events else "No audit events.")
 
 
 # -- rotation schedules (rotation/schedule.py, rotation/calendar.py, rotation/render.py) --------

@@ -5,18 +5,23 @@ machines (`--json`, stable keys). Domain code returns values; only this module a
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from envmatrix.apply import ApplyReport, ItemResult
+from envmatrix.audit import AuditEvent
 from envmatrix.plan import Action, Change, Plan
 from rotation.schedule import RotationStatus
 
 REPOSITORY = "(repository)"  # where an environment name would go, for repository secrets
+LOG_WIDTH = 200
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
     Action.UPDATE: ("~", "yellow"),
@@ -27,8 +32,15 @@ SYMBOLS = {
 
 
 def console(file: TextIO | None = None) -> Console:
-    """A console that colours only a terminal, honours NO_COLOR and never wraps JSON."""
-    return Console(file=file or sys.stdout, highlight=False, soft_wrap=True)
+    """A console that colours only a terminal, honours NO_COLOR and never wraps JSON.
+
+    Off a terminal (CI logs, pipes) rich would size tables to 80 columns and fold every cell;
+    there it gets LOG_WIDTH unless COLUMNS says otherwise."""
+    target = file or sys.stdout
+    wide = not target.isatty() and "COLUMNS" not in os.environ
+    return Console(
+        file=target, highlight=False, soft_wrap=True, width=LOG_WIDTH if wide else None
+    )
 
 
 def print_json(data: Any, file: TextIO | None = None) -> None:
@@ -147,3 +159,17 @@ def _result_line(result: ItemResult) -> str:
     if result.ok:
         return f"[green]✓[/] {escape(what)}"
     return f"[red]✗[/] {escape(what)}: {escape(result.error or '')}"
+
+
+def render_audit(events: Sequence[AuditEvent], out: Console) -> None:
+    """The audit trail as a table (never a value: events carry none)."""
+    if not events:
+        out.print("No audit events.")
+        return
+    table = Table("time (UTC)", "action", "target", "vault", "result", "actor", "detail")
+    for e in events:
+        version = "" if e.vault_version is None else f"v{e.vault_version}"
+        cells = (f"{e.time.astimezone(UTC):%Y-%m-%d %H:%M:%S}", e.action, e.target, version,
+                 e.result, e.actor, e.detail)
+        table.add_row(*(escape(c) for c in cells))
+    out.print(table)

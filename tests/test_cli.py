@@ -424,3 +424,15 @@ def test_matrix_shows_repository_secrets_in_a_repository_column(world: World) ->
     assert url == {"staging": "ok", "production": "ok", None: "not-required"}
     table = world.run("matrix").out
     assert "(repository)" in table and OTHER_REPO in table
+
+
+def test_audit_lists_every_write_of_an_apply(world: World) -> None:
+    world.seed()
+    assert world.run("audit").out.strip() == "No audit events."
+    assert world.run("apply", "--yes").code == 0
+    table = world.run("audit")
+    assert table.code == 0
+    assert table.out.count("secret.put") == 16 and "environment.create" in table.out
+    events = world.run("audit", "--since", "1h", "--json").json()["events"]
+    assert sum(e["action"] == "secret.put" and e["result"] == "ok" for e in events) == 16
+    assert world.run("audit", "--since", "yesterday").code == 3
