@@ -39,6 +39,24 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from envmatrix import __version__
+
+        render.console().print(f"envmatrix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Sync secrets from Vault into GitHub Actions environments; rotate them; gate flags."""
+
 PolicyOption = Annotated[
     Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
     typer.Option(
@@ -703,7 +721,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return _fail("aborted", ExitCode.FAILURE)
     except typer.TyperException as exc:  # typer's (vendored click's) command-line errors
-        return _fail(exc.format_message(), ExitCode.INVALID)
+        message = exc.format_message()
+        if not message:  # no command given: the help was printed, that says it all
+            return int(ExitCode.INVALID)
+        return _fail(message, ExitCode.INVALID)
     except EnvmatrixError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

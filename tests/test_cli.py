@@ -436,3 +436,11 @@ def test_audit_lists_every_write_of_an_apply(world: World) -> None:
     events = world.run("audit", "--since", "1h", "--json").json()["events"]
     assert sum(e["action"] == "secret.put" and e["result"] == "ok" for e in events) == 16
     assert world.run("audit", "--since", "yesterday").code == 3
+
+
+def test_version_and_bare_invocation(world: World) -> None:
+    from envmatrix import __version__
+
+    assert world.run("--version").out.strip() == f"envmatrix {__version__}"
+    bare = world.run()
+    assert bare.code == 3 and "Usage: envmatrix" in bare.out and bare.err == ""
