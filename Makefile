@@ -19,6 +19,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/api_economy.py
+	$(BIN)/python bench/plan_scale.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check cli.py envmatrix rotation tests
