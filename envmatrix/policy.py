@@ -266,11 +266,46 @@ class _Reference(Exception):
 
 def _check_references(policy: Policy) -> None:
     """Everything that needs more than one part of the policy to check."""
+    _check_repository_spellings(policy)
     for name, secret in policy.secrets.items():
         _check_secret_references(policy, name, secret)
     for name, flag in policy.flags.items():
         _check_flag_references(policy, name, flag)
     _check_rotation_groups(policy)
+
+
+def _check_listed_once(loc: Sequence[str | int], items: Sequence[str], note: str = "") -> None:
+    """A list entry given twice would plan (and write) the same thing twice."""
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.lower() in seen:
+            raise _Reference((*loc, i), f"{item} is listed twice{note}")
+        seen.add(item.lower())
+
+
+def _check_repository_spellings(policy: Policy) -> None:
+    """GitHub repository names ignore case: one repository spelt two ways would be two targets
+    (each reporting the other's secrets as orphans), so every list and spelling must agree."""
+    lists: list[tuple[tuple[str | int, ...], tuple[str, ...]]] = [
+        (("github", "repositories"), policy.github.repositories)
+    ]
+    for kind, specs in (("secrets", policy.secrets), ("flags", policy.flags)):
+        lists += [
+            ((kind, name, "repositories"), spec.repositories)
+            for name, spec in specs.items()
+            if spec.repositories is not None
+        ]
+    first: dict[str, tuple[str, tuple[str | int, ...]]] = {}
+    for loc, repositories in lists:
+        _check_listed_once(loc, repositories, " (GitHub names ignore case)")
+        for i, repository in enumerate(repositories):
+            spelling, where = first.setdefault(repository.lower(), (repository, loc))
+            if spelling != repository:
+                raise _Reference(
+                    (*loc, i),
+                    f"{repository} is {spelling} ({_dotted(where)}) spelt another way;"
+                    " GitHub names ignore case: spell it one way",
+                )
 
 
 def _check_rotation_groups(policy: Policy) -> None:
@@ -339,6 +374,8 @@ def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> None:
     loc = ("flags", name)
     if name in policy.secrets:
         raise _Reference(loc, f"flag {name} has the name of a secret")
+    _check_listed_once((*loc, "environments"), flag.environments)
+    _check_listed_once((*loc, "requires"), flag.requires)
     for i, env in enumerate(flag.environments):
         if env not in policy.environments:
             raise _Reference(
@@ -368,14 +405,16 @@ def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> None:
 def load_policy(path: str | Path) -> Policy:
     """Read, parse and validate a policy file. Every problem becomes one PolicyError."""
     file = str(path)
-    tree = _parse_yaml(file, _read_text(file))
     try:
+        tree = _parse_yaml(file, _read_text(file))
         policy = Policy.model_validate(_plain(tree))
         _check_references(policy)
     except ValidationError as exc:
         raise _policy_error(file, tree, exc) from None
     except _Reference as ref:
         raise PolicyError(file, _line_of(tree, ref.loc), _dotted(ref.loc), ref.message) from None
+    except RecursionError:  # ruamel and pydantic recurse per level: a policy is a few levels deep
+        raise PolicyError(file, None, "", "nested too deeply to be a policy") from None
     return policy
 
 
@@ -413,6 +452,8 @@ def _parse_yaml(file: str, text: str) -> CommentedMap:
         raise PolicyError(file, line, "", f"invalid YAML: {problem}") from None
     except YAMLError as exc:
         raise PolicyError(file, None, "", f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    except ValueError:  # int() refuses over sys.get_int_max_str_digits() digits; bad dates
+        raise PolicyError(file, None, "", "invalid YAML: a number or date cannot be read") from None
     if tree is None:
         raise PolicyError(file, 1, "", "the policy is empty; it needs at least version: 1")
     if not isinstance(tree, CommentedMap):

@@ -346,3 +346,129 @@ def test_desired_state_has_one_repository_target_per_repository_and_only_for_all
     assert desired_state(policy, ["staging", "production"]).targets == everything.targets
     only_prod = desired_state(policy, ["production"])
     assert [t.github_environment for t in only_prod.targets] == ["prod"]
+
+
+# -- properties of diff (hypothesis): random worlds, simulated apply, convergence --------------
+
+from dataclasses import replace as _replace  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+P_TARGETS = (
+    Target("o/a", "production", "production"),
+    Target("o/a", "staging", "staging"),
+    Target("o/b", "production", "production"),
+    Target.repository_level("o/a"),
+)
+P_NAMES = ("A_KEY", "B_KEY", "C_KEY", "D_KEY")
+P_PATHS = ("p/one", "p/two")
+P_KEYS = ("k1", "k2", "k3")
+P_TIMES = st.integers(0, 5).map(lambda n: T0 + timedelta(seconds=n))
+WRITE_TIME = T0 + timedelta(hours=1)  # GitHub's clock at the simulated apply: after everything
+
+
+@st.composite
+def p_desired(draw: st.DrawFn) -> DesiredState:
+    cells = []
+    for target in P_TARGETS:
+        for name in draw(st.sets(st.sampled_from(P_NAMES))):
+            path, key = draw(st.sampled_from(P_PATHS)), draw(st.sampled_from(P_KEYS))
+            cells.append(SecretCell(target, name, path, key, "team", None))
+    flags = [
+        FlagCell(target, "F_FLAG", tuple(draw(st.sets(st.sampled_from(P_NAMES), min_size=1))),
+                 draw(st.booleans()))
+        for target in P_TARGETS[:3]
+        if draw(st.booleans())
+    ]
+    targets = tuple(sorted({c.target for c in cells} | {f.target for f in flags}))
+    return DesiredState(targets, tuple(sorted(cells)), tuple(sorted(flags)), draw(st.booleans()))
+
+
+@st.composite
+def p_observed(draw: st.DrawFn, desired: DesiredState) -> Observed:
+    vault = {
+        path: VaultEntry(path, version, T0, frozenset(draw(st.sets(st.sampled_from(P_KEYS)))))
+        for path in P_PATHS
+        for version in [draw(st.none() | st.integers(1, 4))]
+    }
+    github: dict[Target, ObservedEnvironment | None] = {}
+    sync: dict[Target, SyncState] = {}
+    for target in desired.targets:
+        present = target.is_repository_level or draw(st.booleans())
+        names = draw(st.sets(st.sampled_from(P_NAMES)))
+        secrets = {n: ObservedSecret(n, T0, draw(P_TIMES)) for n in names}
+        flag = draw(st.sampled_from([None, "true", "false"]))
+        variables = {} if flag is None else {"F_FLAG": ObservedVariable("F_FLAG", flag, T0)}
+        github[target] = ObservedEnvironment("", secrets, variables) if present else None
+        records = {
+            n: SyncRecord(draw(st.sampled_from(P_PATHS)), draw(st.sampled_from(P_KEYS)),
+                          draw(st.integers(1, 4)), draw(P_TIMES))
+            for n in draw(st.sets(st.sampled_from(P_NAMES)))
+        }
+        sync[target] = SyncState(records, 1 if records else None)
+    return Observed(vault, github, sync)
+
+
+def simulate(observed: Observed, changes: tuple[Change, ...]) -> Observed:
+    """What the world holds after every write of a plan landed (apply's bookkeeping included)."""
+    github = {t: e for t, e in observed.github.items()}
+    sync = dict(observed.sync)
+    for change in changes:
+        assert change.is_write, change
+        target = next(t for t in github if (t.repository, t.github_environment) == (
+            change.repository, change.environment))
+        env = github[target] or ObservedEnvironment(change.environment or "")
+        secrets, variables = dict(env.secrets), dict(env.variables)
+        records = dict(sync.get(target, SyncState({}, None)).records)
+        if change.kind is Kind.SECRET and change.action is Action.DELETE:
+            secrets.pop(change.name, None)
+            records.pop(change.name, None)
+        elif change.kind is Kind.SECRET:
+            assert change.vault_path and change.vault_key and change.vault_version
+            secrets[change.name] = ObservedSecret(change.name, T0, WRITE_TIME)
+            records[change.name] = SyncRecord(
+                change.vault_path, change.vault_key, change.vault_version, WRITE_TIME
+            )
+        elif change.kind is Kind.VARIABLE:
+            assert change.value is not None
+            variables[change.name] = ObservedVariable(change.name, change.value, WRITE_TIME)
+        github[target] = _replace(env, secrets=secrets, variables=variables)
+        sync[target] = SyncState(records, 1)
+    return Observed(observed.vault, github, sync)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_applying_a_plan_converges(data: st.DataObject) -> None:
+    """For any world: apply the plan's writes, diff again, and nothing is left to write."""
+    want = data.draw(p_desired())
+    world = data.draw(p_observed(want))
+    first = diff(want, world)
+    second = diff(want, simulate(world, first.writes))
+    assert second.writes == ()
+    # what is left is only what apply cannot or must not fix, and it was already reported
+    assert {(c.action, c.repository, c.environment, c.name) for c in second.changes} <= {
+        (c.action, c.repository, c.environment, c.name) for c in first.changes
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_blocked_and_orphan_rows_are_never_writes_and_cells_appear_once(
+    data: st.DataObject,
+) -> None:
+    want = data.draw(p_desired())
+    plan = diff(want, data.draw(p_observed(want)))
+    for change in plan.changes:
+        assert change.is_write == (change.action in (Action.CREATE, Action.UPDATE, Action.DELETE))
+    assert not any(c.is_write for c in plan.changes if c.action in (Action.BLOCKED, Action.ORPHAN))
+    keys = [(c.kind, c.repository, c.environment, c.name) for c in plan.changes]
+    assert len(keys) == len(set(keys))
+    wanted = {(c.target.repository, c.target.github_environment, c.name) for c in want.secrets}
+    for change in plan.changes:
+        where = (change.repository, change.environment, change.name)
+        if change.action is Action.ORPHAN or change.action is Action.DELETE:
+            assert where not in wanted  # a policy secret is never orphaned or deleted
+        if change.action is Action.DELETE:
+            assert want.prune

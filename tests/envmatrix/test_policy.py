@@ -280,6 +280,41 @@ MISTAKES = [
         "envmatrix's own",
         "vault: envmatrix/state/x",
     ),
+    (
+        "a repository listed twice",
+        "  repositories: [occ-labs/operator-console]",
+        "  repositories: [occ-labs/operator-console, occ-labs/Operator-Console]",
+        "github.repositories[1]",
+        "occ-labs/Operator-Console is listed twice (GitHub names ignore case)",
+        "  repositories: [occ-labs/operator-console, occ-labs/Operator-Console]",
+    ),
+    (
+        "a flag environment listed twice",
+        "    requires: [SUPABASE_URL, SUPABASE_SERVICE_KEY]\n"
+        "    environments: [staging, production]",
+        "    requires: [SUPABASE_URL, SUPABASE_SERVICE_KEY]\n"
+        "    environments: [staging, production, staging]",
+        "flags.FEATURE_AI_ESCALATIONS.environments[2]",
+        "staging is listed twice",
+        "    environments: [staging, production, staging]",
+    ),
+    (
+        "a flag requirement listed twice",
+        "    requires: [SUPABASE_URL, SUPABASE_SERVICE_KEY]",
+        "    requires: [SUPABASE_URL, SUPABASE_SERVICE_KEY, SUPABASE_URL]",
+        "flags.FEATURE_AI_ESCALATIONS.requires[2]",
+        "SUPABASE_URL is listed twice",
+        "    requires: [SUPABASE_URL, SUPABASE_SERVICE_KEY, SUPABASE_URL]",
+    ),
+    (
+        "one repository spelt two ways",
+        "    vault: apps/{environment}/shopify\n",
+        "    vault: apps/{environment}/shopify\n    repositories: [OCC-labs/operator-console]\n",
+        "secrets.SHOPIFY_ADMIN_TOKEN.repositories[0]",
+        "OCC-labs/operator-console is occ-labs/operator-console (github.repositories) spelt"
+        " another way; GitHub names ignore case",
+        "    repositories: [OCC-labs/operator-console]",
+    ),
 ]
 
 
@@ -322,6 +357,13 @@ RAW_MISTAKES = [
         b"version: 1\nenvironments:\n\tstaging: {github: staging}\n",
         3,
         "invalid YAML",
+    ),
+    ("an integer too long to read", b"version: 1" + b"0" * 5000 + b"\n", None, "cannot be read"),
+    (
+        "nesting deeper than a policy goes",
+        b"version: 1\ndescription: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        None,
+        "nested too deeply",
     ),
 ]
 
@@ -395,3 +437,71 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+# -- fuzz (hypothesis): whatever the file holds, load_policy answers a policy or a PolicyError ---
+
+import json  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WORDS = (
+    "version", "vault", "mount", "github", "repositories", "prune", "environments", "owners",
+    "contact", "secrets", "flags", "requires", "owner", "service", "scope", "rotation",
+    "schedule", "max_age", "strategy", "timezone", "grace", "options", "staging", "production",
+    "SUPABASE_URL", "occ-labs/operator-console", "apps/{environment}/x#k", "0 9 1 * *", "90d",
+)
+SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(WORDS) | st.text()
+)
+TREES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=5), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def _mutated_example(draw: st.DrawFn) -> bytes:
+    """The example policy with a few lines dropped, doubled or garbled."""
+    lines = TEXT.splitlines(keepends=True)
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        how = draw(st.sampled_from(["drop", "double", "garble", "indent"]))
+        if how == "drop":
+            del lines[i]
+        elif how == "double":
+            lines.insert(i, lines[i])
+        elif how == "garble":
+            at = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:at] + draw(st.text(max_size=3)) + lines[i][at:]
+        else:
+            lines[i] = "  " + lines[i]
+    return "".join(lines).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def policy_files(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["bytes", "text", "json", "example"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    if kind == "text":
+        return draw(st.text(max_size=200)).encode("utf-8", "surrogatepass")
+    if kind == "json":  # JSON is YAML: random trees shaped a little like a policy
+        tree = draw(st.dictionaries(st.sampled_from(WORDS), TREES, max_size=6))
+        return json.dumps(tree).encode("utf-8", "surrogatepass")
+    return _mutated_example(draw)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy_files())
+def test_any_file_is_a_policy_or_a_policy_error(tmp_path_factory: pytest.TempPathFactory,
+                                                data: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "policy.yaml"
+    path.write_bytes(data)
+    try:
+        load_policy(path)
+    except PolicyError as error:
+        assert "\n" not in str(error)
+        assert str(error).startswith(str(path))
