@@ -36,6 +36,7 @@ from envmatrix.secret import SecretValue
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
+MAX_SECRET_BYTES = 48 * 1024  # GitHub's limit for one secret value (UTF-8 bytes)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,12 @@ class GitHubAdapter:
         return f"github-token@{urlparse(self.api_url).netloc}"
 
     def _put_secret(self, scope: str, url: str, value: SecretValue) -> WriteReceipt:
+        size = len(value.reveal().encode())
+        if size > MAX_SECRET_BYTES:  # GitHub would answer a bare 422; say why, send nothing
+            raise GitHubError(
+                f"PUT {self.api_url}{url}: the value is larger than 48 KB ({size} bytes; GitHub"
+                f" takes at most {MAX_SECRET_BYTES}); not sent"
+            )
         key = self._public_key(scope)
         body = {"encrypted_value": encrypt(key.key, value.reveal()), "key_id": key.key_id}
         try:

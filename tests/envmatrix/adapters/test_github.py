@@ -144,3 +144,21 @@ def test_from_environment_reads_token_url_and_retry_policy(sandbox: GitHubSandbo
     )
     assert github.list_environments(REPO) == []
     assert github._retry.attempts == 2 and github._retry.max_wait == 7
+
+
+def test_a_value_of_exactly_48_kb_lands_and_one_byte_more_fails_before_any_request(
+    sandbox: GitHubSandbox, github: GitHubAdapter
+) -> None:
+    github.create_environment(REPO, "staging")
+    github.put_environment_secret(REPO, "staging", "EXACT", SecretValue("x" * 49152))
+    assert sandbox.secret_value(REPO, "staging", "EXACT") == "x" * 49152
+    before = dict(sandbox.request_counts())
+    for name, value in (("OVER", "y" * 49153), ("WIDE", "é" * 24577)):  # 49,154 UTF-8 bytes
+        with pytest.raises(GitHubError) as caught:
+            github.put_environment_secret(REPO, "staging", name, SecretValue(value))
+        message = str(caught.value)
+        assert "larger than 48 KB" in message and name in message
+        assert value[:10] not in message
+    with pytest.raises(GitHubError, match="larger than 48 KB"):
+        github.put_repository_secret(REPO, "OVER", SecretValue("z" * 49153))
+    assert dict(sandbox.request_counts()) == before  # no PUT, no second key fetch
