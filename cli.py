@@ -132,22 +132,32 @@ def apply(
     lock_timeout: LockTimeoutOption = "0s",
 ) -> None:
     """Make GitHub match the policy (Vault is the source of truth)."""
-    from envmatrix.sync import apply_run, apply_saved, connect, is_plan_file, make_plan, vault_lock
+    from envmatrix.sync import (
+        apply_run,
+        apply_saved,
+        connect,
+        is_plan_file,
+        make_plan,
+        saved_plan_policy,
+        vault_lock,
+    )
 
     if plan_file and not is_plan_file(plan_file):
         raise UsageError(f"{plan_file} is not a saved plan; pass a policy with --policy")
     timeout = _seconds(lock_timeout)
     if plan_file:
         _confirm(yes, None)
-    path = _saved_policy_path(plan_file) if plan_file else policy_path(policy)
-    loaded = load_policy(path)
+        path, loaded = saved_plan_policy(plan_file, policy, environment or ())
+    else:
+        path = policy_path(policy)
+        loaded = load_policy(path)
     # the lock covers planning too: a runner that waited plans after the previous one's writes
     with connect(loaded) as connections, _audit_sink(loaded, path) as sink:
         lock = vault_lock(connections, sink, timeout)
         try:
             with lock:
                 if plan_file:
-                    _, report = apply_saved(plan_file, connections, sink)
+                    _, report = apply_saved(plan_file, connections, sink, path)
                 else:
                     run = make_plan(path, connections, environment or (), loaded)
                     if not run.plan.has_writes:
@@ -160,12 +170,6 @@ def apply(
                 if note:
                     _warn(note)
     _render_report(report, json_output)
-
-
-def _saved_policy_path(plan_file: str) -> str:
-    from envmatrix.sync import read_plan_file
-
-    return str(read_plan_file(plan_file)["policy"])
 
 
 def _audit_sink(policy: Policy, path: str) -> GuardedSink:

@@ -38,8 +38,11 @@ def console(file: TextIO | None = None) -> Console:
     there it gets LOG_WIDTH unless COLUMNS says otherwise."""
     target = file or sys.stdout
     wide = not target.isatty() and "COLUMNS" not in os.environ
+    # rich's own NO_COLOR handling drops colours but keeps bold, dim and reverse: drop them all
+    plain = bool(os.environ.get("NO_COLOR"))
     return Console(
-        file=target, highlight=False, soft_wrap=True, width=LOG_WIDTH if wide else None
+        file=target, highlight=False, soft_wrap=True, width=LOG_WIDTH if wide else None,
+        color_system=None if plain else "auto",
     )
 
 

@@ -86,14 +86,15 @@ def matrix_renderable(matrix: Matrix, scan: ScanReport | None = None) -> Rendera
 
 def _rich_grid(matrix: Matrix, repository: str) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    # Text, not str: names from the policy and GitHub ("x[/]y") are not rich markup
     for column in ("secret", "service", "owner", *matrix.environments(repository)):
-        table.add_column(column)
+        table.add_column(Text(column))
     for row in matrix.rows(repository):
         first = row[0]
         table.add_row(
-            first.secret,
-            first.service or "",
-            first.owner,
+            Text(first.secret),
+            Text(first.service or ""),
+            Text(first.owner),
             *(
                 Text(cell_label(c.status, c.rotation_overdue), style=SYMBOLS[c.status][1])
                 for c in row
@@ -254,7 +255,8 @@ def flags_table(readiness: Iterable[FlagReadiness]) -> RenderableType:
         ready = Text("✓ ready", style="green") if r.ready else Text("✗ not ready", style="red")
         variable = (r.github_variable or "unset") if r.variable else "(no variable)"
         blocked_by = ", ".join(b.secret or b.status for b in r.blockers)
-        table.add_row(r.flag, r.repository, r.environment, ready, variable, blocked_by)
+        plain = (Text(text) for text in (r.flag, r.repository, r.environment))  # not markup
+        table.add_row(*plain, ready, Text(variable), Text(blocked_by))
     details = [Text(line) for line in flag_check_lines(r for r in rows if not r.ready)]
     return Group(table, *details)
 

@@ -107,12 +107,55 @@ def apply_run(
     return applier.apply(run.plan)
 
 
-def apply_saved(
-    plan_file: str, connections: Connections, audit: AuditSink | None = None
-) -> tuple[PlanRun, ApplyReport]:
-    """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since."""
+def saved_plan_policy(
+    plan_file: str, given: str | None = None, environments: Sequence[str] = ()
+) -> tuple[str, Policy]:
+    """The policy a saved plan is applied with, checked against the command line.
+
+    It is the file the plan was made from; `--policy` may name it, or the same policy moved
+    elsewhere (same content). `--environment` may repeat the plan's selection but never change
+    it: a saved plan is applied whole, so a narrower selection would silently write more.
+    """
     saved = read_plan_file(plan_file)
-    policy_path = str(saved["policy"])
+    recorded = str(saved["policy"])
+    path = recorded if given is None else _given_policy(plan_file, saved, given)
+    if not Path(path).exists():
+        raise StalePlanError(
+            f"saved plan {plan_file} was made from {recorded}, which is gone; plan again"
+            " (or pass the policy's new place with --policy)"
+        )
+    policy = load_policy(path)
+    planned = tuple(saved["environments"])
+    if environments and set(resolve_environments(policy, environments)) != set(planned):
+        raise UsageError(
+            f"saved plan {plan_file} covers {', '.join(planned) or 'no environment'} and is"
+            " applied whole; to apply less, plan again with --environment"
+        )
+    return path, policy
+
+
+def _given_policy(plan_file: str, saved: Mapping[str, Any], given: str) -> str:
+    same_file = Path(given).resolve() == Path(str(saved["policy"]))
+    if same_file or _sha256(given) == saved["policy_sha256"]:
+        return given
+    raise UsageError(
+        f"--policy {given} is not the policy saved plan {plan_file} was made from"
+        f" ({saved['policy']}); plan again"
+    )
+
+
+def apply_saved(
+    plan_file: str,
+    connections: Connections,
+    audit: AuditSink | None = None,
+    policy_path: str | None = None,
+) -> tuple[PlanRun, ApplyReport]:
+    """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
+
+    `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by default where
+    it was when the plan was made."""
+    saved = read_plan_file(plan_file)
+    policy_path = policy_path or str(saved["policy"])
     if _sha256(policy_path) != saved["policy_sha256"]:
         raise StalePlanError(
             f"saved plan {plan_file} is stale: {policy_path} changed since; plan again"
@@ -221,6 +264,9 @@ def _atomic_write(path: str, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
+    except OSError as exc:  # e.g. the path is a folder
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write ({exc.strerror})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

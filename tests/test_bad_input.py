@@ -103,6 +103,15 @@ def file_arg(content: bytes | None, *argv: str) -> Setup:
     return setup
 
 
+def folder_arg(*argv: str) -> Setup:
+    def setup(w: World, tmp: Path) -> tuple[str, ...]:
+        folder = tmp / "a-folder"
+        folder.mkdir()
+        return tuple(a.replace("FOLDER", str(folder)) for a in argv)
+
+    return setup
+
+
 CASES: dict[str, tuple[Setup, int, str]] = {
     # -- policy files --
     "unknown key": (
@@ -174,6 +183,12 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         3,
         "cannot write",
     ),
+    "plan --out onto a folder": (folder_arg("plan", "--out", "FOLDER"), 3, "cannot write"),
+    "plan --json --out onto a folder": (
+        folder_arg("plan", "--json", "--out", "FOLDER"),
+        3,
+        "cannot write",
+    ),
     # -- environment variables --
     "no GitHub token": (env("GITHUB_TOKEN", None), 3, "GITHUB_TOKEN"),
     "no Vault address": (env("VAULT_ADDR", None), 3, "VAULT_ADDR"),
@@ -230,6 +245,7 @@ def test_bad_input(case: str, world: World, tmp_path: Path) -> None:
     assert result.err.count("\n") == 1, result.err
     assert result.err.startswith("error: ")
     assert message in result.err
+    assert result.out == ""  # stdout is for results (JSON included); errors go to stderr only
     assert "Traceback" not in result.out + result.err
     writes = {k: n for k, n in world.sandbox.request_counts().items() if k[0] in WRITES}
     assert writes == {}

@@ -444,3 +444,45 @@ def test_version_and_bare_invocation(world: World) -> None:
     assert world.run("--version").out.strip() == f"envmatrix {__version__}"
     bare = world.run()
     assert bare.code == 3 and "Usage: envmatrix" in bare.out and bare.err == ""
+
+
+def test_saved_plan_is_applied_whole_and_refuses_another_environment_selection(
+    world: World, tmp_path: Path
+) -> None:
+    world.seed()
+    planfile = tmp_path / "plan.json"
+    assert world.run("plan", "--out", str(planfile)).code == 0
+    narrower = world.run("apply", str(planfile), "--environment", "staging", "--yes")
+    assert narrower.code == 3
+    assert "applied whole" in narrower.err and narrower.out == ""
+    assert world.sandbox.environment_names(REPO) == []  # nothing written
+    other_policy = tmp_path / "other.yaml"
+    other_policy.write_text(world.policy_path.read_text() + "\n# another policy\n")
+    assert world.run("apply", str(planfile), "--policy", str(other_policy), "--yes").code == 3
+    assert world.sandbox.environment_names(REPO) == []
+    # repeating the plan's own selection (GitHub names or logical) is fine
+    same = world.run(
+        "apply", str(planfile), "-e", "staging", "-e", "PRODUCTION", "--policy",
+        str(world.policy_path), "--yes",
+    )
+    assert same.code == 0, same.err
+    assert world.mismatches() == []
+
+
+def test_saved_plan_whose_policy_moved_is_stale_unless_told_where_it_went(
+    world: World, tmp_path: Path
+) -> None:
+    world.seed()
+    planfile = tmp_path / "plan.json"
+    assert world.run("plan", "--out", str(planfile)).code == 0
+    moved = tmp_path / "moved" / "envmatrix.yaml"
+    moved.parent.mkdir()
+    world.policy_path.rename(moved)
+    gone = world.run("apply", str(planfile), "--yes")
+    assert gone.code == 1
+    assert "which is gone" in gone.err and "--policy" in gone.err
+    assert world.sandbox.environment_names(REPO) == []
+    applied = world.run("apply", str(planfile), "--policy", str(moved), "--yes")
+    assert applied.code == 0, applied.err
+    world.policy_path = moved
+    assert world.mismatches() == []

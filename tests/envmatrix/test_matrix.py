@@ -3,6 +3,7 @@ cell with `plan --json` on the example policy (real OpenBao, GitHub sandbox)."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import UTC, datetime
@@ -231,6 +232,26 @@ def test_renderers_escape_names_and_keep_the_page_self_contained() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "prod\\|x" in matrix_markdown(matrix)
     assert "✓ ok" in matrix_text(matrix)
+
+
+def test_terminal_table_and_flags_table_print_bracketed_names_as_they_are() -> None:
+    """GitHub environment names may hold '[' and ']': rich must not read them as markup."""
+    from rich.console import Console
+
+    from envmatrix.flags import FlagReadiness
+    from envmatrix.render_matrix import flags_table
+
+    targets = (Target("o/r", "eu", "x[/]y"), Target("o/r", "us", "[bold]b"))
+    desired = DesiredState(targets, tuple(SecretCell(t, "A", "p", "k", "team", None)
+                                          for t in targets), (), False)
+    text = matrix_text(build_matrix(desired, Plan(())))
+    assert "x[/]y" in text and "[bold]b" in text
+    rows = [FlagReadiness("F_X", "o/r", t.github_environment or "", t.environment, ("A",), (),
+                          True) for t in targets]
+    console = Console(width=160, no_color=True, record=True, file=io.StringIO())
+    console.print(flags_table(rows))
+    printed = console.export_text()
+    assert "x[/]y" in printed and "[bold]b" in printed
 
 
 def test_no_value_reaches_any_format(
