@@ -35,7 +35,9 @@ MAX_POLICY_BYTES = 1_000_000
 SECRET_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 LOGICAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-VAULT_REF = re.compile(r"^(?P<path>[A-Za-z0-9_.{}/-]+?)(?:#(?P<key>[A-Za-z0-9_.-]+))?$")
+# \w is Unicode-aware: Vault paths and keys may be `apps/zürich#schlüssel`
+VAULT_REF = re.compile(r"^(?P<path>[\w.{}/-]+?)(?:#(?P<key>[\w.-]+))?$")
+VAULT_REF_CHAR = re.compile(r"[\w.{}/#-]")
 DURATION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[smhdw])$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 STRATEGIES = ("generate", "manual", "postgres", "aws-iam", "supabase-api-key", "command")
@@ -97,6 +99,12 @@ def _check_logical_name(name: str) -> str:
 
 
 def _check_vault_ref(ref: str) -> str:
+    bad = next((c for c in ref if not VAULT_REF_CHAR.fullmatch(c)), None)
+    if bad is not None:
+        raise ValueError(
+            f"vault reference {ref!r}: {bad!r} cannot appear in it (letters, digits, '_', '.',"
+            " '-', '/', {environment} and one '#')"
+        )
     match = VAULT_REF.match(ref)
     path = match["path"] if match else ""
     if not match or path.startswith("/") or path.endswith("/") or "//" in path:

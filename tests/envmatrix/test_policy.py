@@ -281,6 +281,14 @@ MISTAKES = [
         "vault: envmatrix/state/x",
     ),
     (
+        "a space in a vault path",
+        "vault: apps/{environment}/shopify\n",
+        "vault: apps/{environment}/shop ify\n",
+        "secrets.SHOPIFY_ADMIN_TOKEN.vault",
+        "' ' cannot appear in it",
+        "vault: apps/{environment}/shop ify",
+    ),
+    (
         "a repository listed twice",
         "  repositories: [occ-labs/operator-console]",
         "  repositories: [occ-labs/operator-console, occ-labs/Operator-Console]",
@@ -505,3 +513,13 @@ def test_any_file_is_a_policy_or_a_policy_error(tmp_path_factory: pytest.TempPat
     except PolicyError as error:
         assert "\n" not in str(error)
         assert str(error).startswith(str(path))
+
+
+def test_vault_paths_and_keys_may_be_unicode(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    unicode = TEXT.replace(
+        "vault: apps/{environment}/shopify\n", "vault: apps/{environment}/zürich#schlüssel\n", 1
+    )
+    path.write_text(unicode, encoding="utf-8")
+    spec = load_policy(path).secrets["SHOPIFY_ADMIN_TOKEN"]
+    assert (spec.vault_path("staging"), spec.vault_key("X")) == ("apps/staging/zürich", "schlüssel")
