@@ -244,6 +244,14 @@ class Policy(_Strict):
     flags: dict[SecretName, FlagSpec] = Field(default_factory=dict)
     audit: AuditSpec | None = None
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # Literal[1] lets `true` and `1.0` through (both == 1); the format says `version: 1`
+        if type(value) is not int:
+            raise ValueError("unsupported version; this envmatrix reads version: 1")
+        return value
+
     @field_validator("environments")
     @classmethod
     def _distinct_github_names(cls, envs: dict[str, EnvironmentSpec]) -> dict[str, EnvironmentSpec]:
@@ -515,7 +523,9 @@ def _error_message(error: Mapping[str, Any], loc: Sequence[str | int]) -> str:
 
 
 def _dotted(loc: Sequence[str | int]) -> str:
-    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+    # a key holding a newline or other control character is shown quoted: messages are one line
+    parts = (p if isinstance(p, int) or p.isprintable() else repr(p) for p in loc)
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in parts).replace(".[", "[")
 
 
 def _line_of(tree: Any, loc: Sequence[str | int]) -> int | None:

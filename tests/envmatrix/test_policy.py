@@ -281,6 +281,22 @@ MISTAKES = [
         "vault: envmatrix/state/x",
     ),
     (
+        "version given as a boolean",
+        "version: 1\n",
+        "version: true\n",
+        "version",
+        "unsupported version; this envmatrix reads version: 1",
+        "version: true",
+    ),
+    (
+        "version given as a float",
+        "version: 1\n",
+        "version: 1.0\n",
+        "version",
+        "unsupported version; this envmatrix reads version: 1",
+        "version: 1.0",
+    ),
+    (
         "a space in a vault path",
         "vault: apps/{environment}/shopify\n",
         "vault: apps/{environment}/shop ify\n",
@@ -451,7 +467,7 @@ def test_bad_durations(text: str) -> None:
 
 import json  # noqa: E402
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 WORDS = (
@@ -504,6 +520,7 @@ def policy_files(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_files())
+@example(b'{"environments": {"version": {"\\n": null}}}')  # a key that is a newline
 def test_any_file_is_a_policy_or_a_policy_error(tmp_path_factory: pytest.TempPathFactory,
                                                 data: bytes) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "policy.yaml"
