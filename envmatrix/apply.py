@@ -199,6 +199,12 @@ class Applier:
             raise EnvmatrixError(
                 f"key {change.vault_key} is not in {change.vault_path} v{change.vault_version}"
             )
+        if not values[change.vault_key]:
+            # an empty secret is what GitHub substitutes for a missing one: never write it
+            raise EnvmatrixError(
+                f"the value at {self._vault.mount}/{change.vault_path}#{change.vault_key}"
+                f" v{change.vault_version} is empty; not sent — owner: {change.owner}"
+            )
         return values[change.vault_key]
 
     def _read_values(self, path: str, version: int) -> dict[str, SecretValue]:

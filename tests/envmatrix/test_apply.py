@@ -186,3 +186,17 @@ def test_values_are_dropped_after_the_apply() -> None:
     applier = Applier(FakeVault(), FakeGitHub(), {PROD: SyncState({}, None)})  # type: ignore[arg-type]
     applier.apply(PLAN)
     assert applier._values == {}  # noqa: SLF001 - the cache of values must not outlive the run
+
+
+def test_an_empty_value_in_vault_is_never_written() -> None:
+    vault = FakeVault()
+    vault.values[("apps/production/supabase", 3)]["service_key"] = SecretValue("")
+    github = FakeGitHub()
+    report, _, _ = apply(github, vault)
+    failed = {r.change.name: r.error for r in report.failed}
+    assert failed["SUPABASE_SERVICE_KEY"] == (
+        "the value at secret/apps/production/supabase#service_key v3 is empty; not sent"
+        " — owner: reliability"
+    )
+    assert "SUPABASE_SERVICE_KEY" not in github.secrets
+    assert failed["FEATURE_AI_ESCALATIONS"].startswith("not set true")
