@@ -82,7 +82,7 @@ def render_overdue(statuses: Sequence[RotationStatus], out: Console) -> None:
                 else (f"due {s.next_due.strftime('%Y-%m-%d %H:%M')} UTC")
             )
             out.print(
-                f"[yellow]⏰ rotation overdue[/]: {escape(s.secret)} in {escape(s.environment)}"
+                f"[yellow]↻ rotation overdue[/]: {escape(s.secret)} in {escape(s.environment)}"
                 f" ({when}, {escape(s.strategy)}) — owner: {escape(s.owner)}"
             )
 

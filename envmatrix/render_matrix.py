@@ -51,8 +51,8 @@ HTML_COLOURS: Mapping[Status, str] = {
 
 def cell_label(status: Status, rotation_overdue: bool = False) -> str:
     """`✓ ok`, `✗ blocked`: the symbol for scanning by eye, the word for reading without colour;
-    `⏰` marks a secret whose rotation is overdue."""
-    return f"{SYMBOLS[status][0]} {status}" + (" ⏰" if rotation_overdue else "")
+    `↻` marks a secret whose rotation is overdue."""
+    return f"{SYMBOLS[status][0]} {status}" + (" ↻" if rotation_overdue else "")
 
 
 # -- matrix: JSON ----------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def matrix_renderable(matrix: Matrix, scan: ScanReport | None = None) -> Rendera
         parts.append(_rich_grid(matrix, repository))
     parts.append(
         Text(
-            "  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status) + "  ⏰ rotation overdue", style="dim"
+            "  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status) + "  ↻ rotation overdue", style="dim"
         )
     )
     parts.extend(Text(line) for line in _footer_lines(matrix, scan))
@@ -147,7 +147,7 @@ def matrix_markdown(matrix: Matrix, scan: ScanReport | None = None) -> str:
     lines.append(
         "Legend: "
         + "; ".join(f"{cell_label(s)}: {MEANINGS[s]}" for s in Status)
-        + "; ⏰: rotation overdue"
+        + "; ↻: rotation overdue"
     )
     footer = _footer_lines(matrix, scan)
     if footer:
@@ -218,7 +218,7 @@ def _html_legend() -> str:
         f'<tr><td class="cell status-{s}">{_h(cell_label(s))}</td><td>{_h(MEANINGS[s])}</td></tr>'
         for s in Status
     )
-    rows += "<tr><td>⏰</td><td>rotation overdue (see envmatrix rotation due)</td></tr>"
+    rows += "<tr><td>↻</td><td>rotation overdue (see envmatrix rotation due)</td></tr>"
     return f'<table class="legend">{rows}</table>'
 
 

@@ -266,11 +266,11 @@ def test_plan_and_matrix_mark_overdue_rotations(world: World) -> None:
         ("SUPABASE_SERVICE_KEY", "production", "reliability", "never-rotated")
     ]
     human = world.run("plan")
-    assert "⏰ rotation overdue: SUPABASE_SERVICE_KEY in production (never rotated" in human.out
+    assert "↻ rotation overdue: SUPABASE_SERVICE_KEY in production (never rotated" in human.out
     cells = world.run("matrix", "--format", "json").json()["cells"]
     marked = {(c["environment"], c["secret"]) for c in cells if c["rotation_overdue"]}
     assert marked == {("production", "SUPABASE_SERVICE_KEY")}
-    assert "⏰" in world.run("matrix", "--format", "markdown").out
+    assert "↻" in world.run("matrix", "--format", "markdown").out
 
 
 # -- scope: repository secrets (Actions repository secrets) -----------------------------------
