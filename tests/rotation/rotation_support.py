@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.adapters.vault import VaultAdapter
+from envmatrix.errors import RuntimeFailure
 from envmatrix.policy import Policy, load_policy
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
@@ -142,3 +145,15 @@ def run_cli(
 
 def load(path: Path) -> Policy:
     return load_policy(path)
+
+
+def failure_texts(
+    step: Any, expected: tuple[type[Exception], ...] = (RuntimeFailure,)
+) -> list[str]:
+    """Everything a failed strategy step shows (message, repr, args), for canary checks; the
+    error must not chain a library exception, which could carry a request or response."""
+    with pytest.raises(expected) as failure:
+        step()
+    error = failure.value
+    assert error.__cause__ is None
+    return [str(error), repr(error), repr(error.args)]

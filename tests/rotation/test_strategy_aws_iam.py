@@ -17,6 +17,7 @@ from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.secret import SecretValue
 from rotation.strategies.aws_iam import AwsIamStrategy
 from rotation.strategies.base import RotationContext, RotationTestFailed
+from tests.rotation.rotation_support import failure_texts
 
 USER = "ci-deployer"
 
@@ -195,19 +196,11 @@ def test_canary_no_value_in_errors_or_handles(
     assert not set(created.handle.values()) & set(plain(created.values).values())
 
     forged = {"access_key_id": SecretValue(canary), "secret_access_key": SecretValue(canary)}
-    texts += _failure_texts(lambda: rotation.test(ctx_for(current), forged))
-    texts += _failure_texts(lambda: rotation.create(ctx_for(current)))  # at the limit
+    texts += failure_texts(lambda: rotation.test(ctx_for(current), forged))
+    texts += failure_texts(lambda: rotation.create(ctx_for(current)))  # at the limit
     missing_user = strategy(aws_env, user="nobody-" + uuid.uuid4().hex[:6])
-    texts += _failure_texts(lambda: missing_user.create(ctx_for(current)))
-    texts += _failure_texts(lambda: missing_user.keys.deactivate(current["access_key_id"]))
+    texts += failure_texts(lambda: missing_user.create(ctx_for(current)))
+    texts += failure_texts(lambda: missing_user.keys.deactivate(current["access_key_id"]))
     for text in texts:
         for value in values:
             assert value not in text
-
-
-def _failure_texts(step: Any) -> list[str]:
-    with pytest.raises(RuntimeFailure) as failure:
-        step()
-    error = failure.value
-    assert error.__cause__ is None
-    return [str(error), repr(error), repr(error.args)]

@@ -21,6 +21,9 @@ from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.secret import SecretValue
 from rotation.strategies.base import RotationContext, RotationTestFailed
 from rotation.strategies.postgres import PostgresStrategy
+from tests.rotation.rotation_support import failure_texts
+
+ANY_FAILURE = (RuntimeFailure, UsageError)
 
 PASSWORD_GROUP = "envmatrix_password_auth"
 DSN_ENV = "PG_ADMIN_DSN"
@@ -285,19 +288,13 @@ def test_canary_no_value_in_errors_or_handles(pg: Any) -> None:
     }
 
     broken = {"username": SecretValue(role_b), "password": SecretValue(canary + "-wrong")}
-    texts += _failure_texts(lambda: rotation.test(ctx, broken))
+    texts += failure_texts(lambda: rotation.test(ctx, broken), ANY_FAILURE)
     unreachable = f"host=127.0.0.1 port=1 user=postgres password={canary}"
-    texts += _failure_texts(lambda: strategy(pg, unreachable, role=role_a).create(ctx))
+    texts += failure_texts(lambda: strategy(pg, unreachable, role=role_a).create(ctx), ANY_FAILURE)
     malformed = f"host=127.0.0.1 password={canary} {canary}"
-    texts += _failure_texts(lambda: strategy(pg, malformed, role=role_a))
+    texts += failure_texts(lambda: strategy(pg, malformed, role=role_a), ANY_FAILURE)
     missing = strategy(pg, role="no_such_role_" + uuid.uuid4().hex[:6])
-    texts += _failure_texts(lambda: missing.create(ctx))
+    texts += failure_texts(lambda: missing.create(ctx), ANY_FAILURE)
     for text in texts:
         for secret in secrets:
             assert secret not in text
-
-
-def _failure_texts(step: Any) -> list[str]:
-    with pytest.raises((RuntimeFailure, UsageError)) as failure:
-        step()
-    return [str(failure.value), repr(failure.value), repr(failure.value.args)]

@@ -17,7 +17,14 @@ from rotation.groups import groups_for
 from rotation.journal import journal_path
 from rotation.strategies.base import RotationContext, RotationTestFailed
 from rotation.strategies.supabase_api_key import SupabaseApiKeyStrategy
-from tests.rotation.rotation_support import copies, load, seed, sync_all, write_policy
+from tests.rotation.rotation_support import (
+    copies,
+    failure_texts,
+    load,
+    seed,
+    sync_all,
+    write_policy,
+)
 
 PAT = "sbp_test_rotation_token"
 ENV = {"SUPABASE_ACCESS_TOKEN": PAT}
@@ -146,28 +153,20 @@ def test_canary_no_value_in_errors_or_handles(sb: SupabaseSandbox) -> None:
     texts = [repr(created.handle), repr(created), repr(created.values)]
     assert not set(created.handle.values()) & {v.reveal() for v in created.values.values()}
 
-    texts += _failure_texts(
+    texts += failure_texts(
         lambda: rotation.test(ctx_for(sb, old), {"service_key": SecretValue(canary)})
     )
-    texts += _failure_texts(
+    texts += failure_texts(
         lambda: strategy(sb, {"SUPABASE_ACCESS_TOKEN": canary}).create(ctx_for(sb, old))
     )
-    texts += _failure_texts(
+    texts += failure_texts(
         lambda: strategy(sb).revoke(ctx_for(sb, old), {"service_key": SecretValue(canary)})
     )
     unreachable = strategy(sb, {"SUPABASE_ACCESS_TOKEN": canary}, api_url="http://127.0.0.1:1")
-    texts += _failure_texts(lambda: unreachable.create(ctx_for(sb, old)))
+    texts += failure_texts(lambda: unreachable.create(ctx_for(sb, old)))
     for text in texts:
         for value in values:
             assert value not in text
-
-
-def _failure_texts(step: Any) -> list[str]:
-    with pytest.raises(RuntimeFailure) as failure:
-        step()
-    error = failure.value
-    assert error.__cause__ is None
-    return [str(error), repr(error), repr(error.args)]
 
 
 def test_the_engine_rotates_through_the_registry(
