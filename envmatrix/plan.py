@@ -8,7 +8,7 @@ can read exactly the planned Vault version, and a saved plan can be refused when
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -105,7 +105,6 @@ class Plan:
 
     changes: tuple[Change, ...]
     fingerprint: str = ""
-    overdue: tuple[str, ...] = field(default=())
 
     @property
     def writes(self) -> tuple[Change, ...]:
@@ -296,8 +295,3 @@ def _flag_change(
         probe=flag.probe,
     )
 
-
-def restrict(plan: Plan, **where: Any) -> Plan:
-    """A plan with only the changes whose fields equal `where` (used by tests and renderers)."""
-    kept = tuple(c for c in plan.changes if all(getattr(c, k) == v for k, v in where.items()))
-    return replace(plan, changes=kept)
