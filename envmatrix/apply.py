@@ -91,6 +91,7 @@ class Applier:
         self._vault_down: VaultUnavailable | None = None
 
     def apply(self, plan: Plan) -> ApplyReport:
+        """Carry out every write of the plan, target by target; never raises for one item."""
         results: list[ItemResult] = []
         state_errors: list[str] = []
         try:
@@ -101,8 +102,7 @@ class Applier:
                     state_errors.append(error)
         finally:
             self._values.clear()  # values live no longer than the apply
-        blocked = tuple(c for c in plan.changes if c.action is Action.BLOCKED)
-        return ApplyReport(tuple(results), blocked, tuple(state_errors))
+        return ApplyReport(tuple(results), plan.blocked, tuple(state_errors))
 
     def _apply_target(self, run: _TargetRun, changes: list[Change]) -> list[ItemResult]:
         results = [self._environment(c) for c in changes if c.kind is Kind.ENVIRONMENT]

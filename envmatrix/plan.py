@@ -114,7 +114,13 @@ class Plan:
     def has_writes(self) -> bool:
         return any(c.is_write for c in self.changes)
 
+    @property
+    def blocked(self) -> tuple[Change, ...]:
+        """The cells apply cannot sync (nothing in Vault): reported as warnings, never written."""
+        return tuple(c for c in self.changes if c.action is Action.BLOCKED)
+
     def summary(self) -> dict[str, int]:
+        """How many changes of each action, every action present (0 when none)."""
         counts = {a.value: 0 for a in Action}
         for change in self.changes:
             counts[change.action.value] += 1
@@ -175,15 +181,23 @@ def _secret_change(
     source = f"Vault {cell.vault_ref} v{entry.version}"
     if present is None:
         return _change(cell, Action.CREATE, Reason.MISSING, f"not in GitHub; {source}", entry)
-    record = sync.records.get(cell.name)
-    if record is not None and entry.version is not None:
-        unchanged = observed.unchanged.get((cell.vault_path, record.vault_version, entry.version))
-        if unchanged is not None and cell.vault_key in unchanged:
-            record = replace(record, vault_version=entry.version)  # a sibling key moved, not ours
+    record = _effective_record(cell, entry, observed, sync.records.get(cell.name))
     reason, detail = _update_reason(cell, entry, present.updated_at, record)
     if reason is None:
         return None
     return _change(cell, Action.UPDATE, reason, f"{detail}; {source}", entry, present.updated_at)
+
+
+def _effective_record(
+    cell: SecretCell, entry: VaultEntry, observed: Observed, record: SyncRecord | None
+) -> SyncRecord | None:
+    """The sync record, moved up to the current version when only a sibling key changed since."""
+    if record is None or entry.version is None:
+        return record
+    unchanged = observed.unchanged.get((cell.vault_path, record.vault_version, entry.version))
+    if unchanged is not None and cell.vault_key in unchanged:
+        return replace(record, vault_version=entry.version)
+    return record
 
 
 def _update_reason(
