@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import traceback
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -23,10 +23,13 @@ from envmatrix.errors import EnvmatrixError, ExitCode, UsageError
 from envmatrix.policy import Policy, load_policy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
+    from envmatrix.apply import ApplyReport
     from envmatrix.audit_store import GuardedSink
+    from envmatrix.plan import Plan
     from envmatrix.secret import SecretValue
+    from envmatrix.sync import Connections
     from rotation.engine import RotationOutcome, StepResult
     from rotation.groups import RotationGroup
 
@@ -139,7 +142,6 @@ def apply(
         is_plan_file,
         make_plan,
         saved_plan_policy,
-        vault_lock,
     )
 
     if plan_file and not is_plan_file(plan_file):
@@ -152,24 +154,36 @@ def apply(
         path = policy_path(policy)
         loaded = load_policy(path)
     # the lock covers planning too: a runner that waited plans after the previous one's writes
-    with connect(loaded) as connections, _audit_sink(loaded, path) as sink:
-        lock = vault_lock(connections, sink, timeout)
-        try:
-            with lock:
-                if plan_file:
-                    _, report = apply_saved(plan_file, connections, sink, path)
-                else:
-                    run = make_plan(path, connections, environment or (), loaded)
-                    if not run.plan.has_writes:
-                        _no_changes(run.plan, json_output)
-                        return
-                    _confirm(yes, run.plan)
-                    report = apply_run(run, connections, sink)
-        finally:
-            for note in (lock.took_over, lock.release_error):
-                if note:
-                    _warn(note)
+    with (
+        connect(loaded) as connections,
+        _audit_sink(loaded, path) as sink,
+        _apply_lock(connections, sink, timeout),
+    ):
+        if plan_file:
+            report = apply_saved(plan_file, connections, sink, path)
+        else:
+            run = make_plan(path, connections, environment or (), loaded)
+            if not run.plan.has_writes:
+                _no_changes(run.plan, json_output)
+                return
+            _confirm(yes, run.plan)
+            report = apply_run(run, connections, sink)
     _render_report(report, json_output)
+
+
+@contextmanager
+def _apply_lock(connections: Connections, sink: GuardedSink, timeout: float) -> Iterator[None]:
+    """Hold the mount's apply lock; a lock taken over or not released is a warning on stderr."""
+    from envmatrix.sync import vault_lock
+
+    lock = vault_lock(connections, sink, timeout)
+    try:
+        with lock:
+            yield
+    finally:
+        for note in (lock.took_over, lock.release_error):
+            if note:
+                _warn(note)
 
 
 def _audit_sink(policy: Policy, path: str) -> GuardedSink:
@@ -197,12 +211,12 @@ def _seconds(duration: str) -> float:
         ) from None
 
 
-def _no_changes(plan: object, json_output: bool) -> None:
+def _no_changes(plan: Plan, json_output: bool) -> None:
+    """Nothing to write: the plan (blocked cells included) and a line saying so, or an empty
+    apply report in JSON."""
     from envmatrix.apply import ApplyReport
-    from envmatrix.plan import Action, Plan
 
-    assert isinstance(plan, Plan)
-    report = ApplyReport((), tuple(c for c in plan.changes if c.action is Action.BLOCKED))
+    report = ApplyReport((), plan.blocked)
     if json_output:
         render.print_json(render.apply_json(report))
     else:
@@ -210,10 +224,7 @@ def _no_changes(plan: object, json_output: bool) -> None:
         render.console().print("Nothing to apply.")
 
 
-def _render_report(report: object, json_output: bool) -> None:
-    from envmatrix.apply import ApplyReport
-
-    assert isinstance(report, ApplyReport)
+def _render_report(report: ApplyReport, json_output: bool) -> None:
     if json_output:
         render.print_json(render.apply_json(report))
     else:
@@ -222,18 +233,26 @@ def _render_report(report: object, json_output: bool) -> None:
         raise typer.Exit(ExitCode.FAILURE)
 
 
-def _confirm(yes: bool, plan: object) -> None:
+def _confirm(yes: bool, plan: Plan | None) -> None:
+    """Show the plan (a saved plan was shown when it was made) and ask."""
+    if _must_ask(yes, "apply"):
+        if plan is not None:
+            render.render_plan(plan, render.console())
+        _ask_yes("Apply these changes")
+
+
+def _must_ask(yes: bool, command: str) -> bool:
     """Terraform's rule: ask on a terminal; without one, refuse unless --yes."""
     if yes:
-        return
+        return False
     if not sys.stdin.isatty():
-        raise UsageError("apply needs --yes when not run from a terminal")
-    from envmatrix.plan import Plan
+        raise UsageError(f"{command} needs --yes when not run from a terminal")
+    return True
 
-    if isinstance(plan, Plan):
-        render.render_plan(plan, render.console())
-    answer = typer.prompt("Apply these changes? Only 'yes' will be accepted", default="")
-    if answer.strip() != "yes":
+
+def _ask_yes(question: str) -> None:
+    """Go on only when the answer is exactly 'yes'; anything else ends the run (exit 1)."""
+    if typer.prompt(f"{question}? Only 'yes' will be accepted", default="").strip() != "yes":
         raise typer.Exit(ExitCode.FAILURE)
 
 
@@ -267,14 +286,10 @@ def force_unlock(
 
 
 def _confirm_unlock(yes: bool, what: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError("force-unlock needs --yes when not run from a terminal")
-    render.console().print(f"The lock is {what}. Unlocking it while that run is alive lets two"
-                           " runs write at once.")
-    if typer.prompt("Force-unlock? Only 'yes' will be accepted", default="").strip() != "yes":
-        raise typer.Exit(ExitCode.FAILURE)
+    if _must_ask(yes, "force-unlock"):
+        render.console().print(f"The lock is {what}. Unlocking it while that run is alive lets two"
+                               " runs write at once.")
+        _ask_yes("Force-unlock")
 
 
 @app.command("audit")
@@ -652,14 +667,8 @@ def rotate(
 
 
 def _confirm_rotation(yes: bool, mode: str, paths: list[str]) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError("rotate needs --yes when not run from a terminal")
-    what = ", ".join(paths) if paths else "everything due"
-    answer = typer.prompt(f"{mode.capitalize()} {what}? Only 'yes' will be accepted", default="")
-    if answer.strip() != "yes":
-        raise typer.Exit(ExitCode.FAILURE)
+    if _must_ask(yes, "rotate"):
+        _ask_yes(f"{mode.capitalize()} {', '.join(paths) if paths else 'everything due'}")
 
 
 def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretValue]:

@@ -95,16 +95,7 @@ def apply_run(
     run: PlanRun, connections: Connections, audit: AuditSink | None = None
 ) -> ApplyReport:
     """Carry out a fresh plan."""
-    actor = _actor(connections)
-    applier = Applier(
-        connections.vault,
-        connections.github,
-        run.observed.sync,
-        audit,
-        actor,
-        probe=_prober(run.policy, connections),
-    )
-    return applier.apply(run.plan)
+    return _applier(run, connections, audit).apply(run.plan)
 
 
 def saved_plan_policy(
@@ -149,7 +140,7 @@ def apply_saved(
     connections: Connections,
     audit: AuditSink | None = None,
     policy_path: str | None = None,
-) -> tuple[PlanRun, ApplyReport]:
+) -> ApplyReport:
     """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
 
     `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by default where
@@ -167,15 +158,7 @@ def apply_saved(
             " plan again"
         )
     plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
-    applier = Applier(
-        connections.vault,
-        connections.github,
-        fresh.observed.sync,
-        audit,
-        _actor(connections),
-        probe=_prober(fresh.policy, connections),
-    )
-    return fresh, applier.apply(plan)
+    return _applier(fresh, connections, audit).apply(plan)
 
 
 def vault_lock(
@@ -230,6 +213,18 @@ def is_plan_file(path: str) -> bool:
             return handle.read(64).lstrip().startswith(b"{")
     except OSError:
         return False
+
+
+def _applier(run: PlanRun, connections: Connections, audit: AuditSink | None) -> Applier:
+    """An applier over the sync state `run` observed, acting as this run's actor."""
+    return Applier(
+        connections.vault,
+        connections.github,
+        run.observed.sync,
+        audit,
+        _actor(connections),
+        probe=_prober(run.policy, connections),
+    )
 
 
 def _prober(policy: Policy, connections: Connections) -> Callable[[str, str], str | None]:
