@@ -13,7 +13,6 @@
         │   └── GitHubRateLimited   the wait for the rate limit would exceed the bound
         ├── StalePlanError          saved plan no longer matches the world
         ├── LockHeldError           another runner holds the lock (names the holder)
-        ├── ApplyFailed             at least one write failed (partial apply)
         └── CheckFailed             a check (verify, flags check, rotation due) found a problem
 
 Every message is one line and never contains a secret value: adapters build messages from
@@ -106,10 +105,6 @@ class StalePlanError(RuntimeFailure):
 
 class LockHeldError(RuntimeFailure):
     """Another runner holds the lock."""
-
-
-class ApplyFailed(RuntimeFailure):
-    """At least one write of an apply failed; the others are reported separately."""
 
 
 class CheckFailed(RuntimeFailure):

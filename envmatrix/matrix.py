@@ -44,9 +44,6 @@ class Status(StrEnum):
     NOT_REQUIRED = "not-required"
 
 
-# Statuses that keep a secret from being usable as it should be in an environment.
-NOT_IN_SYNC = frozenset({Status.MISSING, Status.STALE, Status.DRIFTED, Status.BLOCKED})
-
 _STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
     (Action.CREATE, Reason.MISSING): Status.MISSING,
     (Action.UPDATE, Reason.VAULT_NEWER): Status.STALE,

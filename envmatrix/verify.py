@@ -4,11 +4,11 @@ Sources:
 - `environ` (default inside GitHub Actions): each required name is set and non-empty in the
   process environment. Only presence is looked at; a value is never read into a message.
 - `github`: each required secret exists in the GitHub environment (list endpoint, names only).
+- `vault`: each required secret's key exists at its Vault path (metadata only).
 
 A `scope: repository` secret is required in every environment of each repository it targets (a
 job sees the repository's secrets whatever its environment); `github` looks for it among the
 repository's Actions secrets.
-- `vault`: each required secret's key exists at its Vault path (metadata only).
 
 Inside GitHub Actions the result is also published in the runner's formats (API-NOTES §8):
 `::error title=...::` annotations, a markdown table for `$GITHUB_STEP_SUMMARY`, and
@@ -17,7 +17,7 @@ Inside GitHub Actions the result is also published in the runner's formats (API-
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,7 +45,16 @@ class Requirement:
     vault_ref: str
     repository_level: bool = False  # a scope: repository secret
 
+    @property
+    def vault_path(self) -> str:
+        return self.vault_ref.split("#", 1)[0]
+
+    @property
+    def vault_key(self) -> str:
+        return self.vault_ref.split("#", 1)[1]
+
     def owner_text(self) -> str:
+        """`owner (contact)`, or the owner alone when the policy gives no contact."""
         return f"{self.owner} ({self.contact})" if self.contact else self.owner
 
 
@@ -160,12 +169,11 @@ def verify_vault(
     required = requirements(policy, environment, repository)
     entries = {}
     for req in required:
-        path = req.vault_ref.split("#", 1)[0]
-        if path not in entries:
-            entries[path] = vault.read_entry(path)
+        if req.vault_path not in entries:
+            entries[req.vault_path] = vault.read_entry(req.vault_path)
     missing = tuple(
         Finding(r, f"Vault {vault.mount}/{r.vault_ref}") for r in required
-        if r.vault_ref.split("#", 1)[1] not in entries[r.vault_ref.split("#", 1)[0]].keys
+        if r.vault_key not in entries[r.vault_path].keys
     )
     return _report(policy, environment, Source.VAULT, required, missing)
 
@@ -226,13 +234,6 @@ def output_line(report: VerifyReport) -> str:
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
-
-
-def missing_lines(report: VerifyReport) -> Iterable[str]:
-    """Human lines naming each missing secret and its owner."""
-    for finding in report.missing:
-        req = finding.requirement
-        yield f"{req.name} missing in {finding.where} — owner: {req.owner_text()}"
 
 
 def run_verify(
