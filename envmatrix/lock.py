@@ -64,7 +64,7 @@ def holder_identity(actor: str) -> str:
 
 
 @dataclass(frozen=True)
-class LockInfo:
+class HeldLock:
     """A held lock as stored in Vault, plus the KV version that stores it."""
 
     id: str
@@ -101,7 +101,7 @@ class LockInfo:
         }
 
     @classmethod
-    def from_document(cls, document: VaultDocument) -> LockInfo | None:
+    def from_document(cls, document: VaultDocument) -> HeldLock | None:
         """The held lock a document describes, or None when it is a released (free) lock."""
         data: Mapping[str, Any] = document.data
         if not data.get("id"):
@@ -125,11 +125,11 @@ class LockInfo:
                 f"(lock ID {self.id}, operation {self.operation})")
 
 
-def held_message(info: LockInfo) -> str:
+def held_message(lock: HeldLock) -> str:
     """The one line a second runner prints (Terraform's "Error acquiring the state lock")."""
-    return (f"state locked by {info.holder} since {info.created_at:%Y-%m-%d %H:%M:%S %Z} "
-            f"(lock ID {info.id}, operation {info.operation}); wait, or run "
-            f"envmatrix force-unlock {info.id}")
+    return (f"state locked by {lock.holder} since {lock.created_at:%Y-%m-%d %H:%M:%S %Z} "
+            f"(lock ID {lock.id}, operation {lock.operation}); wait, or run "
+            f"envmatrix force-unlock {lock.id}")
 
 
 class VaultLock:
@@ -146,12 +146,12 @@ class VaultLock:
         self._actor, self._audit = actor, audit or NullSink()
         self._timeout, self._expiry = timeout, expiry
         self._clock, self._sleep = clock, sleep
-        self.held: LockInfo | None = None
-        self._last_seen: LockInfo | None = None
+        self.held: HeldLock | None = None
+        self._last_seen: HeldLock | None = None
         self.release_error: str | None = None  # why the lock could not be released, if so
         self.took_over: str | None = None  # the dead or expired lock this run broke, if any
 
-    def __enter__(self) -> LockInfo:
+    def __enter__(self) -> HeldLock:
         return self.acquire()
 
     def __exit__(
@@ -159,12 +159,12 @@ class VaultLock:
     ) -> None:
         self.release()
 
-    def acquire(self) -> LockInfo:
+    def acquire(self) -> HeldLock:
         """Take the lock, waiting up to the timeout; raises LockHeldError naming the holder."""
         waited = 0.0
         while True:
             document = self._vault.read_document(self.path)
-            current = LockInfo.from_document(document) if document is not None else None
+            current = HeldLock.from_document(document) if document is not None else None
             if current is None:
                 taken = self._write_lock(document.version if document is not None else 0)
             elif current.expired(self._clock()):
@@ -195,9 +195,9 @@ class VaultLock:
             return
         self._record("lock.release", "ok", version, f"lock ID {held.id}")
 
-    def force_unlock(self, lock_id: str) -> LockInfo:
+    def force_unlock(self, lock_id: str) -> HeldLock:
         """Free someone else's lock, only when `lock_id` is the one held. Returns what was freed."""
-        current = self._read()
+        current = self.read()
         if current is None:
             raise RuntimeFailure(f"no lock is held at {self._vault.mount}/{self.path}")
         if current.id != lock_id:
@@ -214,33 +214,30 @@ class VaultLock:
         self._record("lock.broken", "ok", version, f"force-unlock: lock {current.describe()}")
         return current
 
-    def read(self) -> LockInfo | None:
+    def read(self) -> HeldLock | None:
         """The lock held now, or None."""
-        return self._read()
+        document = self._vault.read_document(self.path)
+        return HeldLock.from_document(document) if document is not None else None
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _read(self) -> LockInfo | None:
-        document = self._vault.read_document(self.path)
-        return LockInfo.from_document(document) if document is not None else None
-
     def _write_lock(
-        self, cas: int, broken: LockInfo | None = None, why: str = "expired"
-    ) -> LockInfo | None:
+        self, cas: int, broken: HeldLock | None = None, why: str = "expired"
+    ) -> HeldLock | None:
         """Write our lock over version `cas`; None when a racer changed the lock first."""
         now = self._clock()
-        info = LockInfo(str(uuid.uuid4()), holder_identity(self._actor), self._operation,
+        mine = HeldLock(str(uuid.uuid4()), holder_identity(self._actor), self._operation,
                         now, now + self._expiry, 0)
         try:
-            version = self._vault.write_document(self.path, info.to_document(), cas=cas)
+            version = self._vault.write_document(self.path, mine.to_document(), cas=cas)
         except VaultCasMismatch:
-            self._last_seen = self._read()  # the racer that won, reported if we give up now
+            self._last_seen = self.read()  # the racer that won, reported if we give up now
             return None
-        self.held = replace(info, version=version)
+        self.held = replace(mine, version=version)
         if broken is not None:
             self.took_over = f"took over lock {broken.id} ({why}; it was {broken.describe()})"
             self._record("lock.broken", "ok", version, f"{why}: lock {broken.describe()}")
-        self._record("lock.take", "ok", version, f"lock ID {info.id}, operation {self._operation}")
+        self._record("lock.take", "ok", version, f"lock ID {mine.id}, operation {self._operation}")
         return self.held
 
     def _wait_or_fail(self, waited: float) -> float:
@@ -263,7 +260,7 @@ class VaultLock:
         self._record("lock.take", "failed", seen.version, seen.describe())
         return LockHeldError(held_message(seen))
 
-    def _write_released(self, held: LockInfo, how: str) -> int:
+    def _write_released(self, held: HeldLock, how: str) -> int:
         document = {
             "released_at": self._clock().isoformat(), "released_by": holder_identity(self._actor),
             "released_how": how, "last_id": held.id,
