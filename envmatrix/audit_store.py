@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from envmatrix.audit import AuditEvent, AuditSink
 from envmatrix.errors import RuntimeFailure, UsageError
@@ -90,8 +90,61 @@ class AuditStore(AuditSink, Protocol):
     def close(self) -> None: ...
 
 
-class SqliteAuditSink:
+class _SqlAuditSink:
+    """What both stores do alike: one INSERT per event, one SELECT to read them back.
+
+    A store names its driver's parameter marker and error class, and how a time goes into its
+    `time` column and comes back out."""
+
+    where: str
+    _db: Any  # sqlite3.Connection or psycopg.Connection: both have execute() and close()
+    _errors: type[Exception]
+    _MARK: str
+
+    def _to_column(self, moment: datetime) -> object:
+        raise NotImplementedError
+
+    def _from_column(self, value: Any) -> datetime:
+        raise NotImplementedError
+
+    def record(self, event: AuditEvent) -> None:
+        """Append one event."""
+        marks = ", ".join([self._MARK] * len(COLUMNS))
+        try:
+            self._db.execute(
+                f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})",
+                (self._to_column(event.time), *_fields(event)),
+            )
+        except self._errors as exc:
+            raise AuditStoreError(f"cannot write to {self.where}: {_reason(exc)}") from None
+
+    def query(self, since: datetime | None = None) -> list[AuditEvent]:
+        """Events at or after `since` (all when None), oldest first."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
+        params: tuple[object, ...] = ()
+        if since is not None:
+            sql, params = sql + f" WHERE time >= {self._MARK}", (self._to_column(since),)
+        try:
+            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+        except self._errors as exc:
+            raise AuditStoreError(f"cannot read {self.where}: {_reason(exc)}") from None
+        return [_event(self._from_column(row[0]), row[1:]) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SqliteAuditSink(_SqlAuditSink):
     """Audit events in a SQLite file (WAL mode, one commit per event)."""
+
+    _errors = sqlite3.Error
+    _MARK = "?"
 
     def __init__(self, path: str | Path) -> None:
         self.where = str(path)
@@ -104,36 +157,11 @@ class SqliteAuditSink:
             cause = _reason(exc)
             raise AuditStoreError(f"cannot open the audit database {path}: {cause}") from None
 
-    def record(self, event: AuditEvent) -> None:
-        """Append one event."""
-        try:
-            self._db.execute(
-                f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (_iso(event.time), *_fields(event)),
-            )
-        except sqlite3.Error as exc:
-            raise AuditStoreError(f"cannot write to {self.where}: {_reason(exc)}") from None
+    def _to_column(self, moment: datetime) -> str:
+        return _iso(moment)
 
-    def query(self, since: datetime | None = None) -> list[AuditEvent]:
-        """Events at or after `since` (all when None), oldest first."""
-        sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
-        params: tuple[str, ...] = ()
-        if since is not None:
-            sql, params = sql + " WHERE time >= ?", (_iso(since),)
-        try:
-            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
-        except sqlite3.Error as exc:
-            raise AuditStoreError(f"cannot read {self.where}: {_reason(exc)}") from None
-        return [_event(datetime.fromisoformat(row[0]), row[1:]) for row in rows]
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> SqliteAuditSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _from_column(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value)
 
 
 def _prepare_sqlite(db: sqlite3.Connection, attempts: int = 50) -> None:
@@ -151,13 +179,15 @@ def _prepare_sqlite(db: sqlite3.Connection, attempts: int = 50) -> None:
             time.sleep(0.05 * (1 + attempt % 5))
 
 
-class PostgresAuditSink:
+class PostgresAuditSink(_SqlAuditSink):
     """Audit events in a PostgreSQL table (psycopg 3, autocommit: one event per statement)."""
 
-    def __init__(self, dsn: str, where: str = "PostgreSQL") -> None:
-        import psycopg
+    _MARK = "%s"
 
-        self.where = where
+    def __init__(self, dsn: str, where: str = "PostgreSQL") -> None:
+        import psycopg  # only a PostgreSQL audit store needs the driver
+
+        self.where, self._errors = where, psycopg.Error
         try:
             self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
             with self._db.transaction():
@@ -168,41 +198,11 @@ class PostgresAuditSink:
             cause = _reason(exc)
             raise AuditStoreError(f"cannot open the audit table in {where}: {cause}") from None
 
-    def record(self, event: AuditEvent) -> None:
-        """Append one event."""
-        import psycopg
+    def _to_column(self, moment: datetime) -> datetime:
+        return _utc(moment)
 
-        try:
-            self._db.execute(
-                f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (_utc(event.time), *_fields(event)),
-            )
-        except psycopg.Error as exc:
-            raise AuditStoreError(f"cannot write to {self.where}: {_reason(exc)}") from None
-
-    def query(self, since: datetime | None = None) -> list[AuditEvent]:
-        """Events at or after `since` (all when None), oldest first."""
-        import psycopg
-
-        sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
-        params: tuple[datetime, ...] = ()
-        if since is not None:
-            sql, params = sql + " WHERE time >= %s", (_utc(since),)
-        try:
-            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
-        except psycopg.Error as exc:
-            raise AuditStoreError(f"cannot read {self.where}: {_reason(exc)}") from None
-        return [_event(_utc(row[0]), row[1:]) for row in rows]
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> PostgresAuditSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _from_column(self, value: Any) -> datetime:
+        return _utc(value)
 
 
 class GuardedSink:
