@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from envmatrix import failpoints
 from envmatrix.audit import AuditEvent, AuditSink, NullSink
-from envmatrix.desired import Target
+from envmatrix.desired import REPOSITORY_LEVEL, Target
 from envmatrix.errors import EnvmatrixError, VaultCasMismatch, VaultUnavailable
 from envmatrix.plan import Action, Change, Kind, Plan
 from envmatrix.ports import GitHubPort, VaultPort, WriteReceipt
@@ -252,7 +252,7 @@ class Applier:
         try:
             self._write_state(path, before, run)
         except EnvmatrixError as exc:
-            where = f"{run.target.repository}/{run.target.github_environment or '(repository)'}"
+            where = f"{run.target.repository}/{run.target.github_environment or REPOSITORY_LEVEL}"
             return f"sync state for {where} not saved: {exc}"
         failpoints.hit("apply.after-state")
         self._audit.record(

@@ -17,7 +17,7 @@ from rich.console import Console
 from envmatrix import render
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.desired import Target, desired_state
+from envmatrix.desired import REPOSITORY_LEVEL, Target, desired_state
 from envmatrix.matrix import matrix_for_run
 from envmatrix.openbao import OpenBaoDevServer
 from envmatrix.policy import Policy, load_policy
@@ -130,7 +130,7 @@ def _mismatches(policy: Policy, connections: Connections, sandbox: GitHubSandbox
             expected = None
         actual = github_value(sandbox, cell.target, cell.name)
         if expected is not None and (actual is None or expected.reveal() != actual):
-            where = cell.target.github_environment or "(repository)"
+            where = cell.target.github_environment or REPOSITORY_LEVEL
             wrong.append(f"{cell.target.repository}/{where}/{cell.name}")
     return wrong
 

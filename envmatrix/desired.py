@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy
 
+# What output shows where an environment name would stand, for repository-level items.
+REPOSITORY_LEVEL = "(repository)"
+
 
 @dataclass(frozen=True, order=True)
 class Target:

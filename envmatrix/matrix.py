@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from envmatrix.desired import DesiredState, SecretCell, Target
+from envmatrix.desired import REPOSITORY_LEVEL, DesiredState, SecretCell, Target
 from envmatrix.plan import Action, Change, Kind, Plan, Reason
 from rotation.schedule import overdue_cells
 
@@ -53,9 +53,6 @@ _STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
 }
 
 
-REPOSITORY_COLUMN = "(repository)"
-
-
 @dataclass(frozen=True)
 class MatrixCell:
     """One secret in one GitHub environment of one repository (or at its repository level)."""
@@ -73,7 +70,7 @@ class MatrixCell:
     @property
     def column(self) -> str:
         """The column this cell sits in: its GitHub environment, or `(repository)`."""
-        return self.environment if self.environment is not None else REPOSITORY_COLUMN
+        return self.environment if self.environment is not None else REPOSITORY_LEVEL
 
     def to_json(self) -> dict[str, Any]:
         return {

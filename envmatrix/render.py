@@ -17,10 +17,10 @@ from rich.table import Table
 
 from envmatrix.apply import ApplyReport, ItemResult
 from envmatrix.audit import AuditEvent
+from envmatrix.desired import REPOSITORY_LEVEL
 from envmatrix.plan import Action, Change, Plan
 from rotation.schedule import RotationStatus
 
-REPOSITORY = "(repository)"  # where an environment name would go, for repository secrets
 LOG_WIDTH = 200
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
@@ -47,6 +47,7 @@ def console(file: TextIO | None = None) -> Console:
 
 
 def print_json(data: Any, file: TextIO | None = None) -> None:
+    """`--json` output: indented, keys in the order the caller built them."""
     (file or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
@@ -88,12 +89,13 @@ def render_overdue(statuses: Sequence[RotationStatus], out: Console) -> None:
 
 
 def _contract_change(change: Change) -> dict[str, Any]:
-    data = change.to_json()
+    """A change with the contract's keys first, in the contract's order."""
+    fields = change.to_json()
     ordered = {
-        k: data.pop(k)
+        k: fields.pop(k)
         for k in ("action", "kind", "repository", "environment", "name", "reason", "detail")
     }
-    return {**ordered, **data}
+    return {**ordered, **fields}
 
 
 def render_plan(plan: Plan, out: Console) -> None:
@@ -103,7 +105,7 @@ def render_plan(plan: Plan, out: Console) -> None:
         return
     width = max(len(c.name) for c in plan.changes)
     for (repository, environment), changes in _grouped(plan.changes).items():
-        out.print(f"[bold]{escape(repository)}[/] · {escape(environment or REPOSITORY)}")
+        out.print(f"[bold]{escape(repository)}[/] · {escape(environment or REPOSITORY_LEVEL)}")
         for change in changes:
             out.print(_change_line(change, width))
     counts = plan.summary()
@@ -127,6 +129,7 @@ def _change_line(change: Change, width: int) -> str:
 
 
 def apply_json(report: ApplyReport) -> dict[str, Any]:
+    """The contract's `apply --json` object."""
     return {
         "results": [r.to_json() for r in report.results],
         "blocked": [_contract_change(c) for c in report.blocked],
@@ -142,7 +145,7 @@ def render_apply(report: ApplyReport, out: Console) -> None:
     for change in report.blocked:
         out.print(
             f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
-            f"{escape(change.environment or REPOSITORY)} not synced: {escape(change.detail)}"
+            f"{escape(change.environment or REPOSITORY_LEVEL)} not synced: {escape(change.detail)}"
         )
     for error in report.state_errors:
         out.print(f"[red]error[/]: {escape(error)}")
@@ -156,7 +159,7 @@ def render_apply(report: ApplyReport, out: Console) -> None:
 
 def _result_line(result: ItemResult) -> str:
     c = result.change
-    what = f"{c.action} {c.kind} {c.repository}/{c.environment or REPOSITORY} {c.name}"
+    what = f"{c.action} {c.kind} {c.repository}/{c.environment or REPOSITORY_LEVEL} {c.name}"
     if c.kind.value == "variable":
         what += f" = {c.value}"
     if result.ok:

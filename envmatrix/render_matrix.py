@@ -16,8 +16,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from envmatrix.desired import REPOSITORY_LEVEL
 from envmatrix.flags import FlagReadiness
-from envmatrix.matrix import REPOSITORY_COLUMN, Matrix, MatrixCell, Status
+from envmatrix.matrix import Matrix, MatrixCell, Status
 from envmatrix.scan import ScanReport
 from envmatrix.verify import VerifyReport, error_annotations, output_line, step_summary
 
@@ -105,7 +106,7 @@ def _rich_grid(matrix: Matrix, repository: str) -> Table:
 
 def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
     lines = [
-        f"orphan: {o.secret} in {o.repository}/{o.environment or REPOSITORY_COLUMN}"
+        f"orphan: {o.secret} in {o.repository}/{o.environment or REPOSITORY_LEVEL}"
         f" ({o.action}): {o.detail}"
         for o in matrix.orphans
     ]
@@ -241,6 +242,7 @@ def render_matrix(matrix: Matrix, fmt: str, scan: ScanReport | None = None) -> s
 
 
 def flags_json(readiness: Iterable[FlagReadiness]) -> dict[str, Any]:
+    """`{"flags": [...]}` for `flags --json` and `flags check --json`."""
     return {"flags": [r.to_json() for r in readiness]}
 
 
@@ -314,6 +316,7 @@ def _append(path: str | None, text: str) -> None:
 
 
 def scan_lines(report: ScanReport) -> list[str]:
+    """Human lines: each finding with its owner, what was skipped, then the counts."""
     lines = [
         f"{f.kind}: {f.detail}" + (f" — owner: {f.owner}" if f.owner else "")
         for f in report.findings
