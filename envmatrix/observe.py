@@ -15,10 +15,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from envmatrix.desired import DesiredState, Target
+from envmatrix.desired import DesiredState, SecretCell, Target
 from envmatrix.errors import VaultNotFound
 from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultEntry, VaultPort
-from envmatrix.state import SyncState, state_path
+from envmatrix.state import SyncRecord, SyncState, state_path
 
 
 @dataclass(frozen=True)
@@ -81,20 +81,24 @@ def _unchanged_keys(
     Values are compared in memory and dropped; they go nowhere. Single-key paths need no read:
     a new version there always means a new value.
     """
-    moves = set()
-    for cell in desired.secrets:
-        record = sync[cell.target].records.get(cell.name)
-        current = entries[cell.vault_path].version
-        shared = len(entries[cell.vault_path].keys) > 1
-        if (
-            record
-            and shared
-            and current
-            and record.vault_path == cell.vault_path
-            and record.vault_version != current
-        ):
-            moves.add((cell.vault_path, record.vault_version, current))
+    moves = {
+        move
+        for cell in desired.secrets
+        if (move := _move(cell, sync[cell.target].records.get(cell.name), entries[cell.vault_path]))
+    }
     return {move: _same_keys(vault, *move) for move in sorted(moves)}
+
+
+def _move(
+    cell: SecretCell, record: SyncRecord | None, entry: VaultEntry
+) -> tuple[str, int, int] | None:
+    """(path, version last synced, current version) when the cell's shared path moved since."""
+    shared = len(entry.keys) > 1
+    if record is None or not shared or not entry.version or record.vault_path != cell.vault_path:
+        return None
+    if record.vault_version == entry.version:
+        return None
+    return cell.vault_path, record.vault_version, entry.version
 
 
 def _same_keys(vault: VaultPort, path: str, old: int, new: int) -> frozenset[str]:
