@@ -213,6 +213,7 @@ class GuardedSink:
         self.lost = 0
 
     def record(self, event: AuditEvent) -> None:
+        """Pass the event on; a failure becomes a warning naming the event, never an error."""
         try:
             self.store.record(event)
         except Exception as exc:  # any store failure: the write itself already happened

@@ -106,9 +106,8 @@ def seed_vault(
         for env in spec.environments or ("",):
             skipped = leave_out is not None and leave_out[0] == name
             if (name, env) != leave_out and not (spec.repository_level and skipped):
-                by_path.setdefault(spec.vault_path(env), {})[spec.vault_key(name)] = _generated(
-                    name
-                )
+                values = by_path.setdefault(spec.vault_path(env), {})
+                values[spec.vault_key(name)] = _generated(name)
     for path, values in by_path.items():
         vault.write_values(path, values)
     return sum(len(v) for v in by_path.values())

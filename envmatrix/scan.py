@@ -113,7 +113,7 @@ def scan_workflows(policy: Policy, folder: str | Path, repository: str | None = 
 
 
 class _Unreadable(Exception):
-    pass
+    """A workflow file that is skipped (the message says why), not a failed scan."""
 
 
 def read_jobs(policy: Policy, path: Path) -> list[JobReferences]:

@@ -62,6 +62,7 @@ class SyncState:
 
     @classmethod
     def from_document(cls, document: VaultDocument | None) -> SyncState:
+        """The state a Vault document holds; unreadable entries count as 'no record'."""
         if document is None:
             return cls({}, None)
         raw = document.data.get("secrets", {})
@@ -78,6 +79,7 @@ class SyncState:
     def with_changes(
         self, written: Mapping[str, SyncRecord], deleted: frozenset[str] = frozenset()
     ) -> SyncState:
+        """This state after an apply wrote `written` and deleted `deleted` (same version)."""
         records = {n: r for n, r in self.records.items() if n not in deleted}
         records.update(written)
         return SyncState(records, self.version)
