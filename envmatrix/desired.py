@@ -85,6 +85,11 @@ class DesiredState:
         return tuple(f for f in self.flags if f.target == target)
 
 
+def owner_with_contact(owner: str, contact: str | None) -> str:
+    """`reliability (reliability@occ.example)`, or the owner alone: how messages name an owner."""
+    return f"{owner} ({contact})" if contact else owner
+
+
 def resolve_environments(policy: Policy, names: Sequence[str]) -> tuple[str, ...]:
     """`--environment` values -> logical names; accepts GitHub names where unambiguous."""
     if not names:

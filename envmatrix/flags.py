@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from envmatrix.desired import DesiredState, FlagCell
+from envmatrix.desired import DesiredState, FlagCell, owner_with_contact
 from envmatrix.errors import UsageError
 from envmatrix.matrix import MatrixCell, Status, matrix_cells
 
@@ -36,7 +36,7 @@ class Blocker:
     def describe(self) -> str:
         """`SUPABASE_SERVICE_KEY blocked: <detail> — owner: reliability (reliability@...)`."""
         what = f"{self.secret} {self.status}" if self.secret else self.status
-        owner = f" — owner: {_owner_text(self.owner, self.contact)}" if self.owner else ""
+        owner = f" — owner: {owner_with_contact(self.owner, self.contact)}" if self.owner else ""
         detail = self.detail.split(" — owner:", 1)[0]  # blocked details already name the owner
         return f"{what}: {detail}{owner}"
 
@@ -152,10 +152,6 @@ def select(
         if not rows:
             raise UsageError(f"flag {flag} does not target repository {repository}")
     return tuple(rows)
-
-
-def _owner_text(owner: str | None, contact: str | None) -> str:
-    return f"{owner} ({contact})" if contact else str(owner)
 
 
 def readiness_for_run(

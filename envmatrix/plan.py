@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from envmatrix.desired import DesiredState, FlagCell, SecretCell, Target
+from envmatrix.desired import DesiredState, FlagCell, SecretCell, Target, owner_with_contact
 from envmatrix.observe import Observed
 from envmatrix.ports import ObservedEnvironment, VaultEntry
 from envmatrix.state import SyncRecord, SyncState
@@ -222,8 +222,7 @@ def _stamp(when: datetime) -> str:
 
 
 def _blocked_detail(desired: DesiredState, cell: SecretCell) -> str:
-    contact = desired.contacts.get(cell.owner)
-    owner = f"{cell.owner} ({contact})" if contact else cell.owner
+    owner = owner_with_contact(cell.owner, desired.contacts.get(cell.owner))
     return f"missing in Vault at {desired.mount}/{cell.vault_ref} — owner: {owner}"
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from envmatrix.desired import owner_with_contact, resolve_environments
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
@@ -54,8 +55,7 @@ class Requirement:
         return self.vault_ref.split("#", 1)[1]
 
     def owner_text(self) -> str:
-        """`owner (contact)`, or the owner alone when the policy gives no contact."""
-        return f"{self.owner} ({self.contact})" if self.contact else self.owner
+        return owner_with_contact(self.owner, self.contact)
 
 
 @dataclass(frozen=True)
@@ -241,8 +241,6 @@ def run_verify(
     environ: Mapping[str, str],
 ) -> VerifyReport:
     """Resolve the options and run the check against the chosen source."""
-    from envmatrix.desired import resolve_environments
-
     (logical,) = resolve_environments(policy, [environment])
     check_repository(policy, repository)
     chosen = _source(source, environ)
