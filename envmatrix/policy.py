@@ -331,7 +331,8 @@ def _check_rotation_groups(policy: Policy) -> None:
         rotation = secret.rotation
         if rotation is None:
             continue
-        for env in secret.environments:
+        # a scope: repository secret has no environments and one path (no {environment})
+        for env in secret.environments or ("",):
             path = secret.vault_path(env)
             other, spec = first.setdefault(path, (name, rotation))
             if spec != rotation:
@@ -379,10 +380,6 @@ def _check_scope(name: str, secret: SecretSpec) -> None:
             (*loc, "vault"),
             "a scope: repository secret has one value for every environment;"
             " its vault path cannot use {environment}",
-        )
-    if secret.rotation is not None:
-        raise _Reference(
-            (*loc, "rotation"), "rotation is not supported for scope: repository secrets yet"
         )
 
 

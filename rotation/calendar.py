@@ -61,7 +61,7 @@ def rotation_event(occurrence: RotationOccurrence, stamp: datetime) -> Event:
     event.add("dtstamp", stamp)
     event.add("dtstart", occurrence.due)
     event.add("duration", EVENT_LENGTH)
-    event.add("summary", f"Rotate {status.secret} ({status.environment})")
+    event.add("summary", f"Rotate {status.secret} ({status.where})")
     event.add("description", event_description(occurrence))
     event.add("categories", ["envmatrix", "rotation"])
     if EMAIL.match(status.contact):

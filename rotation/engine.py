@@ -102,6 +102,7 @@ class RotationOutcome:
     new_version: int | None = None
     grace_until: datetime | None = None
     steps: list[StepResult] = field(default_factory=list)
+    repository_level: bool = False  # the group's copies include Actions repository secrets
 
     @property
     def ok(self) -> bool:
@@ -120,6 +121,7 @@ class RotationOutcome:
             "new_version": self.new_version,
             "grace_until": _stamp(self.grace_until) if self.grace_until else None,
             "steps": [{"step": s.step, "ok": s.ok, "detail": s.detail} for s in self.steps],
+            "repository_level": self.repository_level,
         }
 
 
@@ -596,9 +598,11 @@ def sync_group(
     """Make every GitHub copy of the group's secrets match Vault, with envmatrix's apply.
 
     The desired state is restricted to the group's secret cells (no flags, no pruning), and so
-    is the plan, so a rotation never touches anything else.
+    is the plan, so a rotation never touches anything else. It starts from every environment, so
+    repository-scope copies (which belong to no one environment) are in it; the path filter keeps
+    only the group's environments.
     """
-    full = desired_state(policy, group.environments)
+    full = desired_state(policy)
     cells = tuple(c for c in full.secrets if c.name in group.secrets and c.vault_path == group.path)
     desired = replace(
         full, targets=tuple(sorted({c.target for c in cells})), secrets=cells, flags=(), prune=False
@@ -619,7 +623,8 @@ def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
     if report.ok:
         return
     problems = [
-        f"{r.change.repository}/{r.change.environment}/{r.change.name}: {r.error}"
+        f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}:"
+        f" {r.error}"
         for r in report.failed
     ] + list(report.state_errors)
     raise RuntimeFailure(
@@ -674,11 +679,22 @@ def _next_name(step: Step) -> str:
 
 def _resume_command(journal: RotationJournal) -> str:
     name = journal.secrets[0] if journal.secrets else "NAME"
-    return f"envmatrix rotate {name} --environment {journal.environment} --resume"
+    return f"envmatrix rotate {name}{_environment_option(journal.environment)} --resume"
+
+
+def _environment_option(environment: str | None) -> str:
+    """`--environment X` for a command to suggest; nothing for a repository-scope group."""
+    return f" --environment {environment}" if environment else ""
 
 
 def _outcome(group: RotationGroup) -> RotationOutcome:
-    return RotationOutcome(group.path, group.environments, tuple(group.keys), group.spec.strategy)
+    return RotationOutcome(
+        group.path,
+        group.environments,
+        tuple(group.keys),
+        group.spec.strategy,
+        repository_level=group.repository_level,
+    )
 
 
 def _actor(vault: VaultPort) -> str:
@@ -739,8 +755,8 @@ def _needs_owner(policy: Policy, group: RotationGroup) -> RotationOutcome:
     first = next(iter(group.keys))
     message = (
         f"{group.name} at {group.path} is due and rotates manually — owner: {contacts};"
-        f" run envmatrix rotate {first} --environment {group.environment}"
+        f" run envmatrix rotate {first}{_environment_option(group.environment)}"
     )
-    return RotationOutcome(
-        group.path, group.environments, tuple(group.keys), "manual", "needs-owner", message
-    )
+    outcome = _outcome(group)
+    outcome.result, outcome.message = "needs-owner", message
+    return outcome

@@ -82,13 +82,17 @@ def _parse(text: Any) -> datetime | None:
     return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class RotationJournal:
     """One rotation of one group: metadata only, never a value."""
 
     id: str
     path: str
-    environment: str  # the logical environment the strategy acts for
+    environment: str | None  # the logical environment the strategy acts for; None: repository
     environments: tuple[str, ...]  # every logical environment whose secrets read this path
     secrets: tuple[str, ...]  # the secrets whose values the strategy replaces
     strategy: str
@@ -130,7 +134,7 @@ class RotationJournal:
         return cls(
             id=str(data["id"]),
             path=str(data["path"]),
-            environment=str(data["environment"]),
+            environment=_optional_text(data.get("environment")),
             environments=tuple(data.get("environments") or ()),
             secrets=tuple(data.get("secrets") or ()),
             strategy=str(data["strategy"]),

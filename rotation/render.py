@@ -1,6 +1,8 @@
 """Rendering of rotation schedules: rich tables for people, `--json` objects for machines.
 
-Times in JSON are ISO 8601 in UTC (`2026-07-01T09:00:00Z`); `null` where there is none.
+Times in JSON are ISO 8601 in UTC (`2026-07-01T09:00:00Z`); `null` where there is none. A
+scope: repository secret's `environment` is `null` in JSON (as in plans) and `(repository)` in
+tables.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def iso(moment: datetime | None) -> str | None:
 def rotation_json(status: RotationStatus) -> dict[str, Any]:
     """One status with stable keys."""
     return {
-        "secret": status.secret, "environment": status.environment,
+        "secret": status.secret,
+        "environment": None if status.repository_level else status.environment,
         "repositories": list(status.repositories), "owner": status.owner,
         "contact": status.contact, "strategy": status.strategy, "rule": status.rule,
         "timezone": status.spec.timezone, "path": status.path, "key": status.key,
@@ -86,7 +89,7 @@ def render_due(overdue: Sequence[RotationStatus], at: datetime, out: Console) ->
 
 def due_message(overdue: Sequence[RotationStatus], named: int = 5) -> str:
     """One line naming what is overdue and who owns it (the first `named` of them)."""
-    names = ", ".join(f"{s.secret} ({s.environment}, owner: {s.owner})" for s in overdue[:named])
+    names = ", ".join(f"{s.secret} ({s.where}, owner: {s.owner})" for s in overdue[:named])
     more = f" and {len(overdue) - named} more" if len(overdue) > named else ""
     return f"{_count(len(overdue), 'rotation')} overdue: {names}{more}"
 

@@ -15,6 +15,8 @@ Definitions (the `rotation status`, `rotation due` and `rotation calendar` comma
 - **Never rotated**: the path is missing in Vault, its current version is deleted or destroyed,
   or the secret's key is absent from it. Such a secret has no last rotation; it is due now:
   `next_due` is the evaluation time and it counts as overdue.
+- A `scope: repository` secret has one status, whose environment is `(repository)`; like the
+  plan, a selection of environments includes it only when it covers all of them.
 
 Every time this module returns is timezone-aware and in UTC. All functions are pure except
 `load_statuses`, which reads metadata through a `VaultPort`.
@@ -35,7 +37,11 @@ from envmatrix.desired import resolve_environments
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy, RotationSpec, SecretSpec, parse_duration
 from envmatrix.ports import VaultEntry, VaultPort
+from rotation.groups import secret_paths
 
+# where a logical environment would go, for a scope: repository secret (no logical environment
+# name can hold parentheses, so it never collides with one)
+REPOSITORY_LEVEL = "(repository)"
 # A calendar of a `* * * * *` schedule over 90 days would hold 129,600 events; nobody wants that.
 MAX_OCCURRENCES_PER_SECRET = 500
 
@@ -50,10 +56,11 @@ class RotationState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class RotationStatus:
-    """One secret with `rotation:` in one logical environment, evaluated at `at`."""
+    """One secret with `rotation:` in one logical environment (or at the repository level),
+    evaluated at `at`."""
 
     secret: str
-    environment: str
+    environment: str  # logical environment, or REPOSITORY_LEVEL for a scope: repository secret
     mount: str  # the KV v2 mount
     path: str  # Vault path relative to the mount, {environment} resolved
     key: str
@@ -68,6 +75,16 @@ class RotationStatus:
     overdue: bool
     at: datetime
     spec: RotationSpec = field(compare=False, repr=False)
+
+    @property
+    def repository_level(self) -> bool:
+        """Whether this is a scope: repository secret (its copies are repository secrets)."""
+        return self.environment == REPOSITORY_LEVEL
+
+    @property
+    def where(self) -> str:
+        """The environment in a sentence: `production`, or `repository secret`."""
+        return "repository secret" if self.repository_level else self.environment
 
     @property
     def state(self) -> RotationState:
@@ -96,7 +113,8 @@ class RotationOccurrence:
         """Stable across runs: the same rotation keeps its calendar UID."""
         when = "never-rotated" if self.status.last_rotated is None and self.overdue else (
             self.due.strftime("%Y%m%dT%H%M%SZ"))
-        return f"{self.status.secret}-{self.status.environment}-{when}@envmatrix"
+        where = "repository" if self.status.repository_level else self.status.environment
+        return f"{self.status.secret}-{where}-{when}@envmatrix"
 
 
 # -- cron ----------------------------------------------------------------------------------------
@@ -153,30 +171,41 @@ def last_rotation(entry: VaultEntry | None, key: str) -> datetime | None:
 def rotation_status(
     policy: Policy, name: str, environment: str, entry: VaultEntry | None, at: datetime
 ) -> RotationStatus:
-    """The status of secret `name` (which must have `rotation:`) in `environment` at `at`."""
+    """The status of secret `name` (which must have `rotation:`) in `environment` at `at`.
+
+    For a scope: repository secret `environment` is ignored: its status is REPOSITORY_LEVEL.
+    """
     spec = policy.secrets[name]
     assert spec.rotation is not None
     key, at = spec.vault_key(name), _aware(at).astimezone(UTC)
     last = last_rotation(entry, key)
     due = next_due(spec.rotation, last) if last is not None else at
+    path = spec.vault_path(environment)
     return RotationStatus(
-        secret=name, environment=environment, mount=policy.vault.mount,
-        path=spec.vault_path(environment), key=key,
+        secret=name, environment=REPOSITORY_LEVEL if spec.repository_level else environment,
+        mount=policy.vault.mount, path=path, key=key,
         owner=spec.owner, contact=policy.owners[spec.owner].contact,
         strategy=spec.rotation.strategy, repositories=policy.repositories_for(spec),
-        group=_group(policy, spec, environment), last_rotated=last,
+        group=_group(policy, path), last_rotated=last,
         vault_version=entry.version if last is not None and entry else None,
         next_due=due, overdue=at >= due, at=at, spec=spec.rotation,
     )
 
 
-def _group(policy: Policy, spec: SecretSpec, environment: str) -> tuple[str, ...]:
+def _group(policy: Policy, path: str) -> tuple[str, ...]:
     """Rotating secrets at the same resolved path, in any environment (as rotation/groups.py)."""
-    path = spec.vault_path(environment)
     return tuple(sorted(
         name for name, other in _rotating(policy)
-        if any(other.vault_path(env) == path for env in other.environments)
+        if any(p == path for _, p in secret_paths(policy, other))
     ))
+
+
+def _places(policy: Policy, spec: SecretSpec, selected: Sequence[str]) -> list[tuple[str, str]]:
+    """(environment, path) where the secret is read in the selection; a repository-scope
+    secret's environment is "" (its path has no {environment} to fill)."""
+    if not selected:
+        return []
+    return [(env or "", path) for env, path in secret_paths(policy, spec, selected)]
 
 
 def _rotating(policy: Policy) -> Iterator[tuple[str, SecretSpec]]:
@@ -188,10 +217,9 @@ def _rotating(policy: Policy) -> Iterator[tuple[str, SecretSpec]]:
 
 def rotation_paths(policy: Policy, environments: Iterable[str]) -> tuple[str, ...]:
     """The distinct Vault paths whose metadata the statuses need, in a stable order."""
-    selected = set(environments)
+    selected = tuple(environments)
     return tuple(sorted({
-        spec.vault_path(env) for _, spec in _rotating(policy)
-        for env in spec.environments if env in selected
+        path for _, spec in _rotating(policy) for _, path in _places(policy, spec, selected)
     }))
 
 
@@ -202,10 +230,10 @@ def rotation_statuses(
 
     `entries` maps Vault paths to their metadata; a path that is absent counts as missing.
     """
-    selected = set(environments)
+    selected = tuple(environments)
     statuses = (
-        rotation_status(policy, name, env, entries.get(spec.vault_path(env)), at)
-        for name, spec in _rotating(policy) for env in spec.environments if env in selected
+        rotation_status(policy, name, env, entries.get(path), at)
+        for name, spec in _rotating(policy) for env, path in _places(policy, spec, selected)
     )
     return tuple(sorted(statuses, key=lambda s: (s.next_due, s.secret, s.environment)))
 
@@ -234,8 +262,11 @@ def overdue_secrets(
 
 
 def overdue_cells(statuses: Iterable[RotationStatus]) -> frozenset[tuple[str, str]]:
-    """(secret, logical environment) pairs that are overdue: for marking rows of a plan."""
-    return frozenset((s.secret, s.environment) for s in statuses if s.overdue)
+    """(secret, logical environment) pairs that are overdue: for marking rows of a plan. A
+    repository secret's pair has "", the logical environment of a repository-level target."""
+    return frozenset(
+        (s.secret, "" if s.repository_level else s.environment) for s in statuses if s.overdue
+    )
 
 
 # -- the calendar --------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class RotationContext:
     """What a strategy gets for one rotation group (secrets sharing one Vault path)."""
 
     path: str  # Vault path relative to the mount, {environment} resolved
-    environment: str  # logical environment
+    environment: str | None  # logical environment; None for a repository-scope group
     keys: Mapping[str, str]  # secret name -> key in the Vault path
     options: Mapping[str, Any]  # rotation.options from the policy (non-secret)
     current: Mapping[str, SecretValue]  # the path's current values, all keys

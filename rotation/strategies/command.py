@@ -5,7 +5,8 @@ policy names it as `options.command: [argv...]`; a relative `argv[0]` is resolve
 policy file's directory, which is also its working directory. Per step envmatrix runs it once,
 writes one JSON object to its stdin and closes it:
 
-    {"step": "create"|"set"|"test"|"revoke"|"discard", "path": ..., "environment": ...,
+    {"step": "create"|"set"|"test"|"revoke"|"discard", "path": ...,
+     "environment": ...,           # the logical environment; null for a scope: repository path
      "keys": {secret name: Vault key}, "options": {...}, "handle": {...},
      "current": {key: value},      # create and revoke: the path's current values
      "pending": {key: value},      # set, test, discard: the new values

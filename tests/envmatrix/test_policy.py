@@ -248,15 +248,6 @@ MISTAKES = [
         "vault: apps/{environment}/ga-mcp#json",
     ),
     (
-        "repository secret with a rotation",
-        GA_BLOCK,
-        "    owner: data\n    scope: repository\n    vault: ci/ga-mcp#json\n"
-        "    rotation:\n      max_age: 90d\n      strategy: manual",
-        "secrets.GA_MCP_SERVICE_ACCOUNT_JSON.rotation",
-        "not supported for scope: repository",
-        "    rotation:\n      max_age: 90d\n      strategy: manual\n\nflags:",
-    ),
-    (
         "unknown scope",
         "    owner: data\n",
         "    owner: data\n    scope: organization\n",
@@ -442,6 +433,41 @@ def test_repository_scope_secret_is_valid_and_environment_scope_is_the_default(
     assert spec.vault_path("production") == spec.vault_path("staging") == "ci/ga-mcp"
     assert not load_policy(EXAMPLE).secrets["SUPABASE_URL"].repository_level
     assert load_policy(EXAMPLE).secrets["SUPABASE_URL"].scope == "environment"
+
+
+REPOSITORY_ROTATION = (
+    "    owner: data\n    scope: repository\n    vault: ci/ga-mcp#json\n"
+    "    rotation:\n      max_age: 90d\n      strategy: generate"
+)
+
+
+def test_repository_scope_secret_may_rotate(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(TEXT.replace(GA_BLOCK, REPOSITORY_ROTATION))
+    spec = load_policy(path).secrets["GA_MCP_SERVICE_ACCOUNT_JSON"]
+    assert spec.repository_level and spec.rotation is not None
+    assert spec.rotation.strategy == "generate" and spec.rotation.max_age == "90d"
+
+
+def test_secrets_sharing_a_repository_path_must_declare_one_rotation(tmp_path: Path) -> None:
+    # an environment secret may read the repository secret's path; both then rotate together
+    sharing = (
+        "  CI_PEER:\n    owner: data\n    vault: ci/ga-mcp#peer\n"
+        "    environments: [production]\n    rotation:\n      max_age: 9d\n"
+        "      strategy: manual\n"
+    )
+    text = TEXT.replace(GA_BLOCK, REPOSITORY_ROTATION).replace(
+        "\nflags:", f"\n{sharing}\nflags:", 1
+    )
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.key_path.endswith(".rotation")
+    assert "shares Vault path ci/ga-mcp" in caught.value.message
+    path.write_text(text.replace("max_age: 9d\n      strategy: manual", "max_age: 90d\n"
+                                 "      strategy: generate"))
+    assert load_policy(path).secrets["CI_PEER"].rotation is not None
 
 
 def test_missing_file(tmp_path: Path) -> None:

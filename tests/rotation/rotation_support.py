@@ -157,3 +157,54 @@ def failure_texts(
     error = failure.value
     assert error.__cause__ is None
     return [str(error), repr(error), repr(error.args)]
+
+
+REPOSITORY_PATH = "ci/shared"  # the Vault path of the repository-scope secrets below
+
+
+def write_repository_policy(
+    directory: Path, mount: str, rotation: dict[str, Any], peer: list[str] | None = None
+) -> Path:
+    """CI_TOKEN (scope: repository) rotates, with CI_USER beside it at ci/shared; OTHER is an
+    environment secret elsewhere. `peer`: also PEER_KEY, an environment secret in those
+    environments that reads the same path (the policy allows it), carried along unchanged."""
+    repository = {"owner": "ops", "scope": "repository", "repositories": REPOS}
+    secrets: dict[str, Any] = {
+        "CI_TOKEN": {**repository, "vault": f"{REPOSITORY_PATH}#token", "rotation": rotation},
+        "CI_USER": {**repository, "vault": f"{REPOSITORY_PATH}#user"},
+        "OTHER": {
+            "owner": "ops",
+            "vault": "apps/{environment}/other#value",
+            "environments": ["production"],
+        },
+    }
+    if peer:
+        secrets["PEER_KEY"] = {
+            "owner": "ops", "vault": f"{REPOSITORY_PATH}#peer", "environments": peer
+        }
+    policy = {
+        "version": 1,
+        "vault": {"mount": mount},
+        "github": {"repositories": REPOS},
+        "environments": {e: {"github": e} for e in ENVS},
+        "owners": {"ops": {"contact": "ops@example.test"}},
+        "secrets": secrets,
+    }
+    path = directory / "envmatrix.yaml"
+    path.write_text(json.dumps(policy, indent=2))
+    return path
+
+
+def seed_repository(vault: VaultAdapter, token: str = "initial-ci-token") -> str:
+    """Initial values for write_repository_policy's secrets; returns CI_TOKEN's."""
+    vault.write_values(
+        REPOSITORY_PATH,
+        {"token": SecretValue(token), "user": SecretValue("ci-user"), "peer": SecretValue("peer")},
+    )
+    vault.write_values("apps/production/other", {"value": SecretValue("other-production")})
+    return token
+
+
+def repository_copies(sandbox: GitHubSandbox, name: str = "CI_TOKEN") -> list[str | None]:
+    """What every repository's Actions repository secret `name` holds (decrypted)."""
+    return [sandbox.repository_secret_value(repo, name) for repo in REPOS]
