@@ -64,7 +64,7 @@ def plan_json(plan: Plan, overdue: Sequence[RotationStatus] = ()) -> dict[str, A
 def _overdue_json(status: RotationStatus) -> dict[str, Any]:
     return {
         "secret": status.secret,
-        "environment": status.environment,
+        "environment": None if status.repository_level else status.environment,
         "owner": status.owner,
         "contact": status.contact,
         "strategy": status.strategy,
