@@ -160,7 +160,7 @@ def apply(
         _apply_lock(connections, sink, timeout),
     ):
         if plan_file:
-            report = apply_saved(plan_file, connections, sink, path)
+            report = apply_saved(plan_file, connections, sink, path, loaded)
         else:
             run = make_plan(path, connections, environment or (), loaded)
             if not run.plan.has_writes:

@@ -140,18 +140,19 @@ def apply_saved(
     connections: Connections,
     audit: AuditSink | None = None,
     policy_path: str | None = None,
+    policy: Policy | None = None,
 ) -> ApplyReport:
     """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
 
     `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by default where
-    it was when the plan was made."""
+    it was when the plan was made; `policy` is that file already loaded, if the caller has it."""
     saved = read_plan_file(plan_file)
     policy_path = policy_path or str(saved["policy"])
     if _sha256(policy_path) != saved["policy_sha256"]:
         raise StalePlanError(
             f"saved plan {plan_file} is stale: {policy_path} changed since; plan again"
         )
-    fresh = make_plan(policy_path, connections, tuple(saved["environments"]))
+    fresh = make_plan(policy_path, connections, tuple(saved["environments"]), policy)
     if fresh.observed.fingerprint() != saved["fingerprint"]:
         raise StalePlanError(
             f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made;"
