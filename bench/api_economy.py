@@ -32,12 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 from envmatrix.adapters.github import GitHubAdapter  # noqa: E402
 from envmatrix.adapters.vault import VaultAdapter  # noqa: E402
-from envmatrix.demo import seed_vault  # noqa: E402
-from envmatrix.openbao import OpenBaoDevServer  # noqa: E402
+from envmatrix.connect import Connections
+from envmatrix.demo.openbao import OpenBaoDevServer  # noqa: E402
+from envmatrix.demo.run import seed_vault  # noqa: E402
 from envmatrix.policy import load_policy  # noqa: E402
 from envmatrix.sandbox import GitHubSandbox  # noqa: E402
 from envmatrix.secret import SecretValue  # noqa: E402
-from envmatrix.sync import Connections, PlanRun, apply_run, make_plan  # noqa: E402
+from envmatrix.workflow import PlanRun, apply_run, make_plan  # noqa: E402
 
 REPOSITORIES = [f"occ-labs/service-{i:02d}" for i in range(50)]
 TOKEN = "bench-token"

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from envmatrix.adapters.vault import VaultAdapter  # noqa: E402
-from envmatrix.demo import seed_vault  # noqa: E402
-from envmatrix.openbao import OpenBaoDevServer  # noqa: E402
+from envmatrix.demo.openbao import OpenBaoDevServer  # noqa: E402
+from envmatrix.demo.run import seed_vault  # noqa: E402
 from envmatrix.policy import load_policy  # noqa: E402
 
 TOKEN = "bench-token"

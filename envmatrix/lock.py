@@ -34,7 +34,8 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from envmatrix.audit import AuditEvent, AuditSink, NullSink
+from envmatrix.actor import holder_identity
+from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
 from envmatrix.errors import (
     EnvmatrixError,
     LockHeldError,
@@ -56,11 +57,6 @@ def lock_path(name: str) -> str:
     if not _NAME.match(name) or ".." in name.split("/"):
         raise UsageError(f"lock name {name!r} must be path segments of letters, digits, _ . -")
     return LOCK_PREFIX + name
-
-
-def holder_identity(actor: str) -> str:
-    """Who holds a lock: the actor (Vault token / CI identity), host and process."""
-    return f"{actor or 'unknown'} on {socket.gethostname()} pid {os.getpid()}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +29,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from envmatrix.errors import PolicyError
+from envmatrix.timefmt import parse_duration
 
 MAX_POLICY_BYTES = 1_000_000
 SECRET_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -38,18 +38,8 @@ LOGICAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # \w is Unicode-aware: Vault paths and keys may be `apps/zürich#schlüssel`
 VAULT_REF = re.compile(r"^(?P<path>[\w.{}/-]+?)(?:#(?P<key>[\w.-]+))?$")
 VAULT_REF_CHAR = re.compile(r"[\w.{}/#-]")
-DURATION = re.compile(r"^(?P<n>[1-9][0-9]*)(?P<unit>[smhdw])$")
-DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 STRATEGIES = ("generate", "manual", "postgres", "aws-iam", "supabase-api-key", "command")
 RESERVED_VAULT_PREFIX = "envmatrix/"
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90d`, `12h`, `30m`, `45s`, `2w` -> timedelta. Raises ValueError otherwise."""
-    match = DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 90d, 12h, 30m")
-    return timedelta(**{DURATION_UNITS[match["unit"]]: int(match["n"])})
 
 
 def _check_duration(text: str) -> str:

@@ -8,19 +8,17 @@ are UTC. The owner's contact becomes ORGANIZER and ATTENDEE when it is an email 
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from icalendar import Calendar, Event, vCalAddress
 
 from envmatrix.errors import UsageError
+from envmatrix.files import write_atomic
 from envmatrix.policy import Policy
-from rotation.schedule import RotationOccurrence, RotationStatus, upcoming
+from envmatrix.rotation.schedule import RotationOccurrence, RotationStatus, upcoming
+from envmatrix.timefmt import iso_utc
 
 PRODID = "-//envmatrix//rotation calendar//EN"
 EVENT_LENGTH = timedelta(minutes=30)  # a slot in the owner's day, not a promise of duration
@@ -91,7 +89,7 @@ def event_description(occurrence: RotationOccurrence) -> str:
 def _last_rotated(status: RotationStatus) -> str:
     if status.last_rotated is None:
         return "never (missing in Vault)"
-    return f"{status.last_rotated:%Y-%m-%dT%H:%M:%SZ} (Vault version {status.vault_version})"
+    return f"{iso_utc(status.last_rotated)} (Vault version {status.vault_version})"
 
 
 def _address(status: RotationStatus, role: str | None) -> vCalAddress:
@@ -103,27 +101,8 @@ def _address(status: RotationStatus, role: str | None) -> vCalAddress:
 
 
 def write_calendar(path: str, calendar: Calendar) -> None:
-    """Write the .ics file atomically: readers see the old file or the new one, never half."""
-    target = Path(path)
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
-        _replace(target, calendar.to_ical(), mode)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write the calendar ({exc.strerror})") from None
-
-
-def _replace(target: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the .ics file atomically (0600): readers see the old file or the new one, never half."""
+    write_atomic(path, calendar.to_ical(), "calendar")
 
 
 def calendar_rotations(

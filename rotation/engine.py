@@ -18,29 +18,33 @@ No value is ever put in a journal, an outcome, an audit event or an error messag
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from envmatrix import failpoints
-from envmatrix.apply import Applier, ApplyReport
-from envmatrix.audit import AuditEvent, AuditSink, NullSink
-from envmatrix.desired import desired_state
+from envmatrix.actor import actor_identity, holder_identity
+from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
 from envmatrix.errors import EnvmatrixError, LockHeldError, RuntimeFailure
 from envmatrix.lock import APPLY_LOCK, VaultLock
-from envmatrix.observe import observe
-from envmatrix.plan import Change, Kind, diff
-from envmatrix.policy import Policy, parse_duration
+from envmatrix.pipeline.apply import ApplyReport
+from envmatrix.pipeline.sync import sync_cells
+from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
+from envmatrix.rotation.groups import RotationGroup, group_at, rotating_paths
+from envmatrix.rotation.journal import (
+    JournalEntry,
+    JournalStore,
+    RotationJournal,
+    Step,
+    pending_path,
+)
+from envmatrix.rotation.strategies import StrategySettings, get_strategy
+from envmatrix.rotation.strategies.base import RotationContext, Strategy
 from envmatrix.secret import SecretValue
-from rotation.groups import RotationGroup, group_at, rotating_paths
-from rotation.journal import JournalEntry, JournalStore, RotationJournal, Step, pending_path
-from rotation.strategies import StrategySettings, get_strategy
-from rotation.strategies.base import RotationContext, Strategy
+from envmatrix.timefmt import iso_utc, parse_duration
 
 Clock = Callable[[], datetime]
 APPLY_LOCK_TIMEOUT = 60.0  # seconds a sync waits for a running apply to finish
@@ -65,7 +69,7 @@ def _now() -> datetime:
 
 
 def _stamp(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+    return iso_utc(moment) if moment else "-"
 
 
 class StrategyFailed(RuntimeFailure):
@@ -162,7 +166,7 @@ class RotationEngine:
         self.audit = audit or NullSink()
         self.clock = clock
         self.on_step = on_step
-        self.actor = actor or _actor(vault)
+        self.actor = actor or actor_identity(vault)
         self.store = JournalStore(vault)
         self.apply_lock_timeout = apply_lock_timeout
 
@@ -253,7 +257,7 @@ class RotationEngine:
             secrets=tuple(group.keys),
             strategy=group.spec.strategy,
             step=Step.STARTED,
-            holder=self.actor,
+            holder=holder_identity(self.actor),
             started_at=now,
             updated_at=now,
             previous_version=self.vault.read_entry(group.path).version,
@@ -401,8 +405,8 @@ class RotationEngine:
             timeout=self.apply_lock_timeout,
         )
         with lock:
-            report = sync_group(
-                self.policy, run.group, self.vault, self.github, self.audit, self.actor
+            report = sync_cells(
+                self.policy, run.group.holds, self.vault, self.github, self.audit, self.actor
             )
         _raise_if_sync_failed(run.group, report)
         return report
@@ -460,7 +464,7 @@ class RotationEngine:
     # -- journal, outcome, audit ----------------------------------------------------------------
 
     def _advance(self, run: _Run, step: Step, detail: str, **changes: Any) -> None:
-        journal = run.journal.at(step, self.clock(), holder=self.actor, **changes)
+        journal = run.journal.at(step, self.clock(), holder=holder_identity(self.actor), **changes)
         run.entry = self.store.advance(run.entry, journal)
         self._reached(run, step, detail)
 
@@ -587,38 +591,6 @@ class RotationEngine:
         return journal.grace_until is None or self.clock() >= journal.grace_until
 
 
-def sync_group(
-    policy: Policy,
-    group: RotationGroup,
-    vault: VaultPort,
-    github: GitHubPort,
-    audit: AuditSink,
-    actor: str,
-) -> ApplyReport:
-    """Make every GitHub copy of the group's secrets match Vault, with envmatrix's apply.
-
-    The desired state is restricted to the group's secret cells (no flags, no pruning), and so
-    is the plan, so a rotation never touches anything else. It starts from every environment, so
-    repository-scope copies (which belong to no one environment) are in it; the path filter keeps
-    only the group's environments.
-    """
-    full = desired_state(policy)
-    cells = tuple(c for c in full.secrets if c.name in group.secrets and c.vault_path == group.path)
-    desired = replace(
-        full, targets=tuple(sorted({c.target for c in cells})), secrets=cells, flags=(), prune=False
-    )
-    observed = observe(desired, vault, github)
-    plan = diff(desired, observed)
-    plan = replace(plan, changes=tuple(c for c in plan.changes if _in_group(c, group)))
-    return Applier(vault, github, observed.sync, audit, actor).apply(plan)
-
-
-def _in_group(change: Change, group: RotationGroup) -> bool:
-    return change.kind is Kind.ENVIRONMENT or (
-        change.kind is Kind.SECRET and change.name in group.secrets
-    )
-
-
 def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
     if report.ok:
         return
@@ -697,14 +669,6 @@ def _outcome(group: RotationGroup) -> RotationOutcome:
     )
 
 
-def _actor(vault: VaultPort) -> str:
-    try:
-        identity = vault.identity()
-    except EnvmatrixError:  # identity is best effort; it must never stop a rotation
-        identity = "unknown"
-    return f"{identity} on {socket.gethostname()} pid {os.getpid()}"
-
-
 DueFinder = Callable[[Policy, VaultPort, Sequence[str], datetime], list[str]]
 
 
@@ -712,7 +676,7 @@ def overdue_paths(
     policy: Policy, vault: VaultPort, environments: Sequence[str], at: datetime
 ) -> list[str]:
     """Vault paths whose rotation is due (rotation/schedule.py decides; never-rotated count)."""
-    from rotation.schedule import load_statuses, overdue_statuses
+    from envmatrix.rotation.schedule import load_statuses, overdue_statuses
 
     statuses = overdue_statuses(load_statuses(policy, environments, vault, at))
     return list(dict.fromkeys(s.path for s in statuses))

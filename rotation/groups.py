@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from envmatrix.errors import UsageError
+from envmatrix.pipeline.desired import SecretCell
 from envmatrix.policy import Policy, RotationSpec, SecretSpec
 
 
@@ -43,6 +44,11 @@ class RotationGroup:
     def name(self) -> str:
         """A short label: the rotating secrets."""
         return ", ".join(self.keys)
+
+    def holds(self, cell: SecretCell) -> bool:
+        """Whether a desired secret cell is a GitHub copy of this group's path (what a rotation
+        re-syncs)."""
+        return cell.name in self.secrets and cell.vault_path == self.path
 
 
 def secret_paths(

@@ -32,6 +32,7 @@ from typing import Any
 
 from envmatrix.errors import LockHeldError, VaultCasMismatch
 from envmatrix.ports import VaultPort
+from envmatrix.timefmt import iso_utc, parse_iso_utc
 
 JOURNAL_PREFIX = "envmatrix/rotation"
 PENDING_PREFIX = "envmatrix/pending"
@@ -73,13 +74,13 @@ def pending_path(path: str) -> str:
 
 
 def _stamp(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return iso_utc(moment) if moment else None
 
 
 def _parse(text: Any) -> datetime | None:
     if not text:
         return None
-    return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return parse_iso_utc(str(text))
 
 
 def _optional_text(value: Any) -> str | None:

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
-from rotation.schedule import RotationOccurrence, RotationState, RotationStatus
+from envmatrix.rotation.schedule import RotationOccurrence, RotationState, RotationStatus
+from envmatrix.timefmt import iso_utc
 
 MARKERS = {
     RotationState.OK: ("", ""),
@@ -26,7 +27,7 @@ MARKERS = {
 
 def iso(moment: datetime | None) -> str | None:
     """UTC, to the second, with a Z."""
-    return None if moment is None else f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+    return None if moment is None else iso_utc(moment)
 
 
 def rotation_json(status: RotationStatus) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from envmatrix.desired import resolve_environments
 from envmatrix.errors import UsageError
+from envmatrix.pipeline.desired import resolve_environments
 from envmatrix.policy import Policy
-from rotation.engine import RotationEngine, RotationOutcome, rotate_due
-from rotation.groups import RotationGroup, groups_for
+from envmatrix.rotation.engine import RotationEngine, RotationOutcome, rotate_due
+from envmatrix.rotation.groups import RotationGroup, groups_for
 
 
 class Mode(StrEnum):

@@ -33,11 +33,12 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from envmatrix.desired import resolve_environments
 from envmatrix.errors import UsageError
-from envmatrix.policy import Policy, RotationSpec, SecretSpec, parse_duration
+from envmatrix.pipeline.desired import resolve_environments
+from envmatrix.policy import Policy, RotationSpec, SecretSpec
 from envmatrix.ports import VaultEntry, VaultPort
-from rotation.groups import secret_paths
+from envmatrix.rotation.groups import secret_paths
+from envmatrix.timefmt import parse_duration, parse_moment
 
 # where a logical environment would go, for a scope: repository secret (no logical environment
 # name can hold parentheses, so it never collides with one)
@@ -319,12 +320,11 @@ def evaluation_time(at: str | None, now: datetime | None = None) -> datetime:
     if at is None:
         return (now or datetime.now(UTC)).astimezone(UTC)
     try:
-        parsed = datetime.fromisoformat(at.strip())
+        return parse_moment(at)
     except ValueError:
         raise UsageError(
             f"--at {at!r} is not an ISO 8601 date or time (2027-01-01, 2027-01-01T09:00+01:00)"
         ) from None
-    return _aware(parsed).astimezone(UTC)
 
 
 def _aware(moment: datetime) -> datetime:

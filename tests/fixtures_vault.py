@@ -22,7 +22,7 @@ import hvac.exceptions
 import pytest
 
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.openbao import OpenBaoDevServer
+from envmatrix.demo.openbao import OpenBaoDevServer
 
 _MOUNT_READY_TIMEOUT = 10.0
 

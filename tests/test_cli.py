@@ -231,7 +231,7 @@ def test_plan_json_matches_the_contract_shape(world: World) -> None:
 
 
 def test_apply_sets_a_probed_flag_true_only_when_its_probe_passes(world: World) -> None:
-    from envmatrix.sandbox.supabase import SupabaseSandbox
+    from tests.standins.supabase import SupabaseSandbox
 
     head, flags = world.policy_path.read_text().split("\nflags:\n")
     world.write_policy(head + "\nflags:\n" + flags + "    probe: supabase\n")

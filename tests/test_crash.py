@@ -22,8 +22,8 @@ import hvac
 import pytest
 
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.desired import desired_state
-from envmatrix.openbao import OpenBaoDevServer
+from envmatrix.demo.openbao import OpenBaoDevServer
+from envmatrix.pipeline.desired import desired_state
 from envmatrix.sandbox import Fault, GitHubSandbox
 from tests.fixtures_vault import _wait_for_kv_mount
 from tests.world import REPO, World, example_policy_text

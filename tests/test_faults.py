@@ -21,11 +21,12 @@ from github import Auth, Github, GithubException, GithubRetry
 
 from envmatrix.adapters.github import GitHubAdapter, RetryPolicy
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.desired import Target, desired_state
-from envmatrix.openbao import OpenBaoDevServer
+from envmatrix.connect import Connections
+from envmatrix.demo.openbao import OpenBaoDevServer
+from envmatrix.pipeline.desired import Target, desired_state
+from envmatrix.pipeline.state import SyncState, state_path
 from envmatrix.sandbox import Fault, GitHubSandbox
-from envmatrix.state import SyncState, state_path
-from envmatrix.sync import Connections, apply_run, make_plan
+from envmatrix.workflow import apply_run, make_plan
 from tests.fixtures_vault import _wait_for_kv_mount
 from tests.world import REPO, World, example_policy_text
 

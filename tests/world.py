@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-import cli
+from envmatrix import cli
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.demo import github_value, seed_vault
-from envmatrix.desired import desired_state
+from envmatrix.demo.run import github_value, seed_vault
+from envmatrix.pipeline.desired import desired_state
 from envmatrix.policy import Policy, load_policy
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue

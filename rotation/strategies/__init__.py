@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from envmatrix.errors import UsageError
+from envmatrix.rotation.strategies.base import Strategy
 from envmatrix.secret import SecretValue
-from rotation.strategies.base import Strategy
 
 FACTORIES: dict[str, str] = {
-    "generate": "rotation.strategies.generate:build",
-    "manual": "rotation.strategies.manual:build",
-    "command": "rotation.strategies.command:build",
-    "postgres": "rotation.strategies.postgres:build",
-    "aws-iam": "rotation.strategies.aws_iam:build",
-    "supabase-api-key": "rotation.strategies.supabase_api_key:build",
+    "generate": "envmatrix.rotation.strategies.generate:build",
+    "manual": "envmatrix.rotation.strategies.manual:build",
+    "command": "envmatrix.rotation.strategies.command:build",
+    "postgres": "envmatrix.rotation.strategies.postgres:build",
+    "aws-iam": "envmatrix.rotation.strategies.aws_iam:build",
+    "supabase-api-key": "envmatrix.rotation.strategies.supabase_api_key:build",
 }
 
 # Asks the owner for a secret's new value: (secret name, Vault key) -> value. None when the

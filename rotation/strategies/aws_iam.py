@@ -40,9 +40,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import (
+    BaseStrategy,
+    Created,
+    RotationContext,
+    RotationTestFailed,
+)
+from envmatrix.rotation.strategies.group_values import check_group, values_for_group
 from envmatrix.secret import SecretValue
-from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
-from rotation.strategies.group_values import check_group, values_for_group
 
 _MAX_KEYS_PER_USER = 2
 _REVOKE_MODES = ("delete", "deactivate")

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.rotation.strategies import StrategySettings
+from envmatrix.rotation.strategies.base import Created, RotationContext, RotationTestFailed
 from envmatrix.secret import SecretValue
-from rotation.strategies import StrategySettings
-from rotation.strategies.base import Created, RotationContext, RotationTestFailed
 
 DEFAULT_TIMEOUT = 300.0
 WITHHELD_VARIABLES = ("VAULT_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")

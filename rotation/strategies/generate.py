@@ -14,9 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from envmatrix.errors import UsageError
+from envmatrix.rotation.strategies import StrategySettings
+from envmatrix.rotation.strategies.base import (
+    BaseStrategy,
+    Created,
+    RotationContext,
+    RotationTestFailed,
+)
 from envmatrix.secret import SecretValue
-from rotation.strategies import StrategySettings
-from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
 
 ALPHABETS = {
     "alphanumeric": string.ascii_letters + string.digits,

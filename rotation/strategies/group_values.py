@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import RotationContext
 from envmatrix.secret import SecretValue
-from rotation.strategies.base import RotationContext
 
 
 def check_group(strategy: str, ctx: RotationContext, changed: Iterable[str]) -> None:

@@ -12,9 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from envmatrix.errors import UsageError
+from envmatrix.rotation.strategies import StrategySettings, ValueSource
+from envmatrix.rotation.strategies.base import (
+    BaseStrategy,
+    Created,
+    RotationContext,
+    RotationTestFailed,
+)
 from envmatrix.secret import SecretValue
-from rotation.strategies import StrategySettings, ValueSource
-from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
 
 
 class ManualStrategy(BaseStrategy):

@@ -37,9 +37,14 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import (
+    BaseStrategy,
+    Created,
+    RotationContext,
+    RotationTestFailed,
+)
+from envmatrix.rotation.strategies.group_values import values_for_group
 from envmatrix.secret import MASK, SecretValue
-from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
-from rotation.strategies.group_values import values_for_group
 
 _MODES = ("single", "alternating")
 _PASSWORD_BYTES = 32  # token_urlsafe(32): 43 URL-safe characters, ~256 bits

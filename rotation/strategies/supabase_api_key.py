@@ -36,10 +36,15 @@ from typing import Any
 import httpx
 
 from envmatrix.errors import CheckFailed, RuntimeFailure, UsageError
-from envmatrix.probe import check_supabase
+from envmatrix.rotation.strategies.base import (
+    BaseStrategy,
+    Created,
+    RotationContext,
+    RotationTestFailed,
+)
+from envmatrix.rotation.strategies.group_values import check_group, values_for_group
 from envmatrix.secret import SecretValue
-from rotation.strategies.base import BaseStrategy, Created, RotationContext, RotationTestFailed
-from rotation.strategies.group_values import check_group, values_for_group
+from envmatrix.adapters.supabase import check_supabase
 
 DEFAULT_API_URL = "https://api.supabase.com"
 _SECRET_PREFIX = "sb_secret_"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-import cli
+from envmatrix import cli
 from envmatrix.sandbox import GitHubSandbox
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policies" / "example.yaml"

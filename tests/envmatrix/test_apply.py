@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from envmatrix.apply import Applier
-from envmatrix.audit import MemorySink
-from envmatrix.desired import Target
+from envmatrix.audit.events import MemorySink
 from envmatrix.errors import GitHubError
-from envmatrix.plan import Action, Change, Kind, Plan, Reason
+from envmatrix.pipeline.apply import Applier
+from envmatrix.pipeline.desired import Target
+from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
+from envmatrix.pipeline.state import SyncState, state_path
 from envmatrix.ports import VaultDocument, WriteReceipt
 from envmatrix.secret import SecretValue
-from envmatrix.state import SyncState, state_path
 
 T = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PROD = Target("occ/app", "production", "production")

@@ -15,18 +15,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import cli
+from envmatrix import cli
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.audit import AuditEvent
-from envmatrix.audit_store import (
+from envmatrix.audit.events import AuditEvent
+from envmatrix.audit.store import (
     GuardedSink,
     PostgresAuditSink,
     SqliteAuditSink,
     audit_sink_for,
-    event_json,
 )
 from envmatrix.errors import UsageError
 from envmatrix.policy import load_policy
+from envmatrix.render.report import audit_json
 from envmatrix.sandbox import GitHubSandbox
 from tests.envmatrix.apply_world import cli_env, plant_canaries, write_policy
 from tests.fixtures_services import PostgresServer
@@ -297,7 +297,7 @@ def test_a_rotation_leaves_a_row_per_step_and_per_github_write_and_no_value(
         *((f"rotation.{step}", group, "ok") for step in ("sync", "revoke", "done")),
     ]
     assert events[first + 6].vault_version == events[first + 4].vault_version == 2  # promoted v2
-    stored = json.dumps([event_json(e) for e in events])
+    stored = json.dumps(audit_json(events))
     assert not any(value in stored for value in [*world, *rotated])
     if store_kind == "sqlite":
         raw = b"".join(p.read_bytes() for p in (tmp_path / ".envmatrix").iterdir())

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.audit_store import SqliteAuditSink
+from envmatrix.audit.store import SqliteAuditSink
 from envmatrix.sandbox import Fault, GitHubSandbox
 from tests.envmatrix.apply_world import (
     ENVIRONMENTS,
@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def _start_apply(policy: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "apply", "--policy", str(policy), "--yes"],
+        [sys.executable, "-m", "envmatrix", "apply", "--policy", str(policy), "--yes"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from envmatrix.demo import run_demo
+from envmatrix.demo.run import run_demo
 
 
 def test_demo_runs_the_main_job_end_to_end() -> None:

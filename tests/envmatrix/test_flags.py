@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.demo import seed_vault
-from envmatrix.desired import DesiredState, FlagCell, Target
+from envmatrix.demo.run import seed_vault
 from envmatrix.errors import UsageError
-from envmatrix.flags import apply_probes, flag_readiness, select
-from envmatrix.matrix import MatrixCell, Status
+from envmatrix.pipeline.desired import DesiredState, FlagCell, Target
 from envmatrix.policy import load_policy
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
+from envmatrix.views.flags import apply_probes, flag_readiness, select
+from envmatrix.views.matrix import MatrixCell, Status
 from tests.envmatrix.support_gates import example_policy, run, run_json, use_services
 
 PROD = Target("occ/app", "production", "prod")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import cli
+from envmatrix import cli
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.audit import MemorySink
+from envmatrix.audit.events import MemorySink
 from envmatrix.errors import LockHeldError, RuntimeFailure, UsageError
 from envmatrix.lock import VaultLock, lock_path
 from envmatrix.sandbox import GitHubSandbox

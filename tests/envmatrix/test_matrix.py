@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.demo import seed_vault
-from envmatrix.desired import DesiredState, SecretCell, Target
-from envmatrix.matrix import Status, build_matrix, cell_status, matrix_cells
-from envmatrix.plan import Action, Change, Kind, Plan, Reason
+from envmatrix.demo.run import seed_vault
+from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
+from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
 from envmatrix.policy import load_policy
-from envmatrix.render_matrix import matrix_html, matrix_markdown, matrix_text
+from envmatrix.render.matrix import matrix_html, matrix_markdown, matrix_text
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
+from envmatrix.views.matrix import Status, build_matrix, cell_status, matrix_cells
 from tests.envmatrix.support_gates import example_policy, run, run_json, use_services
 
 REPO = "occ/app"
@@ -238,8 +238,8 @@ def test_terminal_table_and_flags_table_print_bracketed_names_as_they_are() -> N
     """GitHub environment names may hold '[' and ']': rich must not read them as markup."""
     from rich.console import Console
 
-    from envmatrix.flags import FlagReadiness
-    from envmatrix.render_matrix import flags_table
+    from envmatrix.render.matrix import flags_table
+    from envmatrix.views.flags import FlagReadiness
 
     targets = (Target("o/r", "eu", "x[/]y"), Target("o/r", "us", "[bold]b"))
     desired = DesiredState(targets, tuple(SecretCell(t, "A", "p", "k", "team", None)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from envmatrix import openbao
-from envmatrix.openbao import OpenBaoDevServer, OpenBaoError, find_bao_binary, pick_port_pair
+from envmatrix.demo import openbao
+from envmatrix.demo.openbao import OpenBaoDevServer, OpenBaoError, find_bao_binary, pick_port_pair
 
 
 def whoami(server: OpenBaoDevServer) -> dict[str, object]:

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from envmatrix.desired import DesiredState, FlagCell, SecretCell, Target
-from envmatrix.observe import Observed
-from envmatrix.plan import Action, Change, Kind, Reason, diff
+from envmatrix.pipeline.desired import DesiredState, FlagCell, SecretCell, Target
+from envmatrix.pipeline.observe import Observed
+from envmatrix.pipeline.plan import Action, Change, Kind, Reason, diff
+from envmatrix.pipeline.state import SyncRecord, SyncState
 from envmatrix.ports import ObservedEnvironment, ObservedSecret, ObservedVariable, VaultEntry
-from envmatrix.state import SyncRecord, SyncState
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 PROD = Target("occ/app", "production", "production")
@@ -320,7 +320,7 @@ def test_repository_level_changes_round_trip_through_a_saved_plan() -> None:
 
 def test_desired_state_has_one_repository_target_per_repository_and_only_for_all_environments(
 ) -> None:
-    from envmatrix.desired import desired_state
+    from envmatrix.pipeline.desired import desired_state
     from envmatrix.policy import Policy
 
     policy = Policy.model_validate({

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from envmatrix.errors import ExitCode, PolicyError
-from envmatrix.policy import load_policy, parse_duration
+from envmatrix.policy import load_policy
+from envmatrix.timefmt import parse_duration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policies" / "example.yaml"
 TEXT = EXAMPLE.read_text()

@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
+from envmatrix.adapters.supabase import check_supabase
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.demo import seed_vault
+from envmatrix.demo.run import seed_vault
 from envmatrix.errors import CheckFailed
 from envmatrix.policy import load_policy
-from envmatrix.probe import check_supabase, run_probe
 from envmatrix.sandbox import GitHubSandbox
-from envmatrix.sandbox.supabase import SupabaseSandbox
 from envmatrix.secret import SecretValue
+from envmatrix.views.probe import run_probe
 from tests.envmatrix.support_gates import example_policy, run, run_json, use_services
+from tests.standins.supabase import SupabaseSandbox
 
 WRONG_KEY = "sb_secret_canary_wrong_7d1e"
 FLAG = "FEATURE_AI_ESCALATIONS"

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from envmatrix import render
-from envmatrix.plan import Action, Change, Kind, Plan, Reason
+from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
+from envmatrix.render import report as render
 
 PLAN = Plan((Change(Action.CREATE, Kind.SECRET, "o/r", "prod", "A_KEY", Reason.MISSING, "why"),))
 

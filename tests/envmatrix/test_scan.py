@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from envmatrix.policy import Policy, load_policy
-from envmatrix.scan import ANY_ENVIRONMENT, JobReferences, compare, references, scan_workflows
+from envmatrix.views.scan import ANY_ENVIRONMENT, JobReferences, compare, references, scan_workflows
 from tests.envmatrix.support_gates import EXAMPLE, run, run_json
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "data" / "workflows"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from envmatrix.desired import Target
+from envmatrix.pipeline.desired import Target
+from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import VaultDocument
-from envmatrix.state import SyncRecord, SyncState, state_path
 
 WHEN = datetime(2026, 11, 26, 9, 30, 5, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.demo import seed_vault
+from envmatrix.demo.run import seed_vault
 from envmatrix.policy import load_policy
 from envmatrix.sandbox import GitHubSandbox
-from envmatrix.verify import escape_data, escape_property
+from envmatrix.views.verify import escape_data, escape_property
 from tests.envmatrix.support_gates import EXAMPLE, example_policy, run, run_json, use_services
 from tests.world import World
 

@@ -14,11 +14,12 @@ import pytest
 
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.adapters.vault import VaultAdapter
+from envmatrix.connect import Connections
 from envmatrix.errors import RuntimeFailure
 from envmatrix.policy import Policy, load_policy
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
-from envmatrix.sync import Connections, apply_run, make_plan
+from envmatrix.workflow import apply_run, make_plan
 
 REPOS = ["occ-labs/operator-console", "occ-labs/storefront-sync"]
 ENVS = ["staging", "production"]

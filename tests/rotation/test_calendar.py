@@ -13,13 +13,13 @@ from icalendar import Calendar
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy, load_policy
 from envmatrix.ports import VaultEntry
-from rotation.calendar import (
+from envmatrix.rotation.calendar import (
     calendar_rotations,
     rotation_calendar,
     select_owners,
     write_calendar,
 )
-from rotation.schedule import RotationStatus, rotation_statuses
+from envmatrix.rotation.schedule import RotationStatus, rotation_statuses
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)
 STAMP = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from icalendar import Calendar
 
-import cli
+from envmatrix import cli
 from envmatrix.adapters.vault import VaultAdapter
 from envmatrix.secret import SecretValue
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from envmatrix.adapters.github import GitHubAdapter
-from envmatrix.audit import MemorySink
+from envmatrix.audit.events import MemorySink
+from envmatrix.rotation import strategies
+from envmatrix.rotation.engine import RotationEngine, rotate_due
+from envmatrix.rotation.groups import groups_for
+from envmatrix.rotation.journal import JournalStore, Step, pending_path
+from envmatrix.rotation.strategies import StrategySettings
+from envmatrix.rotation.strategies.base import BaseStrategy, Created
 from envmatrix.sandbox import Fault
 from envmatrix.secret import SecretValue
-from rotation import strategies
-from rotation.engine import RotationEngine, rotate_due
-from rotation.groups import groups_for
-from rotation.journal import JournalStore, Step, pending_path
-from rotation.strategies import StrategySettings
-from rotation.strategies.base import BaseStrategy, Created
 from tests.rotation.rotation_support import (
     copies,
     echo_rotation,
@@ -189,7 +189,8 @@ def test_a_second_runner_is_refused_while_a_rotation_is_in_progress(world, vault
     second = engine_for(policy, vault, sandbox, actor="runner-two")
     outcome = second.rotate(group)
     assert outcome.result == "failed"
-    assert "being rotated by runner-one since" in outcome.message and "--resume" in outcome.message
+    assert "being rotated by runner-one on " in outcome.message  # holder: actor, host, pid
+    assert " since " in outcome.message and "--resume" in outcome.message
     assert second.resume(group).result == "done"
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from envmatrix.errors import LockHeldError
-from rotation.journal import JournalStore, RotationJournal, Step, journal_path
+from envmatrix.rotation.journal import JournalStore, RotationJournal, Step, journal_path
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from envmatrix.policy import load_policy
-from rotation.render import due_message, render_statuses, statuses_json
-from rotation.schedule import RotationStatus, rotation_statuses
+from envmatrix.rotation.render import due_message, render_statuses, statuses_json
+from envmatrix.rotation.schedule import RotationStatus, rotation_statuses
 
 AT = datetime(2026, 6, 1, 12, 30, 15, 999, tzinfo=UTC)
 

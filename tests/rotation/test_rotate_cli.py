@@ -13,8 +13,8 @@ from typing import Any
 import hvac
 import pytest
 
+from envmatrix.rotation.journal import journal_path
 from envmatrix.secret import SecretValue
-from rotation.journal import journal_path
 from tests.rotation.rotation_support import (
     copies,
     echo_rotation,
@@ -293,7 +293,7 @@ def _audit_dump(directory: Path) -> str:
 
 
 def test_secrets_sharing_a_path_must_declare_one_rotation(tmp_path) -> None:
-    from cli import main
+    from envmatrix.cli import main
 
     path = write_policy(tmp_path, "secret", GENERATE)
     policy = json.loads(path.read_text())

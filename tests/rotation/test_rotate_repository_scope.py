@@ -14,11 +14,11 @@ import pytest
 
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.errors import UsageError
-from rotation.engine import RotationEngine, rotate_due
-from rotation.groups import groups_for, rotating_paths
-from rotation.journal import journal_path, pending_path
-from rotation.schedule import overdue_cells, rotation_statuses
-from rotation.strategies import StrategySettings
+from envmatrix.rotation.engine import RotationEngine, rotate_due
+from envmatrix.rotation.groups import groups_for, rotating_paths
+from envmatrix.rotation.journal import journal_path, pending_path
+from envmatrix.rotation.schedule import overdue_cells, rotation_statuses
+from envmatrix.rotation.strategies import StrategySettings
 from tests.rotation.rotation_support import (
     REPOS,
     REPOSITORY_PATH,

@@ -12,7 +12,7 @@ from croniter import croniter, croniter_range
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy, RotationSpec, load_policy
 from envmatrix.ports import VaultEntry
-from rotation.schedule import (
+from envmatrix.rotation.schedule import (
     MAX_OCCURRENCES_PER_SECRET,
     RotationState,
     evaluation_time,

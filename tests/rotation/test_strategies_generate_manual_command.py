@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.rotation.strategies import StrategySettings, get_strategy
+from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
 from envmatrix.secret import SecretValue
-from rotation.strategies import StrategySettings, get_strategy
-from rotation.strategies.base import RotationContext, RotationTestFailed
 
 CTX = RotationContext(
     "apps/production/api",

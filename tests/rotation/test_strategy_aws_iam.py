@@ -14,9 +14,9 @@ import boto3
 import pytest
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.aws_iam import AwsIamStrategy
+from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
 from envmatrix.secret import SecretValue
-from rotation.strategies.aws_iam import AwsIamStrategy
-from rotation.strategies.base import RotationContext, RotationTestFailed
 from tests.rotation.rotation_support import failure_texts
 
 USER = "ci-deployer"

@@ -18,9 +18,9 @@ import pytest
 from psycopg import sql
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
+from envmatrix.rotation.strategies.postgres import PostgresStrategy
 from envmatrix.secret import SecretValue
-from rotation.strategies.base import RotationContext, RotationTestFailed
-from rotation.strategies.postgres import PostgresStrategy
 from tests.rotation.rotation_support import failure_texts
 
 ANY_FAILURE = (RuntimeFailure, UsageError)

@@ -10,13 +10,12 @@ import pytest
 
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.errors import RuntimeFailure, UsageError
-from envmatrix.sandbox.supabase import SupabaseSandbox
+from envmatrix.rotation.engine import RotationEngine
+from envmatrix.rotation.groups import groups_for
+from envmatrix.rotation.journal import journal_path
+from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
+from envmatrix.rotation.strategies.supabase_api_key import SupabaseApiKeyStrategy
 from envmatrix.secret import SecretValue
-from rotation.engine import RotationEngine
-from rotation.groups import groups_for
-from rotation.journal import journal_path
-from rotation.strategies.base import RotationContext, RotationTestFailed
-from rotation.strategies.supabase_api_key import SupabaseApiKeyStrategy
 from tests.rotation.rotation_support import (
     copies,
     failure_texts,
@@ -25,6 +24,7 @@ from tests.rotation.rotation_support import (
     sync_all,
     write_policy,
 )
+from tests.standins.supabase import SupabaseSandbox
 
 PAT = "sbp_test_rotation_token"
 ENV = {"SUPABASE_ACCESS_TOKEN": PAT}

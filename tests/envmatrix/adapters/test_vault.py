@@ -12,6 +12,7 @@ import hvac
 import pytest
 
 from envmatrix.adapters.vault import VaultAdapter
+from envmatrix.demo.openbao import OpenBaoDevServer
 from envmatrix.errors import (
     UsageError,
     VaultCasMismatch,
@@ -20,7 +21,6 @@ from envmatrix.errors import (
     VaultPermissionDenied,
     VaultUnavailable,
 )
-from envmatrix.openbao import OpenBaoDevServer
 from envmatrix.ports import VaultEntry
 from envmatrix.secret import SecretValue
 

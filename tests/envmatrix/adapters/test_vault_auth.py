@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from envmatrix.adapters import actions_oidc
 from envmatrix.adapters.vault import VaultAdapter
+from envmatrix.demo.openbao import OpenBaoDevServer
 from envmatrix.errors import EnvmatrixError, UsageError
-from envmatrix.openbao import OpenBaoDevServer
 from envmatrix.secret import SecretValue
 from tests.world import REPO, World
 

@@ -9,7 +9,7 @@ import pytest
 from supabase import ClientOptions, create_client
 from supabase_auth.errors import AuthApiError
 
-from envmatrix.sandbox.supabase import SupabaseSandbox
+from tests.standins.supabase import SupabaseSandbox
 
 PAT = "sbp_test_sandbox_token"
 

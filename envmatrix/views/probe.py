@@ -2,31 +2,23 @@
 
 `supabase`: reads SUPABASE_URL and SUPABASE_SERVICE_KEY for an environment from Vault (where the
 policy says they live) and makes the cheapest admin call that needs a secret key,
-`auth.admin.list_users(page=1, per_page=1)`. This is the only module that imports `supabase`.
-supabase-py may put the URL or key into exception text, so every failure is re-raised as a
-one-line `CheckFailed` built from our own words and an HTTP status, never the library's text.
+`auth.admin.list_users(page=1, per_page=1)` through `envmatrix.adapters.supabase` (the only
+module that imports `supabase`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from envmatrix.adapters.supabase import SUPABASE_KEY, SUPABASE_URL, check_supabase
 from envmatrix.errors import CheckFailed, UsageError, VaultNotFound
 from envmatrix.policy import Policy
 from envmatrix.ports import VaultPort
 from envmatrix.secret import SecretValue
 
-if TYPE_CHECKING:
-    from envmatrix.adapters.vault import VaultAdapter
-
-SUPABASE_URL = "SUPABASE_URL"
-SUPABASE_KEY = "SUPABASE_SERVICE_KEY"
 PROBES = ("supabase",)
-PROBE_TIMEOUT = 10.0  # seconds
-_HTTP_URL = re.compile(r"^https?://[^\s/]+")
 
 
 @dataclass(frozen=True)
@@ -78,46 +70,6 @@ def _from_vault(policy: Policy, vault: VaultPort, name: str, environment: str) -
     return value
 
 
-def check_supabase(url: SecretValue, key: SecretValue, timeout: float = PROBE_TIMEOUT) -> None:
-    """Raise CheckFailed unless the Supabase project at `url` accepts `key` as a secret key.
-
-    The one place envmatrix calls the supabase client (the probe and the supabase-api-key
-    rotation's test step both come here)."""
-    if not _HTTP_URL.match(url.reveal()):
-        raise CheckFailed(f"{SUPABASE_URL} is not an http(s) URL")
-    try:
-        _list_one_user(url, key, timeout)
-    except CheckFailed:
-        raise
-    except Exception as exc:  # library text may carry the URL or key: keep only what we know
-        raise CheckFailed(_failure_line(exc)) from None
-
-
-def _list_one_user(url: SecretValue, key: SecretValue, timeout: float) -> None:
-    import httpx
-    from supabase import create_client
-    from supabase.lib.client_options import SyncClientOptions
-
-    # our own HTTP client, so its connections are closed when the probe ends
-    # a non-browser User-Agent: Supabase refuses secret keys from browser-like clients
-    headers = {"User-Agent": "envmatrix"}
-    with httpx.Client(timeout=timeout, headers=headers) as http:
-        options = SyncClientOptions(
-            httpx_client=http, auto_refresh_token=False, persist_session=False
-        )
-        client = create_client(url.reveal(), key.reveal(), options)
-        client.auth.admin.list_users(page=1, per_page=1)
-
-
-def _failure_line(exc: Exception) -> str:
-    status = getattr(exc, "status", None)
-    if status in (401, 403):
-        return f"Supabase rejected {SUPABASE_KEY} (HTTP {status}): wrong, revoked or not secret"
-    if isinstance(status, int) and status:
-        return f"Supabase admin call failed (HTTP {status})"
-    return f"Supabase admin call failed ({type(exc).__name__}): unreachable or not Supabase"
-
-
 def probe_runner(policy: Policy, vault: VaultPort) -> Callable[[str, str], str | None]:
     """A runner for `flags.apply_probes`: None when the probe passed, else why it failed."""
 
@@ -127,9 +79,3 @@ def probe_runner(policy: Policy, vault: VaultPort) -> Callable[[str, str], str |
 
     return run
 
-
-def vault_from_environment(policy: Policy, environ: Mapping[str, str]) -> VaultAdapter:
-    """The policy's Vault mount, reached as the Vault CLI would (VAULT_ADDR, VAULT_TOKEN, ...)."""
-    from envmatrix.adapters.vault import VaultAdapter
-
-    return VaultAdapter.from_environment(policy.vault.mount, environ)

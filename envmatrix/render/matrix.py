@@ -16,11 +16,11 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from envmatrix.desired import REPOSITORY_LEVEL
-from envmatrix.flags import FlagReadiness
-from envmatrix.matrix import Matrix, MatrixCell, Status
-from envmatrix.scan import ScanReport
-from envmatrix.verify import VerifyReport, error_annotations, output_line, step_summary
+from envmatrix.pipeline.desired import REPOSITORY_LEVEL
+from envmatrix.views.flags import FlagReadiness
+from envmatrix.views.matrix import Matrix, MatrixCell, Status
+from envmatrix.views.scan import ScanReport
+from envmatrix.views.verify import VerifyReport, error_annotations, output_line, step_summary
 
 FORMATS = ("table", "markdown", "json", "html")
 

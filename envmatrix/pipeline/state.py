@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import quote
 
-from envmatrix.desired import Target
+from envmatrix.pipeline.desired import Target
 from envmatrix.ports import VaultDocument
+from envmatrix.timefmt import iso_utc, parse_iso_utc
 
 STATE_PREFIX = "envmatrix/state"
 
@@ -38,7 +39,7 @@ class SyncRecord:
     written_at: datetime  # GitHub's clock (the write response's Date header)
 
     def pack(self) -> str:
-        stamp = self.written_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = iso_utc(self.written_at)
         return f"{self.vault_version}|{stamp}|{self.vault_path}#{self.vault_key}"
 
     @classmethod
@@ -47,7 +48,7 @@ class SyncRecord:
         try:
             version, stamp, ref = text.split("|", 2)
             path, key = ref.rsplit("#", 1)
-            when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            when = parse_iso_utc(stamp)
             return cls(path, key, int(version), when)
         except ValueError:
             return None

@@ -18,13 +18,13 @@ Inside GitHub Actions the result is also published in the runner's formats (API-
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from envmatrix.desired import owner_with_contact, resolve_environments
+from envmatrix.connect import github_session, vault_session
 from envmatrix.errors import UsageError
+from envmatrix.pipeline.desired import owner_with_contact, resolve_environments
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
 
@@ -247,13 +247,9 @@ def run_verify(
     if chosen is Source.ENVIRON:
         return verify_environ(policy, logical, repository, environ)
     if chosen is Source.GITHUB:
-        from envmatrix.adapters.github import GitHubAdapter
-
-        with closing(GitHubAdapter.from_environment(environ)) as github:
+        with github_session(environ) as github:
             return verify_github(policy, logical, repository, github)
-    from envmatrix.adapters.vault import VaultAdapter
-
-    with closing(VaultAdapter.from_environment(policy.vault.mount, environ)) as vault:
+    with vault_session(policy, environ) as vault:
         return verify_vault(policy, logical, repository, vault)
 
 

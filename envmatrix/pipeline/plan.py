@@ -7,16 +7,23 @@ can read exactly the planned Vault version, and a saved plan can be refused when
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from envmatrix.desired import DesiredState, FlagCell, SecretCell, Target, owner_with_contact
-from envmatrix.observe import Observed
+from envmatrix.pipeline.desired import (
+    DesiredState,
+    FlagCell,
+    SecretCell,
+    Target,
+    owner_with_contact,
+)
+from envmatrix.pipeline.observe import Observed
+from envmatrix.pipeline.state import SyncRecord, SyncState
 from envmatrix.ports import ObservedEnvironment, VaultEntry
-from envmatrix.state import SyncRecord, SyncState
+from envmatrix.timefmt import iso_utc
 
 
 class Action(StrEnum):
@@ -119,6 +126,10 @@ class Plan:
         """The cells apply cannot sync (nothing in Vault): reported as warnings, never written."""
         return tuple(c for c in self.changes if c.action is Action.BLOCKED)
 
+    def only(self, keep: Callable[[Change], bool]) -> Plan:
+        """The same plan with only the changes `keep` accepts (same fingerprint)."""
+        return Plan(tuple(c for c in self.changes if keep(c)), self.fingerprint)
+
     def summary(self) -> dict[str, int]:
         """How many changes of each action, every action present (0 when none)."""
         counts = {a.value: 0 for a in Action}
@@ -218,7 +229,7 @@ def _update_reason(
 
 
 def _stamp(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(when)
 
 
 def _blocked_detail(desired: DesiredState, cell: SecretCell) -> str:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from envmatrix import failpoints
-from envmatrix.audit import AuditEvent, AuditSink, NullSink
-from envmatrix.desired import REPOSITORY_LEVEL, Target
+from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
 from envmatrix.errors import EnvmatrixError, VaultCasMismatch, VaultUnavailable
-from envmatrix.plan import Action, Change, Kind, Plan
+from envmatrix.pipeline.desired import REPOSITORY_LEVEL, Target
+from envmatrix.pipeline.plan import Action, Change, Kind, Plan
+from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import GitHubPort, VaultPort, WriteReceipt
 from envmatrix.secret import SecretValue
-from envmatrix.state import SyncRecord, SyncState, state_path
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ they are not in any one environment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy
@@ -73,6 +73,13 @@ class DesiredState:
     prune: bool
     mount: str = "secret"
     contacts: Mapping[str, str] = field(default_factory=dict)  # owner -> contact
+
+    def only_secrets(self, wanted: Callable[[SecretCell], bool]) -> DesiredState:
+        """The same state narrowed to the secret cells `wanted` accepts: their targets only, no
+        flags and no pruning (nothing outside those cells may be written or deleted)."""
+        cells = tuple(c for c in self.secrets if wanted(c))
+        targets = tuple(sorted({c.target for c in cells}))
+        return replace(self, targets=targets, secrets=cells, flags=(), prune=False)
 
     def vault_paths(self) -> tuple[str, ...]:
         """Distinct Vault paths, in a stable order."""

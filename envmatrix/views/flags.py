@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from envmatrix.desired import DesiredState, FlagCell, owner_with_contact
 from envmatrix.errors import UsageError
-from envmatrix.matrix import MatrixCell, Status, matrix_cells
+from envmatrix.pipeline.desired import DesiredState, FlagCell, owner_with_contact
+from envmatrix.views.matrix import MatrixCell, Status, matrix_cells
 
 if TYPE_CHECKING:
-    from envmatrix.sync import PlanRun
+    from envmatrix.workflow import PlanRun
 
 # A probe runner: (probe kind, logical environment) -> None when it passed, else why it failed.
 ProbeRunner = Callable[[str, str], "str | None"]
@@ -174,9 +174,10 @@ def readiness_for_policy(
 ) -> tuple[FlagReadiness, ...]:
     """Load the policy, plan the selected environments and compute flag readiness (the
     `flags` commands). Connects to Vault and GitHub from the environment."""
+    from envmatrix.connect import connect
     from envmatrix.policy import load_policy
-    from envmatrix.probe import probe_runner
-    from envmatrix.sync import connect, make_plan
+    from envmatrix.views.probe import probe_runner
+    from envmatrix.workflow import make_plan
 
     policy = load_policy(policy_path)
     with connect(policy) as connections:

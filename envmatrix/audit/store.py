@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from envmatrix.audit import AuditEvent, AuditSink
+from envmatrix.audit.events import AuditEvent, AuditSink
 from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.policy import Policy
 
@@ -254,15 +254,6 @@ def audit_sink_for(
     if spec is not None and spec.sqlite is not None:
         return SqliteAuditSink(base / spec.sqlite)
     return SqliteAuditSink(environ.get("ENVMATRIX_AUDIT_DB") or base / DEFAULT_SQLITE)
-
-
-def event_json(event: AuditEvent) -> dict[str, Any]:
-    """One event for `envmatrix audit --json`."""
-    return {
-        "time": _utc(event.time).isoformat(), "actor": event.actor, "action": event.action,
-        "target": event.target, "vault_version": event.vault_version, "result": event.result,
-        "detail": event.detail,
-    }
 
 
 def _fields(event: AuditEvent) -> tuple[Any, ...]:

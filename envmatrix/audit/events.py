@@ -1,7 +1,7 @@
 """The audit trail: one record per write envmatrix makes, never a value.
 
 `AuditEvent` is what every writer (apply, rotation, locks) emits; an `AuditSink` stores it. Sinks:
-`NullSink` (tests of pure logic), and the SQLite / PostgreSQL sinks in `envmatrix.audit_store`.
+`NullSink` (tests of pure logic), and the SQLite / PostgreSQL sinks in `envmatrix.audit.store`.
 """
 
 from __future__ import annotations

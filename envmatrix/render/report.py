@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from envmatrix.apply import ApplyReport, ItemResult
-from envmatrix.audit import AuditEvent
-from envmatrix.desired import REPOSITORY_LEVEL
-from envmatrix.plan import Action, Change, Plan
-from rotation.schedule import RotationStatus
+from envmatrix.audit.events import AuditEvent
+from envmatrix.pipeline.apply import ApplyReport, ItemResult
+from envmatrix.pipeline.desired import REPOSITORY_LEVEL
+from envmatrix.pipeline.plan import Action, Change, Plan
+from envmatrix.rotation.schedule import RotationStatus
+from envmatrix.timefmt import aware, iso_utc
 
 LOG_WIDTH = 200
 SYMBOLS = {
@@ -69,7 +70,7 @@ def _overdue_json(status: RotationStatus) -> dict[str, Any]:
         "contact": status.contact,
         "strategy": status.strategy,
         "state": str(status.state),
-        "next_due": status.next_due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "next_due": iso_utc(status.next_due),
     }
 
 
@@ -179,3 +180,18 @@ def render_audit(events: Sequence[AuditEvent], out: Console) -> None:
                  e.result, e.actor, e.detail)
         table.add_row(*(escape(c) for c in cells))
     out.print(table)
+
+
+def audit_json(events: Sequence[AuditEvent]) -> dict[str, Any]:
+    """`envmatrix audit --json`: `{"events": [{time, actor, action, target, vault_version,
+    result, detail}]}`, times in ISO 8601 UTC."""
+    return {
+        "events": [
+            {
+                "time": aware(e.time).astimezone(UTC).isoformat(), "actor": e.actor,
+                "action": e.action, "target": e.target, "vault_version": e.vault_version,
+                "result": e.result, "detail": e.detail,
+            }
+            for e in events
+        ]
+    }

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from envmatrix.desired import REPOSITORY_LEVEL, DesiredState, SecretCell, Target
-from envmatrix.plan import Action, Change, Kind, Plan, Reason
-from rotation.schedule import overdue_cells
+from envmatrix.pipeline.desired import REPOSITORY_LEVEL, DesiredState, SecretCell, Target
+from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
+from envmatrix.rotation.schedule import overdue_cells
 
 if TYPE_CHECKING:
-    from envmatrix.sync import PlanRun
+    from envmatrix.workflow import PlanRun
 
 
 class Status(StrEnum):

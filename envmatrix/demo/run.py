@@ -14,19 +14,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from envmatrix import render
-from envmatrix.adapters.github import GitHubAdapter
-from envmatrix.adapters.vault import VaultAdapter
-from envmatrix.desired import REPOSITORY_LEVEL, Target, desired_state
-from envmatrix.matrix import matrix_for_run
-from envmatrix.openbao import OpenBaoDevServer
+from envmatrix.connect import Connections, connections_at
+from envmatrix.demo.openbao import OpenBaoDevServer
+from envmatrix.pipeline.desired import REPOSITORY_LEVEL, Target, desired_state
 from envmatrix.policy import Policy, load_policy
-from envmatrix.render_matrix import matrix_renderable
+from envmatrix.ports import VaultPort
+from envmatrix.render import report as render
+from envmatrix.render.matrix import matrix_renderable
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
-from envmatrix.sync import Connections, PlanRun, apply_run, make_plan
+from envmatrix.views.matrix import matrix_for_run
+from envmatrix.workflow import PlanRun, apply_run, make_plan
 
-EXAMPLE_POLICY = Path(__file__).resolve().parent.parent / "policies" / "example.yaml"
+EXAMPLE_POLICY = Path(__file__).resolve().parent / "example.yaml"  # policies/example.yaml
 LEFT_OUT = ("SUPABASE_SERVICE_KEY", "production")  # missing in Vault: blocked, flag waits
 TOKEN = "demo-" + random_source.token_hex(8)
 
@@ -40,9 +40,8 @@ def run_demo(out: Console, policy_file: Path = EXAMPLE_POLICY) -> int:
         OpenBaoDevServer() as bao,
         GitHubSandbox(token=TOKEN, repositories=repositories) as sandbox,
     ):
-        vault = VaultAdapter(bao.addr, bao.token, policy.vault.mount)
-        connections = Connections(vault, GitHubAdapter(sandbox.url, TOKEN))
-        seeded = seed_vault(policy, vault, leave_out=LEFT_OUT)
+        connections = connections_at(bao.addr, bao.token, policy.vault.mount, sandbox.url, TOKEN)
+        seeded = seed_vault(policy, connections.vault, leave_out=LEFT_OUT)
         out.print(
             f"Seeded Vault at {bao.addr} with {seeded} generated values "
             f"(left out {LEFT_OUT[0]} in {LEFT_OUT[1]}); GitHub sandbox at {sandbox.url}.\n"
@@ -95,7 +94,7 @@ def _steps(
 
 
 def seed_vault(
-    policy: Policy, vault: VaultAdapter, leave_out: tuple[str, str] | None = None
+    policy: Policy, vault: VaultPort, leave_out: tuple[str, str] | None = None
 ) -> int:
     """Write a generated value for every (secret, environment) of the policy into Vault.
 

@@ -15,10 +15,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from envmatrix.desired import DesiredState, SecretCell, Target
 from envmatrix.errors import VaultNotFound
+from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
+from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultEntry, VaultPort
-from envmatrix.state import SyncRecord, SyncState, state_path
 
 
 @dataclass(frozen=True)

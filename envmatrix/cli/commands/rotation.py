@@ -1,0 +1,224 @@
+"""rotate, and rotation status/due/calendar: rotating credentials and their schedules."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from envmatrix.cli.options import (
+    EnvironmentOption,
+    JsonOption,
+    PolicyOption,
+    YesOption,
+    ask_yes,
+    must_ask,
+    policy_path,
+    warn,
+)
+from envmatrix.errors import CheckFailed, ExitCode, UsageError
+from envmatrix.policy import Policy, load_policy
+from envmatrix.render import report as render
+from envmatrix.rotation import render as rotation_render
+from envmatrix.secret import SecretValue
+
+if TYPE_CHECKING:
+    from envmatrix.rotation.engine import RotationOutcome, StepResult
+    from envmatrix.rotation.groups import RotationGroup
+    from envmatrix.rotation.schedule import RotationStatus
+
+AtOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--at",
+        help="Evaluate at this time instead of now: 2027-01-01 or 2027-01-01T09:00+01:00"
+        " (UTC unless an offset is given).",
+    ),
+]
+
+
+def rotate(
+    name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="A secret with rotation: (its path rotates).", show_default=False),
+    ] = None,
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    yes: YesOption = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted rotation.")] = (
+        False
+    ),
+    due: Annotated[bool, typer.Option("--due", help="Revoke after grace; rotate all due.")] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Within grace: restore the previous value.")
+    ] = False,
+    from_file: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--from-file", help="manual strategy: read the new value from this file."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Rotate a credential: create, stage, test, promote, sync; revoke the old one after grace."""
+    from envmatrix.rotation.run import rotate_request, selected_groups
+    from envmatrix.rotation.strategies import StrategySettings
+    from envmatrix.workflow import rotate as run_rotate
+
+    path = policy_path(policy)
+    loaded = load_policy(path)
+    request = rotate_request(loaded, name, environment or (), due=due, resume=resume,
+                             rollback=rollback, from_file=from_file)
+    groups = selected_groups(loaded, request)
+    if must_ask(yes, "rotate"):
+        paths = [g.path for g in groups]
+        ask_yes(f"{request.mode.value.capitalize()} {', '.join(paths) or 'everything due'}")
+    settings = StrategySettings(Path(path).resolve().parent,
+                                None if due else _manual_value_source(from_file))
+    outcomes = run_rotate(path, loaded, request, groups, settings,
+                          None if json_output else _print_step, warn)
+    _render_rotation(outcomes, json_output)
+
+
+def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretValue]:
+    """Where a manual rotation's new value comes from: the file, stdin, or a hidden prompt."""
+    used: list[str] = []
+
+    def source(name: str, key: str) -> SecretValue:
+        if used and (from_file or not sys.stdin.isatty()):
+            raise UsageError(f"{name}: one value per run from a file or stdin; use a terminal")
+        used.append(name)
+        if from_file:
+            return SecretValue(_read_value_file(from_file))
+        if not sys.stdin.isatty():
+            return SecretValue(sys.stdin.read().removesuffix("\n").removesuffix("\r"))
+        return SecretValue(typer.prompt(f"New value for {name}", hide_input=True,
+                                        confirmation_prompt=True))
+
+    return source
+
+
+def _read_value_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--from-file {path}: cannot read it ({type(exc).__name__})") from None
+
+
+def _print_step(group: RotationGroup, step: StepResult) -> None:
+    mark = "[green]✓[/]" if step.ok else "[red]✗[/]"
+    render.console().print(f"{mark} ", end="")
+    render.console().print(f"{group.path} {step.step}: {step.detail}", markup=False)
+
+
+def _render_rotation(outcomes: list[RotationOutcome], json_output: bool) -> None:
+    from envmatrix.rotation.run import summary
+
+    counts = summary(outcomes)
+    if json_output:
+        render.print_json({"rotations": [o.to_json() for o in outcomes], "summary": counts})
+    else:
+        for outcome in outcomes:
+            if outcome.ok:
+                render.console().print(outcome.message, markup=False)
+        line = ", ".join(f"{n} {k}" for k, n in counts.items())
+        render.console().print(f"Rotation: {line}.")
+    for outcome in outcomes:
+        if not outcome.ok:
+            sys.stderr.write(f"error: {outcome.message}\n")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+rotation_app = typer.Typer(
+    help="Rotation schedules from Vault metadata: status, what is due, a calendar.",
+    no_args_is_help=True,
+)
+
+
+@rotation_app.command("status")
+def rotation_status(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    json_output: JsonOption = False,
+    at: AtOption = None,
+) -> None:
+    """Last rotation and next due time of every secret with rotation: (never a value)."""
+    _, statuses, moment = _rotation_statuses(policy, environment, at)
+    if json_output:
+        render.print_json(rotation_render.statuses_json(statuses, moment))
+    else:
+        rotation_render.render_statuses(statuses, moment, render.console())
+
+
+@rotation_app.command("due")
+def rotation_due(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    json_output: JsonOption = False,
+    at: AtOption = None,
+) -> None:
+    """List overdue rotations; exit 1 when any is overdue (for a scheduled CI job)."""
+    from envmatrix.rotation.schedule import overdue_statuses
+
+    _, statuses, moment = _rotation_statuses(policy, environment, at)
+    overdue = overdue_statuses(statuses)
+    if json_output:
+        render.print_json(rotation_render.statuses_json(overdue, moment))
+    else:
+        rotation_render.render_due(overdue, moment, render.console())
+    if overdue:
+        raise CheckFailed(rotation_render.due_message(overdue))
+
+
+@rotation_app.command("calendar")
+def rotation_calendar(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")
+    ] = 90,
+    owner: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--owner", help="Only this owner's rotations (repeatable)."),
+    ] = None,
+    ics: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--ics", help="Write an iCalendar (.ics) file here."),
+    ] = None,
+    json_output: JsonOption = False,
+    at: AtOption = None,
+) -> None:
+    """Upcoming rotations in the next --days days, overdue ones first; --ics writes a calendar."""
+    from envmatrix.rotation import calendar
+
+    loaded, statuses, start = _rotation_statuses(policy, environment, at)
+    end = start + timedelta(days=days)
+    occurrences = calendar.calendar_rotations(loaded, statuses, owner or (), start, end)
+    if ics:
+        calendar.write_calendar(ics, calendar.rotation_calendar(occurrences))
+    if json_output:
+        render.print_json(rotation_render.calendar_json(occurrences, start, end))
+        return
+    rotation_render.render_calendar(occurrences, start, end, render.console())
+    if ics:
+        render.console().print(f"Wrote {len(occurrences)} events to {ics}")
+
+
+def _rotation_statuses(
+    policy: str | None, environment: list[str] | None, at: str | None
+) -> tuple[Policy, tuple[RotationStatus, ...], datetime]:
+    from envmatrix.rotation.schedule import evaluation_time
+    from envmatrix.workflow import rotation_statuses_now
+
+    moment = evaluation_time(at)
+    loaded = load_policy(policy_path(policy))
+    return loaded, rotation_statuses_now(loaded, environment or (), moment), moment
+
+
+def register(app: typer.Typer) -> None:
+    """Add `rotate` and the `rotation` group to `app`."""
+    app.command()(rotate)
+    app.add_typer(rotation_app, name="rotation")

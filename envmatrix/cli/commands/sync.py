@@ -1,0 +1,154 @@
+"""validate, plan, apply, force-unlock, audit: the policy -> Vault -> GitHub loop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from envmatrix.cli.options import (
+    EnvironmentOption,
+    JsonOption,
+    PolicyOption,
+    YesOption,
+    ask_yes,
+    must_ask,
+    parsed,
+    policy_path,
+    warn,
+)
+from envmatrix.errors import ExitCode
+from envmatrix.policy import load_policy
+from envmatrix.render import report as render
+from envmatrix.timefmt import parse_since, parse_timeout
+
+if TYPE_CHECKING:
+    from envmatrix.pipeline.plan import Plan
+
+LockTimeoutOption = Annotated[
+    str,
+    typer.Option("--lock-timeout", help="Wait this long for a held lock (0s: fail at once)."),
+]
+
+
+def validate(policy: PolicyOption = None) -> None:
+    """Check a policy file without contacting Vault or GitHub."""
+    path = policy_path(policy)
+    loaded = load_policy(path)
+    render.console().print(
+        f"{path}: valid — {len(loaded.secrets)} secrets, {len(loaded.environments)} environments,"
+        f" {len(loaded.flags)} flags, {len(loaded.owners)} owners"
+    )
+
+
+def plan(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    json_output: JsonOption = False,
+    out: Annotated[Optional[str], typer.Option("--out", help="Save the plan for apply.")] = None,  # noqa: UP045
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes to make.")
+    ] = False,
+) -> None:
+    """Show what apply would change, never a value."""
+    from envmatrix.workflow import plan_policy
+
+    run = plan_policy(policy_path(policy), environment or (), out)
+    if json_output:
+        render.print_json(render.plan_json(run.plan, run.rotations))
+    else:
+        render.render_plan(run.plan, render.console())
+        render.render_overdue(run.rotations, render.console())
+        if out:
+            render.console().print(f"Saved the plan to {out}; apply it with: envmatrix apply {out}")
+    if detailed_exitcode and run.plan.has_writes:
+        raise typer.Exit(ExitCode.CHANGES)
+
+
+def apply(
+    plan_file: Annotated[
+        Optional[str], typer.Argument(help="A plan saved with plan --out.", show_default=False)  # noqa: UP045
+    ] = None,
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+    lock_timeout: LockTimeoutOption = "0s",
+) -> None:
+    """Make GitHub match the policy (Vault is the source of truth)."""
+    from envmatrix.workflow import apply_policy
+
+    timeout = parsed("--lock-timeout", lock_timeout, parse_timeout, "a duration like 0s, 30s, 5m")
+
+    def confirm(fresh: Plan | None) -> None:
+        if must_ask(yes, "apply"):
+            if fresh is not None:  # a saved plan was shown when it was made
+                render.render_plan(fresh, render.console())
+            ask_yes("Apply these changes")
+
+    given = policy if plan_file else policy_path(policy)
+    outcome = apply_policy(given or "", plan_file, environment or (), timeout, confirm, warn)
+    if outcome.unchanged is not None and not json_output:
+        render.render_plan(outcome.unchanged, render.console())
+        render.console().print("Nothing to apply.")
+        return
+    if json_output:
+        render.print_json(render.apply_json(outcome.report))
+    else:
+        render.render_apply(outcome.report, render.console())
+    if not outcome.report.ok:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(help="The lock ID a locked run printed.")],
+    policy: PolicyOption = None,
+    lock: Annotated[str, typer.Option("--lock", help="Lock name (default: apply).")] = "apply",
+    yes: YesOption = False,
+) -> None:
+    """Release a lock left by a run that died; only when LOCK_ID is the lock held now."""
+    from envmatrix.workflow import force_unlock as release
+
+    def confirm(holder: str) -> None:
+        if must_ask(yes, "force-unlock"):
+            render.console().print(
+                f"The lock is {holder}. Unlocking it while that run is alive lets two runs write"
+                " at once."
+            )
+            ask_yes("Force-unlock")
+
+    freed = release(policy_path(policy), lock_id, lock, confirm, warn)
+    render.console().print(f"Lock {freed.id} is released (it was {freed.describe()}).")
+
+
+def audit_trail(
+    policy: PolicyOption = None,
+    since: Annotated[
+        Optional[str], typer.Option("--since", help="24h, 7d, or an ISO time (UTC by default).")  # noqa: UP045
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the audit trail: every write envmatrix made (never a value)."""
+    from envmatrix.workflow import audit_events
+
+    moment = None
+    if since is not None:
+        now = datetime.now(UTC)
+        moment = parsed(
+            "--since", since, lambda text: parse_since(text, now), "a duration (24h, 7d) or an ISO time"
+        )
+    events = audit_events(policy_path(policy), moment, warn)
+    if json_output:
+        render.print_json(render.audit_json(events))
+    else:
+        render.render_audit(events, render.console())
+
+
+def register(app: typer.Typer) -> None:
+    """Add this group's commands to `app`."""
+    app.command()(validate)
+    app.command()(plan)
+    app.command()(apply)
+    app.command("force-unlock")(force_unlock)
+    app.command("audit")(audit_trail)

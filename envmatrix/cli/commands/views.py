@@ -1,0 +1,181 @@
+"""matrix, flags, verify, scan, probe: read-only views of the policy, Vault and GitHub."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from envmatrix.cli.options import (
+    EnvironmentOption,
+    JsonOption,
+    OneEnvironmentOption,
+    PolicyOption,
+    RepositoryOption,
+    policy_path,
+)
+from envmatrix.errors import ExitCode, UsageError
+from envmatrix.policy import load_policy
+from envmatrix.render import matrix as render_matrix
+from envmatrix.render import report as render
+
+NoProbeOption = Annotated[bool, typer.Option("--no-probe", help="Skip the flags' probes.")]
+
+
+def matrix(
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    repository: RepositoryOption = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table|markdown|json|html")] = "table",
+    out: Annotated[Optional[str], typer.Option("--out", help="Write to this file.")] = None,  # noqa: UP045
+    workflows: Annotated[
+        Optional[str], typer.Option("--workflows", help="Also scan this workflows folder.")  # noqa: UP045
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Which secret is where: secrets x environments per repository, with a status per cell."""
+    from envmatrix.files import write_atomic
+    from envmatrix.workflow import matrix_of
+
+    fmt = "json" if json_output else fmt
+    if fmt not in render_matrix.FORMATS:
+        raise UsageError(f"--format {fmt!r}: one of {', '.join(render_matrix.FORMATS)}")
+    grid, scanned = matrix_of(policy_path(policy), environment or (), repository, workflows)
+    if out:
+        write_atomic(out, render_matrix.render_matrix(grid, fmt, scanned), "matrix")
+        render.console().print(f"Wrote the matrix ({fmt}) to {out}")
+    elif fmt == "table":
+        render.console().print(render_matrix.matrix_renderable(grid, scanned))
+    else:
+        sys.stdout.write(render_matrix.render_matrix(grid, fmt, scanned))
+
+
+flags_app = typer.Typer(help="Feature flags gated on secrets: readiness and checks.")
+
+
+@flags_app.callback(invoke_without_command=True)
+def flags(
+    ctx: typer.Context,
+    policy: PolicyOption = None,
+    environment: EnvironmentOption = None,
+    json_output: JsonOption = False,
+    no_probe: NoProbeOption = False,
+) -> None:
+    """Every flag x environment: ready or not, what blocks it and whose it is."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from envmatrix.views.flags import readiness_for_policy
+
+    readiness = readiness_for_policy(policy_path(policy), environment or (), not no_probe)
+    if json_output:
+        render.print_json(render_matrix.flags_json(readiness))
+    else:
+        render.console().print(render_matrix.flags_table(readiness))
+
+
+@flags_app.command("check")
+def flags_check(
+    name: Annotated[str, typer.Argument(help="The flag, e.g. FEATURE_AI_ESCALATIONS.")],
+    environment: OneEnvironmentOption,
+    repository: RepositoryOption = None,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+    no_probe: NoProbeOption = False,
+) -> None:
+    """Exit 0 when the flag is ready in the environment, 1 (naming blockers and owners) if not."""
+    from envmatrix.views.flags import readiness_for_policy, select
+
+    readiness = readiness_for_policy(policy_path(policy), [environment], not no_probe)
+    logical = readiness[0].logical_environment if readiness else environment
+    rows = select(readiness, name, logical, repository)
+    if json_output:
+        render.print_json(render_matrix.flags_json(rows))
+    else:
+        for line in render_matrix.flag_check_lines(rows):
+            render.console().print(line, markup=False)
+    if not all(r.ready for r in rows):
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def verify(
+    environment: OneEnvironmentOption,
+    repository: RepositoryOption = None,
+    source: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--source", help="environ|github|vault (default: environ in GitHub Actions, "
+                     "else github)."),
+    ] = None,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """CI gate: fail (exit 1) when a secret the policy requires here is missing or empty."""
+    from envmatrix.views.verify import run_verify
+
+    loaded = load_policy(policy_path(policy))
+    report = run_verify(loaded, environment, repository, source, os.environ)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        stream = sys.stderr if json_output else sys.stdout  # keep --json stdout parseable
+        for line in render_matrix.publish_to_actions(report, os.environ):
+            stream.write(line + "\n")
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        for line in render_matrix.verify_lines(report):
+            render.console().print(line, markup=False)
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def scan(
+    workflows: Annotated[
+        str, typer.Option("--workflows", help="The workflows folder.")
+    ] = ".github/workflows",
+    repository: RepositoryOption = None,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Secrets workflows reference but the policy does not declare (exit 1), and unused ones."""
+    from envmatrix.views.scan import scan_workflows
+
+    report = scan_workflows(load_policy(policy_path(policy)), workflows, repository)
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        for line in render_matrix.scan_lines(report):
+            render.console().print(line, markup=False)
+    if report.undeclared:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+probe_app = typer.Typer(help="Check that credentials really work.", no_args_is_help=True)
+
+
+@probe_app.command("supabase")
+def probe_supabase(
+    environment: OneEnvironmentOption,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """SUPABASE_URL + SUPABASE_SERVICE_KEY from Vault: does an admin call succeed?"""
+    from envmatrix.workflow import probe
+
+    logical, result = probe(load_policy(policy_path(policy)), environment, "supabase")
+    if json_output:
+        render.print_json(result.to_json())
+    else:
+        verdict = "ok" if result.ok else "failed"
+        render.console().print(f"probe supabase in {logical}: {verdict}: {result.detail}",
+                               markup=False)
+    if not result.ok:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the read-only views to `app`."""
+    app.command()(matrix)
+    app.add_typer(flags_app, name="flags")
+    app.command()(verify)
+    app.command()(scan)
+    app.add_typer(probe_app, name="probe")

@@ -1,0 +1,67 @@
+"""What the commands share: option types, the policy path rule, prompts and warnings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Optional, TypeVar
+
+import typer
+
+from envmatrix.errors import UsageError
+
+T = TypeVar("T")
+
+PolicyOption = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
+    typer.Option(
+        "--policy", "-p", help="Policy file (default $ENVMATRIX_POLICY, else envmatrix.yaml)."
+    ),
+]
+EnvironmentOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--environment", "-e", help="Limit to this environment (repeatable)."),
+]
+OneEnvironmentOption = Annotated[
+    str, typer.Option("--environment", "-e", help="The environment (logical or GitHub name).")
+]
+RepositoryOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--repository", "-r", help="Only this repository (owner/name)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def policy_path(option: str | None) -> str:
+    """--policy, else $ENVMATRIX_POLICY, else envmatrix.yaml."""
+    return option or os.environ.get("ENVMATRIX_POLICY") or "envmatrix.yaml"
+
+
+def warn(message: str) -> None:
+    """A warning on stderr: the run goes on."""
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def must_ask(yes: bool, command: str) -> bool:
+    """Terraform's rule: ask on a terminal; without one, refuse unless --yes."""
+    if yes:
+        return False
+    if not sys.stdin.isatty():
+        raise UsageError(f"{command} needs --yes when not run from a terminal")
+    return True
+
+
+def ask_yes(question: str) -> None:
+    """Go on only when the answer is exactly 'yes'; anything else ends the run (exit 1)."""
+    if typer.prompt(f"{question}? Only 'yes' will be accepted", default="").strip() != "yes":
+        raise typer.Exit(1)
+
+
+def parsed(option: str, text: str, parse: Callable[[str], T], example: str) -> T:
+    """`parse(text)`, or a UsageError naming the option and an example of a good value."""
+    try:
+        return parse(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not {example}") from None

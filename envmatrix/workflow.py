@@ -1,0 +1,351 @@
+"""The plan/apply workflow: policy -> desired -> observe -> diff -> plan -> apply.
+
+These are the functions the command line calls. They take adapters already built by the
+composition root (`envmatrix.connect.Connections`), so the same code runs against a real Vault and
+GitHub, the sandbox, or test doubles. This module sits above the core and rotation: a plan also
+reports overdue rotations, read from the same Vault metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from envmatrix.audit.events import AuditEvent, AuditSink
+from envmatrix.connect import Connections, audit_sink, connect, state_lock, vault_session
+from envmatrix.errors import StalePlanError, UsageError
+from envmatrix.files import write_atomic
+from envmatrix.lock import HeldLock, VaultLock
+from envmatrix.pipeline.apply import Applier, ApplyReport
+from envmatrix.pipeline.desired import DesiredState, desired_state, resolve_environments
+from envmatrix.pipeline.observe import Observed, observe
+from envmatrix.pipeline.plan import Change, Plan, diff
+from envmatrix.policy import Policy, load_policy
+from envmatrix.rotation.engine import RotationEngine, RotationOutcome, StepResult
+from envmatrix.rotation.groups import RotationGroup
+from envmatrix.rotation.run import RotateRequest, run_rotation
+from envmatrix.rotation.schedule import RotationStatus, load_statuses, rotation_statuses
+from envmatrix.rotation.strategies import StrategySettings
+from envmatrix.views.matrix import Matrix, matrix_for_run
+from envmatrix.views.probe import ProbeResult, run_probe
+from envmatrix.views.scan import ScanReport, scan_workflows
+
+PLAN_FORMAT = "envmatrix-plan"
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """A plan and everything it was computed from (needed to apply or save it)."""
+
+    policy_path: str
+    policy: Policy
+    environments: tuple[str, ...]
+    desired: DesiredState
+    observed: Observed
+    plan: Plan
+    rotations: tuple[RotationStatus, ...] = ()  # from the same Vault metadata: no extra reads
+
+
+def make_plan(
+    policy_path: str,
+    connections: Connections,
+    environments: Sequence[str] = (),
+    policy: Policy | None = None,
+) -> PlanRun:
+    """Observe the world for the selected environments and diff it against the policy."""
+    policy = policy or load_policy(policy_path)
+    selected = resolve_environments(policy, environments)
+    desired = desired_state(policy, selected)
+    observed = observe(desired, connections.vault, connections.github)
+    rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
+    return PlanRun(
+        policy_path, policy, selected, desired, observed, diff(desired, observed), rotations
+    )
+
+
+def apply_run(
+    run: PlanRun, connections: Connections, audit: AuditSink | None = None
+) -> ApplyReport:
+    """Carry out a fresh plan."""
+    return _applier(run, connections, audit).apply(run.plan)
+
+
+def saved_plan_policy(
+    plan_file: str, given: str | None = None, environments: Sequence[str] = ()
+) -> tuple[str, Policy]:
+    """The policy a saved plan is applied with, checked against the command line.
+
+    It is the file the plan was made from; `--policy` may name it, or the same policy moved
+    elsewhere (same content). `--environment` may repeat the plan's selection but never change
+    it: a saved plan is applied whole, so a narrower selection would silently write more.
+    """
+    saved = read_plan_file(plan_file)
+    recorded = str(saved["policy"])
+    path = recorded if given is None else _given_policy(plan_file, saved, given)
+    if not Path(path).exists():
+        raise StalePlanError(
+            f"saved plan {plan_file} was made from {recorded}, which is gone; plan again"
+            " (or pass the policy's new place with --policy)"
+        )
+    policy = load_policy(path)
+    planned = tuple(saved["environments"])
+    if environments and set(resolve_environments(policy, environments)) != set(planned):
+        raise UsageError(
+            f"saved plan {plan_file} covers {', '.join(planned) or 'no environment'} and is"
+            " applied whole; to apply less, plan again with --environment"
+        )
+    return path, policy
+
+
+def _given_policy(plan_file: str, saved: Mapping[str, Any], given: str) -> str:
+    same_file = Path(given).resolve() == Path(str(saved["policy"]))
+    if same_file or _sha256(given) == saved["policy_sha256"]:
+        return given
+    raise UsageError(
+        f"--policy {given} is not the policy saved plan {plan_file} was made from"
+        f" ({saved['policy']}); plan again"
+    )
+
+
+def apply_saved(
+    plan_file: str,
+    connections: Connections,
+    audit: AuditSink | None = None,
+    policy_path: str | None = None,
+    policy: Policy | None = None,
+) -> ApplyReport:
+    """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
+
+    `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by default where
+    it was when the plan was made; `policy` is that file already loaded, if the caller has it."""
+    saved = read_plan_file(plan_file)
+    policy_path = policy_path or str(saved["policy"])
+    if _sha256(policy_path) != saved["policy_sha256"]:
+        raise StalePlanError(
+            f"saved plan {plan_file} is stale: {policy_path} changed since; plan again"
+        )
+    fresh = make_plan(policy_path, connections, tuple(saved["environments"]), policy)
+    if fresh.observed.fingerprint() != saved["fingerprint"]:
+        raise StalePlanError(
+            f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made;"
+            " plan again"
+        )
+    plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
+    return _applier(fresh, connections, audit).apply(plan)
+
+
+def write_plan_file(run: PlanRun, out: str) -> None:
+    """Save a plan (metadata only, never a value) atomically: all of it or nothing."""
+    document = {
+        "format": PLAN_FORMAT,
+        "version": 1,
+        "policy": str(Path(run.policy_path).resolve()),
+        "policy_sha256": _sha256(run.policy_path),
+        "environments": list(run.environments),
+        "fingerprint": run.plan.fingerprint,
+        "changes": [c.to_json() for c in run.plan.changes],
+    }
+    write_atomic(out, json.dumps(document, indent=2) + "\n", "plan")
+
+
+def read_plan_file(path: str) -> dict[str, Any]:
+    """Load a saved plan; anything that is not one is a usage error."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such plan file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a saved envmatrix plan ({type(exc).__name__})") from None
+    if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
+        raise UsageError(f"{path}: not a saved envmatrix plan (write one with plan --out)")
+    missing = {"policy", "policy_sha256", "environments", "fingerprint", "changes"} - set(document)
+    if missing:
+        raise UsageError(f"{path}: saved plan lacks {', '.join(sorted(missing))}")
+    return document
+
+
+def is_plan_file(path: str) -> bool:
+    """Whether a path holds a saved plan (JSON) rather than a policy (YAML)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(64).lstrip().startswith(b"{")
+    except OSError:
+        return False
+
+
+def _applier(run: PlanRun, connections: Connections, audit: AuditSink | None) -> Applier:
+    """An applier over the sync state `run` observed, acting as this run's actor."""
+    return Applier(
+        connections.vault,
+        connections.github,
+        run.observed.sync,
+        audit,
+        connections.actor,
+        probe=_prober(run.policy, connections),
+    )
+
+
+def _prober(policy: Policy, connections: Connections) -> Callable[[str, str], str | None]:
+    """Live checks a flag may require before it is set true (see envmatrix/probe.py)."""
+    from envmatrix.views.probe import probe_runner
+
+    return probe_runner(policy, connections.vault)
+
+
+def _sha256(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+# -- whole commands: what the command line calls, one function each ---------------------------
+
+Confirm = Callable[["Plan | None"], None]  # shown the plan (None: a saved plan), raises to stop
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What `apply` did: the report of its writes, or the plan when there was nothing to write."""
+
+    report: ApplyReport
+    unchanged: Plan | None = None  # the fresh plan, when it had no writes (nothing was applied)
+
+
+def apply_policy(
+    policy_path: str,
+    plan_file: str | None,
+    environments: Sequence[str],
+    lock_timeout: float,
+    confirm: Confirm,
+    warn: Warn,
+) -> ApplyOutcome:
+    """`apply`: a saved plan exactly, or a fresh plan of the policy, under the mount's apply lock.
+
+    `policy_path` is the policy to plan (ignored for a saved plan unless given explicitly: see
+    `saved_plan_policy`). The lock covers planning too, so a runner that waited plans after the
+    previous one's writes. `confirm` is asked before anything is written.
+    Raises UsageError, StalePlanError, LockHeldError and the adapters' errors.
+    """
+    if plan_file and not is_plan_file(plan_file):
+        raise UsageError(f"{plan_file} is not a saved plan; pass a policy with --policy")
+    if plan_file:
+        confirm(None)
+        path, policy = saved_plan_policy(plan_file, policy_path or None, environments)
+    else:
+        path, policy = policy_path, load_policy(policy_path)
+    with (
+        connect(policy) as connections,
+        audit_sink(policy, path, warn) as sink,
+        _held(state_lock(connections, sink, lock_timeout), warn),
+    ):
+        if plan_file:
+            return ApplyOutcome(apply_saved(plan_file, connections, sink, path, policy))
+        run = make_plan(path, connections, environments, policy)
+        if not run.plan.has_writes:
+            return ApplyOutcome(ApplyReport((), run.plan.blocked), unchanged=run.plan)
+        confirm(run.plan)
+        return ApplyOutcome(apply_run(run, connections, sink))
+
+
+def plan_policy(policy_path: str, environments: Sequence[str], out: str | None) -> PlanRun:
+    """`plan`: observe and diff; with `out`, save the plan for `apply PLANFILE`."""
+    policy = load_policy(policy_path)
+    with connect(policy) as connections:
+        run = make_plan(policy_path, connections, environments, policy)
+    if out:
+        write_plan_file(run, out)
+    return run
+
+
+def force_unlock(
+    policy_path: str, lock_id: str, lock_name: str, confirm: Callable[[str], None], warn: Warn
+) -> HeldLock:
+    """`force-unlock`: release `lock_name` when `lock_id` is the lock held now.
+
+    `confirm` is shown the holder before anything changes. Raises LockHeldError when the ID is
+    not the lock held now (see envmatrix/lock.py)."""
+    policy = load_policy(policy_path)
+    with connect(policy) as connections, audit_sink(policy, policy_path, warn) as sink:
+        held = state_lock(connections, sink, name=lock_name, operation="force-unlock")
+        current = held.read()
+        if current is not None and current.id == lock_id:
+            confirm(current.describe())
+        return held.force_unlock(lock_id)
+
+
+def audit_events(policy_path: str, since: datetime | None, warn: Warn) -> list[AuditEvent]:
+    """`audit`: the policy's audit trail since a time (all of it when None), oldest first."""
+    with audit_sink(load_policy(policy_path), policy_path, warn) as store:
+        return store.query(since)
+
+
+def rotation_statuses_now(
+    policy: Policy, environments: Sequence[str], moment: datetime
+) -> tuple[RotationStatus, ...]:
+    """Rotation statuses from Vault metadata only: no GitHub token is needed."""
+    with vault_session(policy) as vault:
+        return load_statuses(policy, environments, vault, moment)
+
+
+def rotate(
+    policy_path: str,
+    policy: Policy,
+    request: RotateRequest,
+    groups: Sequence[RotationGroup],
+    settings: StrategySettings,
+    on_step: Callable[[RotationGroup, StepResult], None] | None,
+    warn: Warn,
+) -> list[RotationOutcome]:
+    """`rotate`: run the request with the rotation engine; connections are closed afterwards."""
+    with connect(policy) as connections, audit_sink(policy, policy_path, warn) as sink:
+        engine = RotationEngine(
+            policy,
+            connections.vault,
+            connections.github,
+            settings=settings,
+            audit=sink,
+            on_step=on_step,
+            actor=connections.actor,
+        )
+        return run_rotation(engine, request, groups)
+
+
+@contextmanager
+def _held(lock: VaultLock, warn: Warn) -> Iterator[None]:
+    """Hold a lock; a lock taken over or not released is passed to `warn`."""
+    try:
+        with lock:
+            yield
+    finally:
+        for note in (lock.took_over, lock.release_error):
+            if note:
+                warn(note)
+
+
+def matrix_of(
+    policy_path: str,
+    environments: Sequence[str],
+    repository: str | None,
+    workflows: str | None,
+) -> tuple[Matrix, ScanReport | None]:
+    """`matrix`: the grid from a fresh plan, and the workflows' scan when a folder is given."""
+    policy = load_policy(policy_path)
+    scanned = scan_workflows(policy, workflows, repository) if workflows else None
+    with connect(policy) as connections:
+        run = make_plan(policy_path, connections, environments, policy)
+    return matrix_for_run(run, repository), scanned
+
+
+def probe(policy: Policy, environment: str, name: str) -> tuple[str, ProbeResult]:
+    """`probe NAME`: the live check in one environment (logical or GitHub name), from Vault."""
+    (logical,) = resolve_environments(policy, [environment])
+    with vault_session(policy) as vault:
+        return logical, run_probe(name, policy, vault, logical)
