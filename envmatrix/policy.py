@@ -2,7 +2,7 @@
 
 A policy names owners, GitHub environments, secrets (where each lives in Vault, which environments
 and repositories need it, how it rotates) and feature flags gated on secrets. The format is
-version 1 of ../shared/CONTRACT.md. Validation is strict: unknown keys, duplicate keys, bad cron
+version 1 of the contract (README: Policy file). Validation is strict: unknown keys, duplicate keys, bad cron
 expressions and dangling references are errors that name the file, the line and the key path.
 """
 
@@ -29,6 +29,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from envmatrix.errors import PolicyError
+from envmatrix.strategy_registry import STRATEGIES
 from envmatrix.timefmt import parse_duration
 
 MAX_POLICY_BYTES = 1_000_000
@@ -38,13 +39,18 @@ LOGICAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # \w is Unicode-aware: Vault paths and keys may be `apps/zürich#schlüssel`
 VAULT_REF = re.compile(r"^(?P<path>[\w.{}/-]+?)(?:#(?P<key>[\w.-]+))?$")
 VAULT_REF_CHAR = re.compile(r"[\w.{}/#-]")
-STRATEGIES = ("generate", "manual", "postgres", "aws-iam", "supabase-api-key", "command")
 RESERVED_VAULT_PREFIX = "envmatrix/"
 
 
 def _check_duration(text: str) -> str:
     parse_duration(text)
     return text
+
+
+def _check_strategy(name: str) -> str:
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
+    return name
 
 
 def _check_cron(expr: str) -> str:
@@ -149,9 +155,7 @@ class RotationSpec(_Strict):
     schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
     max_age: Duration | None = None
     timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
-    strategy: Literal[
-        "generate", "manual", "postgres", "aws-iam", "supabase-api-key", "command"
-    ] = "manual"
+    strategy: Annotated[str, AfterValidator(_check_strategy)] = "manual"
     grace: Duration | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -503,8 +507,6 @@ def _error_message(error: Mapping[str, Any], loc: Sequence[str | int]) -> str:
         return "required key is missing"
     if kind == "literal_error" and loc and loc[-1] == "version":
         return "unsupported version; this envmatrix reads version: 1"
-    if kind == "literal_error" and loc and loc[-1] == "strategy":
-        return f"unknown strategy {error['input']!r}; one of {', '.join(STRATEGIES)}"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 

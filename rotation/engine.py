@@ -27,7 +27,7 @@ from typing import Any
 from envmatrix import failpoints
 from envmatrix.actor import actor_identity, holder_identity
 from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
-from envmatrix.errors import EnvmatrixError, LockHeldError, RuntimeFailure
+from envmatrix.errors import EnvmatrixError, LockHeldError, RuntimeFailure, StrategyFailed
 from envmatrix.lock import APPLY_LOCK, VaultLock
 from envmatrix.pipeline.apply import ApplyReport
 from envmatrix.pipeline.sync import sync_cells
@@ -71,9 +71,6 @@ def _now() -> datetime:
 def _stamp(moment: datetime | None) -> str:
     return iso_utc(moment) if moment else "-"
 
-
-class StrategyFailed(RuntimeFailure):
-    """A strategy step raised; the message is safe (our own text, or the exception type only)."""
 
 
 class _Abandon(RuntimeFailure):

@@ -29,7 +29,10 @@ ALLOWED = {
     "psycopg": {"envmatrix.rotation.strategies.postgres", "envmatrix.audit.store"},
 }
 
-LEAVES = ("errors", "secret", "ports", "timefmt", "failpoints", "files", "actor", "__version__")
+LEAVES = (
+    "errors", "secret", "ports", "timefmt", "failpoints", "files", "actor", "strategy_registry",
+    "__version__",
+)
 CORE = (*LEAVES, "policy", "pipeline", "lock", "audit", "adapters")
 ROTATION = ("rotation",)
 APPLICATION = ("workflow", "connect", "views", "render", "cli", "demo", "__main__")

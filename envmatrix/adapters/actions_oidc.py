@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import IdTokenRequestFailed, UsageError
 from envmatrix.secret import SecretValue
 
 REQUEST_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
@@ -24,9 +24,6 @@ REQUEST_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 _ATTEMPTS = 3
 _BACKOFF = 0.5
 
-
-class IdTokenRequestFailed(RuntimeFailure):
-    """The runner did not hand out an ID token."""
 
 
 def in_actions_with_id_token(environ: Mapping[str, str]) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from envmatrix.errors import CheckFailed
+from envmatrix.errors import CheckFailed, missing_extra
 from envmatrix.secret import SecretValue
 
 SUPABASE_URL = "SUPABASE_URL"
@@ -27,6 +27,10 @@ def check_supabase(url: SecretValue, key: SecretValue, timeout: float = PROBE_TI
     rotation's test step both come here)."""
     if not _HTTP_URL.match(url.reveal()):
         raise CheckFailed(f"{SUPABASE_URL} is not an http(s) URL")
+    try:
+        import supabase  # noqa: F401 - the 'supabase' extra; its absence is not a failed check
+    except ModuleNotFoundError as exc:
+        raise missing_extra(exc) or exc from None
     try:
         _list_one_user(url, key, timeout)
     except CheckFailed:

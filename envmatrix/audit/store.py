@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from envmatrix.audit.events import AuditEvent, AuditSink
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import AuditStoreError, UsageError
 from envmatrix.policy import Policy
 
 DEFAULT_SQLITE = Path(".envmatrix") / "audit.sqlite"
@@ -75,9 +75,6 @@ _POSTGRES_SCHEMA = (
 # Two first runs creating the table at once would collide in the catalog; serialize them.
 _SCHEMA_LOCK_KEY = 0x656E766D6174  # "envmat"
 
-
-class AuditStoreError(RuntimeFailure):
-    """The audit store cannot be opened, written or read."""
 
 
 class AuditStore(AuditSink, Protocol):

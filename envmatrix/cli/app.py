@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from envmatrix.cli.commands import demo, rotation, sync, views
-from envmatrix.errors import EnvmatrixError, ExitCode
+from envmatrix.errors import EnvmatrixError, ExitCode, missing_extra
 from envmatrix.render import report as render
 
 app = typer.Typer(
@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(message, ExitCode.INVALID)
     except EnvmatrixError as exc:
         return _fail(str(exc), exc.exit_code)
+    except ModuleNotFoundError as exc:  # an optional dependency (an extra) is not installed
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        return _fail(str(extra), extra.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.FAILURE)
     except Exception as exc:  # one line, type only: library messages may carry data

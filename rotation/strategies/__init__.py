@@ -1,9 +1,4 @@
-"""The strategy registry: policy `rotation.strategy` name -> the module that builds it.
-
-Each entry is `"module:function"`, imported only when a rotation uses it (so `generate` never
-imports boto3). The function takes `(options, settings)` and returns a `Strategy`. Adding a
-provider is one line here and one module beside this one; the engine never changes.
-"""
+"""Building strategies from the registry (envmatrix/strategy_registry.py): `get_strategy`."""
 
 from __future__ import annotations
 
@@ -13,18 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envmatrix.errors import UsageError
+from envmatrix.errors import UsageError, missing_extra
 from envmatrix.rotation.strategies.base import Strategy
 from envmatrix.secret import SecretValue
+from envmatrix.strategy_registry import STRATEGIES
 
-FACTORIES: dict[str, str] = {
-    "generate": "envmatrix.rotation.strategies.generate:build",
-    "manual": "envmatrix.rotation.strategies.manual:build",
-    "command": "envmatrix.rotation.strategies.command:build",
-    "postgres": "envmatrix.rotation.strategies.postgres:build",
-    "aws-iam": "envmatrix.rotation.strategies.aws_iam:build",
-    "supabase-api-key": "envmatrix.rotation.strategies.supabase_api_key:build",
-}
+FACTORIES = STRATEGIES  # the registry, envmatrix/strategy_registry.py
 
 # Asks the owner for a secret's new value: (secret name, Vault key) -> value. None when the
 # run cannot ask anyone (`rotate --due` in CI).
@@ -48,6 +37,10 @@ def get_strategy(
         known = ", ".join(sorted(FACTORIES))
         raise UsageError(f"rotation strategy {name!r} is not available in this envmatrix ({known})")
     module_name, _, function = target.partition(":")
-    factory = getattr(importlib.import_module(module_name), function)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:  # e.g. aws-iam without the 'aws' extra
+        raise missing_extra(exc) or exc from None
+    factory = getattr(module, function)
     strategy: Strategy = factory(options, settings or StrategySettings())
     return strategy

@@ -39,13 +39,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from envmatrix.errors import RuntimeFailure, UsageError
-from envmatrix.rotation.strategies.base import (
-    BaseStrategy,
-    Created,
-    RotationContext,
-    RotationTestFailed,
-)
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.rotation.strategies.group_values import check_group, values_for_group
 from envmatrix.secret import SecretValue
 

@@ -20,12 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from envmatrix.errors import RuntimeFailure
 from envmatrix.secret import SecretValue
-
-
-class RotationTestFailed(RuntimeFailure):
-    """The new credential did not work; the rotation stops before cut-over."""
 
 
 @dataclass(frozen=True)

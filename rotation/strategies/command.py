@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies import StrategySettings
-from envmatrix.rotation.strategies.base import Created, RotationContext, RotationTestFailed
+from envmatrix.rotation.strategies.base import Created, RotationContext
 from envmatrix.secret import SecretValue
 
 DEFAULT_TIMEOUT = 300.0

@@ -13,14 +13,9 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from envmatrix.errors import UsageError
+from envmatrix.errors import RotationTestFailed, UsageError
 from envmatrix.rotation.strategies import StrategySettings
-from envmatrix.rotation.strategies.base import (
-    BaseStrategy,
-    Created,
-    RotationContext,
-    RotationTestFailed,
-)
+from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.secret import SecretValue
 
 ALPHABETS = {

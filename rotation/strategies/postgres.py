@@ -36,13 +36,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from envmatrix.errors import RuntimeFailure, UsageError
-from envmatrix.rotation.strategies.base import (
-    BaseStrategy,
-    Created,
-    RotationContext,
-    RotationTestFailed,
-)
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.rotation.strategies.group_values import values_for_group
 from envmatrix.secret import MASK, SecretValue
 

@@ -35,16 +35,11 @@ from typing import Any
 
 import httpx
 
-from envmatrix.errors import CheckFailed, RuntimeFailure, UsageError
-from envmatrix.rotation.strategies.base import (
-    BaseStrategy,
-    Created,
-    RotationContext,
-    RotationTestFailed,
-)
+from envmatrix.adapters.supabase import check_supabase
+from envmatrix.errors import CheckFailed, RotationTestFailed, RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.rotation.strategies.group_values import check_group, values_for_group
 from envmatrix.secret import SecretValue
-from envmatrix.adapters.supabase import check_supabase
 
 DEFAULT_API_URL = "https://api.supabase.com"
 _SECRET_PREFIX = "sb_secret_"

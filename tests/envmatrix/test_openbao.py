@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from envmatrix.demo import openbao
-from envmatrix.demo.openbao import OpenBaoDevServer, OpenBaoError, find_bao_binary, pick_port_pair
+from envmatrix.demo.openbao import OpenBaoDevServer, find_bao_binary, pick_port_pair
+from envmatrix.errors import OpenBaoError
 
 
 def whoami(server: OpenBaoDevServer) -> dict[str, object]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies import StrategySettings, get_strategy
-from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
+from envmatrix.rotation.strategies.base import RotationContext
 from envmatrix.secret import SecretValue
 
 CTX = RotationContext(

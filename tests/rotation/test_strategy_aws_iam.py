@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies.aws_iam import AwsIamStrategy
-from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
+from envmatrix.rotation.strategies.base import RotationContext
 from envmatrix.secret import SecretValue
 from tests.rotation.rotation_support import failure_texts
 

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from envmatrix.errors import RuntimeFailure, UsageError
-from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
+from envmatrix.rotation.strategies.base import RotationContext
 from envmatrix.rotation.strategies.postgres import PostgresStrategy
 from envmatrix.secret import SecretValue
 from tests.rotation.rotation_support import failure_texts

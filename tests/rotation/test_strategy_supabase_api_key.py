@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from envmatrix.adapters.github import GitHubAdapter
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.engine import RotationEngine
 from envmatrix.rotation.groups import groups_for
 from envmatrix.rotation.journal import journal_path
-from envmatrix.rotation.strategies.base import RotationContext, RotationTestFailed
+from envmatrix.rotation.strategies.base import RotationContext
 from envmatrix.rotation.strategies.supabase_api_key import SupabaseApiKeyStrategy
 from envmatrix.secret import SecretValue
 from tests.rotation.rotation_support import (

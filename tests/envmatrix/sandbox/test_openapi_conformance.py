@@ -15,15 +15,15 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 from envmatrix.sandbox import GitHubSandbox
 from tests.envmatrix.sandbox import ORG, REPO, Reply, call, seal
 
-# The repository root's parent holds shared/ (locally /work, in CI the clone's sibling).
-SPEC_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "github-openapi"
+# GitHub's OpenAPI description, the operations envmatrix uses (vendored: see its README/LICENSE).
+SPEC_DIR = Path(__file__).resolve().parents[2] / "data" / "github-openapi"
 SPEC_FILE = SPEC_DIR / "api.github.com.subset.json"
 
 
 @pytest.fixture(scope="module")
 def spec_document() -> dict[str, Any]:
     if not SPEC_FILE.is_file():
-        pytest.fail(f"OpenAPI document not found at {SPEC_FILE}; shared/ must sit next to the repo")
+        pytest.fail(f"OpenAPI document not found at {SPEC_FILE}")
     document: dict[str, Any] = json.loads(SPEC_FILE.read_text())
     return document
 
