@@ -34,8 +34,8 @@ from typing import Any
 
 from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.secret import SecretValue
-from rotation.strategies import StrategySettings
 from rotation.rotator_env import named_variables, rotator_environment
+from rotation.strategies import StrategySettings
 from rotation.strategies.base import Created, RotationContext, RotationTestFailed
 
 DEFAULT_TIMEOUT = 300.0
