@@ -113,10 +113,11 @@ def plan(
     if out:
         write_plan_file(run, out)
     if json_output:
-        render.print_json(render.plan_json(run.plan, run.rotations))
+        render.print_json(render.plan_json(run.plan, run.rotations, run.in_progress))
     else:
         render.render_plan(run.plan, render.console())
         render.render_overdue(run.rotations, render.console())
+        render.render_in_progress(run.in_progress, render.console())
         if out:
             render.console().print(f"Saved the plan to {out}; apply it with: envmatrix apply {out}")
     if detailed_exitcode and run.plan.has_writes:
@@ -332,6 +333,7 @@ def _since(text: str | None) -> datetime | None:
 # -- rotation schedules (rotation/schedule.py, rotation/calendar.py, rotation/render.py) --------
 
 if TYPE_CHECKING:
+    from rotation.progress import RotationInProgress
     from rotation.schedule import RotationStatus
 
 rotation_app = typer.Typer(
@@ -359,10 +361,30 @@ def rotation_status(
     from rotation import render as rotation_render
 
     _, statuses, moment = _rotation_statuses(policy, environment, at)
+    in_progress = _rotations_in_progress(policy, environment)
     if json_output:
-        render.print_json(rotation_render.statuses_json(statuses, moment))
+        document = rotation_render.statuses_json(statuses, moment)
+        document["rotations_in_progress"] = [r.to_json() for r in in_progress]
+        render.print_json(document)
     else:
         rotation_render.render_statuses(statuses, moment, render.console())
+        render.render_in_progress(in_progress, render.console())
+
+
+def _rotations_in_progress(
+    policy: str | None, environment: list[str] | None
+) -> tuple[RotationInProgress, ...]:
+    from envmatrix.adapters.vault import VaultAdapter
+    from envmatrix.desired import resolve_environments
+    from rotation.progress import rotations_in_progress
+
+    loaded = load_policy(policy_path(policy))
+    selected = resolve_environments(loaded, environment or ())
+    vault = VaultAdapter.from_environment(loaded.vault.mount)
+    try:
+        return rotations_in_progress(loaded, vault, selected)
+    finally:
+        vault.close()
 
 
 @rotation_app.command("due")
@@ -635,6 +657,11 @@ def rotate(
         False
     ),
     due: Annotated[bool, typer.Option("--due", help="Revoke after grace; rotate all due.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Emergency: rotate now even within grace; retire the"
+                     " current and the previous credential."),
+    ] = False,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Within grace: restore the previous value.")
     ] = False,
@@ -653,7 +680,7 @@ def rotate(
     path = policy_path(policy)
     loaded = load_policy(path)
     request = rotate_request(loaded, name, environment or (), due=due, resume=resume,
-                             rollback=rollback, from_file=from_file)
+                             rollback=rollback, from_file=from_file, force=force)
     groups = selected_groups(loaded, request)
     _confirm_rotation(yes, request.mode.value, [g.path for g in groups])
     connections = connect(loaded)

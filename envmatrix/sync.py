@@ -25,6 +25,7 @@ from envmatrix.observe import Observed, observe
 from envmatrix.plan import Change, Plan, diff
 from envmatrix.policy import Policy, load_policy
 from envmatrix.ports import GitHubPort, VaultPort
+from rotation.progress import RotationInProgress, rotations_in_progress
 from rotation.schedule import RotationStatus, rotation_statuses
 
 PLAN_FORMAT = "envmatrix-plan"
@@ -62,6 +63,7 @@ class PlanRun:
     observed: Observed
     plan: Plan
     rotations: tuple[RotationStatus, ...] = ()  # from the same Vault metadata: no extra reads
+    in_progress: tuple[RotationInProgress, ...] = ()  # rotations left half-way (journals)
 
 
 def connect(policy: Policy, environ: Mapping[str, str] = os.environ) -> Connections:
@@ -86,9 +88,11 @@ def make_plan(
     desired = desired_state(policy, selected)
     observed = observe(desired, connections.vault, connections.github)
     rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
+    in_progress = rotations_in_progress(policy, connections.vault, selected)
     return PlanRun(
-        policy_path, policy, selected, desired, observed, diff(desired, observed), rotations
-    )
+        policy_path, policy, selected, desired, observed, diff(desired, observed), rotations,
+        in_progress,
+    )  # fmt: skip
 
 
 def apply_run(

@@ -728,7 +728,12 @@ def _next_name(step: Step) -> str:
 
 
 def _resume_command(journal: RotationJournal) -> str:
-    name = journal.secrets[0] if journal.secrets else "NAME"
+    return resume_command(journal)
+
+
+def resume_command(journal: RotationJournal, secret: str | None = None) -> str:
+    """The command that finishes the journal's rotation (for `secret`, else its first one)."""
+    name = secret or (journal.secrets[0] if journal.secrets else "NAME")
     return f"envmatrix rotate {name}{_environment_option(journal.environment)} --resume"
 
 
