@@ -29,6 +29,7 @@ from envmatrix.pipeline.plan import Change, Plan, diff
 from envmatrix.policy import Policy, load_policy
 from envmatrix.rotation.engine import RotationEngine, RotationOutcome, StepResult
 from envmatrix.rotation.groups import RotationGroup
+from envmatrix.rotation.progress import RotationInProgress, rotations_in_progress
 from envmatrix.rotation.run import RotateRequest, run_rotation
 from envmatrix.rotation.schedule import RotationStatus, load_statuses, rotation_statuses
 from envmatrix.rotation.strategies import StrategySettings
@@ -50,6 +51,7 @@ class PlanRun:
     observed: Observed
     plan: Plan
     rotations: tuple[RotationStatus, ...] = ()  # from the same Vault metadata: no extra reads
+    in_progress: tuple[RotationInProgress, ...] = ()  # rotations left half-way (journals)
 
 
 def make_plan(
@@ -64,8 +66,10 @@ def make_plan(
     desired = desired_state(policy, selected)
     observed = observe(desired, connections.vault, connections.github)
     rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
+    in_progress = rotations_in_progress(policy, connections.vault, selected)
+    plan = diff(desired, observed)
     return PlanRun(
-        policy_path, policy, selected, desired, observed, diff(desired, observed), rotations
+        policy_path, policy, selected, desired, observed, plan, rotations, in_progress
     )
 
 
@@ -289,10 +293,12 @@ def audit_events(policy_path: str, since: datetime | None, warn: Warn) -> list[A
 
 def rotation_statuses_now(
     policy: Policy, environments: Sequence[str], moment: datetime
-) -> tuple[RotationStatus, ...]:
-    """Rotation statuses from Vault metadata only: no GitHub token is needed."""
+) -> tuple[tuple[RotationStatus, ...], tuple[RotationInProgress, ...]]:
+    """Rotation statuses and rotations left half-way, from Vault only: no GitHub token needed."""
     with vault_session(policy) as vault:
-        return load_statuses(policy, environments, vault, moment)
+        statuses = load_statuses(policy, environments, vault, moment)
+        selected = resolve_environments(policy, environments)
+        return statuses, rotations_in_progress(policy, vault, selected)
 
 
 def rotate(

@@ -169,12 +169,17 @@ class RotationEngine:
 
     # -- the three entry points -----------------------------------------------------------------
 
-    def rotate(self, group: RotationGroup) -> RotationOutcome:
-        """Rotate a group from scratch (finishing a previous rotation whose grace is over)."""
+    def rotate(self, group: RotationGroup, force: bool = False) -> RotationOutcome:
+        """Rotate a group from scratch (finishing a previous rotation whose grace is over).
+
+        `force` (`rotate --force`, an emergency: the current credential leaked) rotates even
+        inside a grace period, with no grace of its own: the leaked credential and a previous
+        one still in its grace are both revoked once the new one is synced (see `_revoke`).
+        """
         outcome = _outcome(group)
         try:
-            existing = self._settle_previous(group, outcome)
-            run = self._begin(group, existing, outcome)
+            existing = self._settle_previous(group, outcome, force)
+            run = self._begin(group, existing, outcome, force)
         except EnvmatrixError as exc:
             return self._failed(group, outcome, "start", str(exc))
         return self._drive(run)
@@ -211,6 +216,9 @@ class RotationEngine:
             entry.journal
         ):
             return None
+        if entry.journal.left_half_way and entry.journal.holder_lost(self.clock()):
+            # its runner died (or its lease ran out): finish it, as --resume would
+            return self._drive(self._attach(group, entry, outcome))
         if entry.journal.step not in (Step.SYNCED, Step.REVOKED):
             return self._failed(
                 group,
@@ -223,13 +231,19 @@ class RotationEngine:
     # -- starting -------------------------------------------------------------------------------
 
     def _settle_previous(
-        self, group: RotationGroup, outcome: RotationOutcome
+        self, group: RotationGroup, outcome: RotationOutcome, force: bool = False
     ) -> JournalEntry | None:
-        """The finished journal to begin over (a rotation past its grace is finished first)."""
+        """The finished journal to begin over (a rotation past its grace is finished first).
+
+        With `force`, a rotation in its grace (or revoked but not marked done) is begun over
+        as it is: the new rotation revokes its previous credential too.
+        """
         entry = self.store.read(group.path)
         if entry is None or entry.journal.step.terminal:
             return entry
         journal = entry.journal
+        if force and journal.step in (Step.SYNCED, Step.REVOKED):
+            return entry
         if journal.step in (Step.SYNCED, Step.REVOKED) and self._grace_over(journal):
             finished = self._drive(self._attach(group, entry, outcome))
             if not finished.ok:
@@ -243,9 +257,14 @@ class RotationEngine:
         raise LockHeldError(f"{journal.held_message()}; finish it with {_resume_command(journal)}")
 
     def _begin(
-        self, group: RotationGroup, over: JournalEntry | None, outcome: RotationOutcome
+        self,
+        group: RotationGroup,
+        over: JournalEntry | None,
+        outcome: RotationOutcome,
+        force: bool = False,
     ) -> _Run:
         now = self.clock()
+        in_grace = over.journal if over and over.journal.step is Step.SYNCED else None
         journal = RotationJournal(
             id=uuid.uuid4().hex,
             path=group.path,
@@ -258,13 +277,18 @@ class RotationEngine:
             started_at=now,
             updated_at=now,
             previous_version=self.vault.read_entry(group.path).version,
-            grace=group.spec.grace,
+            grace=None if force else group.spec.grace,
             history={Step.STARTED.value: _stamp(now)},
+            forced=force,
+            retire_version=in_grace.previous_version if force and in_grace else None,
         )
         strategy = self._strategy(group)
         entry = self.store.begin(journal, over)
         run = _Run(group, strategy, entry, outcome)
-        self._reached(run, Step.STARTED, f"lock taken by {self.actor}")
+        detail = f"lock taken by {self.actor}"
+        if force:
+            detail += "; forced (emergency): no grace, the current credential is retired"
+        self._reached(run, Step.STARTED, detail)
         return run
 
     def _attach(self, group: RotationGroup, entry: JournalEntry, outcome: RotationOutcome) -> _Run:
@@ -329,11 +353,11 @@ class RotationEngine:
             self._abandon(run, exc)
 
     def _create(self, run: _Run) -> None:
-        ctx = self._context(
-            run,
-            self._values_at(run.group.path, run.journal.previous_version),
-            {"rotation_id": run.journal.id},
-        )
+        current = self._values_at(run.group.path, run.journal.previous_version)
+        if run.journal.forced:
+            self._before_provider(run, "emergency", current)
+        self._before_provider(run, "intent", current)
+        ctx = self._context(run, current, {"rotation_id": run.journal.id})
         created = self._call(run, "create", lambda: run.strategy.create(ctx))
         _check_created(run, created.values, created.handle)
         run.pending = dict(created.values)
@@ -341,14 +365,33 @@ class RotationEngine:
             run,
             Step.CREATED,
             f"new credential from {run.strategy.name}",
-            handle=dict(created.handle),
+            handle={**run.journal.handle, **created.handle},
         )
+
+    def _before_provider(self, run: _Run, hook: str, current: Mapping[str, SecretValue]) -> None:
+        """Run a strategy's optional `intent`/`emergency` step once and journal its handle.
+
+        `intent` returns what the strategy must know to recognise, after a crash inside
+        `create`, what that create left at the provider (e.g. the access keys that existed
+        before); it is journaled before the provider is called. `emergency` (forced rotations)
+        retires the leaked credential first where the provider needs room for the new one.
+        """
+        action = getattr(run.strategy, hook, None)
+        if action is None or f"{hook}_done" in run.journal.handle:
+            return
+        ctx = self._context(run, current, {"rotation_id": run.journal.id})
+        noted = self._call(run, hook, lambda: action(ctx)) or {}
+        handle = {**run.journal.handle, **{str(k): str(v) for k, v in noted.items()}}
+        handle[f"{hook}_done"] = "yes"
+        journal = run.journal.at(Step.STARTED, self.clock(), holder=self.actor, handle=handle)
+        run.entry = self.store.advance(run.entry, journal)
 
     def _stage(self, run: _Run) -> None:
         if run.pending is None:
             # the values were lost with the process that created them: discard that credential
             # (the journal has its handle) and mint another one
-            self._call(run, "discard", lambda: run.strategy.discard(self._context(run, {}), {}))
+            previous = self._previous_context(run)
+            self._call(run, "discard", lambda: run.strategy.discard(previous, {}))
             self._create(run)
             assert run.pending is not None
         self.vault.write_values(pending_path(run.group.path), run.pending)
@@ -413,13 +456,16 @@ class RotationEngine:
             run.stop = True
             return
         journal = run.journal
-        if journal.previous_version is not None:
-            previous = self.vault.read_values(run.group.path, journal.previous_version)
-            ctx = self._context(run, self._values_at(run.group.path, journal.new_version))
-            self._call(run, "revoke", lambda: run.strategy.revoke(ctx, previous))
-        self._advance(
-            run, Step.REVOKED, f"previous credential (Vault v{journal.previous_version}) retired"
-        )
+        retired = [v for v in (journal.previous_version, journal.retire_version) if v is not None]
+        for version in retired:
+            self._revoke_version(run, version)
+        versions = " and ".join(f"v{v}" for v in retired) or "none"
+        self._advance(run, Step.REVOKED, f"previous credential (Vault {versions}) retired")
+
+    def _revoke_version(self, run: _Run, version: int) -> None:
+        previous = self.vault.read_values(run.group.path, version)
+        ctx = self._context(run, self._values_at(run.group.path, run.journal.new_version))
+        self._call(run, "revoke", lambda: run.strategy.revoke(ctx, previous))
 
     def _done(self, run: _Run) -> None:
         self._advance(run, Step.DONE, "rotation finished")
@@ -489,7 +535,7 @@ class RotationEngine:
         """Before cut-over: discard the new credential, drop the pending values, journal failed."""
         self._emit(run, StepResult(run.journal.step.value, False, str(cause)))
         pending = run.pending or self._pending_or_empty(run)
-        ctx = self._context(run, {})
+        ctx = self._previous_context(run)
         try:
             self._call(run, "discard", lambda: run.strategy.discard(ctx, pending))
         except StrategyFailed as exc:
@@ -550,6 +596,10 @@ class RotationEngine:
             current,
             {**run.journal.handle, **(extra or {})},
         )
+
+    def _previous_context(self, run: _Run) -> RotationContext:
+        """A context whose `current` is the values the rotation began from (for discard)."""
+        return self._context(run, self._values_at(run.group.path, run.journal.previous_version))
 
     def _values_at(self, path: str, version: int | None) -> dict[str, SecretValue]:
         return {} if version is None else self.vault.read_values(path, version)
@@ -647,7 +697,12 @@ def _next_name(step: Step) -> str:
 
 
 def _resume_command(journal: RotationJournal) -> str:
-    name = journal.secrets[0] if journal.secrets else "NAME"
+    return resume_command(journal)
+
+
+def resume_command(journal: RotationJournal, secret: str | None = None) -> str:
+    """The command that finishes the journal's rotation (for `secret`, else its first one)."""
+    name = secret or (journal.secrets[0] if journal.secrets else "NAME")
     return f"envmatrix rotate {name}{_environment_option(journal.environment)} --resume"
 
 

@@ -24,9 +24,12 @@ Steps, in order (a crash after any of them resumes with the next):
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +40,9 @@ from envmatrix.timefmt import iso_utc, parse_iso_utc
 JOURNAL_PREFIX = "envmatrix/rotation"
 PENDING_PREFIX = "envmatrix/pending"
 JOURNAL_FORMAT = 1
+# A journal not written for this long belongs to a runner that is gone: `rotate --due` resumes
+# it. Every step rewrites the journal, and no single step is meant to take this long.
+JOURNAL_LEASE = timedelta(hours=1)
 
 
 class Step(StrEnum):
@@ -109,6 +115,8 @@ class RotationJournal:
     grace_until: datetime | None = None
     history: Mapping[str, str] = field(default_factory=dict)  # step -> time reached
     error: str | None = None  # one line, why it failed; never a value
+    forced: bool = False  # `rotate --force`: an emergency rotation, no grace
+    retire_version: int | None = None  # forced: an earlier version still to revoke (in grace)
 
     def at(self, step: Step, now: datetime, **changes: Any) -> RotationJournal:
         """This journal moved on to `step` at `now`, with other fields changed."""
@@ -151,7 +159,19 @@ class RotationJournal:
             grace_until=_parse(data.get("grace_until")),
             history=dict(data.get("history") or {}),
             error=data.get("error"),
+            forced=bool(data.get("forced", False)),
+            retire_version=data.get("retire_version"),
         )
+
+    def holder_lost(self, now: datetime) -> bool:
+        """The runner holding this unfinished rotation is gone: its process on this host no
+        longer exists, or it has not written the journal for JOURNAL_LEASE."""
+        return holder_gone(self.holder) or now - self.updated_at >= JOURNAL_LEASE
+
+    @property
+    def left_half_way(self) -> bool:
+        """Stopped between steps (not waiting for its grace period, not finished)."""
+        return not self.step.terminal and self.step is not Step.SYNCED
 
     def held_message(self) -> str:
         """Who holds this rotation, since when, and what to do about it."""
@@ -159,6 +179,23 @@ class RotationJournal:
             f"{self.path} is being rotated by {self.holder} since {_stamp(self.started_at)}"
             f" (step {self.step.value}, rotation {self.id})"
         )
+
+
+def holder_gone(holder: str) -> bool:
+    """`holder` ("<identity> on <host> pid <n>") ran on this host and that process has exited.
+
+    A holder on another machine cannot be checked; its lease has to run out.
+    """
+    match = re.search(r" on (?P<host>\S+) pid (?P<pid>\d+)$", holder)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
 
 
 @dataclass(frozen=True)

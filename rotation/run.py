@@ -5,9 +5,10 @@ groups, run them, count the outcomes. Domain code: it never prints.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
 from envmatrix.errors import UsageError
 from envmatrix.pipeline.desired import resolve_environments
@@ -32,6 +33,7 @@ class RotateRequest:
     mode: Mode
     name: str | None
     environments: tuple[str, ...]  # logical names; empty: all
+    force: bool = False  # `--force`: emergency rotation, even within a grace period
 
 
 def rotate_request(
@@ -43,10 +45,13 @@ def rotate_request(
     resume: bool,
     rollback: bool,
     from_file: str | None,
+    force: bool = False,
 ) -> RotateRequest:
     """Check the flag combination; UsageError (exit 3) when it makes no sense."""
     if sum((due, resume, rollback)) > 1:
         raise UsageError("rotate takes at most one of --due, --resume, --rollback")
+    if force and (due or resume or rollback):
+        raise UsageError("rotate --force rotates NAME now; not with --due, --resume, --rollback")
     if due and name:
         raise UsageError("rotate --due rotates everything due; give no NAME with it")
     if not due and not name:
@@ -59,7 +64,7 @@ def rotate_request(
         Mode.DUE if due else Mode.RESUME if resume else Mode.ROLLBACK if rollback else Mode.ROTATE
     )
     return RotateRequest(
-        mode, name, resolve_environments(policy, environments) if environments else ()
+        mode, name, resolve_environments(policy, environments) if environments else (), force
     )
 
 
@@ -76,11 +81,12 @@ def run_rotation(
     """Run the request; one outcome per group touched."""
     if request.mode is Mode.DUE:
         return rotate_due(engine, request.environments)
-    action = {
-        Mode.ROTATE: engine.rotate,
+    actions: dict[Mode, Callable[[RotationGroup], RotationOutcome]] = {
+        Mode.ROTATE: partial(engine.rotate, force=request.force),
         Mode.RESUME: engine.resume,
         Mode.ROLLBACK: engine.rollback,
-    }[request.mode]
+    }
+    action = actions[request.mode]
     return [action(group) for group in groups]
 
 

@@ -19,6 +19,7 @@ from envmatrix.audit.events import AuditEvent
 from envmatrix.pipeline.apply import ApplyReport, ItemResult
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL
 from envmatrix.pipeline.plan import Action, Change, Plan
+from envmatrix.rotation.progress import RotationInProgress, in_progress_line
 from envmatrix.rotation.schedule import RotationStatus
 from envmatrix.timefmt import aware, iso_utc
 
@@ -52,14 +53,26 @@ def print_json(data: Any, file: TextIO | None = None) -> None:
     (file or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def plan_json(plan: Plan, overdue: Sequence[RotationStatus] = ()) -> dict[str, Any]:
-    """The contract's `plan --json` object, plus the rotations that are overdue."""
+def plan_json(
+    plan: Plan,
+    overdue: Sequence[RotationStatus] = (),
+    in_progress: Sequence[RotationInProgress] = (),
+) -> dict[str, Any]:
+    """The contract's `plan --json` object, plus overdue rotations and those left half-way."""
     summary = plan.summary()
     return {
         "changes": [_contract_change(c) for c in plan.changes],
         "summary": {k: summary[k] for k in ("create", "update", "delete", "blocked", "orphan")},
         "rotation_overdue": [_overdue_json(s) for s in overdue if s.overdue],
+        "rotations_in_progress": [r.to_json() for r in in_progress],
     }
+
+
+def render_in_progress(in_progress: Sequence[RotationInProgress], out: Console) -> None:
+    """One line per secret whose rotation stopped half-way, with the command that finishes it."""
+    for row in in_progress:
+        out.print("[yellow]⚠[/] ", end="")
+        out.print(in_progress_line(row), markup=False)
 
 
 def _overdue_json(status: RotationStatus) -> dict[str, Any]:

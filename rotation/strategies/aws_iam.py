@@ -14,6 +14,13 @@ the new one side by side during the grace period.
 - discard: deletes the key `create` made (unless Vault already holds it); when the engine lost
   the values, the handle's `key_sha256` (a fingerprint, not the id: the id is a Vault value)
   finds it.
+- intent (journaled before `create` calls IAM): fingerprints of the keys the user has. A `create`
+  killed after CreateAccessKey leaves a key nobody knows; the resumed `create` deletes every key
+  that is neither in that list nor the one in Vault (it was made by this rotation), so the
+  rotation never gets stuck at the two-key limit.
+- emergency (`rotate --force`): the leaked key (the one in Vault) is deactivated and deleted
+  first, so the user has room for the new key even while a previous key is in its grace period;
+  that previous key is revoked once the new one is synced.
 
 Options: `user` (required), `region` (else AWS_DEFAULT_REGION/AWS_REGION from the environment,
 else us-east-1), `endpoint_url_env` (name of a variable holding a custom endpoint, e.g. moto),
@@ -39,6 +46,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from envmatrix import failpoints
 from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.rotation.strategies.group_values import check_group, values_for_group
@@ -168,12 +176,27 @@ class AwsIamStrategy(BaseStrategy):
             user, _region(options, environ), _endpoint(options, environ), environ
         )
 
+    def intent(self, ctx: RotationContext) -> Mapping[str, str]:
+        """The user's keys before `create` (fingerprints), to recognise its leftovers later."""
+        return {"keys_before": ",".join(key_fingerprint(k.key_id) for k in self.keys.list())}
+
+    def emergency(self, ctx: RotationContext) -> Mapping[str, str]:
+        """Forced rotation: retire the leaked key (the one in Vault) before making a new one."""
+        leaked = _reveal(ctx.current.get(self.id_key))
+        if leaked and leaked in {k.key_id for k in self.keys.list()}:
+            self.keys.deactivate(leaked)
+            self.keys.delete(leaked)
+            failpoints.hit("rotation.emergency", self.name)
+        return {"leaked_key": key_hint(leaked)} if leaked else {}
+
     def create(self, ctx: RotationContext) -> Created:
         """Make room within the limit if a stale Inactive key allows, then create a key."""
         current_id = _reveal(ctx.current.get(self.id_key))
         check_group(self.name, ctx, (self.id_key, self.secret_key))
+        self._delete_leftovers(ctx, current_id)
         self._make_room(current_id)
         key_id, secret = self.keys.create()
+        failpoints.hit("rotation.create", self.name)
         changed = {self.id_key: SecretValue(key_id), self.secret_key: secret}
         handle = {"user": self.user, "key": key_hint(key_id), "key_sha256": key_fingerprint(key_id)}
         return Created(values=values_for_group(self.name, ctx, changed), handle=handle)
@@ -221,6 +244,17 @@ class AwsIamStrategy(BaseStrategy):
         fingerprint = handle.get("key_sha256")
         matches = [k.key_id for k in self.keys.list() if key_fingerprint(k.key_id) == fingerprint]
         return matches[0] if matches else ""
+
+    def _delete_leftovers(self, ctx: RotationContext, current_id: str) -> None:
+        """Delete keys an earlier, interrupted `create` of this rotation made (see intent)."""
+        if "keys_before" not in ctx.handle:
+            return
+        before = set(filter(None, ctx.handle["keys_before"].split(",")))
+        for key in self.keys.list():
+            if key.key_id != current_id and key_fingerprint(key.key_id) not in before:
+                if key.status == "Active":
+                    self.keys.deactivate(key.key_id)
+                self.keys.delete(key.key_id)
 
     def _make_room(self, current_id: str) -> None:
         keys = self.keys.list()

@@ -15,27 +15,30 @@ writes one JSON object to its stdin and closes it:
 For `create` it must print `{"values": {key: value}, "handle": {name: text}}` on stdout, with a
 value for every key in `keys`; `handle` is non-secret bookkeeping (a key id) handed back on later
 steps. Exit 0 means the step succeeded. Its stderr is discarded and its stdout is never shown,
-since either might contain a value: a failure is reported by exit code only. The rotator gets the
-environment of envmatrix minus VAULT_TOKEN, GITHUB_TOKEN and GH_TOKEN. `options.timeout` bounds
-each step (seconds, default 300).
+since either might contain a value: a failure is reported by exit code only. `options.timeout`
+bounds each step (seconds, default 300).
+
+The rotator gets an allow-listed environment, never envmatrix's own (which holds its Vault login,
+GitHub token and other strategies' admin credentials; see rotation/rotator_env.py): PATH, locale,
+TMPDIR, proxy and CA settings, a fresh empty HOME (0700, removed after the step), and the
+variables its options name: `options.env: [NAME, ...]` and every `options.<x>_env: NAME`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
+from envmatrix.rotation.rotator_env import named_variables, rotator_environment
 from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.rotation.strategies.base import Created, RotationContext
 from envmatrix.secret import SecretValue
 
 DEFAULT_TIMEOUT = 300.0
-WITHHELD_VARIABLES = ("VAULT_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
 
 
 class CommandStrategy:
@@ -47,6 +50,7 @@ class CommandStrategy:
         self, argv: list[str], options: Mapping[str, Any], cwd: Path, timeout: float
     ) -> None:
         self.argv, self.options, self.cwd, self.timeout = argv, dict(options), cwd, timeout
+        self.passed_variables = named_variables(options)
 
     def create(self, ctx: RotationContext) -> Created:
         output = self._run("create", ctx, current=ctx.current)
@@ -70,15 +74,16 @@ class CommandStrategy:
     def _run(self, step: str, ctx: RotationContext, **values: Mapping[str, SecretValue]) -> bytes:
         request = json.dumps(_request(step, ctx, self.options, values)).encode()
         try:
-            done = subprocess.run(
-                self.argv,
-                input=request,
-                capture_output=True,
-                cwd=self.cwd,
-                timeout=self.timeout,
-                env=_rotator_environment(),
-                check=False,
-            )
+            with rotator_environment(self.passed_variables) as environment:
+                done = subprocess.run(
+                    self.argv,
+                    input=request,
+                    capture_output=True,
+                    cwd=self.cwd,
+                    timeout=self.timeout,
+                    env=environment,
+                    check=False,
+                )
         except (OSError, subprocess.SubprocessError) as exc:
             # the exception text names the executable, never the input
             raise RuntimeFailure(
@@ -108,10 +113,6 @@ def _request(
     for part, mapping in values.items():
         request[part] = {key: value.reveal() for key, value in mapping.items()}
     return request
-
-
-def _rotator_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in WITHHELD_VARIABLES}
 
 
 def _parse_created(executable: str, output: bytes, keys: set[str]) -> Created:

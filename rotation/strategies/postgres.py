@@ -2,14 +2,19 @@
 
 Two modes (policy `rotation.options.mode`):
 
-- `single` (default): one role. `create` sets a new password on it. PostgreSQL keeps one password
-  per role, so **the old password stops working the moment `create` runs**: consumers still using
+- `single` (default): one role. `set` gives it the new password. PostgreSQL keeps one password
+  per role, so **the old password stops working the moment `set` runs**: consumers still using
   it fail until they pick up the new value, and `grace` buys nothing. `revoke` does nothing;
   `discard` puts the previous password back (it is still in Vault).
 - `alternating`: two roles with the same privileges (`roles: [app_a, app_b]`). Each rotation gives
   the role *not* in use (by Vault's current `username`) a new password and LOGIN; the role in use
   keeps working through the grace period, and `revoke` sets it NOLOGIN (optionally terminating its
-  sessions). Zero downtime, at the price of owning two roles.
+  sessions). Zero downtime, at the price of owning two roles. In a forced (emergency) rotation
+  `revoke` also replaces the leaked role's password.
+
+`create` only chooses the password; nothing reaches the database before the engine has staged
+it in Vault (envmatrix/pending), so a crash at any point leaves the role with a password Vault
+holds (the current one, or the pending one that `rotate --resume` / `--due` finishes with).
 
 Options: `dsn_env` (required: the name of an environment variable holding an admin DSN allowed to
 ALTER ROLE; the DSN never lives in the policy), `mode`, `role` (single), `roles` (alternating),
@@ -36,6 +41,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from envmatrix import failpoints
 from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.rotation.strategies.group_values import values_for_group
@@ -66,14 +72,23 @@ class PostgresStrategy(BaseStrategy):
         self._admin = _AdminDsn(self.dsn_env, environ.get(self.dsn_env, ""))
 
     def create(self, ctx: RotationContext) -> Created:
-        """Give the target role a fresh password (and LOGIN in alternating mode)."""
+        """Choose the target role's new password; `set` gives it to the role once it is staged."""
         role = self._target_role(ctx)
         password = SecretValue(secrets.token_urlsafe(_PASSWORD_BYTES))
         values = values_for_group(self.name, ctx, self._changed(ctx, role, password))
-        self._set_password(role, password)
+        failpoints.hit("rotation.create", f"postgres-{self.mode}")
         # The role is named by its slot in options.roles: a handle must not repeat a Vault value.
         handle = {"mode": self.mode, "slot": f"roles[{self.roles.index(role)}]"}
         return Created(values=values, handle=handle)
+
+    def set(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
+        """Give the role the staged password (and LOGIN); safe to repeat on resume."""
+        self._set_password(self._pending_role(ctx, pending), pending[self.password_key])
+        failpoints.hit("rotation.set", f"postgres-{self.mode}")
+
+    def emergency(self, ctx: RotationContext) -> Mapping[str, str]:
+        """Forced rotation: have `revoke` replace the leaked role's password as well."""
+        return {"replace_old_password": "yes"}
 
     def test(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
         """Log in as the role with the new password and run `select 1`."""
@@ -100,6 +115,9 @@ class PostgresStrategy(BaseStrategy):
         if old_role not in self.roles or old_role == self._current_role(ctx):
             return  # never lock out the role in use, nor a role we do not manage
         self._disable_login(old_role, terminate=self.terminate_sessions)
+        if ctx.handle.get("replace_old_password") == "yes":  # leaked: no one may log in with it
+            unknown = SecretValue(secrets.token_urlsafe(_PASSWORD_BYTES))
+            self._set_password(old_role, unknown, login=False)
 
     def discard(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
         """Undo `create`: NOLOGIN on the unused role, or restore the old password (single).
@@ -168,11 +186,13 @@ class PostgresStrategy(BaseStrategy):
         userinfo = f"{quote(role, safe='')}:{quote(password.reveal(), safe='')}"
         return f"postgresql://{userinfo}@{host}:{port}/{quote(str(dbname), safe='')}"
 
-    def _set_password(self, role: str, password: SecretValue) -> None:
+    def _set_password(self, role: str, password: SecretValue, login: bool = True) -> None:
         with self._admin_connection(f"set the password of role {role}", [password.reveal()]) as c:
             verifier = c.pgconn.encrypt_password(password.reveal().encode(), role.encode())
-            statement = sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal(verifier.decode())
+            statement = sql.SQL("ALTER ROLE {} WITH {} PASSWORD {}").format(
+                sql.Identifier(role),
+                sql.SQL("LOGIN" if login else "NOLOGIN"),
+                sql.Literal(verifier.decode()),
             )
             c.execute(statement)
 

@@ -12,6 +12,9 @@ Supabase allows several secret keys per project, so the old one keeps working wh
   listed was already deleted (a resumed run). A legacy `service_role` JWT cannot be deleted alone
   (it shares the JWT secret with every legacy key): revoke fails and says what to do.
 - discard: deletes the key `create` made.
+- A key's name ends with the rotation's id (`<prefix>_<UTC timestamp>_<12 hex>`): a `create`
+  killed after the POST leaves a key nobody knows, and the resumed `create` deletes the keys
+  named for its own rotation before it makes another.
 
 Options: `project_ref` or `project_ref_env`; `api_url` or `api_url_env` (default
 https://api.supabase.com); `access_token_env` (required: the variable holding the `sbp_` personal
@@ -35,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from envmatrix import failpoints
 from envmatrix.adapters.supabase import check_supabase
 from envmatrix.errors import CheckFailed, RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
@@ -73,6 +77,11 @@ class ManagementApi:
             if hmac.compare_digest(str(api_key).encode(), value.reveal().encode()):
                 return str(key["id"])
         return None
+
+    def key_ids_named(self, suffix: str) -> list[str]:
+        """Ids of the project's keys whose name ends with `suffix` (values stay masked)."""
+        keys = self._send("GET", "") or []
+        return [str(k["id"]) for k in keys if str(k.get("name", "")).endswith(suffix)]
 
     def delete_key(self, key_id: str) -> None:
         """Delete a key; an id that is already gone is not an error."""
@@ -138,8 +147,13 @@ class SupabaseApiKeyStrategy(BaseStrategy):
     def create(self, ctx: RotationContext) -> Created:
         """Create a new secret key; its id goes in the handle."""
         check_group(self.name, ctx, [self._key(ctx)])
-        name = f"{self.prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}"
+        tag = _rotation_tag(ctx)
+        if tag:  # keys an interrupted create of this same rotation left behind
+            for leftover in self.api.key_ids_named(tag):
+                self.api.delete_key(leftover)
+        name = f"{self.prefix}_{datetime.now(UTC):%Y%m%d_%H%M%S}{tag}"
         key_id, value = self.api.create_secret_key(name)
+        failpoints.hit("rotation.create", self.name)
         values = values_for_group(self.name, ctx, {self._key(ctx): value})
         return Created(values=values, handle={"key_id": key_id, "key_name": name})
 
@@ -217,6 +231,14 @@ class SupabaseApiKeyStrategy(BaseStrategy):
                 "set options.project_url or options.url_key"
             )
         return url.reveal()
+
+
+def _rotation_tag(ctx: RotationContext) -> str:
+    """`_<12 hex of the rotation id>`, or "" when the engine gave none."""
+    rotation_id = "".join(
+        c for c in ctx.handle.get("rotation_id", "").lower() if c in "0123456789abcdef"
+    )
+    return f"_{rotation_id[:12]}" if rotation_id else ""
 
 
 def _from_option_or_env(

@@ -100,6 +100,9 @@ def ctx_for(
     )
 
 
+NEW = {"username": SecretValue("r"), "password": SecretValue("new-password")}
+
+
 def strategy(pg: Any, dsn: str | None = None, **options: Any) -> PostgresStrategy:
     return PostgresStrategy({"dsn_env": DSN_ENV, **options}, {DSN_ENV: dsn or pg.dsn()})
 
@@ -126,6 +129,8 @@ def test_single_new_password_logs_in_and_old_stops_at_once(
     new = created.values["password"].reveal()
     assert created.values["username"].reveal() == role
     assert new != "old-password" and len(new) >= 40
+    assert can_login(pg, role, "old-password")  # create only chooses: nothing changed yet
+    rotation.set(ctx, created.values)
     rotation.test(ctx, created.values)
     assert can_login(pg, role, new)
     assert not can_login(pg, role, "old-password")  # single mode: documented, no grace
@@ -138,6 +143,7 @@ def test_single_uri_key_builds_a_working_uri(pg: Any) -> None:
     rotation = strategy(pg, role=role, uri_key="uri")
     keys = {**KEYS, "DATABASE_URL": "uri"}
     created = rotation.create(ctx_for({"username": role, "password": "old-password"}, keys=keys))
+    rotation.set(ctx_for({}), created.values)
     with psycopg.connect(created.values["uri"].reveal()) as conn:
         assert conn.execute("select current_user").fetchone() == (role,)
 
@@ -148,6 +154,7 @@ def test_single_discard_restores_the_previous_password(
     rotation, role = single
     ctx = ctx_for({"username": role, "password": "old-password"})
     created = rotation.create(ctx)
+    rotation.set(ctx, created.values)
     rotation.discard(ctx, created.values)
     assert can_login(pg, role, "old-password")
     assert not can_login(pg, role, created.values["password"].reveal())
@@ -162,6 +169,8 @@ def test_alternating_old_role_works_until_revoke(
     new = created.values["password"].reveal()
     assert created.values["username"].reveal() == role_b
     assert created.handle == {"mode": "alternating", "slot": "roles[1]"}
+    assert not can_login(pg, role_b, new)  # create only chooses: nothing changed yet
+    rotation.set(ctx, created.values)
     rotation.test(ctx, created.values)
     assert can_login(pg, role_b, new)
     assert can_login(pg, role_a, "old-password")  # grace: the old role still works
@@ -176,8 +185,10 @@ def test_alternating_next_rotation_goes_back_to_the_first_role(
 ) -> None:
     rotation, role_a, role_b = pair
     first = rotation.create(ctx_for({"username": role_a, "password": "old-password"}))
+    rotation.set(ctx_for({}), first.values)
     current = {k: v.reveal() for k, v in first.values.items()}
     second = rotation.create(ctx_for(current))
+    rotation.set(ctx_for(current), second.values)
     assert second.values["username"].reveal() == role_a
     assert can_login(pg, role_a, second.values["password"].reveal())
     assert can_login(pg, role_b, current["password"])
@@ -201,6 +212,7 @@ def test_alternating_revoke_never_locks_out_the_new_role(
 ) -> None:
     rotation, role_a, role_b = pair
     created = rotation.create(ctx_for({"username": role_a, "password": "old-password"}))
+    rotation.set(ctx_for({}), created.values)
     current = {k: v.reveal() for k, v in created.values.items()}  # as the engine passes it
     rotation.revoke(ctx_for(current, dict(created.handle)), created.values)
     assert can_login(pg, role_b, created.values["password"].reveal())
@@ -212,6 +224,7 @@ def test_alternating_discard_disables_the_unused_role(
     rotation, role_a, role_b = pair
     ctx = ctx_for({"username": role_a, "password": "old-password"})
     created = rotation.create(ctx)
+    rotation.set(ctx, created.values)
     rotation.discard(ctx, created.values)
     assert not can_login(pg, role_b, created.values["password"].reveal())
     assert can_login(pg, role_a, "old-password")
@@ -223,6 +236,7 @@ def test_alternating_discard_without_values_uses_the_handle(
     # the engine's path when the process that created the values died before staging them
     rotation, role_a, role_b = pair
     created = rotation.create(ctx_for({"username": role_a, "password": "old-password"}))
+    rotation.set(ctx_for({}), created.values)
     rotation.discard(ctx_for({}, dict(created.handle)), {})
     assert not can_login(pg, role_b, created.values["password"].reveal())
     assert can_login(pg, role_a, "old-password")
@@ -263,7 +277,7 @@ def test_wrong_password_fails_the_test_step(pg: Any, single: tuple[PostgresStrat
 
 def test_configuration_errors_are_usage_errors(pg: Any) -> None:
     with pytest.raises(UsageError, match="PG_ADMIN_DSN"):
-        PostgresStrategy({"dsn_env": DSN_ENV, "role": "r"}, {}).create(ctx_for({}))
+        PostgresStrategy({"dsn_env": DSN_ENV, "role": "r"}, {}).set(ctx_for({}), NEW)
     with pytest.raises(UsageError, match="options.roles"):
         PostgresStrategy({"dsn_env": DSN_ENV, "mode": "alternating", "roles": ["a"]}, {})
     with pytest.raises(UsageError, match="mode"):
@@ -290,11 +304,14 @@ def test_canary_no_value_in_errors_or_handles(pg: Any) -> None:
     broken = {"username": SecretValue(role_b), "password": SecretValue(canary + "-wrong")}
     texts += failure_texts(lambda: rotation.test(ctx, broken), ANY_FAILURE)
     unreachable = f"host=127.0.0.1 port=1 user=postgres password={canary}"
-    texts += failure_texts(lambda: strategy(pg, unreachable, role=role_a).create(ctx), ANY_FAILURE)
+    unreachable_strategy = strategy(pg, unreachable, role=role_a)
+    texts += failure_texts(lambda: unreachable_strategy.set(ctx, created.values), ANY_FAILURE)
     malformed = f"host=127.0.0.1 password={canary} {canary}"
     texts += failure_texts(lambda: strategy(pg, malformed, role=role_a), ANY_FAILURE)
-    missing = strategy(pg, role="no_such_role_" + uuid.uuid4().hex[:6])
-    texts += failure_texts(lambda: missing.create(ctx), ANY_FAILURE)
+    missing_role = "no_such_role_" + uuid.uuid4().hex[:6]
+    missing = strategy(pg, role=missing_role)
+    nobody = {**created.values, "username": SecretValue(missing_role)}
+    texts += failure_texts(lambda: missing.set(ctx, nobody), ANY_FAILURE)
     for text in texts:
         for secret in secrets:
             assert secret not in text

@@ -198,3 +198,20 @@ def test_the_engine_rotates_through_the_registry(
     journal = repr(vault.read_document(journal_path("apps/production/api")))
     assert "envmatrix_" in journal  # the handle's key name: the document is really shown
     assert old not in journal and new not in journal and PAT not in journal
+
+
+def test_a_create_repeated_after_a_crash_deletes_the_key_the_first_one_made(
+    sb: SupabaseSandbox,
+) -> None:
+    old = sb.add_secret_key("seeded")
+    other = sb.add_secret_key("someone_elses")
+    rotation = strategy(sb)
+    handle = {"rotation_id": uuid.uuid4().hex}
+    lost = rotation.create(ctx_for(sb, old, handle))  # the process died before Vault saw it
+    again = rotation.create(ctx_for(sb, old, handle))
+    assert not sb.is_valid(lost.values["service_key"].reveal())
+    assert sb.is_valid(again.values["service_key"].reveal())
+    assert sb.is_valid(old) and sb.is_valid(other)  # keys of no rotation, or another, stay
+    another = rotation.create(ctx_for(sb, old, {"rotation_id": uuid.uuid4().hex}))
+    assert sb.is_valid(again.values["service_key"].reveal())
+    assert sb.is_valid(another.values["service_key"].reveal())

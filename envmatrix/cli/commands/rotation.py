@@ -29,6 +29,7 @@ from envmatrix.secret import SecretValue
 if TYPE_CHECKING:
     from envmatrix.rotation.engine import RotationOutcome, StepResult
     from envmatrix.rotation.groups import RotationGroup
+    from envmatrix.rotation.progress import RotationInProgress
     from envmatrix.rotation.schedule import RotationStatus
 
 AtOption = Annotated[
@@ -53,6 +54,11 @@ def rotate(
         False
     ),
     due: Annotated[bool, typer.Option("--due", help="Revoke after grace; rotate all due.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Emergency: rotate now even within grace; retire the"
+                     " current and the previous credential."),
+    ] = False,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Within grace: restore the previous value.")
     ] = False,
@@ -70,7 +76,7 @@ def rotate(
     path = policy_path(policy)
     loaded = load_policy(path)
     request = rotate_request(loaded, name, environment or (), due=due, resume=resume,
-                             rollback=rollback, from_file=from_file)
+                             rollback=rollback, from_file=from_file, force=force)
     groups = selected_groups(loaded, request)
     if must_ask(yes, "rotate"):
         paths = [g.path for g in groups]
@@ -146,11 +152,14 @@ def rotation_status(
     at: AtOption = None,
 ) -> None:
     """Last rotation and next due time of every secret with rotation: (never a value)."""
-    _, statuses, moment = _rotation_statuses(policy, environment, at)
+    _, (statuses, in_progress), moment = _rotation_statuses(policy, environment, at)
     if json_output:
-        render.print_json(rotation_render.statuses_json(statuses, moment))
+        document = rotation_render.statuses_json(statuses, moment)
+        document["rotations_in_progress"] = [r.to_json() for r in in_progress]
+        render.print_json(document)
     else:
         rotation_render.render_statuses(statuses, moment, render.console())
+        render.render_in_progress(in_progress, render.console())
 
 
 @rotation_app.command("due")
@@ -163,7 +172,7 @@ def rotation_due(
     """List overdue rotations; exit 1 when any is overdue (for a scheduled CI job)."""
     from envmatrix.rotation.schedule import overdue_statuses
 
-    _, statuses, moment = _rotation_statuses(policy, environment, at)
+    _, (statuses, _), moment = _rotation_statuses(policy, environment, at)
     overdue = overdue_statuses(statuses)
     if json_output:
         render.print_json(rotation_render.statuses_json(overdue, moment))
@@ -194,7 +203,7 @@ def rotation_calendar(
     """Upcoming rotations in the next --days days, overdue ones first; --ics writes a calendar."""
     from envmatrix.rotation import calendar
 
-    loaded, statuses, start = _rotation_statuses(policy, environment, at)
+    loaded, (statuses, _), start = _rotation_statuses(policy, environment, at)
     end = start + timedelta(days=days)
     occurrences = calendar.calendar_rotations(loaded, statuses, owner or (), start, end)
     if ics:
@@ -209,7 +218,7 @@ def rotation_calendar(
 
 def _rotation_statuses(
     policy: str | None, environment: list[str] | None, at: str | None
-) -> tuple[Policy, tuple[RotationStatus, ...], datetime]:
+) -> tuple[Policy, tuple[tuple[RotationStatus, ...], tuple[RotationInProgress, ...]], datetime]:
     from envmatrix.rotation.schedule import evaluation_time
     from envmatrix.workflow import rotation_statuses_now
 

@@ -56,10 +56,11 @@ def plan(
 
     run = plan_policy(policy_path(policy), environment or (), out)
     if json_output:
-        render.print_json(render.plan_json(run.plan, run.rotations))
+        render.print_json(render.plan_json(run.plan, run.rotations, run.in_progress))
     else:
         render.render_plan(run.plan, render.console())
         render.render_overdue(run.rotations, render.console())
+        render.render_in_progress(run.in_progress, render.console())
         if out:
             render.console().print(f"Saved the plan to {out}; apply it with: envmatrix apply {out}")
     if detailed_exitcode and run.plan.has_writes:
