@@ -7,7 +7,6 @@ libraries could carry data we do not control). Typer's local-variable tracebacks
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from envmatrix import render
+from envmatrix import debuglog, render
 from envmatrix.errors import EnvmatrixError, ExitCode, UsageError
 from envmatrix.policy import Policy, load_policy
 
@@ -725,10 +724,8 @@ def _render_rotation(outcomes: list[RotationOutcome], json_output: bool) -> None
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map every failure to one line and an exit code."""
-    if os.environ.get("ENVMATRIX_DEBUG"):
-        # every library's debug log (PyGithub, hvac, urllib3, httpx) to stderr; none of them logs
-        # a value: PyGithub masks the token and only ever sends ciphertext (tests/test_leaks.py)
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)
+    # an allow-list of loggers and message shapes, never a library's own text (debuglog.py)
+    debuglog.configure(os.environ)
     try:
         code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
     except typer.Abort:
@@ -743,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.FAILURE)
     except Exception as exc:  # one line, type only: library messages may carry data
-        if os.environ.get("ENVMATRIX_DEBUG"):
+        if debuglog.debug_enabled(os.environ):
             _print_frames(exc)
         return _fail(f"internal error ({type(exc).__name__}); please report it", ExitCode.FAILURE)
     return int(code or 0)
