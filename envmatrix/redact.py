@@ -28,3 +28,11 @@ def url_for_display(url: str) -> str:
         if mark in rest:
             rest = rest.split(mark, 1)[0] + f"{mark}{REDACTED}"
     return f"{scheme}{separator}{rest}"
+
+
+def host_for_display(url: str) -> str:
+    """`host[:port]` of `url`, without userinfo; empty when there is none."""
+    shown = url_for_display(url)
+    authority = shown.partition("://")[2] or shown
+    authority = authority.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return authority.removeprefix(f"{REDACTED}@")
