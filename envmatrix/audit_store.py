@@ -97,7 +97,7 @@ class _SqlAuditSink:
     `time` column and comes back out."""
 
     where: str
-    _db: Any  # sqlite3.Connection or psycopg.Connection: both have execute() and close()
+    _db: Any  # sqlite3.Connection or a PostgresSession: execute() gives iterable rows, close()
     _errors: type[Exception]
     _MARK: str
 
@@ -125,7 +125,7 @@ class _SqlAuditSink:
         if since is not None:
             sql, params = sql + f" WHERE time >= {self._MARK}", (self._to_column(since),)
         try:
-            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+            rows = list(self._db.execute(sql + " ORDER BY id", params))
         except self._errors as exc:
             raise AuditStoreError(f"cannot read {self.where}: {_reason(exc)}") from None
         return [_event(self._from_column(row[0]), row[1:]) for row in rows]
@@ -184,19 +184,24 @@ class PostgresAuditSink(_SqlAuditSink):
 
     _MARK = "%s"
 
-    def __init__(self, dsn: str, where: str = "PostgreSQL") -> None:
-        import psycopg  # only a PostgreSQL audit store needs the driver
+    def __init__(self, dsn: str, where: str = "PostgreSQL", source: str = "") -> None:
+        # only a PostgreSQL audit store needs the driver; the seam's errors never quote the DSN
+        from envmatrix.adapters import postgres
 
-        self.where, self._errors = where, psycopg.Error
+        self.where, self._errors = where, postgres.PostgresError
+        parsed = postgres.PostgresDsn(dsn, source or f"the DSN of {where}")  # UsageError: malformed
         try:
-            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            self._db = postgres.open_session(parsed, timeout=10)
+        except postgres.PostgresError as exc:
+            raise AuditStoreError(f"cannot open the audit table in {where}: {exc}") from None
+        try:
             with self._db.transaction():
                 self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                 for statement in _POSTGRES_SCHEMA:
                     self._db.execute(statement)
-        except psycopg.Error as exc:
-            cause = _reason(exc)
-            raise AuditStoreError(f"cannot open the audit table in {where}: {cause}") from None
+        except postgres.PostgresError as exc:
+            self._db.close()
+            raise AuditStoreError(f"cannot open the audit table in {where}: {exc}") from None
 
     def _to_column(self, moment: datetime) -> datetime:
         return _utc(moment)
@@ -250,7 +255,8 @@ def audit_sink_for(
                 f"audit.postgres names the environment variable {spec.postgres}, which is not set;"
                 " export the PostgreSQL DSN there"
             )
-        return PostgresAuditSink(dsn, where=f"PostgreSQL (${spec.postgres})")
+        return PostgresAuditSink(dsn, where=f"PostgreSQL (${spec.postgres})",
+                                 source=f"audit.postgres: the DSN in ${spec.postgres}")
     if spec is not None and spec.sqlite is not None:
         return SqliteAuditSink(base / spec.sqlite)
     return SqliteAuditSink(environ.get("ENVMATRIX_AUDIT_DB") or base / DEFAULT_SQLITE)

@@ -15,7 +15,7 @@ ALLOWED = {
     "botocore": {"rotation/strategies/aws_iam.py"},
     "supabase": {"envmatrix/probe.py"},
     "supabase_auth": {"envmatrix/probe.py"},
-    "psycopg": {"rotation/strategies/postgres.py", "envmatrix/audit_store.py"},
+    "psycopg": {"envmatrix/adapters/postgres.py"},
 }
 
 
