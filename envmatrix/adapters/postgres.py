@@ -58,17 +58,23 @@ _CONNECT_STATES = {
     "53300": "too many connections at {endpoint}",
     "57P03": "the server at {endpoint} is starting up or shutting down",
 }
-_CONNECT_WORDS = (
-    ("password authentication failed", "authentication failed for user {user}"),
-    ("no password supplied", "the server wants a password for user {user}; the DSN has none"),
-    ("connection refused", "connection refused at {endpoint}"),
-    ("could not translate host name", "cannot resolve the host of {endpoint}"),
-    ("name or service not known", "cannot resolve the host of {endpoint}"),
-    ("timeout expired", "no connection to {endpoint} within {timeout} s"),
-    ("no such file or directory", "no server socket at {endpoint}"),
-    ("ssl", "SSL negotiation with {endpoint} failed"),
-    ("invalid integer value", "the DSN has an option that must be a number and is not"),
-    ("invalid port", "the DSN's port is not a number"),
+_CONNECT_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (  # every word must be in the message
+    (("password authentication failed",), "authentication failed for user {user}"),
+    (("no password supplied",), "the server wants a password for user {user}; the DSN has none"),
+    (("database \"", "does not exist"), "database {dbname} does not exist"),
+    (("role \"", "does not exist"), "the server refused user {user} (no such role)"),
+    (("no pg_hba.conf entry",), "the server refused user {user} (no pg_hba.conf entry for it)"),
+    (("too many", "clients"), "too many connections at {endpoint}"),
+    (("starting up",), "the server at {endpoint} is starting up or shutting down"),
+    (("shutting down",), "the server at {endpoint} is starting up or shutting down"),
+    (("connection refused",), "connection refused at {endpoint}"),
+    (("could not translate host name",), "cannot resolve the host of {endpoint}"),
+    (("name or service not known",), "cannot resolve the host of {endpoint}"),
+    (("timeout expired",), "no connection to {endpoint} within {timeout} s"),
+    (("no such file or directory",), "no server socket at {endpoint}"),
+    (("ssl",), "SSL negotiation with {endpoint} failed"),
+    (("invalid integer value",), "the DSN has an option that must be a number and is not"),
+    (("invalid port",), "the DSN's port is not a number"),
 )
 
 
@@ -213,8 +219,8 @@ def connect_failure(exc: BaseException, dsn: PostgresDsn, timeout: int) -> str:
     if state in _CONNECT_STATES:
         return _CONNECT_STATES[state].format(**fields)
     words = str(exc).lower()
-    for marker, kind in _CONNECT_WORDS:
-        if marker in words:
+    for markers, kind in _CONNECT_WORDS:
+        if all(marker in words for marker in markers):
             return kind.format(**fields)
     detail = f", SQLSTATE {state}" if state and _NAME.match(state) else ""
     return "cannot connect to {endpoint} ({kind}{detail})".format(
