@@ -468,6 +468,7 @@ def matrix(
     """Which secret is where: secrets x environments per repository, with a status per cell."""
     from envmatrix import render_matrix
     from envmatrix.matrix import matrix_for_run
+    from envmatrix.private_files import write_private_text
     from envmatrix.scan import scan_workflows
     from envmatrix.sync import connect, make_plan
 
@@ -480,7 +481,7 @@ def matrix(
     with connect(loaded) as connections:
         grid = matrix_for_run(make_plan(path, connections, environment or (), loaded), repository)
     if out:
-        Path(out).write_text(render_matrix.render_matrix(grid, fmt, scanned), encoding="utf-8")
+        write_private_text(out, render_matrix.render_matrix(grid, fmt, scanned))
         render.console().print(f"Wrote the matrix ({fmt}) to {out}")
     elif fmt == "table":
         render.console().print(render_matrix.matrix_renderable(grid, scanned))

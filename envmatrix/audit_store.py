@@ -40,8 +40,10 @@ from typing import Any, Protocol, Self
 from envmatrix.audit import AuditEvent, AuditSink
 from envmatrix.errors import RuntimeFailure, UsageError
 from envmatrix.policy import Policy
+from envmatrix.private_files import ensure_private_file
 
 DEFAULT_SQLITE = Path(".envmatrix") / "audit.sqlite"
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 TABLE = "envmatrix_audit"
 COLUMNS = ("time", "actor", "action", "target", "vault_version", "result", "detail")
 
@@ -149,7 +151,7 @@ class SqliteAuditSink(_SqlAuditSink):
     def __init__(self, path: str | Path) -> None:
         self.where = str(path)
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(path)
             # autocommit: each event is durable on its own, whatever happens to the run after it
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             _prepare_sqlite(self._db)
@@ -162,6 +164,16 @@ class SqliteAuditSink(_SqlAuditSink):
 
     def _from_column(self, value: Any) -> datetime:
         return datetime.fromisoformat(value)
+
+
+def _private_sqlite_files(path: str | Path) -> None:
+    """The database file exists 0600 (folders 0700) before SQLite opens it: SQLite gives its
+    -wal, -shm and -journal files the database file's mode. Leftover ones are narrowed too."""
+    ensure_private_file(path)
+    for suffix in _SQLITE_SIDECARS:
+        sidecar = Path(f"{path}{suffix}")
+        if sidecar.is_file():
+            ensure_private_file(sidecar)
 
 
 def _prepare_sqlite(db: sqlite3.Connection, attempts: int = 50) -> None:

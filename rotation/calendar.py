@@ -8,10 +8,8 @@ are UTC. The owner's contact becomes ORGANIZER and ATTENDEE when it is an email 
 
 from __future__ import annotations
 
-import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ from icalendar import Calendar, Event, vCalAddress
 
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy
+from envmatrix.private_files import FILE_MODE, write_private_bytes
 from rotation.schedule import RotationOccurrence, RotationStatus, upcoming
 
 PRODID = "-//envmatrix//rotation calendar//EN"
@@ -106,24 +105,11 @@ def write_calendar(path: str, calendar: Calendar) -> None:
     """Write the .ics file atomically: readers see the old file or the new one, never half."""
     target = Path(path)
     try:
-        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
-        _replace(target, calendar.to_ical(), mode)
+        # a new calendar is private (0600); rewriting one keeps the mode its owner gave it
+        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else FILE_MODE
+        write_private_bytes(target, calendar.to_ical(), mode)
     except OSError as exc:
         raise UsageError(f"{path}: cannot write the calendar ({exc.strerror})") from None
-
-
-def _replace(target: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def calendar_rotations(

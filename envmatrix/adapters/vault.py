@@ -50,6 +50,7 @@ _T = TypeVar("_T")
 
 _BACKOFF_BASE = 0.2
 _BACKOFF_CAP = 5.0
+ACCESSOR_SHOWN = 8  # characters of a token accessor shown in identities (audit rows, locks)
 
 # hvac raises one class per status; the status is what our messages report.
 _STATUS_OF: dict[type[hvac.exceptions.VaultError], int] = {
@@ -287,14 +288,16 @@ class VaultAdapter:
         )
 
     def identity(self) -> str:
-        """`token:<display_name> accessor:<accessor>` of the token, looked up once.
+        """`token:<display_name> accessor:<first 8 characters>…` of the token, looked up once.
 
-        After a login it starts with how: `approle:<role_name> ` or `jwt:<role> `.
+        After a login it starts with how: `approle:<role_name> ` or `jwt:<role> `. The accessor
+        is cut short: it names the token well enough for a person, while the whole one lets its
+        holder look the token up or revoke it (Vault's own audit log HMACs it for that reason).
         """
         if self._identity is None:
             op = _Operation("GET", "auth/token/lookup-self", "read", _Retry.TRANSIENT)
             data = self._call(op, self._client.auth.token.lookup_self)["data"]
-            token = f"token:{data['display_name']} accessor:{data['accessor']}"
+            token = f"token:{data['display_name']} accessor:{accessor_hint(data['accessor'])}"
             self._identity = f"{self._login_label} {token}".strip()
         return self._identity
 
@@ -481,6 +484,11 @@ def _transport_reason(failure: requests.RequestException, timeout: float) -> str
     if isinstance(failure, requests.ConnectionError):
         return "connection reset or closed"
     return f"request failed ({type(failure).__name__})"
+
+
+def accessor_hint(accessor: str) -> str:
+    """The first `ACCESSOR_SHOWN` characters of a token accessor and `…`; never the whole."""
+    return f"{accessor[:ACCESSOR_SHOWN]}…"
 
 
 def _backoff(attempt: int) -> float:
