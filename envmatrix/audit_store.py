@@ -4,7 +4,7 @@ Both stores hold one row per event in a table `envmatrix_audit`:
 
     id             integer, ascending        (SQLite AUTOINCREMENT / PostgreSQL identity)
     time           UTC time of the event     (SQLite ISO 8601 text / PostgreSQL timestamptz)
-    actor          Vault token (display name, accessor) / GitHub or CI identity
+    actor          Vault token (display name, accessor prefix) / GitHub or CI identity
     action         secret.put, secret.delete, variable.set, environment.create, state.write,
                    lock.take, lock.release, lock.broken, rotation steps ...
     target         github:owner/repo/env/NAME, vault:mount/path
