@@ -69,7 +69,7 @@ class VaultPort(Protocol):
         ...
 
     def identity(self) -> str:
-        """Who is acting, for audit records: the token's display name and accessor."""
+        """Who is acting, for audit records: the token's display name and an accessor prefix."""
         ...
 
 

@@ -26,11 +26,12 @@ ALLOWED = {
     "botocore": {"envmatrix.rotation.strategies.aws_iam"},
     "supabase": {"envmatrix.adapters.supabase"},
     "supabase_auth": {"envmatrix.adapters.supabase"},
-    "psycopg": {"envmatrix.rotation.strategies.postgres", "envmatrix.audit.store"},
+    "psycopg": {"envmatrix.adapters.postgres"},
 }
 
 LEAVES = (
     "errors", "secret", "ports", "timefmt", "failpoints", "files", "actor", "strategy_registry",
+    "redact", "debuglog",
     "__version__",
 )
 CORE = (*LEAVES, "policy", "pipeline", "lock", "audit", "adapters")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from envmatrix.sandbox import Fault
+from tests.rotation.test_strategy_postgres import pg  # noqa: F401 (password auth in front)
 from tests.world import World
 
 CANARY = "CANARY-7f3a9c"
@@ -129,3 +131,121 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
     held = world.sandbox.secret_value("occ-labs/operator-console", "production", "ZOHO_CLIENT_ID")
     assert held == f"{CANARY}-ZOHO_CLIENT_ID-production"
     assert len(list(out.iterdir())) >= 7
+
+
+# -- every rotation strategy and the supabase probe, with debug on ----------------------------
+# Each runs `envmatrix rotate` in a subprocess with ENVMATRIX_DEBUG=1 against its real provider
+# (PostgreSQL, moto, the Supabase stand-in, the example command rotator). Values the provider
+# mints (an AWS secret access key, a Supabase key) reach no envmatrix code before a library
+# could log them: only an allow-listed log keeps them off stdout/stderr.
+
+ADMIN_CANARY = f"{CANARY}-admin-credential"
+
+
+def _rotation_for(strategy: str, tmp_path: Path, request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, str], str]:
+    """(rotation block, Vault values at apps/production/api, stdin) for `strategy`, its provider
+    ready; admin credentials go into os.environ, which the CLI subprocess inherits."""
+    from tests.rotation.rotation_support import echo_rotation
+
+    monkeypatch.setenv("ENVMATRIX_DEBUG", "1")
+    values = {"token": f"{CANARY}-old-token", "client_id": f"{CANARY}-old-client-id"}
+    if strategy in ("generate", "manual"):
+        return {"max_age": "30d", "strategy": strategy}, values, f"{CANARY}-typed-value\n"
+    if strategy == "command":
+        return echo_rotation(tmp_path), values, ""
+    if strategy == "postgres":
+        from tests.rotation.test_strategy_postgres import _make_role
+
+        server = request.getfixturevalue("pg")
+        role = _make_role(server, "leak", values["token"])
+        # trust auth for the admin: the password is never checked, so it can be a canary
+        monkeypatch.setenv("PG_LEAK_DSN", f"{server.dsn()} password={ADMIN_CANARY}")
+        options = {"dsn_env": "PG_LEAK_DSN", "role": role, "password_key": "token",
+                   "username_key": "client_id"}
+        return {"max_age": "30d", "strategy": "postgres", "options": options}, \
+            {**values, "client_id": role}, ""
+    if strategy == "aws-iam":
+        import boto3
+
+        aws = request.getfixturevalue("aws_env")
+        for name, value in aws.items():
+            monkeypatch.setenv(name, value)
+        iam = boto3.client("iam", endpoint_url=aws["AWS_ENDPOINT_URL"],
+                           region_name=aws["AWS_DEFAULT_REGION"])
+        iam.create_user(UserName="leak-deployer")
+        key = iam.create_access_key(UserName="leak-deployer")["AccessKey"]
+        options = {"user": "leak-deployer", "endpoint_url_env": "AWS_ENDPOINT_URL",
+                   "id_key": "client_id", "secret_key": "token", "test_delay": 0}
+        return {"max_age": "30d", "strategy": "aws-iam", "options": options}, \
+            {"client_id": key["AccessKeyId"], "token": key["SecretAccessKey"]}, ""
+    assert strategy == "supabase-api-key"
+    from tests.standins.supabase import SupabaseSandbox
+
+    sb = SupabaseSandbox(access_token=f"sbp_{ADMIN_CANARY}", project_ref="demo").start()
+    request.addfinalizer(sb.stop)
+    monkeypatch.setenv("SB_LEAK_PAT", f"sbp_{ADMIN_CANARY}")
+    options = {"project_ref": "demo", "api_url": sb.url, "access_token_env": "SB_LEAK_PAT",
+               "project_url": sb.url, "key": "token", "test_delay": 0}
+    return {"max_age": "30d", "strategy": "supabase-api-key", "options": options}, \
+        {**values, "token": sb.add_secret_key("seeded")}, ""
+
+
+@pytest.mark.parametrize(
+    "strategy", ["generate", "manual", "command", "postgres", "aws-iam", "supabase-api-key"]
+)
+def test_rotations_with_debug_on_show_no_value(
+    strategy: str, tmp_path: Path, vault: Any, vault_env: dict[str, str], sandbox: Any,
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from envmatrix.secret import SecretValue
+    from tests.rotation.rotation_support import load, run_cli, sync_all, trust_initial
+    from tests.rotation.rotation_support import write_policy as write_rotation_policy
+
+    rotation, values, stdin = _rotation_for(strategy, tmp_path, request, monkeypatch)
+    path = write_rotation_policy(tmp_path, vault.mount, rotation, ["production"])
+    if strategy == "aws-iam":  # the key pair is one group: both secrets declare the rotation
+        document = json.loads(path.read_text())
+        document["secrets"]["API_CLIENT_ID"]["rotation"] = rotation
+        path.write_text(json.dumps(document))
+    load(path)
+    vault.write_values("apps/production/api", {k: SecretValue(v) for k, v in values.items()})
+    vault.write_values("apps/production/other", {"value": SecretValue(f"{CANARY}-other")})
+    trust_initial(tmp_path, {"production": values["token"]})
+    sync_all(path, vault, sandbox)
+
+    runs = [run_cli(["rotate", "API_TOKEN", "--policy", str(path), "--yes", *flags],
+                    vault_env, sandbox, stdin=stdin)
+            for flags in ([], ["--json"])]
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    versions = vault.read_entry("apps/production/api").version
+    held = [vault.read_values("apps/production/api", v) for v in range(1, versions + 1)]
+    secrets = {value.reveal() for version in held for key, value in version.items()
+               if not (strategy == "postgres" and key == "client_id")}  # a role name
+    assert len({v["token"].reveal() for v in held}) >= 2  # the rotation really made a value
+    secrets |= {ADMIN_CANARY, stdin.strip()} - {""}
+    shown = "\n".join(run.stdout + run.stderr for run in runs)
+    assert "DEBUG http: GET /v1/" in shown  # debug was on: Vault reads are logged, by path
+    for secret in secrets:
+        assert secret not in shown, f"{strategy}: a value reached the output"
+    assert CANARY not in shown
+
+
+def test_supabase_probe_with_debug_on_shows_no_value(world: World) -> None:
+    from tests.standins.supabase import SupabaseSandbox
+
+    world.seed()
+    with SupabaseSandbox(access_token="sbp_unused", project_ref="demo") as sb:
+        key, url = sb.add_secret_key("probe"), sb.url
+        world.set_vault_value("SUPABASE_URL", "production", url)
+        world.set_vault_value("SUPABASE_SERVICE_KEY", "production", key)
+        world.env["ENVMATRIX_DEBUG"] = "1"
+        ok = world.run("probe", "supabase", "--environment", "production")
+        world.set_vault_value("SUPABASE_SERVICE_KEY", "production", f"sb_secret_{CANARY}")
+        refused = world.run("probe", "supabase", "--environment", "production", "--json")
+    assert ok.code == 0, ok.err
+    assert refused.code == 1, refused.out + refused.err
+    shown = ok.out + ok.err + refused.out + refused.err
+    assert "INFO http: GET (path not shown) -> 200" in shown  # the project URL is a Vault value
+    for secret in (key, url, CANARY):
+        assert secret not in shown

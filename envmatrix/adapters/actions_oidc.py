@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
 from envmatrix.errors import IdTokenRequestFailed, UsageError
+from envmatrix.redact import host_for_display
 from envmatrix.secret import SecretValue
 
 REQUEST_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
@@ -92,4 +93,4 @@ def _token_from(body: bytes, host: str) -> SecretValue:
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).netloc or "the runner"
+    return host_for_display(url) or "the runner"

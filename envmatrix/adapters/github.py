@@ -32,6 +32,7 @@ from github.Variable import Variable
 
 from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
 from envmatrix.ports import ObservedSecret, ObservedVariable, WriteReceipt
+from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
 
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class GitHubAdapter:
         write_interval: float = 0.0, sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.shown_url = url_for_display(self.api_url)  # what messages name: no credentials
         self._retry = retry or RetryPolicy()
         self._github = Github(
             auth=Auth.Token(token), base_url=self.api_url, per_page=100, retry=None,
@@ -110,7 +112,7 @@ class GitHubAdapter:
         url = environ.get("GITHUB_API_URL") or DEFAULT_API_URL
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise UsageError(f"GITHUB_API_URL={url!r} is not an http(s) URL")
+            raise UsageError(f"GITHUB_API_URL={url_for_display(url)!r} is not an http(s) URL")
         interval = 1.0 if parsed.netloc == "api.github.com" else 0.0
         raw = environ.get("ENVMATRIX_GITHUB_WRITE_INTERVAL")
         try:
@@ -203,13 +205,13 @@ class GitHubAdapter:
         run = os.environ.get("GITHUB_RUN_ID")
         if actor and run:
             return f"github-actions:{actor} run:{run}"
-        return f"github-token@{urlparse(self.api_url).netloc}"
+        return f"github-token@{host_for_display(self.api_url)}"
 
     def _put_secret(self, scope: str, url: str, value: SecretValue) -> WriteReceipt:
         size = len(value.reveal().encode())
         if size > MAX_SECRET_BYTES:  # GitHub would answer a bare 422; say why, send nothing
             raise GitHubError(
-                f"PUT {self.api_url}{url}: the value is larger than 48 KB ({size} bytes; GitHub"
+                f"PUT {self.shown_url}{url}: the value is larger than 48 KB ({size} bytes; GitHub"
                 f" takes at most {MAX_SECRET_BYTES}); not sent"
             )
         key = self._public_key(scope)
@@ -260,7 +262,7 @@ class GitHubAdapter:
     # -- retries -------------------------------------------------------------------------------
 
     def _call(self, verb: str, url: str, fn: Callable[[], T]) -> T:
-        endpoint = f"{verb} {self.api_url}{url}"
+        endpoint = f"{verb} {self.shown_url}{url}"
         for attempt in range(1, self._retry.attempts + 1):
             self._wait_for_primary_limit(endpoint)
             try:

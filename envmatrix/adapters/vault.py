@@ -43,12 +43,14 @@ from envmatrix.errors import (
     VaultUnavailable,
 )
 from envmatrix.ports import VaultDocument, VaultEntry
+from envmatrix.redact import url_for_display
 from envmatrix.secret import SecretValue
 
 _T = TypeVar("_T")
 
 _BACKOFF_BASE = 0.2
 _BACKOFF_CAP = 5.0
+ACCESSOR_SHOWN = 8  # characters of a token accessor shown in identities (audit rows, locks)
 
 # hvac raises one class per status; the status is what our messages report.
 _STATUS_OF: dict[type[hvac.exceptions.VaultError], int] = {
@@ -143,7 +145,7 @@ def _check_addr(addr: str, source: str) -> str:
     parts = urlsplit(addr)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(
-            f"{source} {addr!r} is not a Vault URL: expected http(s)://host:port, "
+            f"{source} {url_for_display(addr)!r} is not a Vault URL: expected http(s)://host:port, "
             "e.g. https://vault.example.com:8200"
         )
     return addr.rstrip("/")
@@ -161,6 +163,7 @@ class VaultAdapter:
         retries: int = 3,
     ) -> None:
         self.addr = _check_addr(addr, "the Vault address")
+        self.shown_addr = url_for_display(self.addr)  # what messages name: no credentials
         self.mount = mount.strip("/")
         self.timeout = timeout
         self.retries = max(1, retries)
@@ -285,14 +288,16 @@ class VaultAdapter:
         )
 
     def identity(self) -> str:
-        """`token:<display_name> accessor:<accessor>` of the token, looked up once.
+        """`token:<display_name> accessor:<first 8 characters>…` of the token, looked up once.
 
-        After a login it starts with how: `approle:<role_name> ` or `jwt:<role> `.
+        After a login it starts with how: `approle:<role_name> ` or `jwt:<role> `. The accessor
+        is cut short: it names the token well enough for a person, while the whole one lets its
+        holder look the token up or revoke it (Vault's own audit log HMACs it for that reason).
         """
         if self._identity is None:
             op = _Operation("GET", "auth/token/lookup-self", "read", _Retry.TRANSIENT)
             data = self._call(op, self._client.auth.token.lookup_self)["data"]
-            token = f"token:{data['display_name']} accessor:{data['accessor']}"
+            token = f"token:{data['display_name']} accessor:{accessor_hint(data['accessor'])}"
             self._identity = f"{self._login_label} {token}".strip()
         return self._identity
 
@@ -311,7 +316,7 @@ class VaultAdapter:
 
         response = self._call(op, request, translate)
         if not isinstance(response, dict) or not response.get("auth"):
-            raise VaultError(f"{step.name} gave no token (Vault at {self.addr})")
+            raise VaultError(f"{step.name} gave no token (Vault at {self.shown_addr})")
         return response
 
     def _read_data(self, path: str, version: int | None) -> dict[str, Any]:
@@ -340,7 +345,7 @@ class VaultAdapter:
     def _get_json(self, op: _Operation, params: Mapping[str, Any]) -> dict[str, Any]:
         response = self._client.adapter.request("GET", f"/v1/{op.api_path}", params=dict(params))
         if not isinstance(response, dict):  # 204 or a non-JSON 200
-            raise VaultError(f"Vault at {self.addr} gave no JSON answer to {op.endpoint}")
+            raise VaultError(f"Vault at {self.shown_addr} gave no JSON answer to {op.endpoint}")
         return response
 
     def _operation(
@@ -374,7 +379,7 @@ class VaultAdapter:
     def _translate(self, failure: Exception, op: _Operation) -> VaultError:
         if isinstance(failure, requests.RequestException):
             reason = _transport_reason(failure, self.timeout)
-            return VaultUnavailable(f"Vault at {self.addr} is unreachable: {reason}")
+            return VaultUnavailable(f"Vault at {self.shown_addr} is unreachable: {reason}")
         assert isinstance(failure, hvac.exceptions.VaultError)
         return self._translate_answer(failure, op)
 
@@ -382,7 +387,7 @@ class VaultAdapter:
         status = _STATUS_OF.get(type(failure))
         said = " ".join(str(error) for error in failure.errors or ())  # used to classify only
         if isinstance(failure, hvac.exceptions.VaultDown) and "sealed" in said:
-            return VaultUnavailable(f"Vault at {self.addr} is sealed")
+            return VaultUnavailable(f"Vault at {self.shown_addr} is sealed")
         if isinstance(failure, hvac.exceptions.Forbidden):
             return VaultPermissionDenied(path=op.api_path, capability=op.capability)
         if isinstance(failure, hvac.exceptions.InvalidRequest) and "check-and-set" in said:
@@ -390,12 +395,16 @@ class VaultAdapter:
                 f"check-and-set write to {op.api_path} lost: its version changed meanwhile"
             )
         if isinstance(failure, hvac.exceptions.InvalidPath) and "no handler for route" in said:
-            return VaultError(f"Vault at {self.addr} has no secrets engine at {self.mount}/")
+            return VaultError(f"Vault at {self.shown_addr} has no secrets engine at {self.mount}/")
         if isinstance(failure, hvac.exceptions.InvalidPath):
-            return VaultNotFound(f"{op.api_path} not found in Vault at {self.addr}")
+            return VaultNotFound(f"{op.api_path} not found in Vault at {self.shown_addr}")
         if isinstance(failure, _TRANSIENT_ANSWERS):
-            return VaultUnavailable(f"Vault at {self.addr} answered {status} to {op.endpoint}")
-        return VaultError(f"Vault at {self.addr} answered {status or 'an error'} to {op.endpoint}")
+            return VaultUnavailable(
+                f"Vault at {self.shown_addr} answered {status} to {op.endpoint}"
+            )
+        return VaultError(
+            f"Vault at {self.shown_addr} answered {status or 'an error'} to {op.endpoint}"
+        )
 
 
 def _login_from(environ: Mapping[str, str]) -> Callable[[VaultAdapter], None]:
@@ -475,6 +484,11 @@ def _transport_reason(failure: requests.RequestException, timeout: float) -> str
     if isinstance(failure, requests.ConnectionError):
         return "connection reset or closed"
     return f"request failed ({type(failure).__name__})"
+
+
+def accessor_hint(accessor: str) -> str:
+    """The first `ACCESSOR_SHOWN` characters of a token accessor and `…`; never the whole."""
+    return f"{accessor[:ACCESSOR_SHOWN]}…"
 
 
 def _backoff(attempt: int) -> float:

@@ -4,7 +4,7 @@ Both stores hold one row per event in a table `envmatrix_audit`:
 
     id             integer, ascending        (SQLite AUTOINCREMENT / PostgreSQL identity)
     time           UTC time of the event     (SQLite ISO 8601 text / PostgreSQL timestamptz)
-    actor          Vault token (display name, accessor) / GitHub or CI identity
+    actor          Vault token (display name, accessor prefix) / GitHub or CI identity
     action         secret.put, secret.delete, variable.set, environment.create, state.write,
                    lock.take, lock.release, lock.broken, rotation steps ...
     target         github:owner/repo/env/NAME, vault:mount/path
@@ -39,9 +39,11 @@ from typing import Any, Protocol, Self
 
 from envmatrix.audit.events import AuditEvent, AuditSink
 from envmatrix.errors import AuditStoreError, UsageError
+from envmatrix.files import ensure_private_file
 from envmatrix.policy import Policy
 
 DEFAULT_SQLITE = Path(".envmatrix") / "audit.sqlite"
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 TABLE = "envmatrix_audit"
 COLUMNS = ("time", "actor", "action", "target", "vault_version", "result", "detail")
 
@@ -94,7 +96,7 @@ class _SqlAuditSink:
     `time` column and comes back out."""
 
     where: str
-    _db: Any  # sqlite3.Connection or psycopg.Connection: both have execute() and close()
+    _db: Any  # sqlite3.Connection or a PostgresSession: execute() gives iterable rows, close()
     _errors: type[Exception]
     _MARK: str
 
@@ -122,7 +124,7 @@ class _SqlAuditSink:
         if since is not None:
             sql, params = sql + f" WHERE time >= {self._MARK}", (self._to_column(since),)
         try:
-            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+            rows = list(self._db.execute(sql + " ORDER BY id", params))
         except self._errors as exc:
             raise AuditStoreError(f"cannot read {self.where}: {_reason(exc)}") from None
         return [_event(self._from_column(row[0]), row[1:]) for row in rows]
@@ -146,7 +148,7 @@ class SqliteAuditSink(_SqlAuditSink):
     def __init__(self, path: str | Path) -> None:
         self.where = str(path)
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(path)
             # autocommit: each event is durable on its own, whatever happens to the run after it
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             _prepare_sqlite(self._db)
@@ -159,6 +161,16 @@ class SqliteAuditSink(_SqlAuditSink):
 
     def _from_column(self, value: Any) -> datetime:
         return datetime.fromisoformat(value)
+
+
+def _private_sqlite_files(path: str | Path) -> None:
+    """The database file exists 0600 (folders 0700) before SQLite opens it: SQLite gives its
+    -wal, -shm and -journal files the database file's mode. Leftover ones are narrowed too."""
+    ensure_private_file(path)
+    for suffix in _SQLITE_SIDECARS:
+        sidecar = Path(f"{path}{suffix}")
+        if sidecar.is_file():
+            ensure_private_file(sidecar)
 
 
 def _prepare_sqlite(db: sqlite3.Connection, attempts: int = 50) -> None:
@@ -181,19 +193,24 @@ class PostgresAuditSink(_SqlAuditSink):
 
     _MARK = "%s"
 
-    def __init__(self, dsn: str, where: str = "PostgreSQL") -> None:
-        import psycopg  # only a PostgreSQL audit store needs the driver
+    def __init__(self, dsn: str, where: str = "PostgreSQL", source: str = "") -> None:
+        # only a PostgreSQL audit store needs the driver; the seam's errors never quote the DSN
+        from envmatrix.adapters import postgres
 
-        self.where, self._errors = where, psycopg.Error
+        self.where, self._errors = where, postgres.PostgresError
+        parsed = postgres.PostgresDsn(dsn, source or f"the DSN of {where}")  # UsageError: malformed
         try:
-            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            self._db = postgres.open_session(parsed, timeout=10)
+        except postgres.PostgresError as exc:
+            raise AuditStoreError(f"cannot open the audit table in {where}: {exc}") from None
+        try:
             with self._db.transaction():
                 self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                 for statement in _POSTGRES_SCHEMA:
                     self._db.execute(statement)
-        except psycopg.Error as exc:
-            cause = _reason(exc)
-            raise AuditStoreError(f"cannot open the audit table in {where}: {cause}") from None
+        except postgres.PostgresError as exc:
+            self._db.close()
+            raise AuditStoreError(f"cannot open the audit table in {where}: {exc}") from None
 
     def _to_column(self, moment: datetime) -> datetime:
         return _utc(moment)
@@ -247,7 +264,8 @@ def audit_sink_for(
                 f"audit.postgres names the environment variable {spec.postgres}, which is not set;"
                 " export the PostgreSQL DSN there"
             )
-        return PostgresAuditSink(dsn, where=f"PostgreSQL (${spec.postgres})")
+        return PostgresAuditSink(dsn, where=f"PostgreSQL (${spec.postgres})",
+                                 source=f"audit.postgres: the DSN in ${spec.postgres}")
     if spec is not None and spec.sqlite is not None:
         return SqliteAuditSink(base / spec.sqlite)
     return SqliteAuditSink(environ.get("ENVMATRIX_AUDIT_DB") or base / DEFAULT_SQLITE)

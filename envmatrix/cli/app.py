@@ -11,7 +11,6 @@ libraries could carry data we do not control). Typer's local-variable tracebacks
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import traceback
@@ -20,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from envmatrix import debuglog
 from envmatrix.cli.commands import demo, rotation, sync, views
 from envmatrix.errors import EnvmatrixError, ExitCode, missing_extra
 from envmatrix.render import report as render
@@ -58,10 +58,8 @@ for group in (sync, views, rotation, demo):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map every failure to one line and an exit code."""
-    if os.environ.get("ENVMATRIX_DEBUG"):
-        # every library's debug log (PyGithub, hvac, urllib3, httpx) to stderr; none of them logs
-        # a value: PyGithub masks the token and only ever sends ciphertext (tests/test_leaks.py)
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)
+    # an allow-list of loggers and message shapes, never a library's own text (debuglog.py)
+    debuglog.configure(os.environ)
     try:
         code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
     except typer.Abort:
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.FAILURE)
     except Exception as exc:  # one line, type only: library messages may carry data
-        if os.environ.get("ENVMATRIX_DEBUG"):
+        if debuglog.debug_enabled(os.environ):
             _print_frames(exc)
         return _fail(f"internal error ({type(exc).__name__}); please report it", ExitCode.FAILURE)
     return int(code or 0)

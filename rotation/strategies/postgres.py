@@ -23,9 +23,9 @@ write a `postgresql://` URI built from `host`/`port`/`dbname`, which default to 
 `terminate_sessions` (alternating revoke; default false), `connect_timeout` (seconds, default 10).
 
 The new password is hashed client-side (SCRAM-SHA-256, as psql's `\\password` does), so the
-plain text reaches neither the server's statement log nor `pg_stat_activity`. Errors are one-line
-`RuntimeFailure`s built from psycopg's message with every known secret scrubbed out; a malformed
-DSN gets a fixed message because libpq quotes fragments of it.
+plain text reaches neither the server's statement log nor `pg_stat_activity`. Every connection
+goes through `envmatrix.adapters.postgres`, whose one scrubbing rule makes errors one line that
+names the failure kind (never libpq's text, which may quote the DSN) with every secret masked.
 """
 
 from __future__ import annotations
@@ -37,19 +37,15 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from envmatrix import failpoints
+from envmatrix.adapters.postgres import PostgresDsn, PostgresError, PostgresSession, connect
 from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.rotation.strategies.group_values import values_for_group
-from envmatrix.secret import MASK, SecretValue
+from envmatrix.secret import SecretValue
 
 _MODES = ("single", "alternating")
 _PASSWORD_BYTES = 32  # token_urlsafe(32): 43 URL-safe characters, ~256 bits
-_MAX_DETAIL = 300
 
 
 class PostgresStrategy(BaseStrategy):
@@ -94,14 +90,12 @@ class PostgresStrategy(BaseStrategy):
         """Log in as the role with the new password and run `select 1`."""
         role = self._pending_role(ctx, pending)
         password = pending[self.password_key]
-        conninfo = make_conninfo(
-            self._admin.conninfo(), **self._endpoint(), user=role, password=password.reveal()
-        )
+        login = self._admin.dsn().with_login(role, password, **self._endpoint())
         try:
-            with psycopg.connect(conninfo, connect_timeout=self.timeout) as conn:
-                conn.execute("select 1").fetchone()
-        except psycopg.Error as exc:
-            detail = _scrub(exc, [password.reveal(), *self._admin.secrets()])
+            with connect(login, timeout=self.timeout, extra_secrets=self._admin.secrets()) as db:
+                db.execute("select 1")
+        except PostgresError as exc:
+            detail = str(exc)
             raise RotationTestFailed(
                 f"postgres: role {role} could not log in with the new password: {detail}"
             ) from None
@@ -173,10 +167,10 @@ class PostgresStrategy(BaseStrategy):
 
     def _endpoint(self) -> dict[str, str]:
         """Where consumers connect: options host/port/dbname over the admin DSN's."""
-        params = conninfo_to_dict(self._admin.conninfo())
+        dsn = self._admin.dsn()
         defaults = {"host": "localhost", "port": "5432", "dbname": "postgres"}
         return {
-            key: str(self._options.get(key) or params.get(key) or default)
+            key: str(self._options.get(key) or dsn.get(key) or default)
             for key, default in defaults.items()
         }
 
@@ -188,34 +182,20 @@ class PostgresStrategy(BaseStrategy):
 
     def _set_password(self, role: str, password: SecretValue, login: bool = True) -> None:
         with self._admin_connection(f"set the password of role {role}", [password.reveal()]) as c:
-            verifier = c.pgconn.encrypt_password(password.reveal().encode(), role.encode())
-            statement = sql.SQL("ALTER ROLE {} WITH {} PASSWORD {}").format(
-                sql.Identifier(role),
-                sql.SQL("LOGIN" if login else "NOLOGIN"),
-                sql.Literal(verifier.decode()),
-            )
-            c.execute(statement)
+            c.set_password(role, password, login=login)
 
     def _disable_login(self, role: str, terminate: bool) -> None:
         with self._admin_connection(f"disable login of role {role}", []) as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
-            if terminate:
-                conn.execute(
-                    "select pg_terminate_backend(pid) from pg_stat_activity where usename = %s",
-                    (role,),
-                )
+            conn.disable_login(role, terminate)
 
     @contextmanager
-    def _admin_connection(self, action: str, extra: Iterable[str]) -> Iterator[psycopg.Connection]:
-        """An autocommit admin connection; psycopg errors become scrubbed one-liners."""
+    def _admin_connection(self, action: str, extra: Iterable[str]) -> Iterator[PostgresSession]:
+        """An autocommit admin session; its failures become one line naming `action`."""
         try:
-            with psycopg.connect(
-                self._admin.conninfo(), autocommit=True, connect_timeout=self.timeout
-            ) as conn:
-                yield conn
-        except psycopg.Error as exc:
-            detail = _scrub(exc, [*extra, *self._admin.secrets()])
-            raise RuntimeFailure(f"postgres: could not {action}: {detail}") from None
+            with connect(self._admin.dsn(), timeout=self.timeout, extra_secrets=extra) as session:
+                yield session
+        except PostgresError as exc:
+            raise RuntimeFailure(f"postgres: could not {action}: {exc}") from None
 
 
 class _AdminDsn:
@@ -223,35 +203,19 @@ class _AdminDsn:
 
     def __init__(self, variable: str, dsn: str) -> None:
         self.variable = variable
-        self._dsn = dsn
-        self._password = ""
-        if dsn:
-            try:
-                self._password = str(conninfo_to_dict(dsn).get("password") or "")
-            except psycopg.ProgrammingError:
-                # libpq quotes the offending fragment, which may be part of the password.
-                raise UsageError(
-                    f"postgres rotation: the DSN in ${variable} is malformed"
-                ) from None
+        # a DSN that does not parse: a UsageError naming the kind of mistake, no fragment of it
+        source = f"postgres rotation: the DSN in ${variable}"
+        self._dsn = PostgresDsn(dsn, source) if dsn else None
 
-    def conninfo(self) -> str:
-        if not self._dsn:
+    def dsn(self) -> PostgresDsn:
+        if self._dsn is None:
             raise UsageError(
                 f"postgres rotation: environment variable {self.variable} (admin DSN) is not set"
             )
         return self._dsn
 
     def secrets(self) -> list[str]:
-        return [self._dsn, self._password]
-
-
-def _scrub(exc: BaseException, secret_texts: Iterable[str]) -> str:
-    """psycopg's message on one line, with every known secret replaced by asterisks."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    for secret in sorted((s for s in secret_texts if s), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    text = text or type(exc).__name__
-    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
+        return self._dsn.secrets() if self._dsn is not None else []
 
 
 def _required_str(options: Mapping[str, Any], key: str) -> str:
