@@ -383,7 +383,7 @@ class RotationEngine:
         noted = self._call(run, hook, lambda: action(ctx)) or {}
         handle = {**run.journal.handle, **{str(k): str(v) for k, v in noted.items()}}
         handle[f"{hook}_done"] = "yes"
-        journal = run.journal.at(Step.STARTED, self.clock(), holder=self.actor, handle=handle)
+        journal = run.journal.at(Step.STARTED, self.clock(), holder=holder_identity(self.actor), handle=handle)
         run.entry = self.store.advance(run.entry, journal)
 
     def _stage(self, run: _Run) -> None:

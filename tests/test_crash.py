@@ -109,7 +109,7 @@ def start_apply(world: World, failpoint: str | None = None) -> subprocess.Popen[
     if failpoint:
         env["ENVMATRIX_FAILPOINTS"] = failpoint
     return subprocess.Popen(
-        [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "apply", "--yes"],
+        [sys.executable, "-m", "envmatrix", "apply", "--yes"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -54,10 +54,11 @@ def test_an_existing_readable_database_and_journal_are_narrowed(tmp_path: Path) 
 
 def test_helpers_create_private_files_and_replace_whole(tmp_path: Path, umask: int) -> None:
     target = tmp_path / "out.md"
-    target.write_text("old")
-    os.chmod(target, 0o644)
+    write_atomic(target, "first")
+    assert target.read_text() == "first" and mode(target) == 0o600  # created private
+    os.chmod(target, 0o644)  # its owner publishes it on purpose: a rewrite keeps that
     write_atomic(target, "new")
-    assert target.read_text() == "new" and mode(target) == 0o600
+    assert target.read_text() == "new" and mode(target) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["out.md"]  # no temporary file left
     created = tmp_path / "a" / "b.db"
     ensure_private_file(created)

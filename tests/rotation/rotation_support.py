@@ -133,7 +133,7 @@ def run_cli(
     if failpoint:
         env["ENVMATRIX_FAILPOINTS"] = failpoint
     return subprocess.run(
-        [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", *args],
+        [sys.executable, "-m", "envmatrix", *args],
         cwd=ROOT,
         env=env,
         input=stdin,
