@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from envmatrix.adapters.github import GitHubAdapter  # noqa: E402
 from envmatrix.adapters.vault import VaultAdapter  # noqa: E402
-from envmatrix.connect import Connections
+from envmatrix.connect import Connections  # noqa: E402
 from envmatrix.demo.openbao import OpenBaoDevServer  # noqa: E402
 from envmatrix.demo.run import seed_vault  # noqa: E402
 from envmatrix.policy import load_policy  # noqa: E402

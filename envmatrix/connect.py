@@ -78,7 +78,9 @@ def connections_at(
     from envmatrix.adapters.github import GitHubAdapter
     from envmatrix.adapters.vault import VaultAdapter
 
-    return Connections(VaultAdapter(vault_addr, vault_token, mount), GitHubAdapter(github_url, github_token))
+    return Connections(
+        VaultAdapter(vault_addr, vault_token, mount), GitHubAdapter(github_url, github_token)
+    )
 
 
 @contextmanager

@@ -3,8 +3,9 @@
 `write_atomic` writes to a temporary file beside the target and renames it over the target, so
 a reader sees the old file or the new one, never half of one. A new file is created 0600 (plan
 files, calendars and matrices name secrets, owners and Vault paths — never values — but they are
-still nobody else's business); a file that exists keeps the mode its owner gave it. A target that cannot be written (missing folder, a folder in its
-place, no permission) is a `UsageError` naming the path, with nothing left behind.
+still nobody else's business); a file that exists keeps the mode its owner gave it. A target
+that cannot be written (missing folder, a folder in its place, no permission) is a `UsageError`
+naming the path, with nothing left behind.
 
 Files another library opens (the SQLite audit database and its -wal/-shm/-journal, which SQLite
 creates with the database's mode) are made 0600 first with `ensure_private_file`; folders

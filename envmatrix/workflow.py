@@ -68,9 +68,7 @@ def make_plan(
     rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
     in_progress = rotations_in_progress(policy, connections.vault, selected)
     plan = diff(desired, observed)
-    return PlanRun(
-        policy_path, policy, selected, desired, observed, plan, rotations, in_progress
-    )
+    return PlanRun(policy_path, policy, selected, desired, observed, plan, rotations, in_progress)
 
 
 def apply_run(

@@ -101,13 +101,16 @@ def _address(status: RotationStatus, role: str | None) -> vCalAddress:
 
 
 def write_calendar(path: str, calendar: Calendar) -> None:
-    """Write the .ics file atomically (0600): readers see the old file or the new one, never half."""
+    """Write the .ics file atomically (new files 0600): readers see old or new, never half."""
     write_atomic(path, calendar.to_ical(), "calendar")
 
 
 def calendar_rotations(
-    policy: Policy, statuses: Iterable[RotationStatus], owners: Sequence[str],
-    start: datetime, end: datetime,
+    policy: Policy,
+    statuses: Iterable[RotationStatus],
+    owners: Sequence[str],
+    start: datetime,
+    end: datetime,
 ) -> tuple[RotationOccurrence, ...]:
     """The rotations of these owners (all when none) due in [start, end), overdue ones first."""
     return upcoming(select_owners(policy, statuses, owners), start, end)

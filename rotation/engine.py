@@ -72,7 +72,6 @@ def _stamp(moment: datetime | None) -> str:
     return iso_utc(moment) if moment else "-"
 
 
-
 class _Abandon(RuntimeFailure):
     """The rotation cannot go on before cut-over; discard the new credential."""
 
@@ -383,7 +382,9 @@ class RotationEngine:
         noted = self._call(run, hook, lambda: action(ctx)) or {}
         handle = {**run.journal.handle, **{str(k): str(v) for k, v in noted.items()}}
         handle[f"{hook}_done"] = "yes"
-        journal = run.journal.at(Step.STARTED, self.clock(), holder=holder_identity(self.actor), handle=handle)
+        journal = run.journal.at(
+            Step.STARTED, self.clock(), holder=holder_identity(self.actor), handle=handle
+        )
         run.entry = self.store.advance(run.entry, journal)
 
     def _stage(self, run: _Run) -> None:
@@ -642,8 +643,7 @@ def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
     if report.ok:
         return
     problems = [
-        f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}:"
-        f" {r.error}"
+        f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}: {r.error}"
         for r in report.failed
     ] + list(report.state_errors)
     raise RuntimeFailure(

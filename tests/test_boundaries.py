@@ -30,8 +30,16 @@ ALLOWED = {
 }
 
 LEAVES = (
-    "errors", "secret", "ports", "timefmt", "failpoints", "files", "actor", "strategy_registry",
-    "redact", "debuglog",
+    "errors",
+    "secret",
+    "ports",
+    "timefmt",
+    "failpoints",
+    "files",
+    "actor",
+    "strategy_registry",
+    "redact",
+    "debuglog",
     "__version__",
 )
 CORE = (*LEAVES, "policy", "pipeline", "lock", "audit", "adapters")
@@ -78,8 +86,12 @@ def imported(path: Path) -> set[str]:
 
 def layer(module: str) -> str:
     room = module.split(".")[1] if "." in module else ""
-    for name, rooms in (("leaf", LEAVES), ("core", CORE), ("rotation", ROTATION),
-                        ("sandbox", SANDBOX)):
+    for name, rooms in (
+        ("leaf", LEAVES),
+        ("core", CORE),
+        ("rotation", ROTATION),
+        ("sandbox", SANDBOX),
+    ):
         if room in rooms:
             return name
     return "application"
@@ -101,8 +113,7 @@ def test_layers_run_one_way() -> None:
         f"{module} ({layer(module)}) imports {name}"
         for module, path in modules().items()
         for name in imported(path)
-        if name.startswith("envmatrix.")
-        and name.split(".")[1] not in MAY_IMPORT[layer(module)]
+        if name.startswith("envmatrix.") and name.split(".")[1] not in MAY_IMPORT[layer(module)]
     )
     assert crossings == []
 
@@ -124,8 +135,7 @@ def test_adapters_are_built_only_in_the_composition_root() -> None:
     builders = sorted(
         module
         for module, path in modules().items()
-        if imported(path) & adapters
-        and module not in {"envmatrix.connect", *adapters}
+        if imported(path) & adapters and module not in {"envmatrix.connect", *adapters}
     )
     assert builders == []
 
@@ -152,4 +162,6 @@ def test_the_layer_check_catches_a_core_module_importing_rotation(tmp_path: Path
     sample.write_text("from envmatrix.rotation.schedule import RotationStatus\n")
     names = imported(sample)
     assert layer("envmatrix.pipeline.plan") == "core"
-    assert any(n.split(".")[1] not in MAY_IMPORT["core"] for n in names if n.startswith("envmatrix."))
+    assert any(
+        n.split(".")[1] not in MAY_IMPORT["core"] for n in names if n.startswith("envmatrix.")
+    )

@@ -80,8 +80,10 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
         ("plan", "--json", "--out", str(out / "plan.json")),
         ("apply", str(out / "plan.json"), "--yes", "--json"),
         ("plan", "--detailed-exitcode"),
-        *[("matrix", "--format", f, "--out", str(out / f"matrix.{f}"))
-          for f in ("table", "markdown", "json", "html")],
+        *[
+            ("matrix", "--format", f, "--out", str(out / f"matrix.{f}"))
+            for f in ("table", "markdown", "json", "html")
+        ],
         ("matrix", "--workflows", str(workflows)),
         ("flags",),
         ("flags", "--json"),
@@ -113,18 +115,28 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
         if env == "production":
             world.env[name] = value
     world.env["SUPABASE_SERVICE_KEY"] = ""
-    world.env.update(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(out / "summary.md"),
-                     GITHUB_OUTPUT=str(out / "github_output"))
+    world.env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_STEP_SUMMARY=str(out / "summary.md"),
+        GITHUB_OUTPUT=str(out / "github_output"),
+    )
     results.append(world.run("verify", "--environment", "production", "--source", "environ"))
     assert results[-1].code == 1
 
     shown = "\n".join(r.out + r.err for r in results)
-    files = "\n".join(p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*")
-                      if p.is_file() and "workflows" not in p.parts)
+    files = "\n".join(
+        p.read_bytes().decode("utf-8", "replace")
+        for p in tmp_path.rglob("*")
+        if p.is_file() and "workflows" not in p.parts
+    )
     logs = caplog.text
     documents = envmatrix_documents(world)
-    for where, text in (("output", shown), ("files", files), ("logs", logs),
-                        ("vault documents", documents)):
+    for where, text in (
+        ("output", shown),
+        ("files", files),
+        ("logs", logs),
+        ("vault documents", documents),
+    ):
         assert CANARY not in text, f"a value leaked into {where}"
     assert "DEBUG" in shown or "DEBUG" in logs  # debug logging really was on
     # the canaries really went through: GitHub holds them (decrypted by the sandbox)
@@ -142,8 +154,9 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
 ADMIN_CANARY = f"{CANARY}-admin-credential"
 
 
-def _rotation_for(strategy: str, tmp_path: Path, request: pytest.FixtureRequest,
-                  monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, str], str]:
+def _rotation_for(
+    strategy: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], dict[str, str], str]:
     """(rotation block, Vault values at apps/production/api, stdin) for `strategy`, its provider
     ready; admin credentials go into os.environ, which the CLI subprocess inherits."""
     from tests.rotation.rotation_support import echo_rotation
@@ -161,42 +174,72 @@ def _rotation_for(strategy: str, tmp_path: Path, request: pytest.FixtureRequest,
         role = _make_role(server, "leak", values["token"])
         # trust auth for the admin: the password is never checked, so it can be a canary
         monkeypatch.setenv("PG_LEAK_DSN", f"{server.dsn()} password={ADMIN_CANARY}")
-        options = {"dsn_env": "PG_LEAK_DSN", "role": role, "password_key": "token",
-                   "username_key": "client_id"}
-        return {"max_age": "30d", "strategy": "postgres", "options": options}, \
-            {**values, "client_id": role}, ""
+        options = {
+            "dsn_env": "PG_LEAK_DSN",
+            "role": role,
+            "password_key": "token",
+            "username_key": "client_id",
+        }
+        return (
+            {"max_age": "30d", "strategy": "postgres", "options": options},
+            {**values, "client_id": role},
+            "",
+        )
     if strategy == "aws-iam":
         import boto3
 
         aws = request.getfixturevalue("aws_env")
         for name, value in aws.items():
             monkeypatch.setenv(name, value)
-        iam = boto3.client("iam", endpoint_url=aws["AWS_ENDPOINT_URL"],
-                           region_name=aws["AWS_DEFAULT_REGION"])
+        iam = boto3.client(
+            "iam", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name=aws["AWS_DEFAULT_REGION"]
+        )
         iam.create_user(UserName="leak-deployer")
         key = iam.create_access_key(UserName="leak-deployer")["AccessKey"]
-        options = {"user": "leak-deployer", "endpoint_url_env": "AWS_ENDPOINT_URL",
-                   "id_key": "client_id", "secret_key": "token", "test_delay": 0}
-        return {"max_age": "30d", "strategy": "aws-iam", "options": options}, \
-            {"client_id": key["AccessKeyId"], "token": key["SecretAccessKey"]}, ""
+        options = {
+            "user": "leak-deployer",
+            "endpoint_url_env": "AWS_ENDPOINT_URL",
+            "id_key": "client_id",
+            "secret_key": "token",
+            "test_delay": 0,
+        }
+        return (
+            {"max_age": "30d", "strategy": "aws-iam", "options": options},
+            {"client_id": key["AccessKeyId"], "token": key["SecretAccessKey"]},
+            "",
+        )
     assert strategy == "supabase-api-key"
     from tests.standins.supabase import SupabaseSandbox
 
     sb = SupabaseSandbox(access_token=f"sbp_{ADMIN_CANARY}", project_ref="demo").start()
     request.addfinalizer(sb.stop)
     monkeypatch.setenv("SB_LEAK_PAT", f"sbp_{ADMIN_CANARY}")
-    options = {"project_ref": "demo", "api_url": sb.url, "access_token_env": "SB_LEAK_PAT",
-               "project_url": sb.url, "key": "token", "test_delay": 0}
-    return {"max_age": "30d", "strategy": "supabase-api-key", "options": options}, \
-        {**values, "token": sb.add_secret_key("seeded")}, ""
+    options = {
+        "project_ref": "demo",
+        "api_url": sb.url,
+        "access_token_env": "SB_LEAK_PAT",
+        "project_url": sb.url,
+        "key": "token",
+        "test_delay": 0,
+    }
+    return (
+        {"max_age": "30d", "strategy": "supabase-api-key", "options": options},
+        {**values, "token": sb.add_secret_key("seeded")},
+        "",
+    )
 
 
 @pytest.mark.parametrize(
     "strategy", ["generate", "manual", "command", "postgres", "aws-iam", "supabase-api-key"]
 )
 def test_rotations_with_debug_on_show_no_value(
-    strategy: str, tmp_path: Path, vault: Any, vault_env: dict[str, str], sandbox: Any,
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    strategy: str,
+    tmp_path: Path,
+    vault: Any,
+    vault_env: dict[str, str],
+    sandbox: Any,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from envmatrix.secret import SecretValue
     from tests.rotation.rotation_support import load, run_cli, sync_all, trust_initial
@@ -214,14 +257,24 @@ def test_rotations_with_debug_on_show_no_value(
     trust_initial(tmp_path, {"production": values["token"]})
     sync_all(path, vault, sandbox)
 
-    runs = [run_cli(["rotate", "API_TOKEN", "--policy", str(path), "--yes", *flags],
-                    vault_env, sandbox, stdin=stdin)
-            for flags in ([], ["--json"])]
+    runs = [
+        run_cli(
+            ["rotate", "API_TOKEN", "--policy", str(path), "--yes", *flags],
+            vault_env,
+            sandbox,
+            stdin=stdin,
+        )
+        for flags in ([], ["--json"])
+    ]
     assert runs[0].returncode == 0, runs[0].stderr[-2000:]
     versions = vault.read_entry("apps/production/api").version
     held = [vault.read_values("apps/production/api", v) for v in range(1, versions + 1)]
-    secrets = {value.reveal() for version in held for key, value in version.items()
-               if not (strategy == "postgres" and key == "client_id")}  # a role name
+    secrets = {
+        value.reveal()
+        for version in held
+        for key, value in version.items()
+        if not (strategy == "postgres" and key == "client_id")
+    }  # a role name
     assert len({v["token"].reveal() for v in held}) >= 2  # the rotation really made a value
     secrets |= {ADMIN_CANARY, stdin.strip()} - {""}
     shown = "\n".join(run.stdout + run.stderr for run in runs)

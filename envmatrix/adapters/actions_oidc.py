@@ -26,7 +26,6 @@ _ATTEMPTS = 3
 _BACKOFF = 0.5
 
 
-
 def in_actions_with_id_token(environ: Mapping[str, str]) -> bool:
     """Whether this job may request an ID token (it has `permissions: id-token: write`)."""
     return bool(environ.get(REQUEST_URL, "").strip() and environ.get(REQUEST_TOKEN, "").strip())

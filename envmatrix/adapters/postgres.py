@@ -43,7 +43,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.\-$]{1,63}$")
 # libpq's parse errors, by what they start with → the phrase shown instead
 _PARSE_KINDS = (
     ("invalid percent-encoded token", "a '%' that is not percent-encoding; encode it as %25"),
-    ("missing \"=\" after", "a word without '=': quote values that hold spaces"),
+    ('missing "=" after', "a word without '=': quote values that hold spaces"),
     ("unterminated quoted string", "an unterminated quoted value"),
     ("invalid connection option", "an unknown option name"),
     ("invalid URI query parameter", "an unknown URI query parameter"),
@@ -61,8 +61,8 @@ _CONNECT_STATES = {
 _CONNECT_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (  # every word must be in the message
     (("password authentication failed",), "authentication failed for user {user}"),
     (("no password supplied",), "the server wants a password for user {user}; the DSN has none"),
-    (("database \"", "does not exist"), "database {dbname} does not exist"),
-    (("role \"", "does not exist"), "the server refused user {user} (no such role)"),
+    (('database "', "does not exist"), "database {dbname} does not exist"),
+    (('role "', "does not exist"), "the server refused user {user} (no such role)"),
     (("no pg_hba.conf entry",), "the server refused user {user} (no pg_hba.conf entry for it)"),
     (("too many", "clients"), "too many connections at {endpoint}"),
     (("starting up",), "the server at {endpoint} is starting up or shutting down"),
@@ -120,8 +120,11 @@ class PostgresDsn:
     def endpoint(self) -> str:
         """`host:port` for messages; parts that do not look like a host or port are left out."""
         host, port = self.get("host"), self.get("port")
-        shown_host = host if host and _HOST.match(host) else ("the default host" if not host
-                                                               else "the DSN's host")
+        shown_host = (
+            host
+            if host and _HOST.match(host)
+            else ("the default host" if not host else "the DSN's host")
+        )
         return f"{shown_host}:{port}" if port and _PORT.match(port) else shown_host
 
     def shown(self, key: str, fallback: str) -> str:
@@ -132,8 +135,9 @@ class PostgresDsn:
 class PostgresSession:
     """An open connection; statements raise `PostgresError` (scrubbed) and nothing else."""
 
-    def __init__(self, connection: psycopg.Connection[Any], dsn: PostgresDsn,
-                 extra_secrets: Iterable[str]) -> None:
+    def __init__(
+        self, connection: psycopg.Connection[Any], dsn: PostgresDsn, extra_secrets: Iterable[str]
+    ) -> None:
         self._conn = connection
         self._dsn = dsn
         self._secrets = [*extra_secrets, *dsn.secrets()]
@@ -148,18 +152,24 @@ class PostgresSession:
         self._secrets.append(password.reveal())
 
         def alter() -> psycopg.Cursor[Any]:
-            verifier = self._conn.pgconn.encrypt_password(password.reveal().encode(),
-                                                          role.encode())
-            return self._conn.execute(sql.SQL("ALTER ROLE {} WITH {} PASSWORD {}").format(
-                sql.Identifier(role), sql.SQL("LOGIN" if login else "NOLOGIN"),
-                sql.Literal(verifier.decode())))
+            verifier = self._conn.pgconn.encrypt_password(password.reveal().encode(), role.encode())
+            return self._conn.execute(
+                sql.SQL("ALTER ROLE {} WITH {} PASSWORD {}").format(
+                    sql.Identifier(role),
+                    sql.SQL("LOGIN" if login else "NOLOGIN"),
+                    sql.Literal(verifier.decode()),
+                )
+            )
 
         self._run(alter)
 
     def disable_login(self, role: str, terminate: bool) -> None:
         """`ALTER ROLE … NOLOGIN`; with `terminate`, end the role's open sessions too."""
-        self._run(lambda: self._conn.execute(
-            sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))))
+        self._run(
+            lambda: self._conn.execute(
+                sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role))
+            )
+        )
         if terminate:
             self.execute(
                 "select pg_terminate_backend(pid) from pg_stat_activity where usename = %s", (role,)
@@ -185,23 +195,31 @@ class PostgresSession:
             raise PostgresError(statement_failure(exc, self._secrets)) from None
 
 
-def open_session(dsn: PostgresDsn, *, timeout: int = 10, autocommit: bool = True,
-                 extra_secrets: Iterable[str] = ()) -> PostgresSession:
+def open_session(
+    dsn: PostgresDsn,
+    *,
+    timeout: int = 10,
+    autocommit: bool = True,
+    extra_secrets: Iterable[str] = (),
+) -> PostgresSession:
     """Connect; the caller closes the session. Raises `PostgresError` naming the failure kind."""
     try:
-        connection = psycopg.connect(dsn.conninfo(), autocommit=autocommit,
-                                     connect_timeout=timeout)
+        connection = psycopg.connect(dsn.conninfo(), autocommit=autocommit, connect_timeout=timeout)
     except psycopg.Error as exc:
         raise PostgresError(connect_failure(exc, dsn, timeout)) from None
     return PostgresSession(connection, dsn, extra_secrets)
 
 
 @contextmanager
-def connect(dsn: PostgresDsn, *, timeout: int = 10, autocommit: bool = True,
-            extra_secrets: Iterable[str] = ()) -> Iterator[PostgresSession]:
+def connect(
+    dsn: PostgresDsn,
+    *,
+    timeout: int = 10,
+    autocommit: bool = True,
+    extra_secrets: Iterable[str] = (),
+) -> Iterator[PostgresSession]:
     """`open_session` as a context manager: closed on the way out."""
-    session = open_session(dsn, timeout=timeout, autocommit=autocommit,
-                           extra_secrets=extra_secrets)
+    session = open_session(dsn, timeout=timeout, autocommit=autocommit, extra_secrets=extra_secrets)
     try:
         yield session
     finally:
@@ -225,7 +243,8 @@ def connect_failure(exc: BaseException, dsn: PostgresDsn, timeout: int) -> str:
             return kind.format(**fields)
     detail = f", SQLSTATE {state}" if state and _NAME.match(state) else ""
     return "cannot connect to {endpoint} ({kind}{detail})".format(
-        kind=type(exc).__name__, detail=detail, **fields)
+        kind=type(exc).__name__, detail=detail, **fields
+    )
 
 
 def statement_failure(exc: BaseException, secret_texts: Iterable[str]) -> str:
@@ -256,8 +275,9 @@ def _parse(text: str, source: str) -> dict[str, Any]:
         return dict(conninfo_to_dict(text))
     except psycopg.ProgrammingError as exc:
         said = str(exc)
-        kind = next((k for start, k in _PARSE_KINDS if said.startswith(start)), "libpq cannot "
-                    "parse it")
+        kind = next(
+            (k for start, k in _PARSE_KINDS if said.startswith(start)), "libpq cannot parse it"
+        )
         raise UsageError(f"{source} is not a valid connection string ({kind})") from None
 
 

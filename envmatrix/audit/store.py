@@ -78,7 +78,6 @@ _POSTGRES_SCHEMA = (
 _SCHEMA_LOCK_KEY = 0x656E766D6174  # "envmat"
 
 
-
 class AuditStore(AuditSink, Protocol):
     """An audit sink that can also be read back and closed."""
 
@@ -233,8 +232,9 @@ class GuardedSink:
         except Exception as exc:  # any store failure: the write itself already happened
             self.lost += 1
             cause = str(exc) if isinstance(exc, AuditStoreError) else type(exc).__name__
-            self._warn(f"audit event not recorded ({event.action} {event.target}"
-                       f" {event.result}): {cause}")
+            self._warn(
+                f"audit event not recorded ({event.action} {event.target} {event.result}): {cause}"
+            )
 
     def query(self, since: datetime | None = None) -> list[AuditEvent]:
         return self.store.query(since)
@@ -252,7 +252,9 @@ class GuardedSink:
 
 
 def audit_sink_for(
-    policy: Policy, policy_path: str | Path, environ: Mapping[str, str] = os.environ,
+    policy: Policy,
+    policy_path: str | Path,
+    environ: Mapping[str, str] = os.environ,
 ) -> AuditStore:
     """Open the store the policy names (see the module docstring for the order)."""
     spec = policy.audit
@@ -264,16 +266,25 @@ def audit_sink_for(
                 f"audit.postgres names the environment variable {spec.postgres}, which is not set;"
                 " export the PostgreSQL DSN there"
             )
-        return PostgresAuditSink(dsn, where=f"PostgreSQL (${spec.postgres})",
-                                 source=f"audit.postgres: the DSN in ${spec.postgres}")
+        return PostgresAuditSink(
+            dsn,
+            where=f"PostgreSQL (${spec.postgres})",
+            source=f"audit.postgres: the DSN in ${spec.postgres}",
+        )
     if spec is not None and spec.sqlite is not None:
         return SqliteAuditSink(base / spec.sqlite)
     return SqliteAuditSink(environ.get("ENVMATRIX_AUDIT_DB") or base / DEFAULT_SQLITE)
 
 
 def _fields(event: AuditEvent) -> tuple[Any, ...]:
-    return (event.actor, event.action, event.target, event.vault_version, event.result,
-            event.detail)
+    return (
+        event.actor,
+        event.action,
+        event.target,
+        event.vault_version,
+        event.result,
+        event.detail,
+    )
 
 
 def _event(time: datetime, row: Any) -> AuditEvent:
@@ -294,4 +305,3 @@ def _reason(exc: BaseException) -> str:
     """The first line of a store error (they name hosts, files and SQL states, never values)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-

@@ -45,8 +45,10 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _options(
     version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                           help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Sync secrets from Vault into GitHub Actions environments; rotate them; gate flags."""
@@ -95,4 +97,3 @@ def _print_frames(exc: BaseException) -> None:
     """Where it failed (file:line function), without messages or locals."""
     for frame in traceback.extract_tb(exc.__traceback__):
         sys.stderr.write(f"  {Path(frame.filename).name}:{frame.lineno} in {frame.name}\n")
-

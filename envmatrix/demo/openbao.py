@@ -32,7 +32,6 @@ _STOP_TIMEOUT = 10.0
 _BIND_ATTEMPTS = 3
 
 
-
 def find_bao_binary() -> Path:
     """The `bao` executable: next to this interpreter (the venv's bin dir), else on PATH."""
     beside_python = Path(sys.executable).parent / "bao"

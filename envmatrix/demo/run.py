@@ -93,9 +93,7 @@ def _steps(
     return 0 if ok else 1
 
 
-def seed_vault(
-    policy: Policy, vault: VaultPort, leave_out: tuple[str, str] | None = None
-) -> int:
+def seed_vault(policy: Policy, vault: VaultPort, leave_out: tuple[str, str] | None = None) -> int:
     """Write a generated value for every (secret, environment) of the policy into Vault.
 
     A `scope: repository` secret has one value; `leave_out=(name, <any environment>)` skips it.

@@ -318,4 +318,3 @@ def _flag_change(
         requires=flag.requires,
         probe=flag.probe,
     )
-

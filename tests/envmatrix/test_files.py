@@ -76,8 +76,12 @@ def test_files_the_commands_write_are_private(world: World, umask: int) -> None:
         world.run("rotation", "calendar", "--ics", str(out / "rotations.ics")),
     ]
     assert [r.code for r in runs] == [0, 0, 0, 0], [r.err for r in runs]
-    written = [out / "plan.json", out / "matrix.html", out / "rotations.ics",
-               *(out / "state").iterdir()]
+    written = [
+        out / "plan.json",
+        out / "matrix.html",
+        out / "rotations.ics",
+        *(out / "state").iterdir(),
+    ]
     assert {p.name: mode(p) for p in written} == {p.name: 0o600 for p in written}
     assert mode(out / "state") == 0o700
 

@@ -13,22 +13,34 @@ from tests.world import World
 PW = "Url-Pw-5521"
 
 
-@pytest.mark.parametrize(("url", "shown", "host"), [
-    (f"https://ci:{PW}@vault.example.com:8200", "https://***@vault.example.com:8200",
-     "vault.example.com:8200"),
-    (f"https://{PW}@api.github.example/api/v3", "https://***@api.github.example/api/v3",
-     "api.github.example"),
-    # an unencoded '/', '?', '#' or '@' in the password: parsers split elsewhere; we do not
-    (f"http://ci:ab/{PW}@h:1/x", "http://***@h:1/x", "h:1"),
-    (f"http://ci:ab?{PW}@h", "http://***@h", "h"),
-    (f"http://ci:ab#{PW}@h", "http://***@h", "h"),
-    (f"http://ci:a@b{PW}@h:2", "http://***@h:2", "h:2"),
-    (f"postgresql://app:{PW}@db:5432/app?sslmode=require", "postgresql://***@db:5432/app?***",
-     "db:5432"),
-    (f"http://vault:8200/?token={PW}", "http://vault:8200/?***", "vault:8200"),
-    (f"ci:{PW}@vault:8200", "***@vault:8200", "vault:8200"),  # no scheme at all
-    ("https://api.github.com", "https://api.github.com", "api.github.com"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown", "host"),
+    [
+        (
+            f"https://ci:{PW}@vault.example.com:8200",
+            "https://***@vault.example.com:8200",
+            "vault.example.com:8200",
+        ),
+        (
+            f"https://{PW}@api.github.example/api/v3",
+            "https://***@api.github.example/api/v3",
+            "api.github.example",
+        ),
+        # an unencoded '/', '?', '#' or '@' in the password: parsers split elsewhere; we do not
+        (f"http://ci:ab/{PW}@h:1/x", "http://***@h:1/x", "h:1"),
+        (f"http://ci:ab?{PW}@h", "http://***@h", "h"),
+        (f"http://ci:ab#{PW}@h", "http://***@h", "h"),
+        (f"http://ci:a@b{PW}@h:2", "http://***@h:2", "h:2"),
+        (
+            f"postgresql://app:{PW}@db:5432/app?sslmode=require",
+            "postgresql://***@db:5432/app?***",
+            "db:5432",
+        ),
+        (f"http://vault:8200/?token={PW}", "http://vault:8200/?***", "vault:8200"),
+        (f"ci:{PW}@vault:8200", "***@vault:8200", "vault:8200"),  # no scheme at all
+        ("https://api.github.com", "https://api.github.com", "api.github.com"),
+    ],
+)
 def test_userinfo_and_query_are_cut_out(url: str, shown: str, host: str) -> None:
     assert url_for_display(url) == shown
     assert host_for_display(url) == host

@@ -56,8 +56,11 @@ def rotate(
     due: Annotated[bool, typer.Option("--due", help="Revoke after grace; rotate all due.")] = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Emergency: rotate now even within grace; retire the"
-                     " current and the previous credential."),
+        typer.Option(
+            "--force",
+            help="Emergency: rotate now even within grace; retire the"
+            " current and the previous credential.",
+        ),
     ] = False,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Within grace: restore the previous value.")
@@ -75,16 +78,26 @@ def rotate(
 
     path = policy_path(policy)
     loaded = load_policy(path)
-    request = rotate_request(loaded, name, environment or (), due=due, resume=resume,
-                             rollback=rollback, from_file=from_file, force=force)
+    request = rotate_request(
+        loaded,
+        name,
+        environment or (),
+        due=due,
+        resume=resume,
+        rollback=rollback,
+        from_file=from_file,
+        force=force,
+    )
     groups = selected_groups(loaded, request)
     if must_ask(yes, "rotate"):
         paths = [g.path for g in groups]
         ask_yes(f"{request.mode.value.capitalize()} {', '.join(paths) or 'everything due'}")
-    settings = StrategySettings(Path(path).resolve().parent,
-                                None if due else _manual_value_source(from_file))
-    outcomes = run_rotate(path, loaded, request, groups, settings,
-                          None if json_output else _print_step, warn)
+    settings = StrategySettings(
+        Path(path).resolve().parent, None if due else _manual_value_source(from_file)
+    )
+    outcomes = run_rotate(
+        path, loaded, request, groups, settings, None if json_output else _print_step, warn
+    )
     _render_rotation(outcomes, json_output)
 
 
@@ -100,8 +113,9 @@ def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretVa
             return SecretValue(_read_value_file(from_file))
         if not sys.stdin.isatty():
             return SecretValue(sys.stdin.read().removesuffix("\n").removesuffix("\r"))
-        return SecretValue(typer.prompt(f"New value for {name}", hide_input=True,
-                                        confirmation_prompt=True))
+        return SecretValue(
+            typer.prompt(f"New value for {name}", hide_input=True, confirmation_prompt=True)
+        )
 
     return source
 
@@ -186,9 +200,7 @@ def rotation_due(
 def rotation_calendar(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
-    days: Annotated[
-        int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")
-    ] = 90,
+    days: Annotated[int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")] = 90,
     owner: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--owner", help="Only this owner's rotations (repeatable)."),

@@ -137,7 +137,10 @@ def audit_trail(
     if since is not None:
         now = datetime.now(UTC)
         moment = parsed(
-            "--since", since, lambda text: parse_since(text, now), "a duration (24h, 7d) or an ISO time"
+            "--since",
+            since,
+            lambda text: parse_since(text, now),
+            "a duration (24h, 7d) or an ISO time",
         )
     events = audit_events(policy_path(policy), moment, warn)
     if json_output:

@@ -104,8 +104,10 @@ def verify(
     repository: RepositoryOption = None,
     source: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--source", help="environ|github|vault (default: environ in GitHub Actions, "
-                     "else github)."),
+        typer.Option(
+            "--source",
+            help="environ|github|vault (default: environ in GitHub Actions, else github).",
+        ),
     ] = None,
     policy: PolicyOption = None,
     json_output: JsonOption = False,
@@ -166,8 +168,9 @@ def probe_supabase(
         render.print_json(result.to_json())
     else:
         verdict = "ok" if result.ok else "failed"
-        render.console().print(f"probe supabase in {logical}: {verdict}: {result.detail}",
-                               markup=False)
+        render.console().print(
+            f"probe supabase in {logical}: {verdict}: {result.detail}", markup=False
+        )
     if not result.ok:
         raise typer.Exit(ExitCode.FAILURE)
 

@@ -66,16 +66,26 @@ def test_connection_failures_name_their_kind_and_no_password(
     role = _make_role(pg, "seam", f"right-{CANARY}")
     base = f"host={pg.host} port={pg.port}"
     cases = [
-        (f"host=127.0.0.1 port={_closed_port()} user=u password={CANARY}",
-         "connection refused at 127.0.0.1:"),
-        (f"{base} user={role} password=wrong-{CANARY} dbname=postgres",
-         f"authentication failed for user {role}"),
-        (f"postgresql://{role}:wrong-{CANARY}@{pg.host}:{pg.port}/postgres",
-         f"authentication failed for user {role}"),
-        (f"{base} user=postgres password={CANARY} dbname=no_such_db_{uuid.uuid4().hex[:6]}",
-         "database no_such_db_"),
-        (f"{base} user=no_such_role_{uuid.uuid4().hex[:6]} password={CANARY} dbname=postgres",
-         "the server refused user no_such_role_"),
+        (
+            f"host=127.0.0.1 port={_closed_port()} user=u password={CANARY}",
+            "connection refused at 127.0.0.1:",
+        ),
+        (
+            f"{base} user={role} password=wrong-{CANARY} dbname=postgres",
+            f"authentication failed for user {role}",
+        ),
+        (
+            f"postgresql://{role}:wrong-{CANARY}@{pg.host}:{pg.port}/postgres",
+            f"authentication failed for user {role}",
+        ),
+        (
+            f"{base} user=postgres password={CANARY} dbname=no_such_db_{uuid.uuid4().hex[:6]}",
+            "database no_such_db_",
+        ),
+        (
+            f"{base} user=no_such_role_{uuid.uuid4().hex[:6]} password={CANARY} dbname=postgres",
+            "the server refused user no_such_role_",
+        ),
         (f"{base} user={role} dbname=postgres", f"wants a password for user {role}"),
         (f"host={pg.host} port=notaport user=u password={CANARY}", "must be a number"),
     ]
@@ -113,11 +123,15 @@ def test_the_dsn_is_never_shown(postgres_server: PostgresServer) -> None:
 
 def test_an_unreachable_audit_store_names_the_endpoint_only(tmp_path: Path) -> None:
     port = _closed_port()
-    for dsn in (f"host=127.0.0.1 port={port} user=auditor password={CANARY} dbname=audit",
-                f"postgresql://auditor:{CANARY}@127.0.0.1:{port}/audit?connect_timeout=2"):
-        texts = failure_texts(lambda d=dsn: PostgresAuditSink(d, "PostgreSQL ($AUDIT_DSN)"),
-                              (Exception,))
-        assert texts[0] == ("cannot open the audit table in PostgreSQL ($AUDIT_DSN): "
-                            f"connection refused at 127.0.0.1:{port}")
+    for dsn in (
+        f"host=127.0.0.1 port={port} user=auditor password={CANARY} dbname=audit",
+        f"postgresql://auditor:{CANARY}@127.0.0.1:{port}/audit?connect_timeout=2",
+    ):
+        texts = failure_texts(
+            lambda d=dsn: PostgresAuditSink(d, "PostgreSQL ($AUDIT_DSN)"), (Exception,)
+        )
+        assert texts[0] == (
+            "cannot open the audit table in PostgreSQL ($AUDIT_DSN): "
+            f"connection refused at 127.0.0.1:{port}"
+        )
         assert not any(CANARY in text for text in texts)
-
