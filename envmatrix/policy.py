@@ -3,7 +3,8 @@
 A policy names owners, GitHub environments, secrets (where each lives in Vault, which environments
 and repositories need it, how it rotates) and feature flags gated on secrets. The format is
 version 1 of the contract (README: Policy file). Validation is strict: unknown keys, duplicate
-keys, bad cron expressions and dangling references are errors that name the file, the line and the key path.
+keys, bad cron expressions and dangling references are errors that name the file, the line and
+the key path.
 """
 
 from __future__ import annotations
