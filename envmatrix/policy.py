@@ -25,13 +25,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from envmatrix.errors import PolicyError
+from envmatrix.safeio import UnsafeInput, load_yaml, read_regular_file
 
 MAX_POLICY_BYTES = 1_000_000
+MAX_POLICY_NODES = 200_000  # YAML nodes with aliases expanded: a policy has a few thousand
 SECRET_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 LOGICAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -433,15 +434,15 @@ def load_policy(path: str | Path) -> Policy:
 
 def _read_text(file: str) -> str:
     try:
-        data = Path(file).read_bytes()
+        data = read_regular_file(file, MAX_POLICY_BYTES)
     except FileNotFoundError:
         raise PolicyError(
             file, None, "", "no such policy file (set --policy or ENVMATRIX_POLICY)"
         ) from None
     except OSError as exc:
         raise PolicyError(file, None, "", f"cannot read: {exc.strerror}") from None
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(file, None, "", f"larger than {MAX_POLICY_BYTES} bytes; not a policy")
+    except UnsafeInput as exc:
+        raise PolicyError(file, None, "", f"cannot read: {exc}; not a policy") from None
     if b"\x00" in data:
         raise PolicyError(file, None, "", "binary data (NUL bytes); a policy is YAML text")
     try:
@@ -452,10 +453,10 @@ def _read_text(file: str) -> str:
 
 
 def _parse_yaml(file: str, text: str) -> CommentedMap:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
-        tree = yaml.load(text)
+        tree = load_yaml(text, max_nodes=MAX_POLICY_NODES, typ="rt", allow_duplicate_keys=False)
+    except UnsafeInput as exc:
+        raise PolicyError(file, None, "", f"refused: {exc}") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
