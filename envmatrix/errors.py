@@ -12,6 +12,7 @@
         ├── GitHubError             GitHub answered badly or not at all (names the endpoint)
         │   └── GitHubRateLimited   the wait for the rate limit would exceed the bound
         ├── StalePlanError          saved plan no longer matches the world
+        │   └── PlanMismatchError   saved plan's changes are not the ones the policy produces
         ├── LockHeldError           another runner holds the lock (names the holder)
         └── CheckFailed             a check (verify, flags check, rotation due) found a problem
 
@@ -101,6 +102,10 @@ class GitHubRateLimited(GitHubError):
 
 class StalePlanError(RuntimeFailure):
     """A saved plan was made against a world that has since changed."""
+
+
+class PlanMismatchError(StalePlanError):
+    """A saved plan's changes differ from the ones the policy and the world produce (edited)."""
 
 
 class LockHeldError(RuntimeFailure):

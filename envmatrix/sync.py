@@ -19,15 +19,17 @@ from typing import Any
 from envmatrix.apply import Applier, ApplyReport
 from envmatrix.audit import AuditSink
 from envmatrix.desired import DesiredState, desired_state, resolve_environments
-from envmatrix.errors import StalePlanError, UsageError
+from envmatrix.errors import PlanMismatchError, StalePlanError, UsageError
 from envmatrix.lock import APPLY_LOCK, VaultLock
 from envmatrix.observe import Observed, observe
-from envmatrix.plan import Change, Plan, diff
-from envmatrix.policy import Policy, load_policy
+from envmatrix.plan import Change, Kind, Plan, diff
+from envmatrix.policy import MAX_POLICY_BYTES, Policy, load_policy
 from envmatrix.ports import GitHubPort, VaultPort
+from envmatrix.safeio import UnsafeInput, read_regular_file
 from rotation.schedule import RotationStatus, rotation_statuses
 
 PLAN_FORMAT = "envmatrix-plan"
+MAX_PLAN_BYTES = 64 * 1024 * 1024  # a plan of 100,000 changes is about 50 MB
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,75 @@ def apply_saved(
             f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made;"
             " plan again"
         )
-    plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
-    return _applier(fresh, connections, audit).apply(plan)
+    require_policy_changes(plan_file, saved_changes(plan_file, saved), fresh.plan)
+    # equal in every field apply acts on: carry out the plan computed now, not the file's copy
+    return _applier(fresh, connections, audit).apply(fresh.plan)
+
+
+def saved_changes(plan_file: str, saved: Mapping[str, Any]) -> tuple[Change, ...]:
+    """The change records of a saved plan; a record that is not one is a UsageError."""
+    changes: list[Change] = []
+    for number, data in enumerate(saved["changes"], start=1):
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            changes.append(Change.from_json(data))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"{plan_file}: not a saved envmatrix plan: change {number} is not a planned"
+                f" change ({_junk_reason(exc)})"
+            ) from None
+    return tuple(changes)
+
+
+def _junk_reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r}" if exc.args and isinstance(exc.args[0], str) else "a key lacks"
+    return type(exc).__name__
+
+
+def require_policy_changes(plan_file: str, saved: Sequence[Change], fresh: Plan) -> None:
+    """Refuse (PlanMismatchError) a saved plan whose changes are not the ones the policy and the
+    world produce now, compared in every field apply acts on; display-only fields are not."""
+    wanted = [_acted_on(c) for c in fresh.changes]
+    given = [_acted_on(c) for c in saved]
+    for number, (change, key) in enumerate(zip(saved, given, strict=True), start=1):
+        if key not in wanted:
+            raise PlanMismatchError(
+                f"saved plan {plan_file} does not match the policy: change {number}"
+                f" ({describe_change(change)}) is not one the policy produces; plan again"
+            )
+    for change, key in zip(fresh.changes, wanted, strict=True):
+        if key not in given:
+            raise PlanMismatchError(
+                f"saved plan {plan_file} does not match the policy: it lacks"
+                f" {describe_change(change)}, which the policy produces; plan again"
+            )
+    if given != wanted:
+        number = next(i for i, (a, b) in enumerate(zip(given, wanted), start=1) if a != b)
+        raise PlanMismatchError(
+            f"saved plan {plan_file} does not match the policy: change {number}"
+            f" ({describe_change(saved[number - 1])}) is out of place or repeated; plan again"
+        )
+
+
+def _acted_on(change: Change) -> dict[str, Any]:
+    """Every field apply acts on: all but the reason, detail and owner, which only explain."""
+    data = change.to_json()
+    for explanation in ("reason", "detail", "owner"):
+        data.pop(explanation, None)
+    return data
+
+
+def describe_change(change: Change) -> str:
+    """`create secret evil/stash loot LOOT from db/prod#password v1`: a change in one line."""
+    where = change.environment if change.environment is not None else "(repository)"
+    text = f"{change.action} {change.kind} {change.repository} {where} {change.name}"
+    if change.vault_path is not None:
+        text += f" from {change.vault_path}#{change.vault_key} v{change.vault_version}"
+    if change.kind == Kind.VARIABLE and change.value is not None:
+        text += f" = {change.value}"
+    return text
 
 
 def vault_lock(
@@ -194,24 +263,41 @@ def write_plan_file(run: PlanRun, out: str) -> None:
 def read_plan_file(path: str) -> dict[str, Any]:
     """Load a saved plan; anything that is not one is a usage error."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(read_regular_file(path, MAX_PLAN_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnsafeInput as exc:
+        raise UsageError(f"{path}: not a saved envmatrix plan ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"{path}: not a saved envmatrix plan ({type(exc).__name__})") from None
     if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
         raise UsageError(f"{path}: not a saved envmatrix plan (write one with plan --out)")
     missing = {"policy", "policy_sha256", "environments", "fingerprint", "changes"} - set(document)
     if missing:
         raise UsageError(f"{path}: saved plan lacks {', '.join(sorted(missing))}")
+    _check_plan_fields(path, document)
     return document
+
+
+def _check_plan_fields(path: str, document: Mapping[str, Any]) -> None:
+    """The saved plan's own fields have their types (its changes are checked one by one)."""
+    texts = ("policy", "policy_sha256", "fingerprint")
+    bad = [k for k in texts if not isinstance(document[k], str)]
+    environments = document["environments"]
+    if not isinstance(environments, list) or not all(isinstance(e, str) for e in environments):
+        bad.append("environments")
+    if not isinstance(document["changes"], list):
+        bad.append("changes")
+    if bad:
+        raise UsageError(f"{path}: not a saved envmatrix plan ({', '.join(bad)} malformed)")
 
 
 def is_plan_file(path: str) -> bool:
     """Whether a path holds a saved plan (JSON) rather than a policy (YAML)."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(64).lstrip().startswith(b"{")
+        return read_regular_file(path, MAX_PLAN_BYTES).lstrip().startswith(b"{")
+    except UnsafeInput:  # a FIFO, a device, a huge file: read_plan_file says why it is refused
+        return True
     except OSError:
         return False
 
@@ -244,8 +330,8 @@ def _actor(connections: Connections) -> str:
 
 def _sha256(path: str) -> str:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_regular_file(path, MAX_POLICY_BYTES)).hexdigest()
+    except (OSError, UnsafeInput):
         return ""
 
 
