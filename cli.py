@@ -468,20 +468,22 @@ def matrix(
 ) -> None:
     """Which secret is where: secrets x environments per repository, with a status per cell."""
     from envmatrix import render_matrix
+    from envmatrix.desired import resolve_repository
     from envmatrix.matrix import matrix_for_run
     from envmatrix.scan import scan_workflows
-    from envmatrix.sync import connect, make_plan
+    from envmatrix.sync import connect, make_plan, write_output_file
 
     fmt = "json" if json_output else fmt
     if fmt not in render_matrix.FORMATS:
         raise UsageError(f"--format {fmt!r}: one of {', '.join(render_matrix.FORMATS)}")
     path = policy_path(policy)
     loaded = load_policy(path)
+    repository = resolve_repository(loaded, repository)
     scanned = scan_workflows(loaded, workflows, repository) if workflows else None
     with connect(loaded) as connections:
         grid = matrix_for_run(make_plan(path, connections, environment or (), loaded), repository)
     if out:
-        Path(out).write_text(render_matrix.render_matrix(grid, fmt, scanned), encoding="utf-8")
+        write_output_file(out, render_matrix.render_matrix(grid, fmt, scanned))
         render.console().print(f"Wrote the matrix ({fmt}) to {out}")
     elif fmt == "table":
         render.console().print(render_matrix.matrix_renderable(grid, scanned))

@@ -30,6 +30,7 @@ from typing import Any
 
 from ruamel.yaml.error import YAMLError
 
+from envmatrix.desired import resolve_repository
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy
 from envmatrix.safeio import UnsafeInput, load_yaml, read_regular_file
@@ -101,6 +102,7 @@ class ScanReport:
 
 def scan_workflows(policy: Policy, folder: str | Path, repository: str | None = None) -> ScanReport:
     """Read every workflow file in `folder` and compare it with the policy."""
+    repository = resolve_repository(policy, repository)
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"--workflows {folder}: not a directory")

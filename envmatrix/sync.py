@@ -260,6 +260,12 @@ def write_plan_file(run: PlanRun, out: str) -> None:
     _atomic_write(out, json.dumps(document, indent=2) + "\n")
 
 
+def write_output_file(path: str, text: str) -> None:
+    """Write a command's output file (`matrix --out`) atomically; UsageError ("cannot write")
+    when its folder is missing, it is a folder, or it is not writable."""
+    _atomic_write(path, text)
+
+
 def read_plan_file(path: str) -> dict[str, Any]:
     """Load a saved plan; anything that is not one is a usage error."""
     try:

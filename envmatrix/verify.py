@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from envmatrix.desired import owner_with_contact, resolve_environments
+from envmatrix.desired import owner_with_contact, resolve_environments, resolve_repository
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
@@ -118,9 +118,7 @@ def requirements(
 
 def check_repository(policy: Policy, repository: str | None) -> None:
     """A `--repository` the policy never targets is a usage error, not an empty success."""
-    known = {r.lower() for s in policy.secrets.values() for r in policy.repositories_for(s)}
-    if repository is not None and repository.lower() not in known:
-        raise UsageError(f"--repository {repository} is not targeted by the policy")
+    resolve_repository(policy, repository)
 
 
 def verify_environ(

@@ -16,6 +16,7 @@ from typing import Any
 from envmatrix.errors import UsageError
 from envmatrix.secret import SecretValue
 from rotation.strategies.base import Strategy
+from rotation.strategies.options import require_valid_options
 
 FACTORIES: dict[str, str] = {
     "generate": "rotation.strategies.generate:build",
@@ -47,6 +48,7 @@ def get_strategy(
     if target is None:
         known = ", ".join(sorted(FACTORIES))
         raise UsageError(f"rotation strategy {name!r} is not available in this envmatrix ({known})")
+    require_valid_options(name, options)  # validate checked them; this guards other callers
     module_name, _, function = target.partition(":")
     factory = getattr(importlib.import_module(module_name), function)
     strategy: Strategy = factory(options, settings or StrategySettings())
