@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from envmatrix.errors import UsageError
-from envmatrix.policy import Policy
+from envmatrix.policy import FlagSpec, Policy, SecretSpec
 
 # What output shows where an environment name would stand, for repository-level items.
 REPOSITORY_LEVEL = "(repository)"
@@ -115,7 +115,8 @@ def _resolve_one(policy: Policy, name: str) -> str:
 def policy_repositories(policy: Policy) -> tuple[str, ...]:
     """Every repository the policy targets (github.repositories, then secrets' and flags')."""
     found = list(policy.github.repositories)
-    for spec in (*policy.secrets.values(), *policy.flags.values()):
+    specs: list[SecretSpec | FlagSpec] = [*policy.secrets.values(), *policy.flags.values()]
+    for spec in specs:
         found += policy.repositories_for(spec)
     return tuple(dict.fromkeys(found))
 

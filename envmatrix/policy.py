@@ -192,7 +192,9 @@ class GitHubSettings(_Strict):
 class EnvironmentSpec(_Strict):
     """A logical environment and the GitHub environment it maps to."""
 
-    github: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_check_github_environment)]
+    github: Annotated[
+        str, Field(min_length=1, max_length=255), AfterValidator(_check_github_environment)
+    ]
 
 
 class OwnerSpec(_Strict):

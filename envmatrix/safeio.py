@@ -95,7 +95,7 @@ def run_bounded(
     writer = threading.Thread(target=_feed, args=(process.stdin, input), daemon=True)
     writer.start()
     output: list[bytes] = []
-    reader = threading.Thread(target=_drain, args=(process.stdout, limit, output), daemon=True)
+    reader = threading.Thread(target=_drain, args=(process, limit, output), daemon=True)
     reader.start()
     try:
         process.wait(timeout)
@@ -124,14 +124,17 @@ def _feed(stdin: IO[bytes], data: bytes) -> None:
             pass
 
 
-def _drain(stdout: IO[bytes], limit: int, output: list[bytes]) -> None:
+def _drain(process: subprocess.Popen[bytes], limit: int, output: list[bytes]) -> None:
+    """Collect the child's stdout; past `limit` bytes, kill it (it would block on a full pipe)."""
+    assert process.stdout is not None
     total = 0
     while total <= limit:
-        chunk = stdout.read1(_CHUNK) if hasattr(stdout, "read1") else stdout.read(_CHUNK)
+        chunk = process.stdout.read1(_CHUNK)  # type: ignore[attr-defined]  # a BufferedReader
         if not chunk:
             return
         output.append(chunk)
         total += len(chunk)
+    process.kill()
 
 
 def load_yaml(
@@ -170,16 +173,10 @@ def _check_expanded_size(root: Node, max_nodes: int) -> None:
             raise UnsafeInput("an alias refers to a node that contains it (recursive alias)")
         open_nodes.add(key)
         total = 1
-        if isinstance(node, MappingNode):
-            for k, v in node.value:
-                total += size(k) + size(v)
-                if total > max_nodes:
-                    break
-        elif isinstance(node, SequenceNode):
-            for item in node.value:
-                total += size(item)
-                if total > max_nodes:
-                    break
+        for child in _children(node):
+            total += size(child)
+            if total > max_nodes:
+                break
         open_nodes.discard(key)
         if total > max_nodes:
             raise UnsafeInput(
@@ -189,3 +186,11 @@ def _check_expanded_size(root: Node, max_nodes: int) -> None:
         return total
 
     size(root)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []

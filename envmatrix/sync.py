@@ -204,8 +204,9 @@ def require_policy_changes(plan_file: str, saved: Sequence[Change], fresh: Plan)
                 f"saved plan {plan_file} does not match the policy: it lacks"
                 f" {describe_change(change)}, which the policy produces; plan again"
             )
-    if given != wanted:
-        number = next(i for i, (a, b) in enumerate(zip(given, wanted), start=1) if a != b)
+    if given != wanted:  # the same changes, but repeated or in another order
+        pairs = zip(given, wanted, strict=False)
+        number = next((i for i, (a, b) in enumerate(pairs, start=1) if a != b), len(wanted) + 1)
         raise PlanMismatchError(
             f"saved plan {plan_file} does not match the policy: change {number}"
             f" ({describe_change(saved[number - 1])}) is out of place or repeated; plan again"

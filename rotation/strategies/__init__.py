@@ -48,8 +48,10 @@ def get_strategy(
     if target is None:
         known = ", ".join(sorted(FACTORIES))
         raise UsageError(f"rotation strategy {name!r} is not available in this envmatrix ({known})")
-    require_valid_options(name, options)  # validate checked them; this guards other callers
     module_name, _, function = target.partition(":")
     factory = getattr(importlib.import_module(module_name), function)
     strategy: Strategy = factory(options, settings or StrategySettings())
+    # validate checked the options against the model; this guards callers that skipped it
+    # (after the factory, whose own messages are the more specific ones)
+    require_valid_options(name, options)
     return strategy

@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.safeio import UnsafeInput, run_bounded
 from envmatrix.secret import SecretValue
 from rotation.strategies import StrategySettings
 from rotation.strategies.base import Created, RotationContext, RotationTestFailed
 
 DEFAULT_TIMEOUT = 300.0
+MAX_OUTPUT_BYTES = 1024 * 1024  # a create answer is a few values; more is refused
 WITHHELD_VARIABLES = ("VAULT_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
 
 
@@ -70,15 +72,16 @@ class CommandStrategy:
     def _run(self, step: str, ctx: RotationContext, **values: Mapping[str, SecretValue]) -> bytes:
         request = json.dumps(_request(step, ctx, self.options, values)).encode()
         try:
-            done = subprocess.run(
+            done = run_bounded(
                 self.argv,
                 input=request,
-                capture_output=True,
+                limit=MAX_OUTPUT_BYTES,
                 cwd=self.cwd,
                 timeout=self.timeout,
                 env=_rotator_environment(),
-                check=False,
             )
+        except UnsafeInput as exc:
+            raise RuntimeFailure(f"rotator {self.argv[0]} at step {step}: {exc}") from None
         except (OSError, subprocess.SubprocessError) as exc:
             # the exception text names the executable, never the input
             raise RuntimeFailure(

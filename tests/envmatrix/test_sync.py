@@ -122,7 +122,9 @@ def _drop_environment_creation(changes: list[dict[str, Any]]) -> None:
 
 TAMPERING = {
     "production source into staging": (_prod_source_into_staging, "ZOHO_CLIENT_ID from apps/"),
-    "into another repository": (_into_another_repository, "create secret evil/stash production ZOHO_CLIENT_ID"),
+    "into another repository": (
+        _into_another_repository, "create secret evil/stash production ZOHO_CLIENT_ID"
+    ),
     "delete an unmanaged secret": (_delete_an_orphan, "delete secret"),
     "flag true while blocked": (_flag_true_early, "FEATURE_AI_ESCALATIONS = true"),
     "a change left out": (_drop_environment_creation, "lacks create environment"),
