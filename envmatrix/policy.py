@@ -356,7 +356,9 @@ def _check_strategy_options(policy: Policy) -> None:
         try:
             check_options(secret.rotation.strategy, secret.rotation.options)
         except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
+            # an unknown key first: a misspelt option explains the "missing" one
+            errors = exc.errors(include_url=False)
+            error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
             loc = ("secrets", name, "rotation", "options", *_model_loc(error["loc"]))
             raise _Reference(loc, _error_message(error, loc)) from None
 

@@ -6,6 +6,7 @@ same code runs against a real Vault and GitHub, the sandbox, or test doubles.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -172,6 +173,7 @@ def saved_changes(plan_file: str, saved: Mapping[str, Any]) -> tuple[Change, ...
         try:
             if not isinstance(data, dict):
                 raise TypeError("not an object")
+            _check_change_keys(data)
             changes.append(Change.from_json(data))
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(
@@ -181,9 +183,25 @@ def saved_changes(plan_file: str, saved: Mapping[str, Any]) -> tuple[Change, ...
     return tuple(changes)
 
 
+_CHANGE_FIELDS = {f.name: f for f in dataclasses.fields(Change)}
+
+
+def _check_change_keys(data: Mapping[str, Any]) -> None:
+    unknown = sorted(str(k) for k in data if k not in _CHANGE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}")
+    required = [n for n, f in _CHANGE_FIELDS.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise KeyError(missing[0])
+
+
 def _junk_reason(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"no {exc.args[0]!r}" if exc.args and isinstance(exc.args[0], str) else "a key lacks"
+    if isinstance(exc, ValueError) and str(exc).startswith("unknown field "):
+        return str(exc)
     return type(exc).__name__
 
 
@@ -283,6 +301,7 @@ def read_plan_file(path: str) -> dict[str, Any]:
     if missing:
         raise UsageError(f"{path}: saved plan lacks {', '.join(sorted(missing))}")
     _check_plan_fields(path, document)
+    saved_changes(path, document)  # junk in a change is a usage error before anything connects
     return document
 
 
