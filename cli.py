@@ -54,11 +54,14 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _options(
     version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                           help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Sync secrets from Vault into GitHub Actions environments; rotate them; gate flags."""
+
 
 PolicyOption = Annotated[
     Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
@@ -287,8 +290,9 @@ def force_unlock(
 
 def _confirm_unlock(yes: bool, what: str) -> None:
     if _must_ask(yes, "force-unlock"):
-        render.console().print(f"The lock is {what}. Unlocking it while that run is alive lets two"
-                               " runs write at once.")
+        render.console().print(
+            f"The lock is {what}. Unlocking it while that run is alive lets two runs write at once."
+        )
         _ask_yes("Force-unlock")
 
 
@@ -391,9 +395,7 @@ def rotation_due(
 def rotation_calendar(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
-    days: Annotated[
-        int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")
-    ] = 90,
+    days: Annotated[int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")] = 90,
     owner: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--owner", help="Only this owner's rotations (repeatable)."),
@@ -548,8 +550,10 @@ def verify(
     repository: RepositoryOption = None,
     source: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--source", help="environ|github|vault (default: environ in GitHub Actions, "
-                     "else github)."),
+        typer.Option(
+            "--source",
+            help="environ|github|vault (default: environ in GitHub Actions, else github).",
+        ),
     ] = None,
     policy: PolicyOption = None,
     json_output: JsonOption = False,
@@ -618,8 +622,9 @@ def probe_supabase(
         render.print_json(result.to_json())
     else:
         verdict = "ok" if result.ok else "failed"
-        render.console().print(f"probe supabase in {logical}: {verdict}: {result.detail}",
-                               markup=False)
+        render.console().print(
+            f"probe supabase in {logical}: {verdict}: {result.detail}", markup=False
+        )
     if not result.ok:
         raise typer.Exit(ExitCode.FAILURE)
 
@@ -654,16 +659,30 @@ def rotate(
 
     path = policy_path(policy)
     loaded = load_policy(path)
-    request = rotate_request(loaded, name, environment or (), due=due, resume=resume,
-                             rollback=rollback, from_file=from_file)
+    request = rotate_request(
+        loaded,
+        name,
+        environment or (),
+        due=due,
+        resume=resume,
+        rollback=rollback,
+        from_file=from_file,
+    )
     groups = selected_groups(loaded, request)
     _confirm_rotation(yes, request.mode.value, [g.path for g in groups])
     connections = connect(loaded)
-    settings = StrategySettings(Path(path).resolve().parent,
-                                None if due else _manual_value_source(from_file))
+    settings = StrategySettings(
+        Path(path).resolve().parent, None if due else _manual_value_source(from_file)
+    )
     with _audit_sink(loaded, path) as sink:
-        engine = RotationEngine(loaded, connections.vault, connections.github, settings=settings,
-                                audit=sink, on_step=None if json_output else _print_step)
+        engine = RotationEngine(
+            loaded,
+            connections.vault,
+            connections.github,
+            settings=settings,
+            audit=sink,
+            on_step=None if json_output else _print_step,
+        )
         outcomes = run_rotation(engine, request, groups)
     _render_rotation(outcomes, json_output)
 
@@ -687,8 +706,9 @@ def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretVa
             return SecretValue(_read_value_file(from_file))
         if not sys.stdin.isatty():
             return SecretValue(_read_stdin_value().removesuffix("\n").removesuffix("\r"))
-        return SecretValue(typer.prompt(f"New value for {name}", hide_input=True,
-                                        confirmation_prompt=True))
+        return SecretValue(
+            typer.prompt(f"New value for {name}", hide_input=True, confirmation_prompt=True)
+        )
 
     return source
 

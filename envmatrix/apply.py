@@ -227,8 +227,10 @@ class Applier:
         return result
 
     def _emit(self, change: Change, action: str, result: ItemResult) -> None:
-        where = change.repository if change.environment is None else (
-            f"{change.repository}/{change.environment}"
+        where = (
+            change.repository
+            if change.environment is None
+            else (f"{change.repository}/{change.environment}")
         )
         target = f"github:{where}/{change.name}"
         self._audit.record(

@@ -96,8 +96,11 @@ class HeldLock:
 
     def to_document(self) -> dict[str, str]:
         return {
-            "id": self.id, "holder": self.holder, "operation": self.operation,
-            "created_at": self.created_at.isoformat(), "expires_at": self.expires_at.isoformat(),
+            "id": self.id,
+            "holder": self.holder,
+            "operation": self.operation,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
         }
 
     @classmethod
@@ -108,10 +111,12 @@ class HeldLock:
             return None
         try:
             return cls(
-                str(data["id"]), str(data.get("holder", "unknown")),
+                str(data["id"]),
+                str(data.get("holder", "unknown")),
                 str(data.get("operation", "unknown")),
                 datetime.fromisoformat(str(data["created_at"])),
-                datetime.fromisoformat(str(data["expires_at"])), document.version,
+                datetime.fromisoformat(str(data["expires_at"])),
+                document.version,
             )
         except (KeyError, ValueError):
             raise RuntimeFailure(
@@ -121,23 +126,32 @@ class HeldLock:
 
     def describe(self) -> str:
         """`state locked by ... since ...` without the advice; for audit details."""
-        return (f"held by {self.holder} since {self.created_at:%Y-%m-%d %H:%M:%S %Z} "
-                f"(lock ID {self.id}, operation {self.operation})")
+        return (
+            f"held by {self.holder} since {self.created_at:%Y-%m-%d %H:%M:%S %Z} "
+            f"(lock ID {self.id}, operation {self.operation})"
+        )
 
 
 def held_message(lock: HeldLock) -> str:
     """The one line a second runner prints (Terraform's "Error acquiring the state lock")."""
-    return (f"state locked by {lock.holder} since {lock.created_at:%Y-%m-%d %H:%M:%S %Z} "
-            f"(lock ID {lock.id}, operation {lock.operation}); wait, or run "
-            f"envmatrix force-unlock {lock.id}")
+    return (
+        f"state locked by {lock.holder} since {lock.created_at:%Y-%m-%d %H:%M:%S %Z} "
+        f"(lock ID {lock.id}, operation {lock.operation}); wait, or run "
+        f"envmatrix force-unlock {lock.id}"
+    )
 
 
 class VaultLock:
     """A lock in Vault, used as a context manager around one run's writes."""
 
     def __init__(
-        self, vault: VaultPort, name: str, operation: str, actor: str,
-        audit: AuditSink | None = None, timeout: float = 0.0,
+        self,
+        vault: VaultPort,
+        name: str,
+        operation: str,
+        actor: str,
+        audit: AuditSink | None = None,
+        timeout: float = 0.0,
         expiry: timedelta = DEFAULT_EXPIRY,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
@@ -185,12 +199,18 @@ class VaultLock:
         try:
             version = self._write_released(held, "released")
         except VaultCasMismatch:
-            self._record("lock.release", "failed", held.version,
-                         f"lock {held.id} was broken or taken over meanwhile; left as it is")
+            self._record(
+                "lock.release",
+                "failed",
+                held.version,
+                f"lock {held.id} was broken or taken over meanwhile; left as it is",
+            )
             return
         except EnvmatrixError as exc:  # Vault sealed or down: keep the run's own report
-            self.release_error = (f"lock {held.id} not released ({exc}); it expires at "
-                                  f"{held.expires_at:%Y-%m-%d %H:%M %Z} or use force-unlock")
+            self.release_error = (
+                f"lock {held.id} not released ({exc}); it expires at "
+                f"{held.expires_at:%Y-%m-%d %H:%M %Z} or use force-unlock"
+            )
             self._record("lock.release", "failed", held.version, self.release_error)
             return
         self._record("lock.release", "ok", version, f"lock ID {held.id}")
@@ -226,8 +246,14 @@ class VaultLock:
     ) -> HeldLock | None:
         """Write our lock over version `cas`; None when a racer changed the lock first."""
         now = self._clock()
-        mine = HeldLock(str(uuid.uuid4()), holder_identity(self._actor), self._operation,
-                        now, now + self._expiry, 0)
+        mine = HeldLock(
+            str(uuid.uuid4()),
+            holder_identity(self._actor),
+            self._operation,
+            now,
+            now + self._expiry,
+            0,
+        )
         try:
             version = self._vault.write_document(self.path, mine.to_document(), cas=cas)
         except VaultCasMismatch:
@@ -262,11 +288,21 @@ class VaultLock:
 
     def _write_released(self, held: HeldLock, how: str) -> int:
         document = {
-            "released_at": self._clock().isoformat(), "released_by": holder_identity(self._actor),
-            "released_how": how, "last_id": held.id,
+            "released_at": self._clock().isoformat(),
+            "released_by": holder_identity(self._actor),
+            "released_how": how,
+            "last_id": held.id,
         }
         return self._vault.write_document(self.path, document, cas=held.version)
 
     def _record(self, action: str, result: str, version: int | None, detail: str) -> None:
-        self._audit.record(AuditEvent(action, f"vault:{self._vault.mount}/{self.path}", result,
-                                      self._actor, version, detail))
+        self._audit.record(
+            AuditEvent(
+                action,
+                f"vault:{self._vault.mount}/{self.path}",
+                result,
+                self._actor,
+                version,
+                detail,
+            )
+        )

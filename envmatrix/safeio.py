@@ -65,8 +65,13 @@ def read_stream(stream: IO[bytes], limit: int) -> bytes:
 
 
 def _file_type(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
     return next((name for test, name in kinds if test(mode)), "a special file")
 
 
@@ -79,7 +84,12 @@ class BoundedRun:
 
 
 def run_bounded(
-    argv: list[str], *, input: bytes, limit: int, timeout: float, cwd: str | os.PathLike[str],
+    argv: list[str],
+    *,
+    input: bytes,
+    limit: int,
+    timeout: float,
+    cwd: str | os.PathLike[str],
     env: dict[str, str],
 ) -> BoundedRun:
     """Run `argv` with `input` on stdin; stderr is discarded and stdout kept up to `limit` bytes.
@@ -88,8 +98,12 @@ def run_bounded(
     (subprocess.TimeoutExpired); OSError when it cannot start.
     """
     process = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        cwd=cwd, env=env,
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=env,
     )
     assert process.stdin is not None and process.stdout is not None
     writer = threading.Thread(target=_feed, args=(process.stdin, input), daemon=True)

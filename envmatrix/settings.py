@@ -14,7 +14,12 @@ from envmatrix.errors import UsageError
 
 
 def number_setting(
-    environ: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float,
+    environ: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float,
     integer: bool = False,
 ) -> float:
     """`environ[name]` as a finite number in [minimum, maximum] (a whole number if `integer`),

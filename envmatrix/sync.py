@@ -190,8 +190,11 @@ def _check_change_keys(data: Mapping[str, Any]) -> None:
     unknown = sorted(str(k) for k in data if k not in _CHANGE_FIELDS)
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r}")
-    required = [n for n, f in _CHANGE_FIELDS.items()
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    required = [
+        n
+        for n, f in _CHANGE_FIELDS.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = [n for n in required if n not in data]
     if missing:
         raise KeyError(missing[0])

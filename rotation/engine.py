@@ -623,8 +623,7 @@ def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
     if report.ok:
         return
     problems = [
-        f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}:"
-        f" {r.error}"
+        f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}: {r.error}"
         for r in report.failed
     ] + list(report.state_errors)
     raise RuntimeFailure(

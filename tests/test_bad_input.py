@@ -118,9 +118,16 @@ def plan_file(changes: object, **fields: object) -> Setup:
     """A saved plan whose changes (or other fields) are junk: `apply FILE --yes`."""
 
     def setup(w: World, tmp: Path) -> tuple[str, ...]:
-        document = {"format": "envmatrix-plan", "version": 1, "policy": str(w.policy_path),
-                    "policy_sha256": "0" * 64, "environments": ["staging"], "fingerprint": "f",
-                    "changes": changes, **fields}
+        document = {
+            "format": "envmatrix-plan",
+            "version": 1,
+            "policy": str(w.policy_path),
+            "policy_sha256": "0" * 64,
+            "environments": ["staging"],
+            "fingerprint": "f",
+            "changes": changes,
+            **fields,
+        }
         path = tmp / "plan.json"
         path.write_text(json.dumps(document))
         return ("apply", str(path), "--yes")
@@ -143,8 +150,15 @@ def fifo(tmp: Path) -> Path:
     return tmp / "fifo"
 
 
-CHANGE = {"action": "create", "kind": "secret", "repository": "occ-labs/operator-console",
-          "environment": "staging", "name": "ZOHO_CLIENT_ID", "reason": "missing", "detail": ""}
+CHANGE = {
+    "action": "create",
+    "kind": "secret",
+    "repository": "occ-labs/operator-console",
+    "environment": "staging",
+    "name": "ZOHO_CLIENT_ID",
+    "reason": "missing",
+    "detail": "",
+}
 POSTGRES = "      strategy: manual                  # changes only in Zoho's API console"
 GITHUB_REPOSITORIES = "  repositories: [occ-labs/operator-console]"
 MISSPELT_REPOSITORY = "occ-labs/operator-consle"
@@ -195,8 +209,11 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         "no such policy file",
     ),
     "strategy option misspelt (postgres mode)": (
-        policy_text(POSTGRES, "      strategy: postgres\n"
-                    "      options: {dsn_env: PG_ADMIN_DSN, mdoe: alternating, roles: [a, b]}"),
+        policy_text(
+            POSTGRES,
+            "      strategy: postgres\n"
+            "      options: {dsn_env: PG_ADMIN_DSN, mdoe: alternating, roles: [a, b]}",
+        ),
         3,
         "rotation.options.mdoe: unknown key 'mdoe'",
     ),
@@ -211,8 +228,11 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         "rotation.options.user: required key is missing",
     ),
     "strategy mode without its roles": (
-        policy_text(POSTGRES, "      strategy: postgres\n"
-                    "      options: {dsn_env: PG_ADMIN_DSN, mode: alternating, role: app}"),
+        policy_text(
+            POSTGRES,
+            "      strategy: postgres\n"
+            "      options: {dsn_env: PG_ADMIN_DSN, mode: alternating, role: app}",
+        ),
         3,
         "mode alternating takes roles",
     ),
@@ -272,24 +292,33 @@ CASES: dict[str, tuple[Setup, int, str]] = {
     "apply given a FIFO": (special_file(fifo, "apply", "FILE", "--yes"), 3, "a FIFO"),
     "plan file change not an object": (plan_file(["create"]), 3, "change 1 is not a planned"),
     "plan file change with an unknown action": (
-        plan_file([dict(CHANGE, action="overwrite")]), 3, "change 1 is not a planned change"
+        plan_file([dict(CHANGE, action="overwrite")]),
+        3,
+        "change 1 is not a planned change",
     ),
     "plan file change with an extra field": (
-        plan_file([CHANGE, dict(CHANGE, sudo=True)]), 3, "change 2 is not a planned change (unknown"
+        plan_file([CHANGE, dict(CHANGE, sudo=True)]),
+        3,
+        "change 2 is not a planned change (unknown",
     ),
     "plan file change without a name": (
-        plan_file([{k: v for k, v in CHANGE.items() if k != "name"}]), 3, "no 'name'"
+        plan_file([{k: v for k, v in CHANGE.items() if k != "name"}]),
+        3,
+        "no 'name'",
     ),
     "plan file change with a bad timestamp": (
-        plan_file([dict(CHANGE, github_updated_at="yesterday")]), 3, "change 1"
+        plan_file([dict(CHANGE, github_updated_at="yesterday")]),
+        3,
+        "change 1",
     ),
     "plan file changes not a list": (plan_file({"a": 1}), 3, "changes malformed"),
     "plan file environments not a list": (
-        plan_file([], environments="staging"), 3, "environments malformed"
+        plan_file([], environments="staging"),
+        3,
+        "environments malformed",
     ),
     "plan file nested too deeply": (
-        file_arg(b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "apply", "FILE",
-                 "--yes"),
+        file_arg(b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "apply", "FILE", "--yes"),
         3,
         "not a saved envmatrix plan",
     ),
@@ -314,8 +343,16 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         "did you mean occ-labs/operator-console?",
     ),
     "flags check --repository misspelt": (
-        args("flags", "check", "FEATURE_AI_ESCALATIONS", "-e", "staging", "-r",
-             MISSPELT_REPOSITORY, "--no-probe"),
+        args(
+            "flags",
+            "check",
+            "FEATURE_AI_ESCALATIONS",
+            "-e",
+            "staging",
+            "-r",
+            MISSPELT_REPOSITORY,
+            "--no-probe",
+        ),
         3,
         "did you mean occ-labs/operator-console?",
     ),
@@ -324,18 +361,18 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         3,
         "did you mean FEATURE_AI_ESCALATIONS?",
     ),
-    "plan --environment misspelt": (
-        args("plan", "-e", "prodution"), 3, "did you mean production?"
-    ),
+    "plan --environment misspelt": (args("plan", "-e", "prodution"), 3, "did you mean production?"),
     "matrix --environment misspelt": (args("matrix", "-e", "stagng"), 3, "did you mean staging?"),
     "rotation status --environment misspelt": (
-        args("rotation", "status", "-e", "prodution"), 3, "did you mean production?"
+        args("rotation", "status", "-e", "prodution"),
+        3,
+        "did you mean production?",
     ),
-    "verify --environment misspelt": (
-        args("verify", "-e", "stagin"), 3, "did you mean staging?"
-    ),
+    "verify --environment misspelt": (args("verify", "-e", "stagin"), 3, "did you mean staging?"),
     "repository '..' as --repository": (
-        args("matrix", "-r", "occ-labs/.."), 3, "is not targeted by the policy"
+        args("matrix", "-r", "occ-labs/.."),
+        3,
+        "is not targeted by the policy",
     ),
     "plan --out into a missing folder": (
         args("plan", "--out", "/nonexistent/dir/plan.json"),
@@ -367,28 +404,42 @@ CASES: dict[str, tuple[Setup, int, str]] = {
     ),
     "attempts zero": (env("ENVMATRIX_GITHUB_ATTEMPTS", "0"), 3, "ENVMATRIX_GITHUB_ATTEMPTS"),
     "attempts a fraction": (
-        env("ENVMATRIX_GITHUB_ATTEMPTS", "2.5"), 3, "ENVMATRIX_GITHUB_ATTEMPTS='2.5' is not"
+        env("ENVMATRIX_GITHUB_ATTEMPTS", "2.5"),
+        3,
+        "ENVMATRIX_GITHUB_ATTEMPTS='2.5' is not",
     ),
     "max wait NaN": (env("ENVMATRIX_GITHUB_MAX_WAIT", "nan"), 3, "ENVMATRIX_GITHUB_MAX_WAIT"),
     "max wait infinite": (env("ENVMATRIX_GITHUB_MAX_WAIT", "inf"), 3, "ENVMATRIX_GITHUB_MAX_WAIT"),
     "backoff negative": (
-        env("ENVMATRIX_GITHUB_BACKOFF", "-1"), 3, "ENVMATRIX_GITHUB_BACKOFF='-1' is out of range"
+        env("ENVMATRIX_GITHUB_BACKOFF", "-1"),
+        3,
+        "ENVMATRIX_GITHUB_BACKOFF='-1' is out of range",
     ),
     "secondary backoff huge": (
-        env("ENVMATRIX_GITHUB_SECONDARY_BACKOFF", "1e12"), 3, "ENVMATRIX_GITHUB_SECONDARY_BACKOFF"
+        env("ENVMATRIX_GITHUB_SECONDARY_BACKOFF", "1e12"),
+        3,
+        "ENVMATRIX_GITHUB_SECONDARY_BACKOFF",
     ),
     "timeout zero": (env("ENVMATRIX_GITHUB_TIMEOUT", "0"), 3, "ENVMATRIX_GITHUB_TIMEOUT"),
     "write interval NaN": (
-        env("ENVMATRIX_GITHUB_WRITE_INTERVAL", "NaN"), 3, "ENVMATRIX_GITHUB_WRITE_INTERVAL"
+        env("ENVMATRIX_GITHUB_WRITE_INTERVAL", "NaN"),
+        3,
+        "ENVMATRIX_GITHUB_WRITE_INTERVAL",
     ),
     "GitHub token with a newline": (
-        env("GITHUB_TOKEN", "sandbox-token\nX-Injected: 1"), 3, "GITHUB_TOKEN holds a line break"
+        env("GITHUB_TOKEN", "sandbox-token\nX-Injected: 1"),
+        3,
+        "GITHUB_TOKEN holds a line break",
     ),
     "GitHub token with a carriage return": (
-        env("GITHUB_TOKEN", "sandbox\rtoken"), 3, "GITHUB_TOKEN holds a line break"
+        env("GITHUB_TOKEN", "sandbox\rtoken"),
+        3,
+        "GITHUB_TOKEN holds a line break",
     ),
     "Vault token with a newline": (
-        env("VAULT_TOKEN", "root\nroot"), 3, "VAULT_TOKEN holds a line break"
+        env("VAULT_TOKEN", "root\nroot"),
+        3,
+        "VAULT_TOKEN holds a line break",
     ),
     "ENVMATRIX_POLICY missing file": (
         env("ENVMATRIX_POLICY", "/nonexistent.yaml"),

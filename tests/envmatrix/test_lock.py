@@ -37,10 +37,14 @@ def test_a_held_lock_refuses_a_second_runner_naming_the_holder(vault: VaultAdapt
     assert message.startswith("state locked by token:ci accessor:abc on ")
     assert f"{socket.gethostname()} pid {os.getpid()}" in message
     assert message.endswith(
-        f"(lock ID {held.id}, operation apply); wait, or run envmatrix force-unlock {held.id}")
+        f"(lock ID {held.id}, operation apply); wait, or run envmatrix force-unlock {held.id}"
+    )
     assert "\n" not in message
     assert [(e.action, e.result) for e in audit.events] == [
-        ("lock.take", "ok"), ("lock.take", "failed"), ("lock.release", "ok")]
+        ("lock.take", "ok"),
+        ("lock.take", "failed"),
+        ("lock.release", "ok"),
+    ]
     assert {e.target for e in audit.events} == {f"vault:{vault.mount}/envmatrix/locks/apply"}
 
 
@@ -89,8 +93,13 @@ def test_an_expired_lock_is_taken_over_and_the_break_is_audited(vault: VaultAdap
 
 def _planted_lock(vault: VaultAdapter, holder: str) -> str:
     now = datetime.now(UTC)
-    document = {"id": "dead-run", "holder": holder, "operation": "apply",
-                "created_at": now.isoformat(), "expires_at": (now + timedelta(hours=1)).isoformat()}
+    document = {
+        "id": "dead-run",
+        "holder": holder,
+        "operation": "apply",
+        "created_at": now.isoformat(),
+        "expires_at": (now + timedelta(hours=1)).isoformat(),
+    }
     vault.write_document("envmatrix/locks/apply", document)
     return "dead-run"
 
@@ -104,12 +113,15 @@ def test_a_lock_whose_process_died_on_this_host_is_taken_over(vault: VaultAdapte
         assert taken.id != "dead-run"
     assert runner.took_over is not None and "holder process gone" in runner.took_over
     assert [e.detail.split(":")[0] for e in audit.events if e.action == "lock.broken"] == [
-        "holder process gone"]
+        "holder process gone"
+    ]
 
 
 def test_a_live_or_remote_holder_is_not_taken_over(vault: VaultAdapter) -> None:
-    for holder in (f"token:ci accessor:abc on {socket.gethostname()} pid {os.getpid()}",
-                   f"token:ci accessor:abc on another-runner pid {_exited_pid()}"):
+    for holder in (
+        f"token:ci accessor:abc on {socket.gethostname()} pid {os.getpid()}",
+        f"token:ci accessor:abc on another-runner pid {_exited_pid()}",
+    ):
         _planted_lock(vault, holder)
         with pytest.raises(LockHeldError):
             _lock(vault).acquire()
@@ -166,7 +178,10 @@ def test_lock_names_stay_under_envmatrix_locks(name: str) -> None:
 
 @pytest.fixture
 def policy_file(
-    tmp_path: Path, vault_mount: str, vault_env: dict[str, str], sandbox: GitHubSandbox,
+    tmp_path: Path,
+    vault_mount: str,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     for name, value in cli_env(vault_env, sandbox).items():
@@ -195,7 +210,9 @@ def test_cli_force_unlock_refuses_a_wrong_id_and_frees_the_right_one(
 
 
 def test_cli_apply_fails_at_once_while_the_lock_is_held(
-    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str],
+    vault: VaultAdapter,
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
     sandbox: GitHubSandbox,
 ) -> None:
     held = _lock(vault).acquire()
@@ -215,10 +232,15 @@ def test_cli_rejects_a_bad_lock_timeout(
 
 
 def test_cli_apply_of_a_saved_plan_takes_the_lock_too(
-    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    vault: VaultAdapter,
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    vault.write_values("apps/staging/supabase", {"url": SecretValue("https://x.example"),
-                                                 "service_key": SecretValue("k")})
+    vault.write_values(
+        "apps/staging/supabase",
+        {"url": SecretValue("https://x.example"), "service_key": SecretValue("k")},
+    )
     saved = str(tmp_path / "plan.json")
     assert cli.main(["plan", "--policy", str(policy_file), "--out", saved]) == 0
     held = _lock(vault).acquire()

@@ -471,8 +471,11 @@ def test_secrets_sharing_a_repository_path_must_declare_one_rotation(tmp_path: P
         load_policy(path)
     assert caught.value.key_path.endswith(".rotation")
     assert "shares Vault path ci/ga-mcp" in caught.value.message
-    path.write_text(text.replace("max_age: 9d\n      strategy: manual", "max_age: 90d\n"
-                                 "      strategy: generate"))
+    path.write_text(
+        text.replace(
+            "max_age: 9d\n      strategy: manual", "max_age: 90d\n      strategy: generate"
+        )
+    )
     assert load_policy(path).secrets["CI_PEER"].rotation is not None
 
 
@@ -503,18 +506,45 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 WORDS = (
-    "version", "vault", "mount", "github", "repositories", "prune", "environments", "owners",
-    "contact", "secrets", "flags", "requires", "owner", "service", "scope", "rotation",
-    "schedule", "max_age", "strategy", "timezone", "grace", "options", "staging", "production",
-    "SUPABASE_URL", "occ-labs/operator-console", "apps/{environment}/x#k", "0 9 1 * *", "90d",
+    "version",
+    "vault",
+    "mount",
+    "github",
+    "repositories",
+    "prune",
+    "environments",
+    "owners",
+    "contact",
+    "secrets",
+    "flags",
+    "requires",
+    "owner",
+    "service",
+    "scope",
+    "rotation",
+    "schedule",
+    "max_age",
+    "strategy",
+    "timezone",
+    "grace",
+    "options",
+    "staging",
+    "production",
+    "SUPABASE_URL",
+    "occ-labs/operator-console",
+    "apps/{environment}/x#k",
+    "0 9 1 * *",
+    "90d",
 )
 SCALARS = (
     st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(WORDS) | st.text()
 )
 TREES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=5), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=5), inner, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -553,8 +583,9 @@ def policy_files(draw: st.DrawFn) -> bytes:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_files())
 @example(b'{"environments": {"version": {"\\n": null}}}')  # a key that is a newline
-def test_any_file_is_a_policy_or_a_policy_error(tmp_path_factory: pytest.TempPathFactory,
-                                                data: bytes) -> None:
+def test_any_file_is_a_policy_or_a_policy_error(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "policy.yaml"
     path.write_bytes(data)
     try:
@@ -622,8 +653,11 @@ def test_a_written_path_into_envmatrix_space_is_refused(tmp_path: Path, vault: s
 
 def test_paths_vault_keeps_apart_from_envmatrix_space_are_allowed(tmp_path: Path) -> None:
     # KV paths are case-sensitive in OpenBao: Envmatrix/x is not envmatrix/x
-    for env, vault in (("dev", "Envmatrix/x"), ("envmatrix2", "{environment}/x"),
-                       ("dev", "apps/envmatrix/x")):
+    for env, vault in (
+        ("dev", "Envmatrix/x"),
+        ("envmatrix2", "{environment}/x"),
+        ("dev", "apps/envmatrix/x"),
+    ):
         path = tmp_path / "policy.yaml"
         path.write_text(RESERVED_TEMPLATE.format(env=env, vault=vault))
         load_policy(path)
@@ -631,8 +665,13 @@ def test_paths_vault_keeps_apart_from_envmatrix_space_are_allowed(tmp_path: Path
 
 @pytest.mark.parametrize(
     ("path", "normalised"),
-    [("./envmatrix//locks/", "envmatrix/locks"), ("a/../envmatrix/x", "envmatrix/x"),
-     ("../../envmatrix", "envmatrix"), ("Envmatrix/x", "Envmatrix/x"), ("a/./b", "a/b")],
+    [
+        ("./envmatrix//locks/", "envmatrix/locks"),
+        ("a/../envmatrix/x", "envmatrix/x"),
+        ("../../envmatrix", "envmatrix"),
+        ("Envmatrix/x", "Envmatrix/x"),
+        ("a/./b", "a/b"),
+    ],
 )
 def test_normalised_vault_path_is_what_openbao_acts_on(path: str, normalised: str) -> None:
     assert normalised_vault_path(path) == normalised
@@ -650,17 +689,29 @@ def test_resolving_a_path_checks_again(tmp_path: Path) -> None:
 # -- strategy options: each strategy's model, checked at load with file:line --------------------
 
 OPTION_MISTAKES = [
-    ("postgres", "{dsn_env: PG, mdoe: alternating, roles: [a, b]}", "options.mdoe",
-     "unknown key 'mdoe'"),
+    (
+        "postgres",
+        "{dsn_env: PG, mdoe: alternating, roles: [a, b]}",
+        "options.mdoe",
+        "unknown key 'mdoe'",
+    ),
     ("postgres", "{dsn_env: PG, mode: alternate, roles: [a, b]}", "options.mode", "'single'"),
     ("postgres", "{dsn_env: PG}", "options", "mode single takes role"),
-    ("postgres", "{dsn_env: PG, mode: alternating, roles: [a, a]}", "options",
-     "two different roles"),
+    (
+        "postgres",
+        "{dsn_env: PG, mode: alternating, roles: [a, a]}",
+        "options",
+        "two different roles",
+    ),
     ("postgres", "{role: app}", "options.dsn_env", "required key is missing"),
     ("aws-iam", "{user: ci, on_revoke: disable}", "options.on_revoke", "'delete'"),
     ("aws-iam", "{usr: ci}", "options.usr", "unknown key"),
-    ("supabase-api-key", "{access_token_env: PAT}", "options",
-     "one of project_ref or project_ref_env"),
+    (
+        "supabase-api-key",
+        "{access_token_env: PAT}",
+        "options",
+        "one of project_ref or project_ref_env",
+    ),
     ("generate", "{length: 8}", "options.length", "greater than or equal to 16"),
     ("generate", "{lenght: 64}", "options.lenght", "unknown key"),
     ("manual", "{reminder: yes}", "options.reminder", "unknown key"),
@@ -690,7 +741,7 @@ def test_strategy_options_are_checked_at_load(
 def test_each_strategy_accepts_its_documented_options(tmp_path: Path) -> None:
     good = {
         "postgres": "{dsn_env: PG, mode: alternating, roles: [app_a, app_b], uri_key: uri,"
-                    " terminate_sessions: true, connect_timeout: 5, port: 6543}",
+        " terminate_sessions: true, connect_timeout: 5, port: 6543}",
         "aws-iam": "{user: ci, on_revoke: deactivate, test_attempts: 3, region: eu-west-1}",
         "supabase-api-key": "{project_ref: abc, access_token_env: PAT, key: service_key}",
         "generate": "{length: 64, alphabet: hex}",
@@ -698,8 +749,10 @@ def test_each_strategy_accepts_its_documented_options(tmp_path: Path) -> None:
     }
     for strategy, options in good.items():
         path = tmp_path / "policy.yaml"
-        path.write_text(TEXT.replace(
-            "      max_age: 180d\n      strategy: manual",
-            f"      max_age: 180d\n      strategy: {strategy}\n      options: {options}",
-        ))
+        path.write_text(
+            TEXT.replace(
+                "      max_age: 180d\n      strategy: manual",
+                f"      max_age: 180d\n      strategy: {strategy}\n      options: {options}",
+            )
+        )
         assert load_policy(path).secrets["ZOHO_CLIENT_SECRET"].rotation is not None

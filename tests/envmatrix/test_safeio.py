@@ -128,11 +128,19 @@ def _capped(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complet
     def limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
-    environ = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-               **(env or {})}
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        **(env or {}),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "cli", *argv], capture_output=True, text=True, timeout=HANG_GUARD,
-        preexec_fn=limit_memory, env=environ, cwd=Path(__file__).resolve().parents[2],
+        [sys.executable, "-m", "cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        preexec_fn=limit_memory,
+        env=environ,
+        cwd=Path(__file__).resolve().parents[2],
     )
 
 
@@ -184,14 +192,23 @@ def _workflows(tmp: Path) -> Path:
     return folder
 
 
-HOSTILE = ("bomb0.yml", "bomb1.yml", "bomb2.yml", "bomb3.yml", "fifo.yml", "zero.yml",
-           "huge.yaml", "folder.yml")
+HOSTILE = (
+    "bomb0.yml",
+    "bomb1.yml",
+    "bomb2.yml",
+    "bomb3.yml",
+    "fifo.yml",
+    "zero.yml",
+    "huge.yaml",
+    "folder.yml",
+)
 
 
 def test_scan_skips_hostile_workflows_with_the_reason_and_reads_the_rest(tmp_path: Path) -> None:
     policy = Path(__file__).resolve().parents[2] / "policies" / "example.yaml"
-    result = _capped("scan", "--workflows", str(_workflows(tmp_path)), "--policy", str(policy),
-                     "--json")
+    result = _capped(
+        "scan", "--workflows", str(_workflows(tmp_path)), "--policy", str(policy), "--json"
+    )
     assert result.returncode in (0, 1), result.stderr
     report = json.loads(result.stdout)
     skipped = {line.split(":", 1)[0]: line for line in report["skipped"]}
@@ -203,8 +220,9 @@ def test_scan_skips_hostile_workflows_with_the_reason_and_reads_the_rest(tmp_pat
 
 def test_matrix_with_hostile_workflows_renders_and_notes_them(world: World, tmp_path: Path) -> None:
     world.seed()
-    result = _capped("matrix", "--workflows", str(_workflows(tmp_path)), "--format", "json",
-                     env=world.env)
+    result = _capped(
+        "matrix", "--workflows", str(_workflows(tmp_path)), "--format", "json", env=world.env
+    )
     assert result.returncode == 0, result.stderr
     assert "internal error" not in result.stderr
     assert all(name in result.stdout for name in HOSTILE)

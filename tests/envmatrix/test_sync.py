@@ -21,18 +21,40 @@ from envmatrix.sync import require_policy_changes
 from tests.world import REPO, World
 
 UPDATE = Change(
-    Action.UPDATE, Kind.SECRET, "acme/web", "dev", "APP_TOKEN", Reason.VAULT_NEWER,
-    "last synced v1; Vault app/dev#token v2", logical_environment="dev", owner="app",
-    vault_path="app/dev", vault_key="token", vault_version=2,
+    Action.UPDATE,
+    Kind.SECRET,
+    "acme/web",
+    "dev",
+    "APP_TOKEN",
+    Reason.VAULT_NEWER,
+    "last synced v1; Vault app/dev#token v2",
+    logical_environment="dev",
+    owner="app",
+    vault_path="app/dev",
+    vault_key="token",
+    vault_version=2,
 )
 FLAG = Change(
-    Action.CREATE, Kind.VARIABLE, "acme/web", "dev", "FEATURE_X", Reason.FLAG_NOT_READY,
-    "unset -> false: waiting for APP_TOKEN", logical_environment="dev", value="false",
+    Action.CREATE,
+    Kind.VARIABLE,
+    "acme/web",
+    "dev",
+    "FEATURE_X",
+    Reason.FLAG_NOT_READY,
+    "unset -> false: waiting for APP_TOKEN",
+    logical_environment="dev",
+    value="false",
     requires=("APP_TOKEN",),
 )
 ORPHAN = Change(
-    Action.ORPHAN, Kind.SECRET, "acme/web", "prod", "PAYMENTS_KEY", Reason.NOT_IN_POLICY,
-    "in GitHub, not in the policy (not written by envmatrix)", logical_environment="prod",
+    Action.ORPHAN,
+    Kind.SECRET,
+    "acme/web",
+    "prod",
+    "PAYMENTS_KEY",
+    Reason.NOT_IN_POLICY,
+    "in GitHub, not in the policy (not written by envmatrix)",
+    logical_environment="prod",
 )
 FRESH = Plan((UPDATE, FLAG, ORPHAN), "fingerprint")
 
@@ -44,10 +66,12 @@ EDITS: dict[str, tuple[tuple[Change, ...], str]] = {
     "another Vault key": ((replace(UPDATE, vault_key="admin"), FLAG, ORPHAN), "change 1"),
     "an older Vault version": ((replace(UPDATE, vault_version=1), FLAG, ORPHAN), "v1)"),
     "another repository": (
-        (replace(UPDATE, repository="evil/stash"), FLAG, ORPHAN), "evil/stash dev APP_TOKEN"
+        (replace(UPDATE, repository="evil/stash"), FLAG, ORPHAN),
+        "evil/stash dev APP_TOKEN",
     ),
     "another environment": (
-        (replace(UPDATE, environment="loot"), FLAG, ORPHAN), "acme/web loot APP_TOKEN"
+        (replace(UPDATE, environment="loot"), FLAG, ORPHAN),
+        "acme/web loot APP_TOKEN",
     ),
     "into the repository scope": (
         (replace(UPDATE, environment=None, logical_environment=None), FLAG, ORPHAN),
@@ -123,7 +147,8 @@ def _drop_environment_creation(changes: list[dict[str, Any]]) -> None:
 TAMPERING = {
     "production source into staging": (_prod_source_into_staging, "ZOHO_CLIENT_ID from apps/"),
     "into another repository": (
-        _into_another_repository, "create secret evil/stash production ZOHO_CLIENT_ID"
+        _into_another_repository,
+        "create secret evil/stash production ZOHO_CLIENT_ID",
     ),
     "delete an unmanaged secret": (_delete_an_orphan, "delete secret"),
     "flag true while blocked": (_flag_true_early, "FEATURE_AI_ESCALATIONS = true"),
@@ -147,8 +172,11 @@ def test_apply_refuses_a_hand_edited_plan_and_writes_nothing(
     assert refused.code == 1, refused.err
     assert refused.err.count("\n") == 1 and "does not match the policy" in refused.err
     assert named in refused.err and refused.out == ""
-    writes = {k: n for k, n in world.sandbox.request_counts().items()
-              if k[0] in ("PUT", "POST", "PATCH", "DELETE")}
+    writes = {
+        k: n
+        for k, n in world.sandbox.request_counts().items()
+        if k[0] in ("PUT", "POST", "PATCH", "DELETE")
+    }
     assert writes == {}
     assert world.sandbox.secret_value(REPO, "production", "LEGACY_TOKEN") == "someone-elses"
 
