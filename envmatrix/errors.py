@@ -15,6 +15,7 @@
         ├── IdTokenRequestFailed    the Actions runner handed out no OIDC ID token
         ├── AuditStoreError         the audit store cannot be opened, written or read
         ├── StalePlanError          saved plan no longer matches the world
+        │   └── PlanMismatchError   saved plan's changes are not the ones the policy produces
         ├── LockHeldError           another runner holds the lock (names the holder)
         ├── StrategyFailed          a rotation strategy step failed (message is our own text)
         │   └── RotationTestFailed  the new credential did not work; stopped before cut-over
@@ -107,6 +108,10 @@ class GitHubRateLimited(GitHubError):
 
 class StalePlanError(RuntimeFailure):
     """A saved plan was made against a world that has since changed."""
+
+
+class PlanMismatchError(StalePlanError):
+    """A saved plan's changes differ from the ones the policy and the world produce (edited)."""
 
 
 class LockHeldError(RuntimeFailure):

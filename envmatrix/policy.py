@@ -25,15 +25,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from envmatrix.errors import PolicyError
+from envmatrix.errors import PolicyError, UsageError
+from envmatrix.safeio import UnsafeInput, load_yaml, read_regular_file
 from envmatrix.strategy_registry import STRATEGIES
 from envmatrix.timefmt import parse_duration
 
 MAX_POLICY_BYTES = 1_000_000
+MAX_POLICY_NODES = 200_000  # YAML nodes with aliases expanded: a policy has a few thousand
 SECRET_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 LOGICAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -86,6 +87,19 @@ def _check_secret_name(name: str) -> str:
 def _check_repository(name: str) -> str:
     if not REPOSITORY.match(name):
         raise ValueError(f"repository {name!r} must be owner/name")
+    if {".", ".."} & set(name.split("/")):
+        raise ValueError(f"repository {name!r}: '.' and '..' are not GitHub names")
+    return name
+
+
+def _check_github_environment(name: str) -> str:
+    """GitHub environment names go into API paths: '.' and '..' would walk up the path."""
+    if name.strip() in (".", ".."):
+        raise ValueError(f"GitHub environment {name!r}: '.' and '..' are not environment names")
+    if not name.isprintable() or name != name.strip():
+        raise ValueError(
+            f"GitHub environment {name!r} must be printable text without surrounding spaces"
+        )
     return name
 
 
@@ -106,13 +120,47 @@ def _check_vault_ref(ref: str) -> str:
     path = match["path"] if match else ""
     if not match or path.startswith("/") or path.endswith("/") or "//" in path:
         raise ValueError(f"vault reference {ref!r} must be PATH[#KEY] relative to the mount")
-    if ".." in path.split("/"):
-        raise ValueError(f"vault reference {ref!r} must not contain '..'")
+    if {".", ".."} & set(path.split("/")):
+        raise ValueError(f"vault reference {ref!r} must not contain '.' or '..' segments")
     if path.replace("{environment}", "").count("{") or "}" in path.replace("{environment}", ""):
         raise ValueError(f"vault reference {ref!r}: the only placeholder is {{environment}}")
-    if path.startswith(RESERVED_VAULT_PREFIX):
+    if is_reserved_vault_path(path):
         raise ValueError(f"vault reference {ref!r}: {RESERVED_VAULT_PREFIX} is envmatrix's own")
     return ref
+
+
+def normalised_vault_path(path: str) -> str:
+    """The path Vault acts on: OpenBao's HTTP server answers a path with empty, '.' or '..'
+    segments with a redirect to the cleaned path (which clients follow), so `./envmatrix//x`
+    and `a/../envmatrix/x` both reach `envmatrix/x`. Case is kept: KV paths are case-sensitive
+    (`Envmatrix/x` is another path)."""
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if parts:
+                parts.pop()
+        elif segment not in ("", "."):
+            parts.append(segment)
+    return "/".join(parts)
+
+
+def is_reserved_vault_path(path: str) -> bool:
+    """Whether a resolved Vault path lies in envmatrix's own space (locks, sync state, journals)."""
+    normalised = normalised_vault_path(path)
+    return normalised == RESERVED_VAULT_PREFIX.rstrip("/") or normalised.startswith(
+        RESERVED_VAULT_PREFIX
+    )
+
+
+class ReservedVaultPath(UsageError):
+    """A policy path resolves into envmatrix's own Vault space (exit 3)."""
+
+    def __init__(self, template: str, path: str) -> None:
+        self.template, self.path = template, path
+        super().__init__(
+            f"vault path {template!r} resolves to {path!r}, inside {RESERVED_VAULT_PREFIX}"
+            " (envmatrix's own locks and state); a policy cannot name it"
+        )
 
 
 SecretName = Annotated[str, AfterValidator(_check_secret_name)]
@@ -141,7 +189,9 @@ class GitHubSettings(_Strict):
 class EnvironmentSpec(_Strict):
     """A logical environment and the GitHub environment it maps to."""
 
-    github: Annotated[str, Field(min_length=1, max_length=255)]
+    github: Annotated[
+        str, Field(min_length=1, max_length=255), AfterValidator(_check_github_environment)
+    ]
 
 
 class OwnerSpec(_Strict):
@@ -200,7 +250,12 @@ class SecretSpec(_Strict):
         return self.vault.split("#", 1)[1] if "#" in self.vault else name
 
     def vault_path(self, environment: str) -> str:
-        return self.vault_path_template.replace("{environment}", environment)
+        """The resolved path; ReservedVaultPath if it lands in envmatrix's own space (validate
+        refuses such a policy; this is the check at every place a path is resolved)."""
+        path = self.vault_path_template.replace("{environment}", environment)
+        if is_reserved_vault_path(path):
+            raise ReservedVaultPath(self.vault_path_template, path)
+        return path
 
 
 class FlagSpec(_Strict):
@@ -283,6 +338,24 @@ def _check_references(policy: Policy) -> None:
     for name, flag in policy.flags.items():
         _check_flag_references(policy, name, flag)
     _check_rotation_groups(policy)
+    _check_strategy_options(policy)
+
+
+def _check_strategy_options(policy: Policy) -> None:
+    """Each rotation's options against its strategy's model (rotation/strategies/options.py)."""
+    from envmatrix.rotation.strategies.options import check_options
+
+    for name, secret in policy.secrets.items():
+        if secret.rotation is None:
+            continue
+        try:
+            check_options(secret.rotation.strategy, secret.rotation.options)
+        except ValidationError as exc:
+            # an unknown key first: a misspelt option explains the "missing" one
+            errors = exc.errors(include_url=False)
+            error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+            loc = ("secrets", name, "rotation", "options", *_model_loc(error["loc"]))
+            raise _Reference(loc, _error_message(error, loc)) from None
 
 
 def _check_listed_once(loc: Sequence[str | int], items: Sequence[str], note: str = "") -> None:
@@ -344,6 +417,7 @@ def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> N
     if secret.owner not in policy.owners:
         raise _Reference((*loc, "owner"), f"owner {secret.owner!r} is not declared under owners")
     _check_scope(name, secret)
+    _check_resolved_paths(name, secret)
     for i, env in enumerate(secret.environments):
         if env not in policy.environments:
             raise _Reference(
@@ -355,6 +429,20 @@ def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> N
         raise _Reference(
             (*loc, "repositories"), "no repositories: set github.repositories or repositories here"
         )
+
+
+def _check_resolved_paths(name: str, secret: SecretSpec) -> None:
+    """Every path the secret resolves to (one per environment) stays out of envmatrix/."""
+    for env in secret.environments or ("",):
+        try:
+            secret.vault_path(env)
+        except ReservedVaultPath as exc:
+            where = f" in environment {env}" if env else ""
+            raise _Reference(
+                ("secrets", name, "vault"),
+                f"vault reference {secret.vault!r} resolves to {exc.path}{where}:"
+                f" {RESERVED_VAULT_PREFIX} is envmatrix's own",
+            ) from None
 
 
 def _check_scope(name: str, secret: SecretSpec) -> None:
@@ -428,15 +516,15 @@ def load_policy(path: str | Path) -> Policy:
 
 def _read_text(file: str) -> str:
     try:
-        data = Path(file).read_bytes()
+        data = read_regular_file(file, MAX_POLICY_BYTES)
     except FileNotFoundError:
         raise PolicyError(
             file, None, "", "no such policy file (set --policy or ENVMATRIX_POLICY)"
         ) from None
     except OSError as exc:
         raise PolicyError(file, None, "", f"cannot read: {exc.strerror}") from None
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(file, None, "", f"larger than {MAX_POLICY_BYTES} bytes; not a policy")
+    except UnsafeInput as exc:
+        raise PolicyError(file, None, "", f"cannot read: {exc}; not a policy") from None
     if b"\x00" in data:
         raise PolicyError(file, None, "", "binary data (NUL bytes); a policy is YAML text")
     try:
@@ -447,10 +535,10 @@ def _read_text(file: str) -> str:
 
 
 def _parse_yaml(file: str, text: str) -> CommentedMap:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
-        tree = yaml.load(text)
+        tree = load_yaml(text, max_nodes=MAX_POLICY_NODES, typ="rt", allow_duplicate_keys=False)
+    except UnsafeInput as exc:
+        raise PolicyError(file, None, "", f"refused: {exc}") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

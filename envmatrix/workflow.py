@@ -8,7 +8,6 @@ reports overdue rotations, read from the same Vault metadata.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,9 +22,22 @@ from envmatrix.errors import StalePlanError, UsageError
 from envmatrix.files import write_atomic
 from envmatrix.lock import HeldLock, VaultLock
 from envmatrix.pipeline.apply import Applier, ApplyReport
-from envmatrix.pipeline.desired import DesiredState, desired_state, resolve_environments
+from envmatrix.pipeline.desired import (
+    DesiredState,
+    desired_state,
+    resolve_environments,
+    resolve_repository,
+)
 from envmatrix.pipeline.observe import Observed, observe
-from envmatrix.pipeline.plan import Change, Plan, diff
+from envmatrix.pipeline.plan import Plan, diff
+from envmatrix.pipeline.planfile import (
+    is_plan_file,
+    plan_document,
+    policy_sha256,
+    read_plan_file,
+    require_policy_changes,
+    saved_changes,
+)
 from envmatrix.policy import Policy, load_policy
 from envmatrix.rotation.engine import RotationEngine, RotationOutcome, StepResult
 from envmatrix.rotation.groups import RotationGroup
@@ -36,8 +48,6 @@ from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.views.matrix import Matrix, matrix_for_run
 from envmatrix.views.probe import ProbeResult, run_probe
 from envmatrix.views.scan import ScanReport, scan_workflows
-
-PLAN_FORMAT = "envmatrix-plan"
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,7 @@ def saved_plan_policy(
 
 def _given_policy(plan_file: str, saved: Mapping[str, Any], given: str) -> str:
     same_file = Path(given).resolve() == Path(str(saved["policy"]))
-    if same_file or _sha256(given) == saved["policy_sha256"]:
+    if same_file or policy_sha256(given) == saved["policy_sha256"]:
         return given
     raise UsageError(
         f"--policy {given} is not the policy saved plan {plan_file} was made from"
@@ -128,7 +138,7 @@ def apply_saved(
     it was when the plan was made; `policy` is that file already loaded, if the caller has it."""
     saved = read_plan_file(plan_file)
     policy_path = policy_path or str(saved["policy"])
-    if _sha256(policy_path) != saved["policy_sha256"]:
+    if policy_sha256(policy_path) != saved["policy_sha256"]:
         raise StalePlanError(
             f"saved plan {plan_file} is stale: {policy_path} changed since; plan again"
         )
@@ -138,47 +148,20 @@ def apply_saved(
             f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made;"
             " plan again"
         )
-    plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
-    return _applier(fresh, connections, audit).apply(plan)
+    require_policy_changes(plan_file, saved_changes(plan_file, saved), fresh.plan)
+    # equal in every field apply acts on: carry out the plan computed now, not the file's copy
+    return _applier(fresh, connections, audit).apply(fresh.plan)
 
 
 def write_plan_file(run: PlanRun, out: str) -> None:
     """Save a plan (metadata only, never a value) atomically: all of it or nothing."""
-    document = {
-        "format": PLAN_FORMAT,
-        "version": 1,
-        "policy": str(Path(run.policy_path).resolve()),
-        "policy_sha256": _sha256(run.policy_path),
-        "environments": list(run.environments),
-        "fingerprint": run.plan.fingerprint,
-        "changes": [c.to_json() for c in run.plan.changes],
-    }
+    document = plan_document(
+        str(Path(run.policy_path).resolve()),
+        policy_sha256(run.policy_path),
+        run.environments,
+        run.plan,
+    )
     write_atomic(out, json.dumps(document, indent=2) + "\n", "plan")
-
-
-def read_plan_file(path: str) -> dict[str, Any]:
-    """Load a saved plan; anything that is not one is a usage error."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a saved envmatrix plan ({type(exc).__name__})") from None
-    if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
-        raise UsageError(f"{path}: not a saved envmatrix plan (write one with plan --out)")
-    missing = {"policy", "policy_sha256", "environments", "fingerprint", "changes"} - set(document)
-    if missing:
-        raise UsageError(f"{path}: saved plan lacks {', '.join(sorted(missing))}")
-    return document
-
-
-def is_plan_file(path: str) -> bool:
-    """Whether a path holds a saved plan (JSON) rather than a policy (YAML)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(64).lstrip().startswith(b"{")
-    except OSError:
-        return False
 
 
 def _applier(run: PlanRun, connections: Connections, audit: AuditSink | None) -> Applier:
@@ -198,13 +181,6 @@ def _prober(policy: Policy, connections: Connections) -> Callable[[str, str], st
     from envmatrix.views.probe import probe_runner
 
     return probe_runner(policy, connections.vault)
-
-
-def _sha256(path: str) -> str:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return ""
 
 
 # -- whole commands: what the command line calls, one function each ---------------------------
@@ -342,6 +318,7 @@ def matrix_of(
 ) -> tuple[Matrix, ScanReport | None]:
     """`matrix`: the grid from a fresh plan, and the workflows' scan when a folder is given."""
     policy = load_policy(policy_path)
+    repository = resolve_repository(policy, repository)
     scanned = scan_workflows(policy, workflows, repository) if workflows else None
     with connect(policy) as connections:
         run = make_plan(policy_path, connections, environments, policy)

@@ -7,6 +7,8 @@ runtime), no traceback, and nothing written to GitHub or Vault.
 from __future__ import annotations
 
 import http.server
+import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,6 +114,55 @@ def folder_arg(*argv: str) -> Setup:
     return setup
 
 
+def plan_file(changes: object, **fields: object) -> Setup:
+    """A saved plan whose changes (or other fields) are junk: `apply FILE --yes`."""
+
+    def setup(w: World, tmp: Path) -> tuple[str, ...]:
+        document = {
+            "format": "envmatrix-plan",
+            "version": 1,
+            "policy": str(w.policy_path),
+            "policy_sha256": "0" * 64,
+            "environments": ["staging"],
+            "fingerprint": "f",
+            "changes": changes,
+            **fields,
+        }
+        path = tmp / "plan.json"
+        path.write_text(json.dumps(document))
+        return ("apply", str(path), "--yes")
+
+    return setup
+
+
+def special_file(make: Callable[[Path], Path], *argv: str) -> Setup:
+    """A FIFO, a device or another special file where a command reads a file: FILE in argv."""
+
+    def setup(w: World, tmp: Path) -> tuple[str, ...]:
+        path = make(tmp)
+        return tuple(a.replace("FILE", str(path)) for a in argv)
+
+    return setup
+
+
+def fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "fifo")
+    return tmp / "fifo"
+
+
+CHANGE = {
+    "action": "create",
+    "kind": "secret",
+    "repository": "occ-labs/operator-console",
+    "environment": "staging",
+    "name": "ZOHO_CLIENT_ID",
+    "reason": "missing",
+    "detail": "",
+}
+POSTGRES = "      strategy: manual                  # changes only in Zoho's API console"
+GITHUB_REPOSITORIES = "  repositories: [occ-labs/operator-console]"
+MISSPELT_REPOSITORY = "occ-labs/operator-consle"
+
 CASES: dict[str, tuple[Setup, int, str]] = {
     # -- policy files --
     "unknown key": (
@@ -157,6 +208,66 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         3,
         "no such policy file",
     ),
+    "strategy option misspelt (postgres mode)": (
+        policy_text(
+            POSTGRES,
+            "      strategy: postgres\n"
+            "      options: {dsn_env: PG_ADMIN_DSN, mdoe: alternating, roles: [a, b]}",
+        ),
+        3,
+        "rotation.options.mdoe: unknown key 'mdoe'",
+    ),
+    "strategy option of the wrong type": (
+        policy_text(POSTGRES, "      strategy: generate\n      options: {length: many}"),
+        3,
+        "rotation.options.length",
+    ),
+    "strategy option missing": (
+        policy_text(POSTGRES, "      strategy: aws-iam\n      options: {on_revoke: delete}"),
+        3,
+        "rotation.options.user: required key is missing",
+    ),
+    "strategy mode without its roles": (
+        policy_text(
+            POSTGRES,
+            "      strategy: postgres\n"
+            "      options: {dsn_env: PG_ADMIN_DSN, mode: alternating, role: app}",
+        ),
+        3,
+        "mode alternating takes roles",
+    ),
+    "repository '..'": (
+        policy_text(GITHUB_REPOSITORIES, "  repositories: [occ-labs/..]"),
+        3,
+        "'.' and '..' are not GitHub names",
+    ),
+    "repository '.'": (
+        policy_text(GITHUB_REPOSITORIES, "  repositories: [./operator-console]"),
+        3,
+        "'.' and '..' are not GitHub names",
+    ),
+    "GitHub environment '..'": (
+        policy_text("staging:    {github: staging}", "staging:    {github: '..'}"),
+        3,
+        "'.' and '..' are not environment names",
+    ),
+    "GitHub environment '.'": (
+        policy_text("production: {github: production}", "production: {github: .}"),
+        3,
+        "'.' and '..' are not environment names",
+    ),
+    "Vault path with a '.' segment": (
+        policy_text("vault: apps/{environment}/shopify", "vault: ./apps/{environment}/shopify"),
+        3,
+        "must not contain '.' or '..' segments",
+    ),
+    "Vault path in envmatrix's space": (
+        policy_text("vault: apps/{environment}/shopify", "vault: envmatrix/{environment}/shopify"),
+        3,
+        "envmatrix/ is envmatrix's own",
+    ),
+    "policy is a FIFO": (special_file(fifo, "validate", "--policy", "FILE"), 3, "a FIFO"),
+    "policy is /dev/zero": (args("plan", "--policy", "/dev/zero"), 3, "a character device"),
     # -- arguments --
     "unknown command": (args("deploy"), 3, "No such command"),
     "unknown option": (args("plan", "--frobnicate"), 3, "No such option"),
@@ -178,6 +289,91 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         "not a saved envmatrix plan",
     ),
     "apply given a missing plan": (file_arg(None, "apply", "FILE", "--yes"), 3, "not a saved plan"),
+    "apply given a FIFO": (special_file(fifo, "apply", "FILE", "--yes"), 3, "a FIFO"),
+    "plan file change not an object": (plan_file(["create"]), 3, "change 1 is not a planned"),
+    "plan file change with an unknown action": (
+        plan_file([dict(CHANGE, action="overwrite")]),
+        3,
+        "change 1 is not a planned change",
+    ),
+    "plan file change with an extra field": (
+        plan_file([CHANGE, dict(CHANGE, sudo=True)]),
+        3,
+        "change 2 is not a planned change (unknown",
+    ),
+    "plan file change without a name": (
+        plan_file([{k: v for k, v in CHANGE.items() if k != "name"}]),
+        3,
+        "no 'name'",
+    ),
+    "plan file change with a bad timestamp": (
+        plan_file([dict(CHANGE, github_updated_at="yesterday")]),
+        3,
+        "change 1",
+    ),
+    "plan file changes not a list": (plan_file({"a": 1}), 3, "changes malformed"),
+    "plan file environments not a list": (
+        plan_file([], environments="staging"),
+        3,
+        "environments malformed",
+    ),
+    "plan file nested too deeply": (
+        file_arg(b'{"format": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "apply", "FILE", "--yes"),
+        3,
+        "not a saved envmatrix plan",
+    ),
+    "matrix --out into a missing folder": (
+        args("matrix", "--out", "/nonexistent/dir/matrix.md", "--format", "markdown"),
+        3,
+        "cannot write",
+    ),
+    "matrix --repository misspelt": (
+        args("matrix", "-r", MISSPELT_REPOSITORY),
+        3,
+        "did you mean occ-labs/operator-console?",
+    ),
+    "scan --repository misspelt": (
+        folder_arg("scan", "--workflows", "FOLDER", "-r", MISSPELT_REPOSITORY),
+        3,
+        "did you mean occ-labs/operator-console?",
+    ),
+    "verify --repository misspelt": (
+        args("verify", "-e", "staging", "-r", MISSPELT_REPOSITORY),
+        3,
+        "did you mean occ-labs/operator-console?",
+    ),
+    "flags check --repository misspelt": (
+        args(
+            "flags",
+            "check",
+            "FEATURE_AI_ESCALATIONS",
+            "-e",
+            "staging",
+            "-r",
+            MISSPELT_REPOSITORY,
+            "--no-probe",
+        ),
+        3,
+        "did you mean occ-labs/operator-console?",
+    ),
+    "flags check of a misspelt flag": (
+        args("flags", "check", "FEATURE_AI_ESCALATION", "-e", "staging", "--no-probe"),
+        3,
+        "did you mean FEATURE_AI_ESCALATIONS?",
+    ),
+    "plan --environment misspelt": (args("plan", "-e", "prodution"), 3, "did you mean production?"),
+    "matrix --environment misspelt": (args("matrix", "-e", "stagng"), 3, "did you mean staging?"),
+    "rotation status --environment misspelt": (
+        args("rotation", "status", "-e", "prodution"),
+        3,
+        "did you mean production?",
+    ),
+    "verify --environment misspelt": (args("verify", "-e", "stagin"), 3, "did you mean staging?"),
+    "repository '..' as --repository": (
+        args("matrix", "-r", "occ-labs/.."),
+        3,
+        "is not targeted by the policy",
+    ),
     "plan --out into a missing folder": (
         args("plan", "--out", "/nonexistent/dir/plan.json"),
         3,
@@ -205,6 +401,45 @@ CASES: dict[str, tuple[Setup, int, str]] = {
         env("ENVMATRIX_GITHUB_WRITE_INTERVAL", "1s"),
         3,
         "ENVMATRIX_GITHUB_WRITE_INTERVAL",
+    ),
+    "attempts zero": (env("ENVMATRIX_GITHUB_ATTEMPTS", "0"), 3, "ENVMATRIX_GITHUB_ATTEMPTS"),
+    "attempts a fraction": (
+        env("ENVMATRIX_GITHUB_ATTEMPTS", "2.5"),
+        3,
+        "ENVMATRIX_GITHUB_ATTEMPTS='2.5' is not",
+    ),
+    "max wait NaN": (env("ENVMATRIX_GITHUB_MAX_WAIT", "nan"), 3, "ENVMATRIX_GITHUB_MAX_WAIT"),
+    "max wait infinite": (env("ENVMATRIX_GITHUB_MAX_WAIT", "inf"), 3, "ENVMATRIX_GITHUB_MAX_WAIT"),
+    "backoff negative": (
+        env("ENVMATRIX_GITHUB_BACKOFF", "-1"),
+        3,
+        "ENVMATRIX_GITHUB_BACKOFF='-1' is out of range",
+    ),
+    "secondary backoff huge": (
+        env("ENVMATRIX_GITHUB_SECONDARY_BACKOFF", "1e12"),
+        3,
+        "ENVMATRIX_GITHUB_SECONDARY_BACKOFF",
+    ),
+    "timeout zero": (env("ENVMATRIX_GITHUB_TIMEOUT", "0"), 3, "ENVMATRIX_GITHUB_TIMEOUT"),
+    "write interval NaN": (
+        env("ENVMATRIX_GITHUB_WRITE_INTERVAL", "NaN"),
+        3,
+        "ENVMATRIX_GITHUB_WRITE_INTERVAL",
+    ),
+    "GitHub token with a newline": (
+        env("GITHUB_TOKEN", "sandbox-token\nX-Injected: 1"),
+        3,
+        "GITHUB_TOKEN holds a line break",
+    ),
+    "GitHub token with a carriage return": (
+        env("GITHUB_TOKEN", "sandbox\rtoken"),
+        3,
+        "GITHUB_TOKEN holds a line break",
+    ),
+    "Vault token with a newline": (
+        env("VAULT_TOKEN", "root\nroot"),
+        3,
+        "VAULT_TOKEN holds a line break",
     ),
     "ENVMATRIX_POLICY missing file": (
         env("ENVMATRIX_POLICY", "/nonexistent.yaml"),

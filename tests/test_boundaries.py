@@ -40,6 +40,8 @@ LEAVES = (
     "strategy_registry",
     "redact",
     "debuglog",
+    "safeio",
+    "settings",
     "__version__",
 )
 CORE = (*LEAVES, "policy", "pipeline", "lock", "audit", "adapters")

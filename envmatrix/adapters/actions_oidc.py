@@ -24,6 +24,7 @@ REQUEST_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
 REQUEST_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 _ATTEMPTS = 3
 _BACKOFF = 0.5
+MAX_ANSWER_BYTES = 64 * 1024  # the ID token answer is a JWT of a few KB
 
 
 def in_actions_with_id_token(environ: Mapping[str, str]) -> bool:
@@ -62,7 +63,10 @@ def _fetch(request: urllib.request.Request, timeout: float) -> bytes:
         failure: str
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                body: bytes = response.read()
+                body: bytes = response.read(MAX_ANSWER_BYTES + 1)  # a JWT is a few KB
+                if len(body) > MAX_ANSWER_BYTES:
+                    failure, transient = f"answered more than {MAX_ANSWER_BYTES} bytes", False
+                    break
                 return body
         except urllib.error.HTTPError as error:
             failure, transient = f"answered {error.code}", error.code >= 500

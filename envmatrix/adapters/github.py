@@ -34,6 +34,7 @@ from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
 from envmatrix.ports import ObservedSecret, ObservedVariable, WriteReceipt
 from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
+from envmatrix.settings import number_setting, text_setting
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
@@ -52,19 +53,26 @@ class RetryPolicy:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> RetryPolicy:
-        def number(name: str, default: float) -> float:
-            raw = environ.get(name)
-            try:
-                return float(raw) if raw is not None else default
-            except ValueError:
-                raise UsageError(f"{name}={raw!r} is not a number") from None
+        def number(name: str, default: float, low: float, high: float) -> float:
+            return number_setting(environ, name, default, minimum=low, maximum=high)
 
         return cls(
-            attempts=int(number("ENVMATRIX_GITHUB_ATTEMPTS", cls.attempts)),
-            backoff=number("ENVMATRIX_GITHUB_BACKOFF", cls.backoff),
-            secondary_backoff=number("ENVMATRIX_GITHUB_SECONDARY_BACKOFF", cls.secondary_backoff),
-            max_wait=number("ENVMATRIX_GITHUB_MAX_WAIT", cls.max_wait),
-            timeout=number("ENVMATRIX_GITHUB_TIMEOUT", cls.timeout),
+            attempts=int(
+                number_setting(
+                    environ,
+                    "ENVMATRIX_GITHUB_ATTEMPTS",
+                    cls.attempts,
+                    minimum=1,
+                    maximum=100,
+                    integer=True,
+                )
+            ),
+            backoff=number("ENVMATRIX_GITHUB_BACKOFF", cls.backoff, 0, 3600),
+            secondary_backoff=number(
+                "ENVMATRIX_GITHUB_SECONDARY_BACKOFF", cls.secondary_backoff, 0, 3600
+            ),
+            max_wait=number("ENVMATRIX_GITHUB_MAX_WAIT", cls.max_wait, 0, 86400),
+            timeout=number("ENVMATRIX_GITHUB_TIMEOUT", cls.timeout, 1, 3600),
         )
 
 
@@ -116,7 +124,8 @@ class GitHubAdapter:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> GitHubAdapter:
         """GITHUB_TOKEN or GH_TOKEN (as the gh CLI), GITHUB_API_URL (as GitHub Actions)."""
-        token = environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN")
+        source = "GITHUB_TOKEN" if environ.get("GITHUB_TOKEN") else "GH_TOKEN"
+        token = text_setting(environ, source)
         if not token:
             raise UsageError("GITHUB_TOKEN (or GH_TOKEN) is not set")
         url = environ.get("GITHUB_API_URL") or DEFAULT_API_URL
@@ -124,11 +133,9 @@ class GitHubAdapter:
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UsageError(f"GITHUB_API_URL={url_for_display(url)!r} is not an http(s) URL")
         interval = 1.0 if parsed.netloc == "api.github.com" else 0.0
-        raw = environ.get("ENVMATRIX_GITHUB_WRITE_INTERVAL")
-        try:
-            interval = float(raw) if raw is not None else interval
-        except ValueError:
-            raise UsageError(f"ENVMATRIX_GITHUB_WRITE_INTERVAL={raw!r} is not a number") from None
+        interval = number_setting(
+            environ, "ENVMATRIX_GITHUB_WRITE_INTERVAL", interval, minimum=0, maximum=60
+        )
         return cls(url, token, retry=RetryPolicy.from_environment(environ), write_interval=interval)
 
     # -- reads ---------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from envmatrix.errors import (
 from envmatrix.ports import VaultDocument, VaultEntry
 from envmatrix.redact import url_for_display
 from envmatrix.secret import SecretValue
+from envmatrix.settings import text_setting
 
 _T = TypeVar("_T")
 
@@ -187,7 +188,7 @@ class VaultAdapter:
         if not addr:
             raise UsageError("VAULT_ADDR is not set: export the Vault URL, e.g. https://vault:8200")
         addr = _check_addr(addr, "VAULT_ADDR")
-        token = environ.get("VAULT_TOKEN", "").strip()
+        token = text_setting(environ, "VAULT_TOKEN")
         if token:
             return cls(addr, token, mount=mount)
         login = _login_from(environ)  # UsageError before any request when the setup is wrong
@@ -452,7 +453,7 @@ def _jwt_login(role: str, environ: Mapping[str, str]) -> Callable[[VaultAdapter]
 
 
 def _setting(environ: Mapping[str, str], name: str) -> str:
-    return environ.get(name, "").strip()
+    return text_setting(environ, name)
 
 
 def _may_retry(policy: _Retry, failure: Exception) -> bool:

@@ -8,11 +8,12 @@ they are not in any one environment.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from envmatrix.errors import UsageError
-from envmatrix.policy import Policy
+from envmatrix.policy import FlagSpec, Policy, SecretSpec
 
 # What output shows where an environment name would stand, for repository-level items.
 REPOSITORY_LEVEL = "(repository)"
@@ -110,8 +111,43 @@ def _resolve_one(policy: Policy, name: str) -> str:
     matches = [k for k, v in policy.environments.items() if v.github.lower() == name.lower()]
     if len(matches) == 1:
         return matches[0]
+    spellings = [*policy.environments, *(v.github for v in policy.environments.values())]
     known = ", ".join(policy.environments)
-    raise UsageError(f"--environment {name!r} is not an environment of the policy ({known})")
+    raise UsageError(
+        f"--environment {name!r} is not an environment of the policy"
+        f"{did_you_mean(name, spellings)} ({known})"
+    )
+
+
+def policy_repositories(policy: Policy) -> tuple[str, ...]:
+    """Every repository the policy targets (github.repositories, then secrets' and flags')."""
+    found = list(policy.github.repositories)
+    specs: list[SecretSpec | FlagSpec] = [*policy.secrets.values(), *policy.flags.values()]
+    for spec in specs:
+        found += policy.repositories_for(spec)
+    return tuple(dict.fromkeys(found))
+
+
+def resolve_repository(policy: Policy, name: str | None) -> str | None:
+    """A `--repository` value -> the policy's spelling of it (GitHub names ignore case);
+    UsageError, with the closest name the policy has, for one it does not target."""
+    if name is None:
+        return None
+    known = policy_repositories(policy)
+    spelled = next((r for r in known if r.lower() == name.lower()), None)
+    if spelled is None:
+        raise UsageError(
+            f"--repository {name!r} is not targeted by the policy"
+            f"{did_you_mean(name, known)} ({', '.join(known) or 'no repositories'})"
+        )
+    return spelled
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean acme/web?` for the closest known name (ignoring case), else ``."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return f"; did you mean {by_lower[close[0]]}?" if close else ""
 
 
 def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> DesiredState:

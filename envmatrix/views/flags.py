@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from envmatrix.errors import UsageError
-from envmatrix.pipeline.desired import DesiredState, FlagCell, owner_with_contact
+from envmatrix.pipeline.desired import DesiredState, FlagCell, did_you_mean, owner_with_contact
 from envmatrix.views.matrix import MatrixCell, Status, matrix_cells
 
 if TYPE_CHECKING:
@@ -164,13 +164,25 @@ def select(
 ) -> tuple[FlagReadiness, ...]:
     """The readiness rows `flags check` looks at; a flag or place the policy lacks is a usage
     error. `environment` is a logical name."""
+    readiness = tuple(readiness)
     rows = [r for r in readiness if r.flag == flag and r.logical_environment == environment]
     if not rows:
-        raise UsageError(f"flag {flag} is not declared for environment {environment} in the policy")
+        hint = (
+            ""
+            if any(r.flag == flag for r in readiness)
+            else did_you_mean(flag, [r.flag for r in readiness])
+        )
+        raise UsageError(
+            f"flag {flag} is not declared for environment {environment} in the policy{hint}"
+        )
     if repository is not None:
+        targeted = [r.repository for r in rows]
         rows = [r for r in rows if r.repository.lower() == repository.lower()]
         if not rows:
-            raise UsageError(f"flag {flag} does not target repository {repository}")
+            raise UsageError(
+                f"flag {flag} does not target repository {repository}"
+                f"{did_you_mean(repository, targeted)} ({', '.join(dict.fromkeys(targeted))})"
+            )
     return tuple(rows)
 
 

@@ -28,17 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from envmatrix.errors import UsageError
+from envmatrix.pipeline.desired import resolve_repository
 from envmatrix.policy import Policy
+from envmatrix.safeio import UnsafeInput, load_yaml, read_regular_file
 
 _REFERENCE = re.compile(
     r"""\bsecrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\])"""
 )
 IGNORED = frozenset({"GITHUB_TOKEN"})
 ANY_ENVIRONMENT = "*"  # a job whose environment is an expression
+MAX_WORKFLOW_BYTES = 1024 * 1024  # far above any real workflow; a bigger file is skipped
+MAX_WORKFLOW_NODES = 1_000_000  # YAML nodes with aliases expanded (bounds the walk, too)
 
 
 @dataclass(frozen=True, order=True)
@@ -112,6 +115,7 @@ class ScanReport:
 
 def scan_workflows(policy: Policy, folder: str | Path, repository: str | None = None) -> ScanReport:
     """Read every workflow file in `folder` and compare it with the policy."""
+    repository = resolve_repository(policy, repository)
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"--workflows {folder}: not a directory")
@@ -132,17 +136,23 @@ class _Unreadable(Exception):
 def read_jobs(policy: Policy, path: Path) -> list[JobReferences]:
     """The jobs of one workflow file and the secrets each references."""
     try:
-        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, YAMLError):
+        text = read_regular_file(path, MAX_WORKFLOW_BYTES).decode("utf-8")
+        document = load_yaml(text, max_nodes=MAX_WORKFLOW_NODES)
+    except UnsafeInput as exc:
+        raise _Unreadable(str(exc)) from None
+    except (OSError, UnicodeDecodeError, YAMLError, ValueError):
         raise _Unreadable("not readable YAML") from None
     jobs = document.get("jobs") if isinstance(document, dict) else None
     if not isinstance(jobs, dict):
         raise _Unreadable("no jobs")
-    return [
-        _job(policy, path.name, str(job_id), job)
-        for job_id, job in jobs.items()
-        if isinstance(job, dict)
-    ]
+    try:
+        return [
+            _job(policy, path.name, str(job_id), job)
+            for job_id, job in jobs.items()
+            if isinstance(job, dict)
+        ]
+    except RecursionError:  # deeper than the YAML parser's own limit: refuse, do not crash
+        raise _Unreadable("nested too deeply") from None
 
 
 def _job(policy: Policy, workflow: str, job_id: str, job: Mapping[str, Any]) -> JobReferences:

@@ -24,7 +24,7 @@ from typing import Any
 
 from envmatrix.connect import github_session, vault_session
 from envmatrix.errors import UsageError
-from envmatrix.pipeline.desired import owner_with_contact, resolve_environments
+from envmatrix.pipeline.desired import owner_with_contact, resolve_environments, resolve_repository
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
 
@@ -131,9 +131,7 @@ def requirements(
 
 def check_repository(policy: Policy, repository: str | None) -> None:
     """A `--repository` the policy never targets is a usage error, not an empty success."""
-    known = {r.lower() for s in policy.secrets.values() for r in policy.repositories_for(s)}
-    if repository is not None and repository.lower() not in known:
-        raise UsageError(f"--repository {repository} is not targeted by the policy")
+    resolve_repository(policy, repository)
 
 
 def verify_environ(

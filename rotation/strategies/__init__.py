@@ -10,6 +10,7 @@ from typing import Any
 
 from envmatrix.errors import UsageError, missing_extra
 from envmatrix.rotation.strategies.base import Strategy
+from envmatrix.rotation.strategies.options import require_valid_options
 from envmatrix.secret import SecretValue
 from envmatrix.strategy_registry import STRATEGIES
 
@@ -43,4 +44,7 @@ def get_strategy(
         raise missing_extra(exc) or exc from None
     factory = getattr(module, function)
     strategy: Strategy = factory(options, settings or StrategySettings())
+    # validate checked the options against the model; this guards callers that skipped it
+    # (after the factory, whose own messages are the more specific ones)
+    require_valid_options(name, options)
     return strategy

@@ -36,9 +36,11 @@ from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.rotator_env import named_variables, rotator_environment
 from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.rotation.strategies.base import Created, RotationContext
+from envmatrix.safeio import UnsafeInput, run_bounded
 from envmatrix.secret import SecretValue
 
 DEFAULT_TIMEOUT = 300.0
+MAX_OUTPUT_BYTES = 1024 * 1024  # a create answer is a few values; more is refused
 
 
 class CommandStrategy:
@@ -75,15 +77,16 @@ class CommandStrategy:
         request = json.dumps(_request(step, ctx, self.options, values)).encode()
         try:
             with rotator_environment(self.passed_variables) as environment:
-                done = subprocess.run(
+                done = run_bounded(
                     self.argv,
                     input=request,
-                    capture_output=True,
+                    limit=MAX_OUTPUT_BYTES,
                     cwd=self.cwd,
                     timeout=self.timeout,
                     env=environment,
-                    check=False,
                 )
+        except UnsafeInput as exc:
+            raise RuntimeFailure(f"rotator {self.argv[0]} at step {step}: {exc}") from None
         except (OSError, subprocess.SubprocessError) as exc:
             # the exception text names the executable, never the input
             raise RuntimeFailure(

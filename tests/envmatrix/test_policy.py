@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from envmatrix.errors import ExitCode, PolicyError
-from envmatrix.policy import load_policy
+from envmatrix.policy import (
+    ReservedVaultPath,
+    SecretSpec,
+    load_policy,
+    normalised_vault_path,
+)
 from envmatrix.timefmt import parse_duration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "policies" / "example.yaml"
@@ -598,3 +603,156 @@ def test_vault_paths_and_keys_may_be_unicode(tmp_path: Path) -> None:
     path.write_text(unicode, encoding="utf-8")
     spec = load_policy(path).secrets["SHOPIFY_ADMIN_TOKEN"]
     assert (spec.vault_path("staging"), spec.vault_key("X")) == ("apps/staging/zürich", "schlüssel")
+
+
+# -- envmatrix's own Vault space: checked on resolved, normalised paths -------------------------
+
+RESERVED_TEMPLATE = """version: 1
+github: {{repositories: [acme/web]}}
+environments:
+  {env}: {{github: staging}}
+owners: {{ops: {{contact: ops@example.test}}}}
+secrets:
+  LOCK_TOKEN:
+    owner: ops
+    vault: "{vault}"
+    environments: [{env}]
+"""
+
+# (logical environment, vault reference, the resolved path the error names)
+RESERVED = [
+    ("envmatrix", "{environment}/locks/apply#id", "envmatrix/locks/apply"),
+    ("envmatrix", "{environment}#id", "envmatrix"),
+    ("envmatrix", "{environment}/state/acme/web/dev#secrets", "envmatrix/state/acme/web/dev"),
+]
+
+
+@pytest.mark.parametrize(("env", "vault", "resolved"), RESERVED)
+def test_a_path_resolving_into_envmatrix_space_is_refused_at_its_line(
+    tmp_path: Path, env: str, vault: str, resolved: str
+) -> None:
+    text = RESERVED_TEMPLATE.format(env=env, vault=vault)
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.key_path == "secrets.LOCK_TOKEN.vault"
+    assert caught.value.line == line_of(text, "    vault:")
+    assert f"resolves to {resolved} in environment {env}" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "vault", ["./envmatrix/locks/apply", "envmatrix/./locks", "apps/../envmatrix/x", "envmatrix"]
+)
+def test_a_written_path_into_envmatrix_space_is_refused(tmp_path: Path, vault: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(RESERVED_TEMPLATE.format(env="dev", vault=vault))
+    with pytest.raises(PolicyError, match="'.' or '..' segments|envmatrix's own"):
+        load_policy(path)
+
+
+def test_paths_vault_keeps_apart_from_envmatrix_space_are_allowed(tmp_path: Path) -> None:
+    # KV paths are case-sensitive in OpenBao: Envmatrix/x is not envmatrix/x
+    for env, vault in (
+        ("dev", "Envmatrix/x"),
+        ("envmatrix2", "{environment}/x"),
+        ("dev", "apps/envmatrix/x"),
+    ):
+        path = tmp_path / "policy.yaml"
+        path.write_text(RESERVED_TEMPLATE.format(env=env, vault=vault))
+        load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "normalised"),
+    [
+        ("./envmatrix//locks/", "envmatrix/locks"),
+        ("a/../envmatrix/x", "envmatrix/x"),
+        ("../../envmatrix", "envmatrix"),
+        ("Envmatrix/x", "Envmatrix/x"),
+        ("a/./b", "a/b"),
+    ],
+)
+def test_normalised_vault_path_is_what_openbao_acts_on(path: str, normalised: str) -> None:
+    assert normalised_vault_path(path) == normalised
+
+
+def test_resolving_a_path_checks_again(tmp_path: Path) -> None:
+    """A SecretSpec built without validation still cannot resolve into envmatrix/."""
+    spec = SecretSpec.model_construct(vault="{environment}/locks/apply#id", owner="ops")
+    with pytest.raises(ReservedVaultPath) as caught:
+        spec.vault_path("envmatrix")
+    assert caught.value.exit_code is ExitCode.INVALID
+    assert spec.vault_path("dev") == "dev/locks/apply"
+
+
+# -- strategy options: each strategy's model, checked at load with file:line --------------------
+
+OPTION_MISTAKES = [
+    (
+        "postgres",
+        "{dsn_env: PG, mdoe: alternating, roles: [a, b]}",
+        "options.mdoe",
+        "unknown key 'mdoe'",
+    ),
+    ("postgres", "{dsn_env: PG, mode: alternate, roles: [a, b]}", "options.mode", "'single'"),
+    ("postgres", "{dsn_env: PG}", "options", "mode single takes role"),
+    (
+        "postgres",
+        "{dsn_env: PG, mode: alternating, roles: [a, a]}",
+        "options",
+        "two different roles",
+    ),
+    ("postgres", "{role: app}", "options.dsn_env", "required key is missing"),
+    ("aws-iam", "{user: ci, on_revoke: disable}", "options.on_revoke", "'delete'"),
+    ("aws-iam", "{usr: ci}", "options.usr", "unknown key"),
+    (
+        "supabase-api-key",
+        "{access_token_env: PAT}",
+        "options",
+        "one of project_ref or project_ref_env",
+    ),
+    ("generate", "{length: 8}", "options.length", "greater than or equal to 16"),
+    ("generate", "{lenght: 64}", "options.lenght", "unknown key"),
+    ("manual", "{reminder: yes}", "options.reminder", "unknown key"),
+    ("command", "{timeout: 30}", "options.command", "required key is missing"),
+    ("command", "{command: [], timeout: 30}", "options.command", "at least 1"),
+]
+
+
+@pytest.mark.parametrize(("strategy", "options", "key", "message"), OPTION_MISTAKES)
+def test_strategy_options_are_checked_at_load(
+    tmp_path: Path, strategy: str, options: str, key: str, message: str
+) -> None:
+    text = TEXT.replace(
+        "      max_age: 180d\n      strategy: manual",
+        f"      max_age: 180d\n      strategy: {strategy}\n      options: {options}",
+    )
+    assert text != TEXT
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.key_path == f"secrets.ZOHO_CLIENT_SECRET.rotation.{key}"
+    assert message in caught.value.message
+    assert caught.value.line == line_of(text, f"      options: {options}")
+
+
+def test_each_strategy_accepts_its_documented_options(tmp_path: Path) -> None:
+    good = {
+        "postgres": "{dsn_env: PG, mode: alternating, roles: [app_a, app_b], uri_key: uri,"
+        " terminate_sessions: true, connect_timeout: 5, port: 6543}",
+        "aws-iam": "{user: ci, on_revoke: deactivate, test_attempts: 3, region: eu-west-1}",
+        "supabase-api-key": "{project_ref: abc, access_token_env: PAT, key: service_key}",
+        "generate": "{length: 64, alphabet: hex}",
+        "command": "{command: [rotators/x.py], timeout: 60, base_url_env: X_URL}",
+    }
+    for strategy, options in good.items():
+        path = tmp_path / "policy.yaml"
+        path.write_text(
+            TEXT.replace(
+                "      max_age: 180d\n      strategy: manual",
+                f"      max_age: 180d\n      strategy: {strategy}\n      options: {options}",
+            )
+        )
+        assert load_policy(path).secrets["ZOHO_CLIENT_SECRET"].rotation is not None

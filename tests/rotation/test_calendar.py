@@ -39,7 +39,8 @@ secrets:
     owner: reliability
     vault: apps/{environment}/supabase#service_key
     environments: [staging, production]
-    rotation: {schedule: "0 9 1 */3 *", strategy: supabase-api-key}
+    rotation: {schedule: "0 9 1 */3 *", strategy: supabase-api-key,
+                options: {project_ref: abc, access_token_env: SB_PAT}}
   SHOPIFY_ADMIN_TOKEN:
     owner: integrations
     vault: apps/{environment}/shopify

@@ -52,17 +52,20 @@ secrets:
     owner: reliability
     vault: apps/{environment}/supabase#service_key
     environments: [staging, production]
-    rotation: {schedule: "0 9 1 */3 *", strategy: supabase-api-key}
+    rotation: {schedule: "0 9 1 */3 *", strategy: supabase-api-key,
+                options: {project_ref: abc, access_token_env: SB_PAT}}
   ZOHO_REFRESH_TOKEN:
     owner: integrations
     vault: apps/{environment}/zoho#refresh_token
     environments: [production]
-    rotation: {schedule: "0 10 * * 1", timezone: Europe/Berlin, strategy: command}
+    rotation: {schedule: "0 10 * * 1", timezone: Europe/Berlin, strategy: command,
+                options: {command: [rotate.sh]}}
   ZOHO_CLIENT_SECRET:
     owner: integrations
     vault: apps/{environment}/zoho#client_secret
     environments: [production]
-    rotation: {schedule: "0 10 * * 1", timezone: Europe/Berlin, strategy: command}
+    rotation: {schedule: "0 10 * * 1", timezone: Europe/Berlin, strategy: command,
+                options: {command: [rotate.sh]}}
   SHOPIFY_ADMIN_TOKEN:
     owner: integrations
     vault: apps/{environment}/shopify

@@ -24,7 +24,10 @@ from envmatrix.errors import CheckFailed, ExitCode, UsageError
 from envmatrix.policy import Policy, load_policy
 from envmatrix.render import report as render
 from envmatrix.rotation import render as rotation_render
+from envmatrix.safeio import UnsafeInput, read_regular_file, read_stream
 from envmatrix.secret import SecretValue
+
+MAX_VALUE_BYTES = 1024 * 1024  # a secret value (GitHub takes 48 KB); more is not a value
 
 if TYPE_CHECKING:
     from envmatrix.rotation.engine import RotationOutcome, StepResult
@@ -112,7 +115,7 @@ def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretVa
         if from_file:
             return SecretValue(_read_value_file(from_file))
         if not sys.stdin.isatty():
-            return SecretValue(sys.stdin.read().removesuffix("\n").removesuffix("\r"))
+            return SecretValue(_read_stdin_value().removesuffix("\n").removesuffix("\r"))
         return SecretValue(
             typer.prompt(f"New value for {name}", hide_input=True, confirmation_prompt=True)
         )
@@ -122,9 +125,28 @@ def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretVa
 
 def _read_value_file(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+        data = read_regular_file(path, MAX_VALUE_BYTES)
+        return data.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnsafeInput as exc:
+        raise UsageError(f"--from-file {path}: cannot read it ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--from-file {path}: cannot read it ({type(exc).__name__})") from None
+
+
+def _read_stdin_value() -> str:
+    """The new value piped to stdin, at most MAX_VALUE_BYTES (a stream may never end)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        if stream is None:  # a text stream without bytes underneath (tests' StringIO)
+            text = sys.stdin.read(MAX_VALUE_BYTES + 1)
+            if len(text) > MAX_VALUE_BYTES:
+                raise UnsafeInput(f"larger than {MAX_VALUE_BYTES} bytes")
+            return text
+        return read_stream(stream, MAX_VALUE_BYTES).decode("utf-8")
+    except UnsafeInput as exc:
+        raise UsageError(f"stdin: cannot read the new value ({exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError("stdin: cannot read the new value (not UTF-8 text)") from None
 
 
 def _print_step(group: RotationGroup, step: StepResult) -> None:

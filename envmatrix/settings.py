@@ -1,0 +1,51 @@
+"""Numeric settings from the environment (`ENVMATRIX_*`): parsed once, range-checked, named.
+
+`float("nan")`, `float("inf")` and `int("0")` all parse; none of them is a sensible retry count
+or wait. Every numeric `ENVMATRIX_*` variable goes through `number_setting`, so a bad one is a
+one-line UsageError (exit 3) naming the variable and the accepted range, before any request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from envmatrix.errors import UsageError
+
+
+def number_setting(
+    environ: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float,
+    integer: bool = False,
+) -> float:
+    """`environ[name]` as a finite number in [minimum, maximum] (a whole number if `integer`),
+    else `default` when unset. Raises UsageError naming `name` otherwise."""
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    kind = "a whole number" if integer else "a number"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not {kind}") from None
+    if not math.isfinite(value) or (integer and not value.is_integer()):
+        raise UsageError(f"{name}={raw!r} is not {kind}")
+    if not minimum <= value <= maximum:
+        raise UsageError(f"{name}={raw!r} is out of range: {minimum:g} to {maximum:g}")
+    return value
+
+
+def text_setting(environ: Mapping[str, str], name: str) -> str:
+    """`environ[name]` without surrounding whitespace ("" when unset). A value holding a line
+    break or another control character inside (a token pasted with a newline) is a UsageError
+    naming `name`; the value itself is never shown, since it may be a credential."""
+    value = environ.get(name, "").strip()
+    if not value.isprintable():
+        raise UsageError(
+            f"{name} holds a line break or another control character; it must be one line"
+        )
+    return value
