@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from envmatrix import render
+from envmatrix import interrupt, render
 from envmatrix.errors import EnvmatrixError, ExitCode, UsageError
 from envmatrix.policy import Policy, load_policy
 
@@ -157,29 +157,33 @@ def apply(
     with (
         connect(loaded) as connections,
         _audit_sink(loaded, path) as sink,
-        _apply_lock(connections, sink, timeout),
+        _apply_lock(connections, sink, timeout) as check,
     ):
         if plan_file:
-            report = apply_saved(plan_file, connections, sink, path, loaded)
+            report = apply_saved(plan_file, connections, sink, path, loaded, check)
         else:
             run = make_plan(path, connections, environment or (), loaded)
             if not run.plan.has_writes:
                 _no_changes(run.plan, json_output)
                 return
             _confirm(yes, run.plan)
-            report = apply_run(run, connections, sink)
+            report = apply_run(run, connections, sink, check)
     _render_report(report, json_output)
 
 
 @contextmanager
-def _apply_lock(connections: Connections, sink: GuardedSink, timeout: float) -> Iterator[None]:
-    """Hold the mount's apply lock; a lock taken over or not released is a warning on stderr."""
+def _apply_lock(
+    connections: Connections, sink: GuardedSink, timeout: float
+) -> Iterator[Callable[[], None]]:
+    """Hold (and renew) the mount's apply lock, giving the check to run before each write; a
+    lock taken over or not released is a warning on stderr."""
+    from envmatrix.guard import run_checks
     from envmatrix.sync import vault_lock
 
     lock = vault_lock(connections, sink, timeout)
     try:
         with lock:
-            yield
+            yield run_checks(lock)
     finally:
         for note in (lock.took_over, lock.release_error):
             if note:
@@ -229,8 +233,21 @@ def _render_report(report: ApplyReport, json_output: bool) -> None:
         render.print_json(render.apply_json(report))
     else:
         render.render_apply(report, render.console())
+    if report.stopped is not None:  # what landed is reported above; the one line says why
+        raise _stop_error(report.stopped, report.summary(), report.stop_code)
     if not report.ok:
         raise typer.Exit(ExitCode.FAILURE)
+
+
+def _stop_error(reason: str, counts: dict[str, int], code: int | None) -> EnvmatrixError:
+    """`Interrupted` (130/143) or `LockLost` (1) for a run that stopped part-way."""
+    from envmatrix.errors import Interrupted, LockLost
+
+    line = (f"{reason}: {counts['written']} written, {counts['failed']} failed,"
+            f" {counts['not_attempted']} not attempted; run plan to see what is left")
+    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        return Interrupted(line, ExitCode(code))
+    return LockLost(line)
 
 
 def _confirm(yes: bool, plan: Plan | None) -> None:
@@ -659,7 +676,7 @@ def rotate(
     connections = connect(loaded)
     settings = StrategySettings(Path(path).resolve().parent,
                                 None if due else _manual_value_source(from_file))
-    with _audit_sink(loaded, path) as sink:
+    with _audit_sink(loaded, path) as sink, interrupt.writing():
         engine = RotationEngine(loaded, connections.vault, connections.github, settings=settings,
                                 audit=sink, on_step=None if json_output else _print_step)
         outcomes = run_rotation(engine, request, groups)
@@ -719,6 +736,11 @@ def _render_rotation(outcomes: list[RotationOutcome], json_output: bool) -> None
     for outcome in outcomes:
         if not outcome.ok:
             sys.stderr.write(f"error: {outcome.message}\n")
+    if interrupt.pending():  # stopped between steps or groups; each outcome says where
+        from envmatrix.errors import Interrupted
+
+        raise Interrupted(f"rotate interrupted after {len(outcomes)} rotation(s); the ones not"
+                          " started are untouched", interrupt.exit_code())
     if not all(o.ok for o in outcomes):
         raise typer.Exit(ExitCode.FAILURE)
 
@@ -730,7 +752,10 @@ def main(argv: list[str] | None = None) -> int:
         # a value: PyGithub masks the token and only ever sends ciphertext (tests/test_leaks.py)
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True)
     try:
-        code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
+        with interrupt.handling():
+            code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
+        if code == ExitCode.INTERRUPTED:  # typer's answer to a KeyboardInterrupt
+            return _fail(interrupt.stopped_at_once_message(), interrupt.exit_code())
     except typer.Abort:
         return _fail("aborted", ExitCode.FAILURE)
     except typer.TyperException as exc:  # typer's (vendored click's) command-line errors
@@ -740,8 +765,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(message, ExitCode.INVALID)
     except EnvmatrixError as exc:
         return _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return _fail("interrupted", ExitCode.FAILURE)
+    except KeyboardInterrupt:  # outside typer's own handling (e.g. while rendering)
+        return _fail(interrupt.stopped_at_once_message(), interrupt.exit_code())
     except Exception as exc:  # one line, type only: library messages may carry data
         if os.environ.get("ENVMATRIX_DEBUG"):
             _print_frames(exc)

@@ -92,10 +92,14 @@ def make_plan(
 
 
 def apply_run(
-    run: PlanRun, connections: Connections, audit: AuditSink | None = None
+    run: PlanRun,
+    connections: Connections,
+    audit: AuditSink | None = None,
+    check: Callable[[], None] | None = None,
 ) -> ApplyReport:
-    """Carry out a fresh plan."""
-    return _applier(run, connections, audit).apply(run.plan)
+    """Carry out a fresh plan. `check` runs before each GitHub write and may raise RunStopped
+    (see envmatrix/guard.py: the lock still held, no Ctrl-C pending)."""
+    return _applier(run, connections, audit, check).apply(run.plan)
 
 
 def saved_plan_policy(
@@ -141,11 +145,13 @@ def apply_saved(
     audit: AuditSink | None = None,
     policy_path: str | None = None,
     policy: Policy | None = None,
+    check: Callable[[], None] | None = None,
 ) -> ApplyReport:
     """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
 
     `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by default where
-    it was when the plan was made; `policy` is that file already loaded, if the caller has it."""
+    it was when the plan was made; `policy` is that file already loaded, if the caller has it;
+    `check` as for `apply_run`."""
     saved = read_plan_file(plan_file)
     policy_path = policy_path or str(saved["policy"])
     if _sha256(policy_path) != saved["policy_sha256"]:
@@ -159,7 +165,7 @@ def apply_saved(
             " plan again"
         )
     plan = Plan(tuple(Change.from_json(c) for c in saved["changes"]), saved["fingerprint"])
-    return _applier(fresh, connections, audit).apply(plan)
+    return _applier(fresh, connections, audit, check).apply(plan)
 
 
 def vault_lock(
@@ -216,11 +222,19 @@ def is_plan_file(path: str) -> bool:
         return False
 
 
-def _applier(run: PlanRun, connections: Connections, audit: AuditSink | None) -> Applier:
+def _applier(
+    run: PlanRun,
+    connections: Connections,
+    audit: AuditSink | None,
+    check: Callable[[], None] | None = None,
+) -> Applier:
     """An applier over the sync state `run` observed, acting as this run's actor."""
+    from envmatrix.guard import guard_writes
+
+    github = connections.github if check is None else guard_writes(connections.github, check)
     return Applier(
         connections.vault,
-        connections.github,
+        github,
         run.observed.sync,
         audit,
         _actor(connections),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from envmatrix import interrupt
 from envmatrix.desired import resolve_environments
 from envmatrix.errors import UsageError
 from envmatrix.policy import Policy
@@ -81,7 +82,12 @@ def run_rotation(
         Mode.RESUME: engine.resume,
         Mode.ROLLBACK: engine.rollback,
     }[request.mode]
-    return [action(group) for group in groups]
+    outcomes: list[RotationOutcome] = []
+    for group in groups:
+        if interrupt.pending():  # Ctrl-C: the groups not started stay as they are
+            break
+        outcomes.append(action(group))
+    return outcomes
 
 
 def summary(outcomes: Sequence[RotationOutcome]) -> dict[str, int]:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,16 +76,23 @@ def test_exactly_one_of_many_racing_runners_takes_the_lock(vault: VaultAdapter) 
 
 def test_an_expired_lock_is_taken_over_and_the_break_is_audited(vault: VaultAdapter) -> None:
     audit = MemorySink()
-    long_ago = datetime.now(UTC) - timedelta(hours=3)
-    crashed = _lock(vault, clock=lambda: long_ago)
-    stale = crashed.acquire()
-    with _lock(vault, audit) as taken:
+    long_ago = datetime.now(UTC) - timedelta(hours=3)  # the crashed runner's clock is 3 h behind
+    crashed = _lock(vault, clock=lambda: long_ago, lease=timedelta(seconds=2))
+    stale = crashed.acquire()  # and it never renews: it crashed
+    with pytest.raises(LockHeldError):  # its clock says nothing: Vault saw it written just now
+        _lock(vault).acquire()
+    waiter = _lock(vault, audit, timeout=60.0, sleep=_pause)  # until Vault's clock says 2 s passed
+    with waiter as taken:
         assert taken.id != stale.id
         crashed.release()  # the crashed run wakes up: it must not free the new holder's lock
         assert _lock(vault).read() == taken
     broken = [e for e in audit.events if e.action == "lock.broken"]
     assert len(broken) == 1 and broken[0].detail.startswith("expired: lock held by")
     assert stale.id in broken[0].detail
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(min(seconds, 0.5))
 
 
 def _planted_lock(vault: VaultAdapter, holder: str) -> str:
