@@ -360,3 +360,17 @@ def _wait_for(condition: Callable[[], bool], limit: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("lease", ["nan", "0s", "forever"])
+def test_cli_apply_refuses_a_bad_lease_setting_before_writing(
+    policy_file: Path, capsys: pytest.CaptureFixture[str], sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch, lease: str,
+) -> None:
+    monkeypatch.setenv("ENVMATRIX_LOCK_LEASE", lease)
+    assert cli.main(["apply", "--policy", str(policy_file), "--yes"]) == 3
+    err = capsys.readouterr().err
+    assert err == (f"error: ENVMATRIX_LOCK_LEASE={lease!r} must be a duration from 2s to 24h,"
+                   " like 2m\n")
+    writes = [m for m, _ in sandbox.request_counts() if m in ("PUT", "POST", "PATCH", "DELETE")]
+    assert writes == []
