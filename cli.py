@@ -54,11 +54,14 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _options(
     version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                           help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Sync secrets from Vault into GitHub Actions environments; rotate them; gate flags."""
+
 
 PolicyOption = Annotated[
     Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
@@ -243,8 +246,10 @@ def _stop_error(reason: str, counts: dict[str, int], code: int | None) -> Envmat
     """`Interrupted` (130/143) or `LockLost` (1) for a run that stopped part-way."""
     from envmatrix.errors import Interrupted, LockLost
 
-    line = (f"{reason}: {counts['written']} written, {counts['failed']} failed,"
-            f" {counts['not_attempted']} not attempted; run plan to see what is left")
+    line = (
+        f"{reason}: {counts['written']} written, {counts['failed']} failed,"
+        f" {counts['not_attempted']} not attempted; run plan to see what is left"
+    )
     if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         return Interrupted(line, ExitCode(code))
     return LockLost(line)
@@ -304,8 +309,9 @@ def force_unlock(
 
 def _confirm_unlock(yes: bool, what: str) -> None:
     if _must_ask(yes, "force-unlock"):
-        render.console().print(f"The lock is {what}. Unlocking it while that run is alive lets two"
-                               " runs write at once.")
+        render.console().print(
+            f"The lock is {what}. Unlocking it while that run is alive lets two runs write at once."
+        )
         _ask_yes("Force-unlock")
 
 
@@ -408,9 +414,7 @@ def rotation_due(
 def rotation_calendar(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
-    days: Annotated[
-        int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")
-    ] = 90,
+    days: Annotated[int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")] = 90,
     owner: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--owner", help="Only this owner's rotations (repeatable)."),
@@ -563,8 +567,10 @@ def verify(
     repository: RepositoryOption = None,
     source: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--source", help="environ|github|vault (default: environ in GitHub Actions, "
-                     "else github)."),
+        typer.Option(
+            "--source",
+            help="environ|github|vault (default: environ in GitHub Actions, else github).",
+        ),
     ] = None,
     policy: PolicyOption = None,
     json_output: JsonOption = False,
@@ -633,8 +639,9 @@ def probe_supabase(
         render.print_json(result.to_json())
     else:
         verdict = "ok" if result.ok else "failed"
-        render.console().print(f"probe supabase in {logical}: {verdict}: {result.detail}",
-                               markup=False)
+        render.console().print(
+            f"probe supabase in {logical}: {verdict}: {result.detail}", markup=False
+        )
     if not result.ok:
         raise typer.Exit(ExitCode.FAILURE)
 
@@ -669,16 +676,30 @@ def rotate(
 
     path = policy_path(policy)
     loaded = load_policy(path)
-    request = rotate_request(loaded, name, environment or (), due=due, resume=resume,
-                             rollback=rollback, from_file=from_file)
+    request = rotate_request(
+        loaded,
+        name,
+        environment or (),
+        due=due,
+        resume=resume,
+        rollback=rollback,
+        from_file=from_file,
+    )
     groups = selected_groups(loaded, request)
     _confirm_rotation(yes, request.mode.value, [g.path for g in groups])
     connections = connect(loaded)
-    settings = StrategySettings(Path(path).resolve().parent,
-                                None if due else _manual_value_source(from_file))
+    settings = StrategySettings(
+        Path(path).resolve().parent, None if due else _manual_value_source(from_file)
+    )
     with _audit_sink(loaded, path) as sink, interrupt.writing():
-        engine = RotationEngine(loaded, connections.vault, connections.github, settings=settings,
-                                audit=sink, on_step=None if json_output else _print_step)
+        engine = RotationEngine(
+            loaded,
+            connections.vault,
+            connections.github,
+            settings=settings,
+            audit=sink,
+            on_step=None if json_output else _print_step,
+        )
         outcomes = run_rotation(engine, request, groups)
     _render_rotation(outcomes, json_output)
 
@@ -702,8 +723,9 @@ def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretVa
             return SecretValue(_read_value_file(from_file))
         if not sys.stdin.isatty():
             return SecretValue(sys.stdin.read().removesuffix("\n").removesuffix("\r"))
-        return SecretValue(typer.prompt(f"New value for {name}", hide_input=True,
-                                        confirmation_prompt=True))
+        return SecretValue(
+            typer.prompt(f"New value for {name}", hide_input=True, confirmation_prompt=True)
+        )
 
     return source
 
@@ -739,8 +761,11 @@ def _render_rotation(outcomes: list[RotationOutcome], json_output: bool) -> None
     if interrupt.pending():  # stopped between steps or groups; each outcome says where
         from envmatrix.errors import Interrupted
 
-        raise Interrupted(f"rotate interrupted after {len(outcomes)} rotation(s); the ones not"
-                          " started are untouched", interrupt.exit_code())
+        raise Interrupted(
+            f"rotate interrupted after {len(outcomes)} rotation(s); the ones not"
+            " started are untouched",
+            interrupt.exit_code(),
+        )
     if not all(o.ok for o in outcomes):
         raise typer.Exit(ExitCode.FAILURE)
 

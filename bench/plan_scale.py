@@ -33,8 +33,17 @@ ENVMATRIX = [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())"]
 def start_sandbox(repositories: list[str]) -> tuple[subprocess.Popen[str], str]:
     # GitHub App installations get up to 12,500-15,000 requests/h; a 200-repository first apply
     # needs about 4,800, so the sandbox gets an App's limit rather than a PAT's 5,000
-    args = [sys.executable, "-m", "envmatrix.sandbox", "--port", "0", "--token", TOKEN,
-            "--rate-limit", "15000"]
+    args = [
+        sys.executable,
+        "-m",
+        "envmatrix.sandbox",
+        "--port",
+        "0",
+        "--token",
+        TOKEN,
+        "--rate-limit",
+        "15000",
+    ]
     for repo in repositories:
         args += ["--repo", repo]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -79,18 +88,28 @@ def run_scale(n: int, bao: OpenBaoDevServer, tmp: Path) -> None:
     policy_path = widened(tmp, repositories, mount)
     seed_vault(load_policy(policy_path), VaultAdapter(bao.addr, bao.token, mount))
     sandbox, url = start_sandbox(repositories)
-    env = {**os.environ, "VAULT_ADDR": bao.addr, "VAULT_TOKEN": bao.token,
-           "GITHUB_API_URL": url, "GITHUB_TOKEN": TOKEN, "ENVMATRIX_POLICY": str(policy_path),
-           "ENVMATRIX_AUDIT_DB": str(tmp / f"audit-{n}.sqlite")}
+    env = {
+        **os.environ,
+        "VAULT_ADDR": bao.addr,
+        "VAULT_TOKEN": bao.token,
+        "GITHUB_API_URL": url,
+        "GITHUB_TOKEN": TOKEN,
+        "ENVMATRIX_POLICY": str(policy_path),
+        "ENVMATRIX_AUDIT_DB": str(tmp / f"audit-{n}.sqlite"),
+    }
     try:
         cells = n * 2 * 8
         print(f"\n== {n} repositories ({cells} secret cells, {n * 2} environments)")
-        for label, argv in (("plan (fresh)", ["plan", "--json"]),
-                            ("apply --yes", ["apply", "--yes"]),
-                            ("plan (steady)", ["plan", "--detailed-exitcode"])):
+        for label, argv in (
+            ("plan (fresh)", ["plan", "--json"]),
+            ("apply --yes", ["apply", "--yes"]),
+            ("plan (steady)", ["plan", "--detailed-exitcode"]),
+        ):
             code, wall, rss, error = timed(argv, env, tmp)
-            print(f"   {label:14s} exit {code}  {wall:6.2f} s  peak RSS {rss:6.1f} MiB"
-                  + (f"  ({error})" if code not in (0, 2) else ""))
+            print(
+                f"   {label:14s} exit {code}  {wall:6.2f} s  peak RSS {rss:6.1f} MiB"
+                + (f"  ({error})" if code not in (0, 2) else "")
+            )
     finally:
         sandbox.terminate()
         sandbox.wait()

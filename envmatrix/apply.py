@@ -250,8 +250,10 @@ class Applier:
         return result
 
     def _emit(self, change: Change, action: str, result: ItemResult) -> None:
-        where = change.repository if change.environment is None else (
-            f"{change.repository}/{change.environment}"
+        where = (
+            change.repository
+            if change.environment is None
+            else (f"{change.repository}/{change.environment}")
         )
         target = f"github:{where}/{change.name}"
         self._emitted.append(result)
@@ -314,8 +316,9 @@ def _stopped_report(
     """What landed and what did not when a RunStopped ended the apply early."""
     tried = {id(result.change) for result in attempted}
     left = tuple(c for c in plan.writes if id(c) not in tried)
-    return ApplyReport(tuple(attempted), plan.blocked, state_errors, str(stop),
-                       int(stop.exit_code), left)
+    return ApplyReport(
+        tuple(attempted), plan.blocked, state_errors, str(stop), int(stop.exit_code), left
+    )
 
 
 def _by_target(changes: Iterable[Change]) -> list[tuple[Target, list[Change]]]:

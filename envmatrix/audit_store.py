@@ -219,8 +219,9 @@ class GuardedSink:
         except Exception as exc:  # any store failure: the write itself already happened
             self.lost += 1
             cause = str(exc) if isinstance(exc, AuditStoreError) else type(exc).__name__
-            self._warn(f"audit event not recorded ({event.action} {event.target}"
-                       f" {event.result}): {cause}")
+            self._warn(
+                f"audit event not recorded ({event.action} {event.target} {event.result}): {cause}"
+            )
 
     def query(self, since: datetime | None = None) -> list[AuditEvent]:
         return self.store.query(since)
@@ -238,7 +239,9 @@ class GuardedSink:
 
 
 def audit_sink_for(
-    policy: Policy, policy_path: str | Path, environ: Mapping[str, str] = os.environ,
+    policy: Policy,
+    policy_path: str | Path,
+    environ: Mapping[str, str] = os.environ,
 ) -> AuditStore:
     """Open the store the policy names (see the module docstring for the order)."""
     spec = policy.audit
@@ -259,15 +262,25 @@ def audit_sink_for(
 def event_json(event: AuditEvent) -> dict[str, Any]:
     """One event for `envmatrix audit --json`."""
     return {
-        "time": _utc(event.time).isoformat(), "actor": event.actor, "action": event.action,
-        "target": event.target, "vault_version": event.vault_version, "result": event.result,
+        "time": _utc(event.time).isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "vault_version": event.vault_version,
+        "result": event.result,
         "detail": event.detail,
     }
 
 
 def _fields(event: AuditEvent) -> tuple[Any, ...]:
-    return (event.actor, event.action, event.target, event.vault_version, event.result,
-            event.detail)
+    return (
+        event.actor,
+        event.action,
+        event.target,
+        event.vault_version,
+        event.result,
+        event.detail,
+    )
 
 
 def _event(time: datetime, row: Any) -> AuditEvent:
@@ -288,4 +301,3 @@ def _reason(exc: BaseException) -> str:
     """The first line of a store error (they name hosts, files and SQL states, never values)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-

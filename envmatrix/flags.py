@@ -41,8 +41,13 @@ class Blocker:
         return f"{what}: {detail}{owner}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"secret": self.secret, "status": self.status, "owner": self.owner,
-                "contact": self.contact, "detail": self.detail}
+        return {
+            "secret": self.secret,
+            "status": self.status,
+            "owner": self.owner,
+            "contact": self.contact,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,16 +70,22 @@ class FlagReadiness:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "flag": self.flag, "repository": self.repository, "environment": self.environment,
-            "logical_environment": self.logical_environment, "ready": self.ready,
-            "requires": list(self.requires), "blocking": [b.to_json() for b in self.blockers],
-            "variable": self.variable, "probe": self.probe,
+            "flag": self.flag,
+            "repository": self.repository,
+            "environment": self.environment,
+            "logical_environment": self.logical_environment,
+            "ready": self.ready,
+            "requires": list(self.requires),
+            "blocking": [b.to_json() for b in self.blockers],
+            "variable": self.variable,
+            "probe": self.probe,
             "github_variable": self.github_variable,
         }
 
 
 def flag_readiness(
-    desired: DesiredState, cells: Iterable[MatrixCell],
+    desired: DesiredState,
+    cells: Iterable[MatrixCell],
     probes: Mapping[str, str | None] | None = None,
     variables: Mapping[tuple[str, str | None, str], str] | None = None,
 ) -> tuple[FlagReadiness, ...]:
@@ -91,9 +102,11 @@ def flag_readiness(
 
 
 def _readiness(
-    desired: DesiredState, flag: FlagCell,
+    desired: DesiredState,
+    flag: FlagCell,
     cells: Mapping[tuple[str, str | None, str], MatrixCell],
-    probe: str | None, variables: Mapping[tuple[str, str | None, str], str],
+    probe: str | None,
+    variables: Mapping[tuple[str, str | None, str], str],
 ) -> FlagReadiness:
     target = flag.target
     assert target.github_environment is not None  # flags are environment-scoped (policy.py)
@@ -104,8 +117,15 @@ def _readiness(
             blockers.append(_secret_blocker(desired, name, cell))
     key = (target.repository, target.github_environment, flag.name)
     return FlagReadiness(
-        flag.name, target.repository, target.github_environment, target.environment,
-        flag.requires, tuple(blockers), flag.variable, probe, variables.get(key),
+        flag.name,
+        target.repository,
+        target.github_environment,
+        target.environment,
+        flag.requires,
+        tuple(blockers),
+        flag.variable,
+        probe,
+        variables.get(key),
     )
 
 
@@ -162,7 +182,8 @@ def readiness_for_run(
     probes = {name: spec.probe for name, spec in run.policy.flags.items()}
     variables = {
         (t.repository, t.github_environment, name): v.value
-        for t, env in run.observed.github.items() if env is not None
+        for t, env in run.observed.github.items()
+        if env is not None
         for name, v in env.variables.items()
     }
     readiness = flag_readiness(run.desired, cells, probes, variables)

@@ -18,8 +18,10 @@ from types import FrameType
 
 from envmatrix.errors import ExitCode, Interrupted
 
-_SIGNALS = {signal.SIGINT: ("Ctrl-C", ExitCode.INTERRUPTED),
-            signal.SIGTERM: ("SIGTERM", ExitCode.TERMINATED)}
+_SIGNALS = {
+    signal.SIGINT: ("Ctrl-C", ExitCode.INTERRUPTED),
+    signal.SIGTERM: ("SIGTERM", ExitCode.TERMINATED),
+}
 
 
 class _State:
@@ -84,8 +86,10 @@ def stopped_at_once_message() -> str:
     name = "Ctrl-C" if _state.received in (None, signal.SIGINT) else "SIGTERM"
     if not _state.wrote:
         return f"interrupted ({name}) before anything was written"
-    return (f"interrupted ({name}) during a write; what landed is in `envmatrix audit`, and"
-            " plan shows what is left")
+    return (
+        f"interrupted ({name}) during a write; what landed is in `envmatrix audit`, and"
+        " plan shows what is left"
+    )
 
 
 def _on_signal(number: int, frame: FrameType | None) -> None:

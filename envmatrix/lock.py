@@ -144,9 +144,12 @@ class HeldLock:
 
     def to_document(self) -> dict[str, object]:
         return {
-            "id": self.id, "holder": self.holder, "operation": self.operation,
+            "id": self.id,
+            "holder": self.holder,
+            "operation": self.operation,
             "created_at": self.created_at.isoformat(),
-            "lease_seconds": self.lease.total_seconds(), "renewals": self.renewals,
+            "lease_seconds": self.lease.total_seconds(),
+            "renewals": self.renewals,
         }
 
     @classmethod
@@ -157,11 +160,15 @@ class HeldLock:
             return None
         try:
             return cls(
-                str(data["id"]), str(data.get("holder", "unknown")),
+                str(data["id"]),
+                str(data.get("holder", "unknown")),
                 str(data.get("operation", "unknown")),
-                datetime.fromisoformat(str(data["created_at"])), _lease_of(data),
-                document.version, int(data.get("renewals", 0)),
-                document.written_at, document.read_at,
+                datetime.fromisoformat(str(data["created_at"])),
+                _lease_of(data),
+                document.version,
+                int(data.get("renewals", 0)),
+                document.written_at,
+                document.read_at,
             )
         except (KeyError, ValueError, TypeError):
             raise RuntimeFailure(
@@ -171,8 +178,10 @@ class HeldLock:
 
     def describe(self) -> str:
         """`state locked by ... since ...` without the advice; for audit details."""
-        return (f"held by {self.holder} since {self.created_at:%Y-%m-%d %H:%M:%S %Z} "
-                f"(lock ID {self.id}, operation {self.operation})")
+        return (
+            f"held by {self.holder} since {self.created_at:%Y-%m-%d %H:%M:%S %Z} "
+            f"(lock ID {self.id}, operation {self.operation})"
+        )
 
 
 def _lease_of(data: Mapping[str, Any]) -> timedelta:
@@ -186,9 +195,11 @@ def _lease_of(data: Mapping[str, Any]) -> timedelta:
 
 def held_message(lock: HeldLock) -> str:
     """The one line a second runner prints (Terraform's "Error acquiring the state lock")."""
-    return (f"state locked by {lock.holder} since {lock.created_at:%Y-%m-%d %H:%M:%S %Z} "
-            f"(lock ID {lock.id}, operation {lock.operation}); wait, or run "
-            f"envmatrix force-unlock {lock.id}")
+    return (
+        f"state locked by {lock.holder} since {lock.created_at:%Y-%m-%d %H:%M:%S %Z} "
+        f"(lock ID {lock.id}, operation {lock.operation}); wait, or run "
+        f"envmatrix force-unlock {lock.id}"
+    )
 
 
 class VaultLock:
@@ -201,8 +212,13 @@ class VaultLock:
     """
 
     def __init__(
-        self, vault: VaultPort, name: str, operation: str, actor: str,
-        audit: AuditSink | None = None, timeout: float = 0.0,
+        self,
+        vault: VaultPort,
+        name: str,
+        operation: str,
+        actor: str,
+        audit: AuditSink | None = None,
+        timeout: float = 0.0,
         lease: timedelta | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
@@ -291,13 +307,19 @@ class VaultLock:
             if self.lost is None:
                 self.lost = self._loss_message(held, self._read_quietly())
                 self.release_error = f"{self.lost}; left as it is"
-            self._record("lock.release", "failed", held.version,
-                         f"lock {held.id} was broken or taken over meanwhile; left as it is")
+            self._record(
+                "lock.release",
+                "failed",
+                held.version,
+                f"lock {held.id} was broken or taken over meanwhile; left as it is",
+            )
             return
         except EnvmatrixError as exc:  # Vault sealed or down: keep the run's own report
-            self.release_error = (f"lock {held.id} not released ({exc}); it expires one lease"
-                                  f" ({_seconds(held.lease)}) after its last renewal, or use"
-                                  " force-unlock")
+            self.release_error = (
+                f"lock {held.id} not released ({exc}); it expires one lease"
+                f" ({_seconds(held.lease)}) after its last renewal, or use"
+                " force-unlock"
+            )
             self._record("lock.release", "failed", held.version, self.release_error)
             return
         self._record("lock.release", "ok", version, f"lock ID {held.id}")
@@ -333,8 +355,9 @@ class VaultLock:
     ) -> HeldLock | None:
         """Write our lock over version `cas`; None when a racer changed the lock first."""
         now, sent = self._clock(), time.monotonic()
-        mine = HeldLock(str(uuid.uuid4()), holder_identity(self._actor), self._operation,
-                        now, self.lease, 0)
+        mine = HeldLock(
+            str(uuid.uuid4()), holder_identity(self._actor), self._operation, now, self.lease, 0
+        )
         try:
             version = self._vault.write_document(self.path, mine.to_document(), cas=cas)
         except VaultCasMismatch:
@@ -379,8 +402,9 @@ class VaultLock:
             renewed = replace(held, renewals=held.renewals + 1)
             sent = time.monotonic()
             try:
-                version = self._vault.write_document(self.path, renewed.to_document(),
-                                                     cas=held.version)
+                version = self._vault.write_document(
+                    self.path, renewed.to_document(), cas=held.version
+                )
             except VaultCasMismatch:
                 current = self._read_quietly()
                 if isinstance(current, HeldLock) and current.id == held.id:
@@ -396,8 +420,10 @@ class VaultLock:
             return "the lock is not held (released already)"
         lapse = time.monotonic() - self._renewed
         if lapse >= held.lease.total_seconds() * 3 / 4:
-            return (f"lost lock {held.id}: it could not be renewed for {lapse:.0f}s of its"
-                    f" {_seconds(held.lease)} lease, so another runner may take it over")
+            return (
+                f"lost lock {held.id}: it could not be renewed for {lapse:.0f}s of its"
+                f" {_seconds(held.lease)} lease, so another runner may take it over"
+            )
         current = self._read_quietly()
         if current is False or (isinstance(current, HeldLock) and current.id == held.id):
             return None
@@ -413,8 +439,10 @@ class VaultLock:
     def _loss_message(self, held: HeldLock, current: HeldLock | None | bool) -> str:
         where = f"{self._vault.mount}/{self.path}"
         if isinstance(current, HeldLock):
-            return (f"lost lock {held.id} at {where}: it was taken over by {current.holder}"
-                    f" (lock ID {current.id}, operation {current.operation})")
+            return (
+                f"lost lock {held.id} at {where}: it was taken over by {current.holder}"
+                f" (lock ID {current.id}, operation {current.operation})"
+            )
         if current is None:
             return f"lost lock {held.id} at {where}: it was released by someone else (force-unlock)"
         return f"lost lock {held.id} at {where}: it changed and Vault cannot be read to say how"
@@ -447,14 +475,24 @@ class VaultLock:
 
     def _write_released(self, held: HeldLock, how: str) -> int:
         document = {
-            "released_at": self._clock().isoformat(), "released_by": holder_identity(self._actor),
-            "released_how": how, "last_id": held.id,
+            "released_at": self._clock().isoformat(),
+            "released_by": holder_identity(self._actor),
+            "released_how": how,
+            "last_id": held.id,
         }
         return self._vault.write_document(self.path, document, cas=held.version)
 
     def _record(self, action: str, result: str, version: int | None, detail: str) -> None:
-        self._audit.record(AuditEvent(action, f"vault:{self._vault.mount}/{self.path}", result,
-                                      self._actor, version, detail))
+        self._audit.record(
+            AuditEvent(
+                action,
+                f"vault:{self._vault.mount}/{self.path}",
+                result,
+                self._actor,
+                version,
+                detail,
+            )
+        )
 
 
 def _seconds(lease: timedelta) -> str:

@@ -74,10 +74,15 @@ class MatrixCell:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "repository": self.repository, "environment": self.environment,
-            "secret": self.secret, "status": str(self.status), "owner": self.owner,
-            "service": self.service, "logical_environment": self.logical_environment,
-            "detail": self.detail, "rotation_overdue": self.rotation_overdue,
+            "repository": self.repository,
+            "environment": self.environment,
+            "secret": self.secret,
+            "status": str(self.status),
+            "owner": self.owner,
+            "service": self.service,
+            "logical_environment": self.logical_environment,
+            "detail": self.detail,
+            "rotation_overdue": self.rotation_overdue,
         }
 
 
@@ -92,8 +97,13 @@ class Orphan:
     detail: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"repository": self.repository, "environment": self.environment,
-                "secret": self.secret, "action": self.action, "detail": self.detail}
+        return {
+            "repository": self.repository,
+            "environment": self.environment,
+            "secret": self.secret,
+            "action": self.action,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,10 @@ class Matrix:
         return tuple(tuple(row) for row in by_secret.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"cells": [c.to_json() for c in self.cells],
-                "orphans": [o.to_json() for o in self.orphans]}
+        return {
+            "cells": [c.to_json() for c in self.cells],
+            "orphans": [o.to_json() for o in self.orphans],
+        }
 
 
 def cell_status(change: Change | None) -> Status:
@@ -202,8 +214,14 @@ def _cell(
         status = cell_status(change)
         detail = change.detail if change is not None else f"in sync with Vault {cell.vault_ref}"
     return MatrixCell(
-        target.repository, target.github_environment, target.environment, sample.name, status,
-        sample.owner, sample.service, detail,
+        target.repository,
+        target.github_environment,
+        target.environment,
+        sample.name,
+        status,
+        sample.owner,
+        sample.service,
+        detail,
     )
 
 
@@ -220,11 +238,15 @@ def matrix_for_run(run: PlanRun, repository: str | None = None) -> Matrix:
     repository only."""
     matrix = build_matrix(run.desired, run.plan, tuple(run.policy.environments))
     overdue = overdue_cells(run.rotations)
-    matrix = replace(matrix, cells=tuple(
-        replace(c, rotation_overdue=(c.secret, c.logical_environment) in overdue)
-        if c.status is not Status.NOT_REQUIRED else c
-        for c in matrix.cells
-    ))
+    matrix = replace(
+        matrix,
+        cells=tuple(
+            replace(c, rotation_overdue=(c.secret, c.logical_environment) in overdue)
+            if c.status is not Status.NOT_REQUIRED
+            else c
+            for c in matrix.cells
+        ),
+    )
     if repository is None:
         return matrix
     keep = repository.lower()

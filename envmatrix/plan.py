@@ -307,4 +307,3 @@ def _flag_change(
         requires=flag.requires,
         probe=flag.probe,
     )
-

@@ -39,8 +39,12 @@ class ProbeResult:
     detail: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"probe": self.probe, "environment": self.environment, "ok": self.ok,
-                "detail": self.detail}
+        return {
+            "probe": self.probe,
+            "environment": self.environment,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
 
 
 def run_probe(kind: str, policy: Policy, vault: VaultPort, environment: str) -> ProbeResult:
@@ -59,8 +63,10 @@ def supabase_credentials(
     policy: Policy, vault: VaultPort, environment: str
 ) -> tuple[SecretValue, SecretValue]:
     """SUPABASE_URL and SUPABASE_SERVICE_KEY of an environment, read from Vault."""
-    return (_from_vault(policy, vault, SUPABASE_URL, environment),
-            _from_vault(policy, vault, SUPABASE_KEY, environment))
+    return (
+        _from_vault(policy, vault, SUPABASE_URL, environment),
+        _from_vault(policy, vault, SUPABASE_KEY, environment),
+    )
 
 
 def _from_vault(policy: Policy, vault: VaultPort, name: str, environment: str) -> SecretValue:

@@ -41,7 +41,10 @@ def console(file: TextIO | None = None) -> Console:
     # rich's own NO_COLOR handling drops colours but keeps bold, dim and reverse: drop them all
     plain = bool(os.environ.get("NO_COLOR"))
     return Console(
-        file=target, highlight=False, soft_wrap=True, width=LOG_WIDTH if wide else None,
+        file=target,
+        highlight=False,
+        soft_wrap=True,
+        width=LOG_WIDTH if wide else None,
         color_system=None if plain else "auto",
     )
 
@@ -188,7 +191,14 @@ def render_audit(events: Sequence[AuditEvent], out: Console) -> None:
     table = Table("time (UTC)", "action", "target", "vault", "result", "actor", "detail")
     for e in events:
         version = "" if e.vault_version is None else f"v{e.vault_version}"
-        cells = (f"{e.time.astimezone(UTC):%Y-%m-%d %H:%M:%S}", e.action, e.target, version,
-                 e.result, e.actor, e.detail)
+        cells = (
+            f"{e.time.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+            e.action,
+            e.target,
+            version,
+            e.result,
+            e.actor,
+            e.detail,
+        )
         table.add_row(*(escape(c) for c in cells))
     out.print(table)

@@ -65,9 +65,15 @@ class ScanFinding:
     detail: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "secret": self.secret, "environment": self.environment,
-                "workflow": self.workflow, "job": self.job, "owner": self.owner,
-                "detail": self.detail}
+        return {
+            "kind": self.kind,
+            "secret": self.secret,
+            "environment": self.environment,
+            "workflow": self.workflow,
+            "job": self.job,
+            "owner": self.owner,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -90,9 +96,16 @@ class ScanReport:
         return {
             "undeclared": [f.to_json() for f in self.undeclared],
             "unused": [f.to_json() for f in self.unused],
-            "jobs": [{"workflow": j.workflow, "job": j.job, "environment": j.environment,
-                      "github_environment": j.github_environment, "secrets": list(j.secrets)}
-                     for j in self.jobs],
+            "jobs": [
+                {
+                    "workflow": j.workflow,
+                    "job": j.job,
+                    "environment": j.environment,
+                    "github_environment": j.github_environment,
+                    "secrets": list(j.secrets),
+                }
+                for j in self.jobs
+            ],
             "skipped": list(self.skipped),
         }
 
@@ -125,15 +138,19 @@ def read_jobs(policy: Policy, path: Path) -> list[JobReferences]:
     jobs = document.get("jobs") if isinstance(document, dict) else None
     if not isinstance(jobs, dict):
         raise _Unreadable("no jobs")
-    return [_job(policy, path.name, str(job_id), job) for job_id, job in jobs.items()
-            if isinstance(job, dict)]
+    return [
+        _job(policy, path.name, str(job_id), job)
+        for job_id, job in jobs.items()
+        if isinstance(job, dict)
+    ]
 
 
 def _job(policy: Policy, workflow: str, job_id: str, job: Mapping[str, Any]) -> JobReferences:
     github_env = _environment_name(job.get("environment"))
     names = sorted({n for text in _strings(job) for n in references(text)})
-    return JobReferences(workflow, job_id, github_env, logical_environment(policy, github_env),
-                         tuple(names))
+    return JobReferences(
+        workflow, job_id, github_env, logical_environment(policy, github_env), tuple(names)
+    )
 
 
 def _environment_name(value: Any) -> str | None:
@@ -174,7 +191,9 @@ def _strings(node: Any) -> Iterator[str]:
 
 
 def compare(
-    policy: Policy, jobs: Iterable[JobReferences], repository: str | None = None,
+    policy: Policy,
+    jobs: Iterable[JobReferences],
+    repository: str | None = None,
     skipped: tuple[str, ...] = (),
 ) -> ScanReport:
     """Findings for jobs against the policy (pure)."""
@@ -183,8 +202,11 @@ def compare(
     jobs = tuple(sorted(jobs))
     findings = [f for job in jobs for f in _job_findings(policy, declared, shared, job)]
     findings += _unused(policy, declared, jobs) + _unused_shared(policy, shared, jobs)
-    notes = [f"{j.workflow}: job {j.job}: environment {j.github_environment} is not in the policy"
-             for j in jobs if j.github_environment and j.environment is None and j.secrets]
+    notes = [
+        f"{j.workflow}: job {j.job}: environment {j.github_environment} is not in the policy"
+        for j in jobs
+        if j.github_environment and j.environment is None and j.secrets
+    ]
     return ScanReport(jobs, tuple(findings), skipped + tuple(notes))
 
 
@@ -201,7 +223,8 @@ def _declared(policy: Policy, repository: str | None) -> dict[str, set[str]]:
 def _repository_level(policy: Policy, repository: str | None) -> frozenset[str]:
     """The scope: repository secrets (of one repository, if given): declared for every job."""
     return frozenset(
-        name for name, spec in policy.secrets.items()
+        name
+        for name, spec in policy.secrets.items()
         if spec.repository_level and _targets(policy, name, repository)
     )
 
@@ -220,8 +243,15 @@ def _job_findings(
         if problem is not None:
             kind, detail = problem
             environment = job.environment if job.environment in declared else None
-            yield ScanFinding(kind, name, environment, job.workflow, job.job, _owner(policy, name),
-                              f"{job.workflow} job {job.job} {detail}")
+            yield ScanFinding(
+                kind,
+                name,
+                environment,
+                job.workflow,
+                job.job,
+                _owner(policy, name),
+                f"{job.workflow} job {job.job} {detail}",
+            )
 
 
 def _problem(
@@ -244,13 +274,21 @@ def _unused(
 ) -> list[ScanFinding]:
     used: dict[str, set[str]] = {env: set() for env in declared}
     for job in jobs:
-        for env in (declared if job.environment == ANY_ENVIRONMENT else [job.environment]):
+        for env in declared if job.environment == ANY_ENVIRONMENT else [job.environment]:
             if env in used:
                 used[env].update(job.secrets)
     return [
-        ScanFinding("unused", name, env, None, None, _owner(policy, name),
-                    f"{name} is declared for {env} but no workflow job for {env} references it")
-        for env, names in declared.items() for name in sorted(names - used[env])
+        ScanFinding(
+            "unused",
+            name,
+            env,
+            None,
+            None,
+            _owner(policy, name),
+            f"{name} is declared for {env} but no workflow job for {env} references it",
+        )
+        for env, names in declared.items()
+        for name in sorted(names - used[env])
     ]
 
 
@@ -259,8 +297,15 @@ def _unused_shared(
 ) -> list[ScanFinding]:
     used = {name for job in jobs for name in job.secrets}
     return [
-        ScanFinding("unused", name, None, None, None, _owner(policy, name),
-                    f"{name} is a repository secret but no workflow job references it")
+        ScanFinding(
+            "unused",
+            name,
+            None,
+            None,
+            None,
+            _owner(policy, name),
+            f"{name} is a repository secret but no workflow job references it",
+        )
         for name in sorted(shared - used)
     ]
 

@@ -85,12 +85,20 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "environment": self.environment, "github_environment": self.github_environment,
-            "source": str(self.source), "ok": self.ok,
+            "environment": self.environment,
+            "github_environment": self.github_environment,
+            "source": str(self.source),
+            "ok": self.ok,
             "checked": [r.name for r in self.checked],
-            "missing": [{"name": f.requirement.name, "owner": f.requirement.owner,
-                         "contact": f.requirement.contact, "where": f.where}
-                        for f in self.missing],
+            "missing": [
+                {
+                    "name": f.requirement.name,
+                    "owner": f.requirement.owner,
+                    "contact": f.requirement.contact,
+                    "where": f.where,
+                }
+                for f in self.missing
+            ],
         }
 
 
@@ -106,13 +114,18 @@ def requirements(
     contacts = {name: owner.contact for name, owner in policy.owners.items()}
     found = []
     for name, spec in policy.secrets.items():
-        repos = tuple(r for r in policy.repositories_for(spec)
-                      if repository is None or r.lower() == repository.lower())
+        repos = tuple(
+            r
+            for r in policy.repositories_for(spec)
+            if repository is None or r.lower() == repository.lower()
+        )
         if (spec.repository_level or environment in spec.environments) and repos:
             ref = f"{spec.vault_path(environment)}#{spec.vault_key(name)}"
-            found.append(Requirement(
-                name, spec.owner, contacts.get(spec.owner), repos, ref, spec.repository_level
-            ))
+            found.append(
+                Requirement(
+                    name, spec.owner, contacts.get(spec.owner), repos, ref, spec.repository_level
+                )
+            )
     return tuple(found)
 
 
@@ -128,8 +141,11 @@ def verify_environ(
 ) -> VerifyReport:
     """Required names unset or empty in `environ` (a value is only tested for emptiness)."""
     required = requirements(policy, environment, repository)
-    missing = tuple(Finding(r, "the process environment") for r in required
-                    if not environ.get(r.name, "").strip())
+    missing = tuple(
+        Finding(r, "the process environment")
+        for r in required
+        if not environ.get(r.name, "").strip()
+    )
     return _report(policy, environment, Source.ENVIRON, required, missing)
 
 
@@ -144,8 +160,11 @@ def verify_github(
         wanted = [r for r in required if r.repository_level is level]
         for repo in sorted({name for req in wanted for name in req.repositories}):
             where, present = _github_names(github, repo, None if level else github_env)
-            missing += [Finding(r, where) for r in wanted
-                        if repo in r.repositories and r.name.upper() not in present]
+            missing += [
+                Finding(r, where)
+                for r in wanted
+                if repo in r.repositories and r.name.upper() not in present
+            ]
     return _report(policy, environment, Source.GITHUB, required, tuple(missing))
 
 
@@ -172,18 +191,23 @@ def verify_vault(
         if req.vault_path not in entries:
             entries[req.vault_path] = vault.read_entry(req.vault_path)
     missing = tuple(
-        Finding(r, f"Vault {vault.mount}/{r.vault_ref}") for r in required
+        Finding(r, f"Vault {vault.mount}/{r.vault_ref}")
+        for r in required
         if r.vault_key not in entries[r.vault_path].keys
     )
     return _report(policy, environment, Source.VAULT, required, missing)
 
 
 def _report(
-    policy: Policy, environment: str, source: Source, required: tuple[Requirement, ...],
+    policy: Policy,
+    environment: str,
+    source: Source,
+    required: tuple[Requirement, ...],
     missing: tuple[Finding, ...],
 ) -> VerifyReport:
-    return VerifyReport(environment, policy.github_environment(environment), source, required,
-                        missing)
+    return VerifyReport(
+        environment, policy.github_environment(environment), source, required, missing
+    )
 
 
 # -- GitHub Actions formats ------------------------------------------------------------------
@@ -205,8 +229,9 @@ def error_annotations(report: VerifyReport) -> list[str]:
     for finding in report.missing:
         req = finding.requirement
         title = escape_property(f"Missing secret {req.name}")
-        message = (f"{req.name} is missing or empty in {report.environment} — owner: "
-                   f"{req.owner_text()}")
+        message = (
+            f"{req.name} is missing or empty in {report.environment} — owner: {req.owner_text()}"
+        )
         if report.source is not Source.ENVIRON:
             message = f"{req.name} is missing in {finding.where} — owner: {req.owner_text()}"
         lines.append(f"::error title={title}::{escape_data(message)}")
@@ -217,8 +242,10 @@ def step_summary(report: VerifyReport) -> str:
     """A markdown section for `$GITHUB_STEP_SUMMARY`: one row per required secret."""
     verdict = "all present" if report.ok else f"{len(report.missing_names())} missing"
     lines = [
-        f"### envmatrix verify: {report.environment} ({report.source}) — {verdict}", "",
-        "| Secret | Status | Owner |", "|---|---|---|",
+        f"### envmatrix verify: {report.environment} ({report.source}) — {verdict}",
+        "",
+        "| Secret | Status | Owner |",
+        "|---|---|---|",
     ]
     missing = set(report.missing_names())
     for req in report.checked:
@@ -237,7 +264,10 @@ def _md(text: str) -> str:
 
 
 def run_verify(
-    policy: Policy, environment: str, repository: str | None, source: str | None,
+    policy: Policy,
+    environment: str,
+    repository: str | None,
+    source: str | None,
     environ: Mapping[str, str],
 ) -> VerifyReport:
     """Resolve the options and run the check against the chosen source."""

@@ -127,8 +127,11 @@ def _replace(target: Path, data: bytes, mode: int) -> None:
 
 
 def calendar_rotations(
-    policy: Policy, statuses: Iterable[RotationStatus], owners: Sequence[str],
-    start: datetime, end: datetime,
+    policy: Policy,
+    statuses: Iterable[RotationStatus],
+    owners: Sequence[str],
+    start: datetime,
+    end: datetime,
 ) -> tuple[RotationOccurrence, ...]:
     """The rotations of these owners (all when none) due in [start, end), overdue ones first."""
     return upcoming(select_owners(policy, statuses, owners), start, end)

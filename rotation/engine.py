@@ -625,11 +625,13 @@ def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
         return
     if report.stopped is not None:  # interrupted or lock lost: the same stop, to the caller
         landed = report.summary()["written"]
-        raise _stop_of(report, f"{report.stopped}; sync of {group.path} stopped after"
-                               f" {landed} of {landed + len(report.not_attempted)} writes")
+        raise _stop_of(
+            report,
+            f"{report.stopped}; sync of {group.path} stopped after"
+            f" {landed} of {landed + len(report.not_attempted)} writes",
+        )
     problems = [
-        f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}:"
-        f" {r.error}"
+        f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}: {r.error}"
         for r in report.failed
     ] + list(report.state_errors)
     raise RuntimeFailure(

@@ -34,12 +34,20 @@ def rotation_json(status: RotationStatus) -> dict[str, Any]:
     return {
         "secret": status.secret,
         "environment": None if status.repository_level else status.environment,
-        "repositories": list(status.repositories), "owner": status.owner,
-        "contact": status.contact, "strategy": status.strategy, "rule": status.rule,
-        "timezone": status.spec.timezone, "path": status.path, "key": status.key,
-        "group": list(status.group), "vault_version": status.vault_version,
-        "last_rotated": iso(status.last_rotated), "next_due": iso(status.next_due),
-        "overdue": status.overdue, "state": str(status.state),
+        "repositories": list(status.repositories),
+        "owner": status.owner,
+        "contact": status.contact,
+        "strategy": status.strategy,
+        "rule": status.rule,
+        "timezone": status.spec.timezone,
+        "path": status.path,
+        "key": status.key,
+        "group": list(status.group),
+        "vault_version": status.vault_version,
+        "last_rotated": iso(status.last_rotated),
+        "next_due": iso(status.next_due),
+        "overdue": status.overdue,
+        "state": str(status.state),
     }
 
 
@@ -115,14 +123,20 @@ def _count(n: int, noun: str) -> str:
 
 
 def _status_table(statuses: Sequence[RotationStatus]) -> Table:
-    table = _table("", "secret", "environment", "owner", "strategy", "last rotated", "next due",
-                   "state")
+    table = _table(
+        "", "secret", "environment", "owner", "strategy", "last rotated", "next due", "state"
+    )
     for s in statuses:
         symbol, style = MARKERS[s.state]
         last = f"{s.last_rotated:%Y-%m-%d %H:%M} UTC" if s.last_rotated else "never"
         table.add_row(
-            f"[{style}]{symbol}[/]" if symbol else "", s.secret, s.environment, s.owner,
-            s.strategy, last, _when(s.next_due, s),
+            f"[{style}]{symbol}[/]" if symbol else "",
+            s.secret,
+            s.environment,
+            s.owner,
+            s.strategy,
+            last,
+            _when(s.next_due, s),
             f"[{style}]{s.state}[/]" if style else str(s.state),
         )
     return table

@@ -111,8 +111,11 @@ class RotationOccurrence:
     @property
     def uid(self) -> str:
         """Stable across runs: the same rotation keeps its calendar UID."""
-        when = "never-rotated" if self.status.last_rotated is None and self.overdue else (
-            self.due.strftime("%Y%m%dT%H%M%SZ"))
+        when = (
+            "never-rotated"
+            if self.status.last_rotated is None and self.overdue
+            else (self.due.strftime("%Y%m%dT%H%M%SZ"))
+        )
         where = "repository" if self.status.repository_level else self.status.environment
         return f"{self.status.secret}-{where}-{when}@envmatrix"
 
@@ -182,22 +185,34 @@ def rotation_status(
     due = next_due(spec.rotation, last) if last is not None else at
     path = spec.vault_path(environment)
     return RotationStatus(
-        secret=name, environment=REPOSITORY_LEVEL if spec.repository_level else environment,
-        mount=policy.vault.mount, path=path, key=key,
-        owner=spec.owner, contact=policy.owners[spec.owner].contact,
-        strategy=spec.rotation.strategy, repositories=policy.repositories_for(spec),
-        group=_group(policy, path), last_rotated=last,
+        secret=name,
+        environment=REPOSITORY_LEVEL if spec.repository_level else environment,
+        mount=policy.vault.mount,
+        path=path,
+        key=key,
+        owner=spec.owner,
+        contact=policy.owners[spec.owner].contact,
+        strategy=spec.rotation.strategy,
+        repositories=policy.repositories_for(spec),
+        group=_group(policy, path),
+        last_rotated=last,
         vault_version=entry.version if last is not None and entry else None,
-        next_due=due, overdue=at >= due, at=at, spec=spec.rotation,
+        next_due=due,
+        overdue=at >= due,
+        at=at,
+        spec=spec.rotation,
     )
 
 
 def _group(policy: Policy, path: str) -> tuple[str, ...]:
     """Rotating secrets at the same resolved path, in any environment (as rotation/groups.py)."""
-    return tuple(sorted(
-        name for name, other in _rotating(policy)
-        if any(p == path for _, p in secret_paths(policy, other))
-    ))
+    return tuple(
+        sorted(
+            name
+            for name, other in _rotating(policy)
+            if any(p == path for _, p in secret_paths(policy, other))
+        )
+    )
 
 
 def _places(policy: Policy, spec: SecretSpec, selected: Sequence[str]) -> list[tuple[str, str]]:
@@ -218,9 +233,11 @@ def _rotating(policy: Policy) -> Iterator[tuple[str, SecretSpec]]:
 def rotation_paths(policy: Policy, environments: Iterable[str]) -> tuple[str, ...]:
     """The distinct Vault paths whose metadata the statuses need, in a stable order."""
     selected = tuple(environments)
-    return tuple(sorted({
-        path for _, spec in _rotating(policy) for _, path in _places(policy, spec, selected)
-    }))
+    return tuple(
+        sorted(
+            {path for _, spec in _rotating(policy) for _, path in _places(policy, spec, selected)}
+        )
+    )
 
 
 def rotation_statuses(
@@ -233,7 +250,8 @@ def rotation_statuses(
     selected = tuple(environments)
     statuses = (
         rotation_status(policy, name, env, entries.get(path), at)
-        for name, spec in _rotating(policy) for env, path in _places(policy, spec, selected)
+        for name, spec in _rotating(policy)
+        for env, path in _places(policy, spec, selected)
     )
     return tuple(sorted(statuses, key=lambda s: (s.next_due, s.secret, s.environment)))
 
@@ -256,9 +274,9 @@ def overdue_secrets(
     statuses: Iterable[RotationStatus], environment: str | None = None
 ) -> list[str]:
     """Names of the secrets overdue somewhere (or in one logical environment), sorted, distinct."""
-    return sorted({
-        s.secret for s in statuses if s.overdue and environment in (None, s.environment)
-    })
+    return sorted(
+        {s.secret for s in statuses if s.overdue and environment in (None, s.environment)}
+    )
 
 
 def overdue_cells(statuses: Iterable[RotationStatus]) -> frozenset[tuple[str, str]]:

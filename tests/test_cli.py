@@ -356,7 +356,8 @@ def test_repository_secret_missing_in_vault_is_blocked_naming_its_owner(world: W
     plan = world.run("plan", "--json").json()
     blocked = [c for c in plan["changes"] if c["action"] == "blocked"]
     assert [(c["repository"], c["environment"], c["name"]) for c in blocked] == [
-        (REPO, None, SENTRY), (OTHER_REPO, None, SENTRY)
+        (REPO, None, SENTRY),
+        (OTHER_REPO, None, SENTRY),
     ]
     assert all("owner: reliability" in c["detail"] for c in blocked)
     applied = world.run("apply", "--yes")
@@ -417,8 +418,10 @@ def test_matrix_shows_repository_secrets_in_a_repository_column(world: World) ->
         (c["repository"], c["environment"]): c["status"] for c in cells if c["secret"] == SENTRY
     }
     assert sentry == {
-        (REPO, "staging"): "not-required", (REPO, "production"): "not-required",
-        (REPO, None): "stale", (OTHER_REPO, None): "stale",
+        (REPO, "staging"): "not-required",
+        (REPO, "production"): "not-required",
+        (REPO, None): "stale",
+        (OTHER_REPO, None): "stale",
     }
     url = {c["environment"]: c["status"] for c in cells if c["secret"] == "SUPABASE_URL"}
     assert url == {"staging": "ok", "production": "ok", None: "not-required"}
@@ -462,8 +465,15 @@ def test_saved_plan_is_applied_whole_and_refuses_another_environment_selection(
     assert world.sandbox.environment_names(REPO) == []
     # repeating the plan's own selection (GitHub names or logical) is fine
     same = world.run(
-        "apply", str(planfile), "-e", "staging", "-e", "PRODUCTION", "--policy",
-        str(world.policy_path), "--yes",
+        "apply",
+        str(planfile),
+        "-e",
+        "staging",
+        "-e",
+        "PRODUCTION",
+        "--policy",
+        str(world.policy_path),
+        "--yes",
     )
     assert same.code == 0, same.err
     assert world.mismatches() == []

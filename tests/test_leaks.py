@@ -78,8 +78,10 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
         ("plan", "--json", "--out", str(out / "plan.json")),
         ("apply", str(out / "plan.json"), "--yes", "--json"),
         ("plan", "--detailed-exitcode"),
-        *[("matrix", "--format", f, "--out", str(out / f"matrix.{f}"))
-          for f in ("table", "markdown", "json", "html")],
+        *[
+            ("matrix", "--format", f, "--out", str(out / f"matrix.{f}"))
+            for f in ("table", "markdown", "json", "html")
+        ],
         ("matrix", "--workflows", str(workflows)),
         ("flags",),
         ("flags", "--json"),
@@ -111,18 +113,28 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
         if env == "production":
             world.env[name] = value
     world.env["SUPABASE_SERVICE_KEY"] = ""
-    world.env.update(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(out / "summary.md"),
-                     GITHUB_OUTPUT=str(out / "github_output"))
+    world.env.update(
+        GITHUB_ACTIONS="true",
+        GITHUB_STEP_SUMMARY=str(out / "summary.md"),
+        GITHUB_OUTPUT=str(out / "github_output"),
+    )
     results.append(world.run("verify", "--environment", "production", "--source", "environ"))
     assert results[-1].code == 1
 
     shown = "\n".join(r.out + r.err for r in results)
-    files = "\n".join(p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*")
-                      if p.is_file() and "workflows" not in p.parts)
+    files = "\n".join(
+        p.read_bytes().decode("utf-8", "replace")
+        for p in tmp_path.rglob("*")
+        if p.is_file() and "workflows" not in p.parts
+    )
     logs = caplog.text
     documents = envmatrix_documents(world)
-    for where, text in (("output", shown), ("files", files), ("logs", logs),
-                        ("vault documents", documents)):
+    for where, text in (
+        ("output", shown),
+        ("files", files),
+        ("logs", logs),
+        ("vault documents", documents),
+    ):
         assert CANARY not in text, f"a value leaked into {where}"
     assert "DEBUG" in shown or "DEBUG" in logs  # debug logging really was on
     # the canaries really went through: GitHub holds them (decrypted by the sandbox)

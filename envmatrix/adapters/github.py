@@ -85,15 +85,25 @@ class GitHubAdapter:
     """GitHubPort over PyGithub, with retries, rate-limit handling and one key fetch per scope."""
 
     def __init__(
-        self, api_url: str, token: str, *, retry: RetryPolicy | None = None,
-        write_interval: float = 0.0, sleep: Callable[[float], None] = time.sleep,
+        self,
+        api_url: str,
+        token: str,
+        *,
+        retry: RetryPolicy | None = None,
+        write_interval: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._retry = retry or RetryPolicy()
         self._github = Github(
-            auth=Auth.Token(token), base_url=self.api_url, per_page=100, retry=None,
+            auth=Auth.Token(token),
+            base_url=self.api_url,
+            per_page=100,
+            retry=None,
             timeout=max(1, round(self._retry.timeout)),  # PyGithub insists on whole seconds
-            seconds_between_requests=None, seconds_between_writes=None, lazy=True,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
         )
         self._requester = self._github.requester
         self._write_interval = write_interval

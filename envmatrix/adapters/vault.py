@@ -279,8 +279,11 @@ class VaultAdapter:
             return None
         metadata = body["data"]["metadata"]
         return VaultDocument(
-            path, body["data"]["data"], int(metadata["version"]),
-            written_at=_parse_time(metadata.get("created_time")), read_at=read_at,
+            path,
+            body["data"]["data"],
+            int(metadata["version"]),
+            written_at=_parse_time(metadata.get("created_time")),
+            read_at=read_at,
         )
 
     def write_document(self, path: str, data: Mapping[str, Any], cas: int | None = None) -> int:

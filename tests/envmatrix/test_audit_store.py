@@ -40,8 +40,15 @@ def _events() -> list[AuditEvent]:
     return [
         AuditEvent("lock.take", "vault:kv/envmatrix/locks/apply", "ok", ACTOR, 4, "lock ID x", T0),
         AuditEvent("secret.put", "github:o/r/production/A", "ok", ACTOR, 3, "", T0 + HOUR),
-        AuditEvent("secret.put", "github:o/r/production/B", "failed", ACTOR, None, "GitHub 502",
-                   T0 + 2 * HOUR),
+        AuditEvent(
+            "secret.put",
+            "github:o/r/production/B",
+            "failed",
+            ACTOR,
+            None,
+            "GitHub 502",
+            T0 + 2 * HOUR,
+        ),
     ]
 
 
@@ -143,9 +150,14 @@ def test_an_unreachable_postgres_fails_before_anything_is_written(tmp_path: Path
 
 # -- an apply, end to end ---------------------------------------------------------------------
 
-_ACTION = {("secret", "create"): "secret.put", ("secret", "update"): "secret.put",
-           ("secret", "delete"): "secret.delete", ("variable", "create"): "variable.set",
-           ("variable", "update"): "variable.set", ("environment", "create"): "environment.create"}
+_ACTION = {
+    ("secret", "create"): "secret.put",
+    ("secret", "update"): "secret.put",
+    ("secret", "delete"): "secret.delete",
+    ("variable", "create"): "variable.set",
+    ("variable", "update"): "variable.set",
+    ("environment", "create"): "environment.create",
+}
 
 
 def _apply(policy: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
@@ -156,8 +168,11 @@ def _apply(policy: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, o
 
 def _expected_rows(results: list[dict[str, object]]) -> list[tuple[str, str, str]]:
     return sorted(
-        (_ACTION[(str(r["kind"]), str(r["action"]))],
-         f"github:{r['repository']}/{r['environment']}/{r['name']}", str(r["result"]))
+        (
+            _ACTION[(str(r["kind"]), str(r["action"]))],
+            f"github:{r['repository']}/{r['environment']}/{r['name']}",
+            str(r["result"]),
+        )
         for r in results
     )
 
@@ -171,13 +186,17 @@ def _check_trail(events: list[AuditEvent], results: list[dict[str, object]], mou
     lock_target = f"vault:{mount}/envmatrix/locks/apply"
     assert [e.action for e in events if e.target == lock_target] == ["lock.take", "lock.release"]
     assert [e.action for e in events if e.target.startswith(f"vault:{mount}/envmatrix/state/")] == [
-        "state.write", "state.write"]
+        "state.write",
+        "state.write",
+    ]
     assert all(re.match(r"token:\S+ accessor:\S+ / github-token@", e.actor) for e in events)
 
 
 @pytest.fixture
 def world(
-    vault: VaultAdapter, vault_env: dict[str, str], sandbox: GitHubSandbox,
+    vault: VaultAdapter,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> list[str]:
     """Canary values in Vault and the CLI's environment set; returns the canaries."""
@@ -205,8 +224,12 @@ def test_an_apply_leaves_one_sqlite_row_per_write_and_no_value(
 
 
 def test_an_apply_leaves_one_postgres_row_per_write_and_no_value(
-    tmp_path: Path, vault: VaultAdapter, world: list[str], pg_dsn: str,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    vault: VaultAdapter,
+    world: list[str],
+    pg_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("TEAM_AUDIT_DSN", pg_dsn)
     policy = write_policy(tmp_path, vault.mount, audit="audit: {postgres: TEAM_AUDIT_DSN}\n")
@@ -231,7 +254,8 @@ def test_audit_since_filters_and_rejects_nonsense(
     policy = str(write_policy(tmp_path, "kv"))
     assert cli.main(["audit", "--policy", policy, "--json", "--since", "2025-03-01T10:30"]) == 0
     assert [e["target"] for e in json.loads(capsys.readouterr().out)["events"]] == [
-        "github:o/r/production/B"]
+        "github:o/r/production/B"
+    ]
     assert cli.main(["audit", "--policy", policy, "--json", "--since", "24h"]) == 0
     assert json.loads(capsys.readouterr().out) == {"events": []}
     assert cli.main(["audit", "--policy", policy, "--since", "yesterday"]) == 3
@@ -261,18 +285,35 @@ def test_many_first_runs_can_open_a_new_sqlite_file_at_once(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("store_kind", ["sqlite", "postgres"])
 def test_a_rotation_leaves_a_row_per_step_and_per_github_write_and_no_value(
-    store_kind: str, tmp_path: Path, vault: VaultAdapter, world: list[str], pg_dsn: str,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    store_kind: str,
+    tmp_path: Path,
+    vault: VaultAdapter,
+    world: list[str],
+    pg_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("TEAM_AUDIT_DSN", pg_dsn)
     audit = "audit: {postgres: TEAM_AUDIT_DSN}\n" if store_kind == "postgres" else ""
     policy = write_policy(tmp_path, vault.mount, audit=audit)
-    rotating = "    vault: \"apps/{environment}/supabase#service_key\"\n"
-    policy.write_text(policy.read_text().replace(rotating, rotating + (
-        '    rotation: {max_age: 30d, strategy: generate}\n')))
+    rotating = '    vault: "apps/{environment}/supabase#service_key"\n'
+    policy.write_text(
+        policy.read_text().replace(
+            rotating, rotating + ("    rotation: {max_age: 30d, strategy: generate}\n")
+        )
+    )
     _apply(policy, capsys)
-    code = cli.main(["rotate", "SUPABASE_SERVICE_KEY", "--environment", "production", "--yes",
-                     "--policy", str(policy)])
+    code = cli.main(
+        [
+            "rotate",
+            "SUPABASE_SERVICE_KEY",
+            "--environment",
+            "production",
+            "--yes",
+            "--policy",
+            str(policy),
+        ]
+    )
     assert code == 0, capsys.readouterr()
     capsys.readouterr()
     rotated = [vault.read_values("apps/production/supabase")["service_key"].reveal()]
@@ -291,8 +332,11 @@ def test_a_rotation_leaves_a_row_per_step_and_per_github_write_and_no_value(
         *((f"rotation.{step}", group, "ok") for step in before_sync),
         ("lock.take", lock, "ok"),
         ("secret.put", "github:occ-labs/operator-console/production/SUPABASE_SERVICE_KEY", "ok"),
-        ("state.write", f"vault:{vault.mount}/envmatrix/state/occ-labs/operator-console/production",
-         "ok"),
+        (
+            "state.write",
+            f"vault:{vault.mount}/envmatrix/state/occ-labs/operator-console/production",
+            "ok",
+        ),
         ("lock.release", lock, "ok"),
         *((f"rotation.{step}", group, "ok") for step in ("sync", "revoke", "done")),
     ]

@@ -26,7 +26,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def _start_apply(policy: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "cli", "apply", "--policy", str(policy), "--yes"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -52,11 +56,17 @@ def test_two_concurrent_applies_exactly_one_writes_the_other_names_the_holder(
     assert "Apply complete: 8 written, 0 failed" in outputs[winner][0]
 
     # every secret written exactly once, by the winner, with the value Vault holds
-    puts = sum(n for (method, op), n in sandbox.request_counts().items()
-               if method == "PUT" and "secret" in op)
+    puts = sum(
+        n
+        for (method, op), n in sandbox.request_counts().items()
+        if method == "PUT" and "secret" in op
+    )
     assert puts == 4
-    written = {sandbox.secret_value(REPOSITORY, env_name, name)
-               for env_name in ENVIRONMENTS for name in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY")}
+    written = {
+        sandbox.secret_value(REPOSITORY, env_name, name)
+        for env_name in ENVIRONMENTS
+        for name in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY")
+    }
     assert written == set(canaries)
 
     with SqliteAuditSink(tmp_path / ".envmatrix" / "audit.sqlite") as store:

@@ -26,8 +26,10 @@ DESIRED = DesiredState((PROD,), (), (FLAG,), False, "secret", {"rel": "rel@occ.e
 
 
 def cells(url: Status, key: Status) -> list[MatrixCell]:
-    return [MatrixCell("occ/app", "prod", "production", name, status, "rel", "supabase", "why")
-            for name, status in (("URL", url), ("KEY", key))]
+    return [
+        MatrixCell("occ/app", "prod", "production", name, status, "rel", "supabase", "why")
+        for name, status in (("URL", url), ("KEY", key))
+    ]
 
 
 READINESS_CASES = [
@@ -81,8 +83,12 @@ FLAG_NAME = "FEATURE_AI_ESCALATIONS"
 
 @pytest.fixture
 def policy(
-    tmp_path: Path, vault: VaultAdapter, vault_env: dict[str, str], sandbox: GitHubSandbox,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    vault: VaultAdapter,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> Path:
     """The example policy applied with SUPABASE_SERVICE_KEY missing in production's Vault."""
     path = example_policy(tmp_path, vault.mount)
@@ -114,7 +120,8 @@ def test_flags_check_follows_the_secret_through_vault_and_apply(
     code, plan = run_json(capsys, "plan", "--json", "--policy", str(policy))
     flips = [c for c in plan["changes"] if c["kind"] == "variable"]
     assert [(c["name"], c["environment"], c["value"]) for c in flips] == [
-        (FLAG_NAME, "production", "true")]
+        (FLAG_NAME, "production", "true")
+    ]
 
     code, out, err = run(capsys, "apply", "--yes", "--policy", str(policy))
     assert code == 0, err
@@ -134,7 +141,10 @@ def test_flags_listing_names_blockers_and_owners(
     assert by_env["staging"]["ready"] is True and by_env["staging"]["blocking"] == []
     (blocker,) = by_env["production"]["blocking"]
     assert (blocker["secret"], blocker["status"], blocker["owner"]) == (
-        "SUPABASE_SERVICE_KEY", "blocked", "reliability")
+        "SUPABASE_SERVICE_KEY",
+        "blocked",
+        "reliability",
+    )
     assert by_env["production"]["github_variable"] == "false"
 
     code, out, _ = run(capsys, "flags", "--policy", str(policy))
@@ -143,8 +153,12 @@ def test_flags_listing_names_blockers_and_owners(
 
 
 def test_flag_without_variable_is_checked_but_never_written(
-    tmp_path: Path, vault: VaultAdapter, vault_env: dict[str, str], sandbox: GitHubSandbox,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    vault: VaultAdapter,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def no_variable(document: dict[str, Any]) -> None:
         document["flags"][FLAG_NAME]["variable"] = False
@@ -159,6 +173,7 @@ def test_flag_without_variable_is_checked_but_never_written(
 
 
 def test_unknown_flag_is_a_usage_error(policy: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "flags", "check", "FEATURE_NOPE", "-e", "production",
-                       "--policy", str(policy))
+    code, _, err = run(
+        capsys, "flags", "check", "FEATURE_NOPE", "-e", "production", "--policy", str(policy)
+    )
     assert code == 3 and "FEATURE_NOPE" in err

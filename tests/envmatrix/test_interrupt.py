@@ -38,7 +38,11 @@ def _no_runner_left() -> Iterator[None]:
 def _apply(policy: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "apply", "--policy", str(policy), "--yes"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _STARTED.append(process)
     return process
@@ -52,8 +56,11 @@ def _wait_for(condition: Callable[[], bool], limit: float = 60.0) -> None:
 
 
 def _secret_puts(sandbox: GitHubSandbox) -> int:
-    return sum(n for (method, op), n in sandbox.request_counts().items()
-               if method == "PUT" and "secret" in op)
+    return sum(
+        n
+        for (method, op), n in sandbox.request_counts().items()
+        if method == "PUT" and "secret" in op
+    )
 
 
 @pytest.fixture
@@ -65,13 +72,23 @@ def world(
     return write_policy(tmp_path, vault.mount), env, canaries
 
 
-@pytest.mark.parametrize("signum, code, name, puts", [
-    (signal.SIGINT, 130, "Ctrl-C", 1), (signal.SIGINT, 130, "Ctrl-C", 3),
-    (signal.SIGTERM, 143, "SIGTERM", 2),
-])
+@pytest.mark.parametrize(
+    "signum, code, name, puts",
+    [
+        (signal.SIGINT, 130, "Ctrl-C", 1),
+        (signal.SIGINT, 130, "Ctrl-C", 3),
+        (signal.SIGTERM, 143, "SIGTERM", 2),
+    ],
+)
 def test_a_signal_mid_apply_stops_after_the_write_in_flight_and_reports_it(
-    world: tuple[Path, dict[str, str], list[str]], vault: VaultAdapter, sandbox: GitHubSandbox,
-    tmp_path: Path, signum: int, code: int, name: str, puts: int,
+    world: tuple[Path, dict[str, str], list[str]],
+    vault: VaultAdapter,
+    sandbox: GitHubSandbox,
+    tmp_path: Path,
+    signum: int,
+    code: int,
+    name: str,
+    puts: int,
 ) -> None:
     policy, env, canaries = world
     sandbox.inject(Fault(method="PUT", path=PUT_SECRET, delay=1.0))
@@ -87,8 +104,10 @@ def test_a_signal_mid_apply_stops_after_the_write_in_flight_and_reports_it(
     assert len(landed) == puts == _secret_puts(sandbox)  # the write in flight landed, no other
     assert written + len(left) == 8 and left
     assert f"Apply stopped (interrupted ({name}) after the write in flight)" in out
-    assert err == (f"error: interrupted ({name}) after the write in flight: {written} written,"
-                   f" 0 failed, {len(left)} not attempted; run plan to see what is left\n")
+    assert err == (
+        f"error: interrupted ({name}) after the write in flight: {written} written,"
+        f" 0 failed, {len(left)} not attempted; run plan to see what is left\n"
+    )
     for environment, secret in landed:
         assert sandbox.secret_value(REPOSITORY, environment, secret) in canaries
     for kind, environment, secret in left:
@@ -101,7 +120,9 @@ def test_a_signal_mid_apply_stops_after_the_write_in_flight_and_reports_it(
         events = store.query()
     assert sum(e.action == "secret.put" and e.result == "ok" for e in events) == puts
     assert [e.action for e in events if e.action.startswith("lock.")] == [
-        "lock.take", "lock.release"]
+        "lock.take",
+        "lock.release",
+    ]
 
     sandbox.clear_faults()  # the next apply needs no force-unlock and writes only the rest
     again = _apply(policy, env)
@@ -111,13 +132,16 @@ def test_a_signal_mid_apply_stops_after_the_write_in_flight_and_reports_it(
 
 
 def test_ctrl_c_while_planning_stops_at_once_having_written_nothing(
-    world: tuple[Path, dict[str, str], list[str]], vault: VaultAdapter, sandbox: GitHubSandbox,
+    world: tuple[Path, dict[str, str], list[str]],
+    vault: VaultAdapter,
+    sandbox: GitHubSandbox,
 ) -> None:
     policy, env, _ = world
     sandbox.inject(Fault(method="GET", path=r"/environments$", delay=5.0))
     running = _apply(policy, env)
-    _wait_for(lambda: any(m == "GET" and "environments" in op
-                          for (m, op) in sandbox.request_counts()))
+    _wait_for(
+        lambda: any(m == "GET" and "environments" in op for (m, op) in sandbox.request_counts())
+    )
     running.send_signal(signal.SIGINT)
     out, err = running.communicate(timeout=120)
     assert running.returncode == 130

@@ -39,10 +39,14 @@ def test_a_held_lock_refuses_a_second_runner_naming_the_holder(vault: VaultAdapt
     assert message.startswith("state locked by token:ci accessor:abc on ")
     assert f"{socket.gethostname()} pid {os.getpid()}" in message
     assert message.endswith(
-        f"(lock ID {held.id}, operation apply); wait, or run envmatrix force-unlock {held.id}")
+        f"(lock ID {held.id}, operation apply); wait, or run envmatrix force-unlock {held.id}"
+    )
     assert "\n" not in message
     assert [(e.action, e.result) for e in audit.events] == [
-        ("lock.take", "ok"), ("lock.take", "failed"), ("lock.release", "ok")]
+        ("lock.take", "ok"),
+        ("lock.take", "failed"),
+        ("lock.release", "ok"),
+    ]
     assert {e.target for e in audit.events} == {f"vault:{vault.mount}/envmatrix/locks/apply"}
 
 
@@ -98,8 +102,13 @@ def _pause(seconds: float) -> None:
 
 def _planted_lock(vault: VaultAdapter, holder: str) -> str:
     now = datetime.now(UTC)
-    document = {"id": "dead-run", "holder": holder, "operation": "apply",
-                "created_at": now.isoformat(), "expires_at": (now + timedelta(hours=1)).isoformat()}
+    document = {
+        "id": "dead-run",
+        "holder": holder,
+        "operation": "apply",
+        "created_at": now.isoformat(),
+        "expires_at": (now + timedelta(hours=1)).isoformat(),
+    }
     vault.write_document("envmatrix/locks/apply", document)
     return "dead-run"
 
@@ -113,12 +122,15 @@ def test_a_lock_whose_process_died_on_this_host_is_taken_over(vault: VaultAdapte
         assert taken.id != "dead-run"
     assert runner.took_over is not None and "holder process gone" in runner.took_over
     assert [e.detail.split(":")[0] for e in audit.events if e.action == "lock.broken"] == [
-        "holder process gone"]
+        "holder process gone"
+    ]
 
 
 def test_a_live_or_remote_holder_is_not_taken_over(vault: VaultAdapter) -> None:
-    for holder in (f"token:ci accessor:abc on {socket.gethostname()} pid {os.getpid()}",
-                   f"token:ci accessor:abc on another-runner pid {_exited_pid()}"):
+    for holder in (
+        f"token:ci accessor:abc on {socket.gethostname()} pid {os.getpid()}",
+        f"token:ci accessor:abc on another-runner pid {_exited_pid()}",
+    ):
         _planted_lock(vault, holder)
         with pytest.raises(LockHeldError):
             _lock(vault).acquire()
@@ -175,7 +187,10 @@ def test_lock_names_stay_under_envmatrix_locks(name: str) -> None:
 
 @pytest.fixture
 def policy_file(
-    tmp_path: Path, vault_mount: str, vault_env: dict[str, str], sandbox: GitHubSandbox,
+    tmp_path: Path,
+    vault_mount: str,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     for name, value in cli_env(vault_env, sandbox).items():
@@ -204,7 +219,9 @@ def test_cli_force_unlock_refuses_a_wrong_id_and_frees_the_right_one(
 
 
 def test_cli_apply_fails_at_once_while_the_lock_is_held(
-    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str],
+    vault: VaultAdapter,
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
     sandbox: GitHubSandbox,
 ) -> None:
     held = _lock(vault).acquire()
@@ -224,10 +241,15 @@ def test_cli_rejects_a_bad_lock_timeout(
 
 
 def test_cli_apply_of_a_saved_plan_takes_the_lock_too(
-    vault: VaultAdapter, policy_file: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    vault: VaultAdapter,
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    vault.write_values("apps/staging/supabase", {"url": SecretValue("https://x.example"),
-                                                 "service_key": SecretValue("k")})
+    vault.write_values(
+        "apps/staging/supabase",
+        {"url": SecretValue("https://x.example"), "service_key": SecretValue("k")},
+    )
     saved = str(tmp_path / "plan.json")
     assert cli.main(["plan", "--policy", str(policy_file), "--out", saved]) == 0
     held = _lock(vault).acquire()
@@ -245,11 +267,16 @@ def test_cli_apply_of_a_saved_plan_takes_the_lock_too(
 # -- leases: renewed while held, judged by Vault's clock, lost locks stop the run ---------------
 
 
-@pytest.mark.parametrize("holder_skew, waiter_skew", [
-    (timedelta(hours=-2), timedelta(0)), (timedelta(hours=2), timedelta(0)),
-    (timedelta(0), timedelta(hours=3)), (timedelta(days=-1), timedelta(days=1)),
-    (timedelta(days=30), timedelta(days=-30)),
-])
+@pytest.mark.parametrize(
+    "holder_skew, waiter_skew",
+    [
+        (timedelta(hours=-2), timedelta(0)),
+        (timedelta(hours=2), timedelta(0)),
+        (timedelta(0), timedelta(hours=3)),
+        (timedelta(days=-1), timedelta(days=1)),
+        (timedelta(days=30), timedelta(days=-30)),
+    ],
+)
 def test_no_runner_clock_makes_a_live_lock_look_expired(
     vault: VaultAdapter, holder_skew: timedelta, waiter_skew: timedelta
 ) -> None:
@@ -266,9 +293,16 @@ def test_a_lock_document_from_before_leases_is_judged_by_vault_not_its_expires_a
     vault: VaultAdapter, written_by_clock: timedelta
 ) -> None:
     then = datetime.now(UTC) + written_by_clock  # its writer's clock was behind: "expired" long ago
-    vault.write_document("envmatrix/locks/apply", {
-        "id": "old-format", "holder": "token:ci on another-runner pid 1", "operation": "apply",
-        "created_at": then.isoformat(), "expires_at": (then + timedelta(hours=1)).isoformat()})
+    vault.write_document(
+        "envmatrix/locks/apply",
+        {
+            "id": "old-format",
+            "holder": "token:ci on another-runner pid 1",
+            "operation": "apply",
+            "created_at": then.isoformat(),
+            "expires_at": (then + timedelta(hours=1)).isoformat(),
+        },
+    )
     with pytest.raises(LockHeldError, match="old-format"):
         _lock(vault).acquire()
 
@@ -335,8 +369,9 @@ def test_a_bad_lease_setting_is_a_usage_error(text: str) -> None:
         configured_lease({"ENVMATRIX_LOCK_LEASE": text})
 
 
-@pytest.mark.parametrize("text, seconds", [("", 120), ("2s", 2), ("45s", 45), ("10m", 600),
-                                           ("24h", 86400)])
+@pytest.mark.parametrize(
+    "text, seconds", [("", 120), ("2s", 2), ("45s", 45), ("10m", 600), ("24h", 86400)]
+)
 def test_the_lease_setting(text: str, seconds: int) -> None:
     assert configured_lease({"ENVMATRIX_LOCK_LEASE": text}).total_seconds() == seconds
 
@@ -364,13 +399,17 @@ def _wait_for(condition: Callable[[], bool], limit: float = 60.0) -> None:
 
 @pytest.mark.parametrize("lease", ["nan", "0s", "forever"])
 def test_cli_apply_refuses_a_bad_lease_setting_before_writing(
-    policy_file: Path, capsys: pytest.CaptureFixture[str], sandbox: GitHubSandbox,
-    monkeypatch: pytest.MonkeyPatch, lease: str,
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    lease: str,
 ) -> None:
     monkeypatch.setenv("ENVMATRIX_LOCK_LEASE", lease)
     assert cli.main(["apply", "--policy", str(policy_file), "--yes"]) == 3
     err = capsys.readouterr().err
-    assert err == (f"error: ENVMATRIX_LOCK_LEASE={lease!r} must be a duration from 2s to 24h,"
-                   " like 2m\n")
+    assert err == (
+        f"error: ENVMATRIX_LOCK_LEASE={lease!r} must be a duration from 2s to 24h, like 2m\n"
+    )
     writes = [m for m, _ in sandbox.request_counts() if m in ("PUT", "POST", "PATCH", "DELETE")]
     assert writes == []

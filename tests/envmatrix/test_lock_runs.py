@@ -50,8 +50,9 @@ def _apply(policy: Path, env: dict[str, str], skew: str | None = None) -> subpro
     command = [sys.executable, "-m", "cli", "apply", "--policy", str(policy), "--yes"]
     if skew is not None:  # this runner's clock (wall and monotonic) is off by `skew`
         command = ["faketime", "-f", skew, *command]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _STARTED.append(process)
     return process
 
@@ -69,8 +70,11 @@ def _held(vault: VaultAdapter) -> bool:
 
 
 def _secret_puts(sandbox: GitHubSandbox) -> int:
-    return sum(n for (method, op), n in sandbox.request_counts().items()
-               if method == "PUT" and "secret" in op)
+    return sum(
+        n
+        for (method, op), n in sandbox.request_counts().items()
+        if method == "PUT" and "secret" in op
+    )
 
 
 @pytest.fixture
@@ -83,12 +87,22 @@ def world(
 
 
 @pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (Debian package)")
-@pytest.mark.parametrize("holder_skew, waiter_skew", [
-    ("-2h", None), ("+2h", None), (None, "+3h"), (None, "-3h"), ("-1d", "+1d"),
-])
+@pytest.mark.parametrize(
+    "holder_skew, waiter_skew",
+    [
+        ("-2h", None),
+        ("+2h", None),
+        (None, "+3h"),
+        (None, "-3h"),
+        ("-1d", "+1d"),
+    ],
+)
 def test_runners_hours_apart_never_write_at_once(
-    world: tuple[Path, dict[str, str], list[str]], vault: VaultAdapter, sandbox: GitHubSandbox,
-    holder_skew: str | None, waiter_skew: str | None,
+    world: tuple[Path, dict[str, str], list[str]],
+    vault: VaultAdapter,
+    sandbox: GitHubSandbox,
+    holder_skew: str | None,
+    waiter_skew: str | None,
 ) -> None:
     policy, env, canaries = world
     sandbox.inject(Fault(method="PUT", path=PUT_SECRET, delay=4.0, times=1))
@@ -108,13 +122,18 @@ def test_runners_hours_apart_never_write_at_once(
     assert holder.returncode == 0 and err == "", (out, err)
     assert "Apply complete: 8 written, 0 failed" in out
     assert _secret_puts(sandbox) == 4  # every secret written once, by the holder
-    written = {sandbox.secret_value(REPOSITORY, e, n)
-               for e in ENVIRONMENTS for n in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY")}
+    written = {
+        sandbox.secret_value(REPOSITORY, e, n)
+        for e in ENVIRONMENTS
+        for n in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY")
+    }
     assert written == set(canaries)
 
 
 def test_an_apply_longer_than_its_lease_keeps_the_lock_throughout(
-    world: tuple[Path, dict[str, str], list[str]], vault: VaultAdapter, sandbox: GitHubSandbox,
+    world: tuple[Path, dict[str, str], list[str]],
+    vault: VaultAdapter,
+    sandbox: GitHubSandbox,
     tmp_path: Path,
 ) -> None:
     policy, env, _ = world
@@ -137,8 +156,11 @@ def test_an_apply_longer_than_its_lease_keeps_the_lock_throughout(
 
 @pytest.mark.parametrize("take_it", [True, False])
 def test_a_runner_that_loses_its_lock_stops_before_its_next_write_and_exits_1(
-    world: tuple[Path, dict[str, str], list[str]], vault: VaultAdapter, sandbox: GitHubSandbox,
-    tmp_path: Path, take_it: bool,
+    world: tuple[Path, dict[str, str], list[str]],
+    vault: VaultAdapter,
+    sandbox: GitHubSandbox,
+    tmp_path: Path,
+    take_it: bool,
 ) -> None:
     policy, env, _ = world
     sandbox.inject(Fault(method="PUT", path=PUT_SECRET, delay=2.0, times=1))

@@ -34,8 +34,17 @@ def cell(target: Target, name: str) -> SecretCell:
 
 
 def change(action: Action, reason: Reason, name: str = "A", target: Target = PROD) -> Change:
-    return Change(action, Kind.SECRET, target.repository, target.github_environment, name,
-                  reason, "detail", logical_environment=target.environment, owner="team")
+    return Change(
+        action,
+        Kind.SECRET,
+        target.repository,
+        target.github_environment,
+        name,
+        reason,
+        "detail",
+        logical_environment=target.environment,
+        owner="team",
+    )
 
 
 STATUS_CASES = [
@@ -60,18 +69,23 @@ def test_a_change_no_cell_can_have_is_an_error() -> None:
 
 def test_matrix_cells_grid() -> None:
     """A only in production -> not-required in staging; B in both; orphans below the grid."""
-    desired = DesiredState((PROD, STAGING), (cell(PROD, "A"), cell(PROD, "B"), cell(STAGING, "B")),
-                           (), False)
-    plan = Plan((
-        change(Action.BLOCKED, Reason.MISSING_IN_VAULT, "A"),
-        change(Action.UPDATE, Reason.CHANGED_OUTSIDE, "B", STAGING),
-        change(Action.ORPHAN, Reason.NOT_IN_POLICY, "OLD"),
-    ))
+    desired = DesiredState(
+        (PROD, STAGING), (cell(PROD, "A"), cell(PROD, "B"), cell(STAGING, "B")), (), False
+    )
+    plan = Plan(
+        (
+            change(Action.BLOCKED, Reason.MISSING_IN_VAULT, "A"),
+            change(Action.UPDATE, Reason.CHANGED_OUTSIDE, "B", STAGING),
+            change(Action.ORPHAN, Reason.NOT_IN_POLICY, "OLD"),
+        )
+    )
     cells = matrix_cells(desired, plan, environment_order=("staging", "production"))
     got = [(c.secret, c.environment, str(c.status)) for c in cells]
     assert got == [
-        ("A", "stage", "not-required"), ("A", "prod", "blocked"),
-        ("B", "stage", "drifted"), ("B", "prod", "ok"),
+        ("A", "stage", "not-required"),
+        ("A", "prod", "blocked"),
+        ("B", "stage", "drifted"),
+        ("B", "prod", "ok"),
     ]
     matrix = build_matrix(desired, plan)
     assert [(o.secret, o.action) for o in matrix.orphans] == [("OLD", "orphan")]
@@ -95,8 +109,12 @@ def only_production_for_ga(document: dict[str, Any]) -> None:
 
 @pytest.fixture
 def world(
-    tmp_path: Path, vault: VaultAdapter, vault_env: dict[str, str], sandbox: GitHubSandbox,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    vault: VaultAdapter,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> Path:
     """Every status at once: production applied, then a drift, a newer Vault version, a
     blocked secret and an orphan; staging never applied (missing); GA not in staging."""
@@ -125,8 +143,13 @@ def expected_from_plan(
         for env in policy.environments:
             status = "ok" if env in spec.environments else "not-required"
             expected[(REPO_OC, policy.github_environment(env), name)] = status
-    by_reason = {"missing": "missing", "vault-newer": "stale", "source-changed": "stale",
-                 "changed-outside": "drifted", "missing-in-vault": "blocked"}
+    by_reason = {
+        "missing": "missing",
+        "vault-newer": "stale",
+        "source-changed": "stale",
+        "changed-outside": "drifted",
+        "missing-in-vault": "blocked",
+    }
     for c in plan_json["changes"]:
         if c["kind"] == "secret" and c["action"] in ("create", "update", "blocked"):
             expected[(c["repository"], c["environment"], c["name"])] = by_reason[c["reason"]]
@@ -134,8 +157,10 @@ def expected_from_plan(
 
 
 def parse_json(text: str) -> dict[tuple[str, str, str], str]:
-    return {(c["repository"], c["environment"], c["secret"]): c["status"]
-            for c in json.loads(text)["cells"]}
+    return {
+        (c["repository"], c["environment"], c["secret"]): c["status"]
+        for c in json.loads(text)["cells"]
+    }
 
 
 LABEL = re.compile(r"[✓+~!✗·] (ok|missing|stale|drifted|blocked|not-required)")
@@ -212,9 +237,7 @@ def test_all_four_formats_agree_with_plan_json(
     assert "Legend" in page.read_text(encoding="utf-8")
 
 
-def test_matrix_json_has_the_contract_keys(
-    world: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_matrix_json_has_the_contract_keys(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, data = run_json(capsys, "matrix", "--json", "--policy", str(world))
     assert code == 0 and set(data) == {"cells", "orphans"}
     required = {"repository", "environment", "secret", "status", "owner"}
@@ -225,8 +248,9 @@ def test_matrix_json_has_the_contract_keys(
 
 def test_renderers_escape_names_and_keep_the_page_self_contained() -> None:
     target = Target("o/r<script>", "prod", "prod|x")
-    desired = DesiredState((target,), (SecretCell(target, "A", "p", "k", "t<b>", "s|v"),), (),
-                           False)
+    desired = DesiredState(
+        (target,), (SecretCell(target, "A", "p", "k", "t<b>", "s|v"),), (), False
+    )
     matrix = build_matrix(desired, Plan(()))
     page = matrix_html(matrix)
     assert "<script>" not in page and "&lt;script&gt;" in page
@@ -242,12 +266,15 @@ def test_terminal_table_and_flags_table_print_bracketed_names_as_they_are() -> N
     from envmatrix.render_matrix import flags_table
 
     targets = (Target("o/r", "eu", "x[/]y"), Target("o/r", "us", "[bold]b"))
-    desired = DesiredState(targets, tuple(SecretCell(t, "A", "p", "k", "team", None)
-                                          for t in targets), (), False)
+    desired = DesiredState(
+        targets, tuple(SecretCell(t, "A", "p", "k", "team", None) for t in targets), (), False
+    )
     text = matrix_text(build_matrix(desired, Plan(())))
     assert "x[/]y" in text and "[bold]b" in text
-    rows = [FlagReadiness("F_X", "o/r", t.github_environment or "", t.environment, ("A",), (),
-                          True) for t in targets]
+    rows = [
+        FlagReadiness("F_X", "o/r", t.github_environment or "", t.environment, ("A",), (), True)
+        for t in targets
+    ]
     console = Console(width=160, no_color=True, record=True, file=io.StringIO())
     console.print(flags_table(rows))
     printed = console.export_text()
@@ -273,14 +300,18 @@ def test_workflow_findings_show_below_the_grid(
     world: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workflows = str(Path(__file__).resolve().parents[1] / "data" / "workflows")
-    code, data = run_json(capsys, "matrix", "--json", "--workflows", workflows,
-                          "--policy", str(world))
+    code, data = run_json(
+        capsys, "matrix", "--json", "--workflows", workflows, "--policy", str(world)
+    )
     assert code == 0
     # this policy keeps GA out of staging, which the staging deploy job still references
     assert [(f["secret"], f["environment"]) for f in data["workflows"]["undeclared"]] == [
-        ("SENTRY_DSN", "production"), ("GA_MCP_SERVICE_ACCOUNT_JSON", "staging")]
+        ("SENTRY_DSN", "production"),
+        ("GA_MCP_SERVICE_ACCOUNT_JSON", "staging"),
+    ]
     assert [(f["secret"], f["environment"]) for f in data["workflows"]["unused"]] == [
-        ("GA_MCP_SERVICE_ACCOUNT_JSON", "production")]
+        ("GA_MCP_SERVICE_ACCOUNT_JSON", "production")
+    ]
     for fmt in ("table", "markdown"):
         code, out, _ = run(capsys, "matrix", "-f", fmt, "--workflows", workflows, "-p", str(world))
         assert code == 0 and "workflow undeclared: deploy.yml job deploy-production" in out
@@ -291,23 +322,36 @@ def test_repository_secrets_get_a_repository_column() -> None:
     the environments; environment secrets are not-required in the (repository) column."""
     level = Target.repository_level(REPO)
     sentry = SecretCell(level, "S", "ci/sentry", "s", "team", "sentry")
-    desired = DesiredState((PROD, STAGING, level), (cell(PROD, "A"), cell(STAGING, "A"), sentry),
-                           (), False)
-    plan = Plan((
-        change(Action.CREATE, Reason.MISSING, "S", level),
-        change(Action.ORPHAN, Reason.NOT_IN_POLICY, "OLD", level),
-    ))
+    desired = DesiredState(
+        (PROD, STAGING, level), (cell(PROD, "A"), cell(STAGING, "A"), sentry), (), False
+    )
+    plan = Plan(
+        (
+            change(Action.CREATE, Reason.MISSING, "S", level),
+            change(Action.ORPHAN, Reason.NOT_IN_POLICY, "OLD", level),
+        )
+    )
     matrix = build_matrix(desired, plan, ("staging", "production"))
     got = [(c.secret, c.environment, str(c.status)) for c in matrix.cells]
     assert got == [
-        ("A", "stage", "ok"), ("A", "prod", "ok"), ("A", None, "not-required"),
-        ("S", "stage", "not-required"), ("S", "prod", "not-required"), ("S", None, "missing"),
+        ("A", "stage", "ok"),
+        ("A", "prod", "ok"),
+        ("A", None, "not-required"),
+        ("S", "stage", "not-required"),
+        ("S", "prod", "not-required"),
+        ("S", None, "missing"),
     ]
     assert matrix.environments(REPO) == ("stage", "prod", "(repository)")
     assert matrix.to_json()["cells"][5]["environment"] is None
-    assert matrix.to_json()["orphans"] == [{"repository": REPO, "environment": None,
-                                            "secret": "OLD", "action": "orphan",
-                                            "detail": "detail"}]
+    assert matrix.to_json()["orphans"] == [
+        {
+            "repository": REPO,
+            "environment": None,
+            "secret": "OLD",
+            "action": "orphan",
+            "detail": "detail",
+        }
+    ]
     text = matrix_text(matrix)
     assert "(repository)" in text.splitlines()[1]
     assert "orphan: OLD in occ/app/(repository) (orphan)" in text

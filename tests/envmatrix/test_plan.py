@@ -258,46 +258,64 @@ def repo_synced(*names: str, version: int = 2) -> dict[Target, SyncState]:
 
 LATER = T0 + timedelta(seconds=5)
 REPOSITORY_CASES = {
-    "missing -> create": (repo_desired(SENTRY), Observed(repo_vault(), repo_github(), {}),
-                          [("create", "SENTRY_AUTH_TOKEN", "missing")]),
+    "missing -> create": (
+        repo_desired(SENTRY),
+        Observed(repo_vault(), repo_github(), {}),
+        [("create", "SENTRY_AUTH_TOKEN", "missing")],
+    ),
     "in sync -> nothing": (
         repo_desired(SENTRY),
-        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0)),
-                 repo_synced("SENTRY_AUTH_TOKEN")),
+        Observed(
+            repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0)), repo_synced("SENTRY_AUTH_TOKEN")
+        ),
         [],
     ),
     "vault newer -> update": (
         repo_desired(SENTRY),
-        Observed(repo_vault(3), repo_github(("SENTRY_AUTH_TOKEN", T0)),
-                 repo_synced("SENTRY_AUTH_TOKEN")),
+        Observed(
+            repo_vault(3), repo_github(("SENTRY_AUTH_TOKEN", T0)), repo_synced("SENTRY_AUTH_TOKEN")
+        ),
         [("update", "SENTRY_AUTH_TOKEN", "vault-newer")],
     ),
     "written after our sync -> changed-outside": (
         repo_desired(SENTRY),
-        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", LATER)),
-                 repo_synced("SENTRY_AUTH_TOKEN")),
+        Observed(
+            repo_vault(),
+            repo_github(("SENTRY_AUTH_TOKEN", LATER)),
+            repo_synced("SENTRY_AUTH_TOKEN"),
+        ),
         [("update", "SENTRY_AUTH_TOKEN", "changed-outside")],
     ),
     "missing in Vault -> blocked, no environment to create": (
-        repo_desired(SENTRY), Observed(repo_vault(None, ()), repo_github(), {}),
+        repo_desired(SENTRY),
+        Observed(repo_vault(None, ()), repo_github(), {}),
         [("blocked", "SENTRY_AUTH_TOKEN", "missing-in-vault")],
     ),
     "not in policy, not ours, prune -> orphan": (
         repo_desired(SENTRY, prune=True),
-        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0), ("LEGACY", T0)),
-                 repo_synced("SENTRY_AUTH_TOKEN")),
+        Observed(
+            repo_vault(),
+            repo_github(("SENTRY_AUTH_TOKEN", T0), ("LEGACY", T0)),
+            repo_synced("SENTRY_AUTH_TOKEN"),
+        ),
         [("orphan", "LEGACY", "not-in-policy")],
     ),
     "not in policy, ours, prune -> delete": (
         repo_desired(SENTRY, prune=True),
-        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0), ("OLD_CI_TOKEN", T0)),
-                 repo_synced("SENTRY_AUTH_TOKEN", "OLD_CI_TOKEN")),
+        Observed(
+            repo_vault(),
+            repo_github(("SENTRY_AUTH_TOKEN", T0), ("OLD_CI_TOKEN", T0)),
+            repo_synced("SENTRY_AUTH_TOKEN", "OLD_CI_TOKEN"),
+        ),
         [("delete", "OLD_CI_TOKEN", "pruned")],
     ),
     "not in policy, ours, no prune -> orphan": (
         repo_desired(SENTRY),
-        Observed(repo_vault(), repo_github(("SENTRY_AUTH_TOKEN", T0), ("OLD_CI_TOKEN", T0)),
-                 repo_synced("SENTRY_AUTH_TOKEN", "OLD_CI_TOKEN")),
+        Observed(
+            repo_vault(),
+            repo_github(("SENTRY_AUTH_TOKEN", T0), ("OLD_CI_TOKEN", T0)),
+            repo_synced("SENTRY_AUTH_TOKEN", "OLD_CI_TOKEN"),
+        ),
         [("orphan", "OLD_CI_TOKEN", "not-in-policy")],
     ),
 }
@@ -318,30 +336,43 @@ def test_repository_level_changes_round_trip_through_a_saved_plan() -> None:
     assert Change.from_json(change.to_json()) == change
 
 
-def test_desired_state_has_one_repository_target_per_repository_and_only_for_all_environments(
-) -> None:
+def test_desired_state_has_one_repository_target_per_repository_and_only_for_all_environments() -> (
+    None
+):
     from envmatrix.desired import desired_state
     from envmatrix.policy import Policy
 
-    policy = Policy.model_validate({
-        "version": 1,
-        "github": {"repositories": ("occ/app", "occ/shop")},
-        "environments": {"staging": {"github": "staging"}, "production": {"github": "prod"}},
-        "owners": {"reliability": {"contact": "rel@occ.example"}},
-        "secrets": {
-            "SENTRY_AUTH_TOKEN": {"owner": "reliability", "scope": "repository",
-                                  "vault": "ci/sentry"},
-            "DB_URL": {"owner": "reliability", "vault": "apps/{environment}/db",
-                       "environments": ("production",), "repositories": ("occ/app",)},
-        },
-    })
+    policy = Policy.model_validate(
+        {
+            "version": 1,
+            "github": {"repositories": ("occ/app", "occ/shop")},
+            "environments": {"staging": {"github": "staging"}, "production": {"github": "prod"}},
+            "owners": {"reliability": {"contact": "rel@occ.example"}},
+            "secrets": {
+                "SENTRY_AUTH_TOKEN": {
+                    "owner": "reliability",
+                    "scope": "repository",
+                    "vault": "ci/sentry",
+                },
+                "DB_URL": {
+                    "owner": "reliability",
+                    "vault": "apps/{environment}/db",
+                    "environments": ("production",),
+                    "repositories": ("occ/app",),
+                },
+            },
+        }
+    )
     everything = desired_state(policy)
     assert [(t.repository, t.github_environment) for t in everything.targets] == [
-        ("occ/app", None), ("occ/app", "prod"), ("occ/shop", None)
+        ("occ/app", None),
+        ("occ/app", "prod"),
+        ("occ/shop", None),
     ]
     sentry = [c for c in everything.secrets if c.name == "SENTRY_AUTH_TOKEN"]
     assert [(c.target.repository, c.vault_ref) for c in sentry] == [
-        ("occ/app", "ci/sentry#SENTRY_AUTH_TOKEN"), ("occ/shop", "ci/sentry#SENTRY_AUTH_TOKEN")
+        ("occ/app", "ci/sentry#SENTRY_AUTH_TOKEN"),
+        ("occ/shop", "ci/sentry#SENTRY_AUTH_TOKEN"),
     ]
     assert desired_state(policy, ["staging", "production"]).targets == everything.targets
     only_prod = desired_state(policy, ["production"])
@@ -376,8 +407,12 @@ def p_desired(draw: st.DrawFn) -> DesiredState:
             path, key = draw(st.sampled_from(P_PATHS)), draw(st.sampled_from(P_KEYS))
             cells.append(SecretCell(target, name, path, key, "team", None))
     flags = [
-        FlagCell(target, "F_FLAG", tuple(draw(st.sets(st.sampled_from(P_NAMES), min_size=1))),
-                 draw(st.booleans()))
+        FlagCell(
+            target,
+            "F_FLAG",
+            tuple(draw(st.sets(st.sampled_from(P_NAMES), min_size=1))),
+            draw(st.booleans()),
+        )
         for target in P_TARGETS[:3]
         if draw(st.booleans())
     ]
@@ -402,8 +437,12 @@ def p_observed(draw: st.DrawFn, desired: DesiredState) -> Observed:
         variables = {} if flag is None else {"F_FLAG": ObservedVariable("F_FLAG", flag, T0)}
         github[target] = ObservedEnvironment("", secrets, variables) if present else None
         records = {
-            n: SyncRecord(draw(st.sampled_from(P_PATHS)), draw(st.sampled_from(P_KEYS)),
-                          draw(st.integers(1, 4)), draw(P_TIMES))
+            n: SyncRecord(
+                draw(st.sampled_from(P_PATHS)),
+                draw(st.sampled_from(P_KEYS)),
+                draw(st.integers(1, 4)),
+                draw(P_TIMES),
+            )
             for n in draw(st.sets(st.sampled_from(P_NAMES)))
         }
         sync[target] = SyncState(records, 1 if records else None)
@@ -416,8 +455,11 @@ def simulate(observed: Observed, changes: tuple[Change, ...]) -> Observed:
     sync = dict(observed.sync)
     for change in changes:
         assert change.is_write, change
-        target = next(t for t in github if (t.repository, t.github_environment) == (
-            change.repository, change.environment))
+        target = next(
+            t
+            for t in github
+            if (t.repository, t.github_environment) == (change.repository, change.environment)
+        )
         env = github[target] or ObservedEnvironment(change.environment or "")
         secrets, variables = dict(env.secrets), dict(env.variables)
         records = dict(sync.get(target, SyncState({}, None)).records)

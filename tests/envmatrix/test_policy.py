@@ -465,8 +465,11 @@ def test_secrets_sharing_a_repository_path_must_declare_one_rotation(tmp_path: P
         load_policy(path)
     assert caught.value.key_path.endswith(".rotation")
     assert "shares Vault path ci/ga-mcp" in caught.value.message
-    path.write_text(text.replace("max_age: 9d\n      strategy: manual", "max_age: 90d\n"
-                                 "      strategy: generate"))
+    path.write_text(
+        text.replace(
+            "max_age: 9d\n      strategy: manual", "max_age: 90d\n      strategy: generate"
+        )
+    )
     assert load_policy(path).secrets["CI_PEER"].rotation is not None
 
 
@@ -497,18 +500,45 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 WORDS = (
-    "version", "vault", "mount", "github", "repositories", "prune", "environments", "owners",
-    "contact", "secrets", "flags", "requires", "owner", "service", "scope", "rotation",
-    "schedule", "max_age", "strategy", "timezone", "grace", "options", "staging", "production",
-    "SUPABASE_URL", "occ-labs/operator-console", "apps/{environment}/x#k", "0 9 1 * *", "90d",
+    "version",
+    "vault",
+    "mount",
+    "github",
+    "repositories",
+    "prune",
+    "environments",
+    "owners",
+    "contact",
+    "secrets",
+    "flags",
+    "requires",
+    "owner",
+    "service",
+    "scope",
+    "rotation",
+    "schedule",
+    "max_age",
+    "strategy",
+    "timezone",
+    "grace",
+    "options",
+    "staging",
+    "production",
+    "SUPABASE_URL",
+    "occ-labs/operator-console",
+    "apps/{environment}/x#k",
+    "0 9 1 * *",
+    "90d",
 )
 SCALARS = (
     st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(WORDS) | st.text()
 )
 TREES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=5), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=5), inner, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -547,8 +577,9 @@ def policy_files(draw: st.DrawFn) -> bytes:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_files())
 @example(b'{"environments": {"version": {"\\n": null}}}')  # a key that is a newline
-def test_any_file_is_a_policy_or_a_policy_error(tmp_path_factory: pytest.TempPathFactory,
-                                                data: bytes) -> None:
+def test_any_file_is_a_policy_or_a_policy_error(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "policy.yaml"
     path.write_bytes(data)
     try:

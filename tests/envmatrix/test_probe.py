@@ -62,15 +62,21 @@ def test_run_probe_reads_vault_and_names_the_owner_when_a_value_is_missing(
     put_supabase(vault, "production", supabase.url, None)
     result = run_probe("supabase", policy, vault, "production")
     assert not result.ok
-    assert result.detail == (f"SUPABASE_SERVICE_KEY missing in Vault at {vault.mount}/apps/"
-                             "production/supabase#service_key — owner: reliability")
+    assert result.detail == (
+        f"SUPABASE_SERVICE_KEY missing in Vault at {vault.mount}/apps/"
+        "production/supabase#service_key — owner: reliability"
+    )
     put_supabase(vault, "production", supabase.url, supabase.add_secret_key())
     assert run_probe("supabase", policy, vault, "production").ok
 
 
 def test_probe_command(
-    tmp_path: Path, vault: VaultAdapter, vault_env: dict[str, str], supabase: SupabaseSandbox,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    vault: VaultAdapter,
+    vault_env: dict[str, str],
+    supabase: SupabaseSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     policy = str(example_policy(tmp_path, vault.mount))
     for name, value in vault_env.items():
@@ -89,8 +95,12 @@ def test_probe_command(
 
 
 def test_a_wrong_key_keeps_a_probed_flag_from_being_ready(
-    tmp_path: Path, vault: VaultAdapter, vault_env: dict[str, str], sandbox: GitHubSandbox,
-    supabase: SupabaseSandbox, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    vault: VaultAdapter,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
+    supabase: SupabaseSandbox,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def probed(document: dict[str, Any]) -> None:

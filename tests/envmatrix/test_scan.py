@@ -21,9 +21,11 @@ def policy() -> Policy:
 def test_finds_the_undeclared_and_the_unused_secret(policy: Policy) -> None:
     report = scan_workflows(policy, WORKFLOWS)
     assert [(f.kind, f.secret, f.environment, f.workflow, f.job) for f in report.undeclared] == [
-        ("undeclared", "SENTRY_DSN", "production", "deploy.yml", "deploy-production")]
+        ("undeclared", "SENTRY_DSN", "production", "deploy.yml", "deploy-production")
+    ]
     assert [(f.secret, f.environment, f.owner) for f in report.unused] == [
-        ("GA_MCP_SERVICE_ACCOUNT_JSON", "production", "data")]
+        ("GA_MCP_SERVICE_ACCOUNT_JSON", "production", "data")
+    ]
 
 
 def test_jobs_environments_are_mapped_back_to_the_policy(policy: Policy) -> None:
@@ -35,14 +37,17 @@ def test_jobs_environments_are_mapped_back_to_the_policy(policy: Policy) -> None
     assert {"SUPABASE_URL", "ZOHO_REFRESH_TOKEN"} <= set(jobs["deploy-production"].secrets)
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ("${{ secrets.A_B }}", {"A_B"}),
-    ("${{secrets.lower}}", {"LOWER"}),
-    ("${{ secrets['Q1'] }} and ${{ secrets[\"Q2\"] }}", {"Q1", "Q2"}),
-    ("${{ secrets.GITHUB_TOKEN }}", set()),
-    ("mysecrets.X is not a reference", set()),
-    ("if: secrets.FOO != ''", {"FOO"}),
-])
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("${{ secrets.A_B }}", {"A_B"}),
+        ("${{secrets.lower}}", {"LOWER"}),
+        ("${{ secrets['Q1'] }} and ${{ secrets[\"Q2\"] }}", {"Q1", "Q2"}),
+        ("${{ secrets.GITHUB_TOKEN }}", set()),
+        ("mysecrets.X is not a reference", set()),
+        ("if: secrets.FOO != ''", {"FOO"}),
+    ],
+)
 def test_references(text: str, names: set[str]) -> None:
     assert references(text) == names
 
@@ -73,8 +78,9 @@ def test_scan_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert code == 1
     assert "undeclared: deploy.yml job deploy-production references SENTRY_DSN" in out
     assert "unused: GA_MCP_SERVICE_ACCOUNT_JSON is declared for production" in out
-    code, data = run_json(capsys, "scan", "--json", "--workflows", str(WORKFLOWS),
-                          "--policy", str(EXAMPLE))
+    code, data = run_json(
+        capsys, "scan", "--json", "--workflows", str(WORKFLOWS), "--policy", str(EXAMPLE)
+    )
     assert code == 1 and [f["secret"] for f in data["undeclared"]] == ["SENTRY_DSN"]
 
     clean = tmp_path / "wf"
@@ -96,13 +102,17 @@ def test_a_repository_secret_is_declared_for_every_job(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(f"{head}\n{REPOSITORY_SECRETS}\nflags:\n{flags}")
     policy = load_policy(path)
-    report = compare(policy, [
-        job("build", None, None, "SENTRY_AUTH_TOKEN", "SUPABASE_URL"),
-        job("deploy", "production", "production", "SENTRY_AUTH_TOKEN", "UNKNOWN"),
-        job("any", "${{ matrix.env }}", ANY_ENVIRONMENT, "SENTRY_AUTH_TOKEN"),
-    ])
+    report = compare(
+        policy,
+        [
+            job("build", None, None, "SENTRY_AUTH_TOKEN", "SUPABASE_URL"),
+            job("deploy", "production", "production", "SENTRY_AUTH_TOKEN", "UNKNOWN"),
+            job("any", "${{ matrix.env }}", ANY_ENVIRONMENT, "SENTRY_AUTH_TOKEN"),
+        ],
+    )
     assert [(f.kind, f.secret) for f in report.undeclared] == [
-        ("no-environment", "SUPABASE_URL"), ("undeclared", "UNKNOWN")
+        ("no-environment", "SUPABASE_URL"),
+        ("undeclared", "UNKNOWN"),
     ]
     unused = [(f.secret, f.environment) for f in report.unused]
     assert ("CODECOV_TOKEN", None) in unused  # no job references it at all

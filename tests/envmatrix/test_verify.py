@@ -16,9 +16,16 @@ from envmatrix.verify import escape_data, escape_property
 from tests.envmatrix.support_gates import EXAMPLE, example_policy, run, run_json, use_services
 from tests.world import World
 
-REQUIRED = ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET",
-            "ZOHO_REFRESH_TOKEN", "SHOPIFY_ADMIN_TOKEN", "CHATWOOT_API_TOKEN",
-            "GA_MCP_SERVICE_ACCOUNT_JSON")
+REQUIRED = (
+    "SUPABASE_URL",
+    "SUPABASE_SERVICE_KEY",
+    "ZOHO_CLIENT_ID",
+    "ZOHO_CLIENT_SECRET",
+    "ZOHO_REFRESH_TOKEN",
+    "SHOPIFY_ADMIN_TOKEN",
+    "CHATWOOT_API_TOKEN",
+    "GA_MCP_SERVICE_ACCOUNT_JSON",
+)
 CANARY = "canary-verify-9c2d7e"
 ANNOTATION = (
     "::error title=Missing secret SUPABASE_SERVICE_KEY::SUPABASE_SERVICE_KEY is missing or empty"
@@ -43,8 +50,10 @@ def actions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize("unset", ["delete", "empty", "blank"])
 def test_missing_or_empty_name_fails_with_runner_formats(
-    actions: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], unset: str,
+    actions: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    unset: str,
 ) -> None:
     if unset == "delete":
         monkeypatch.delenv("SUPABASE_SERVICE_KEY")
@@ -104,8 +113,12 @@ def test_escaping_of_workflow_commands() -> None:
 
 
 def test_github_and_vault_sources(
-    tmp_path: Path, vault: VaultAdapter, vault_env: dict[str, str], sandbox: GitHubSandbox,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    vault: VaultAdapter,
+    vault_env: dict[str, str],
+    sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     policy = example_policy(tmp_path, vault.mount)
     use_services(monkeypatch, sandbox, vault_env)
@@ -113,8 +126,10 @@ def test_github_and_vault_sources(
     assert run(capsys, "apply", "--yes", "--policy", str(policy))[0] == 0
     code, out, _ = run(capsys, "verify", "-e", "production", "--policy", str(policy))
     assert code == 1  # default outside Actions: github
-    assert ("ZOHO_CLIENT_ID missing in GitHub occ-labs/operator-console/production — owner:"
-            " integrations (integrations@occ.example)") in out
+    assert (
+        "ZOHO_CLIENT_ID missing in GitHub occ-labs/operator-console/production — owner:"
+        " integrations (integrations@occ.example)"
+    ) in out
     code, out, _ = run(capsys, "verify", "-e", "production", "--source", "vault", "-p", str(policy))
     assert code == 1 and f"missing in Vault {vault.mount}/apps/production/zoho#client_id" in out
     code, out, _ = run(capsys, "verify", "-e", "staging", "--source", "github", "-p", str(policy))

@@ -180,7 +180,9 @@ def write_repository_policy(
     }
     if peer:
         secrets["PEER_KEY"] = {
-            "owner": "ops", "vault": f"{REPOSITORY_PATH}#peer", "environments": peer
+            "owner": "ops",
+            "vault": f"{REPOSITORY_PATH}#peer",
+            "environments": peer,
         }
     policy = {
         "version": 1,

@@ -59,14 +59,20 @@ def policy(tmp_path: Path) -> Policy:
 def statuses(policy: Policy) -> tuple[RotationStatus, ...]:
     entries = {
         "apps/staging/supabase": VaultEntry(
-            "apps/staging/supabase", 2, datetime(2026, 4, 2, tzinfo=UTC),
-            frozenset({"service_key"})),
+            "apps/staging/supabase", 2, datetime(2026, 4, 2, tzinfo=UTC), frozenset({"service_key"})
+        ),
         "apps/production/supabase": VaultEntry(
-            "apps/production/supabase", 7, datetime(2026, 5, 2, tzinfo=UTC),
-            frozenset({"service_key"})),
+            "apps/production/supabase",
+            7,
+            datetime(2026, 5, 2, tzinfo=UTC),
+            frozenset({"service_key"}),
+        ),
         "apps/production/shopify": VaultEntry(
-            "apps/production/shopify", 1, datetime(2026, 3, 1, tzinfo=UTC),
-            frozenset({"SHOPIFY_ADMIN_TOKEN"})),
+            "apps/production/shopify",
+            1,
+            datetime(2026, 3, 1, tzinfo=UTC),
+            frozenset({"SHOPIFY_ADMIN_TOKEN"}),
+        ),
     }
     return rotation_statuses(policy, ["staging", "production"], entries, AT)
 
@@ -75,8 +81,11 @@ def events(calendar: Calendar) -> list[dict[str, object]]:
     parsed = Calendar.from_ical(calendar.to_ical())
     return [
         {
-            "uid": str(e["uid"]), "summary": str(e["summary"]), "start": e.decoded("dtstart"),
-            "stamp": e.decoded("dtstamp"), "description": str(e["description"]),
+            "uid": str(e["uid"]),
+            "summary": str(e["summary"]),
+            "start": e.decoded("dtstart"),
+            "stamp": e.decoded("dtstamp"),
+            "description": str(e["description"]),
             "organizer": str(e["organizer"]) if "organizer" in e else None,
             "attendee": str(e["attendee"]) if "attendee" in e else None,
         }
@@ -105,14 +114,16 @@ def test_description_names_owner_contact_strategy_and_path(
 ) -> None:
     found = calendar_rotations(policy, statuses, ["reliability"], AT, AT + timedelta(days=90))
     description = events(rotation_calendar(found, STAMP))[0]["description"]
-    assert description == "\n".join([
-        "Owner: reliability (reliability@occ.example)",
-        "Strategy: supabase-api-key",
-        "Rule: cron 0 9 1 */3 * (UTC)",
-        "Vault path: kv/apps/production/supabase#service_key",
-        "Repositories: occ-labs/operator-console",
-        "Last rotated: 2026-05-02T00:00:00Z (Vault version 7)",
-    ])
+    assert description == "\n".join(
+        [
+            "Owner: reliability (reliability@occ.example)",
+            "Strategy: supabase-api-key",
+            "Rule: cron 0 9 1 */3 * (UTC)",
+            "Vault path: kv/apps/production/supabase#service_key",
+            "Repositories: occ-labs/operator-console",
+            "Last rotated: 2026-05-02T00:00:00Z (Vault version 7)",
+        ]
+    )
 
 
 def test_overdue_event_says_so(policy: Policy, statuses: tuple[RotationStatus, ...]) -> None:

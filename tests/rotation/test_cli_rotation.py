@@ -47,7 +47,9 @@ secrets:
 CRON_ROTATION = 'rotation: {schedule: "0 9 1 */3 *", strategy: manual}'
 VALUES = {
     "apps/production/supabase": {
-        "url": "https://p.supabase.example", "service_key": "sk-prod-9f3a"},
+        "url": "https://p.supabase.example",
+        "service_key": "sk-prod-9f3a",
+    },
     "apps/staging/supabase": {"url": "https://s.supabase.example", "service_key": "sk-stage-77b1"},
     "apps/production/shopify": {"SHOPIFY_ADMIN_TOKEN": "shpat_4c1d2e"},
 }
@@ -108,7 +110,8 @@ def test_due_passes_for_fresh_versions_and_fails_once_max_age_has_passed(
     assert code == 1
     assert "SHOPIFY_ADMIN_TOKEN" in out
     assert err == (
-        "error: 1 rotation overdue: SHOPIFY_ADMIN_TOKEN (production, owner: integrations)\n")
+        "error: 1 rotation overdue: SHOPIFY_ADMIN_TOKEN (production, owner: integrations)\n"
+    )
 
 
 def test_due_without_at_uses_now(policy_file: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,22 +125,43 @@ def test_due_on_cron_schedule_with_json(
 ) -> None:
     written = created(vault, "apps/staging/supabase")
     fire = next_quarterly_fire(written)
-    code, out, _ = run(capsys, "rotation", "due", "-p", policy_file, "-e", "staging", "--json",
-                       "--at", iso(fire))
+    code, out, _ = run(
+        capsys, "rotation", "due", "-p", policy_file, "-e", "staging", "--json", "--at", iso(fire)
+    )
     assert code == 1
     document = json.loads(out)
     assert document["at"] == iso(fire)
     (row,) = document["rotations"]
     assert row == {
-        "secret": "SUPABASE_SERVICE_KEY", "environment": "staging",
-        "repositories": ["occ-labs/operator-console"], "owner": "reliability",
-        "contact": "reliability@occ.example", "strategy": "manual", "rule": "cron 0 9 1 */3 *",
-        "timezone": "UTC", "path": "apps/staging/supabase", "key": "service_key",
-        "group": ["SUPABASE_SERVICE_KEY"], "vault_version": 1, "last_rotated": iso(written),
-        "next_due": iso(fire), "overdue": True, "state": "overdue",
+        "secret": "SUPABASE_SERVICE_KEY",
+        "environment": "staging",
+        "repositories": ["occ-labs/operator-console"],
+        "owner": "reliability",
+        "contact": "reliability@occ.example",
+        "strategy": "manual",
+        "rule": "cron 0 9 1 */3 *",
+        "timezone": "UTC",
+        "path": "apps/staging/supabase",
+        "key": "service_key",
+        "group": ["SUPABASE_SERVICE_KEY"],
+        "vault_version": 1,
+        "last_rotated": iso(written),
+        "next_due": iso(fire),
+        "overdue": True,
+        "state": "overdue",
     }
-    code, out, _ = run(capsys, "rotation", "due", "-p", policy_file, "-e", "staging", "--json",
-                       "--at", iso(fire - timedelta(minutes=1)))
+    code, out, _ = run(
+        capsys,
+        "rotation",
+        "due",
+        "-p",
+        policy_file,
+        "-e",
+        "staging",
+        "--json",
+        "--at",
+        iso(fire - timedelta(minutes=1)),
+    )
     assert (code, json.loads(out)["rotations"]) == (0, [])
 
 
@@ -158,9 +182,11 @@ def test_status_lists_every_rotating_secret_with_vault_times(
     code, out, _ = run(capsys, "rotation", "status", "--policy", policy_file, "--json")
     assert code == 0
     rows = {(r["secret"], r["environment"]): r for r in json.loads(out)["rotations"]}
-    assert set(rows) == {("SUPABASE_SERVICE_KEY", "staging"),
-                         ("SUPABASE_SERVICE_KEY", "production"),
-                         ("SHOPIFY_ADMIN_TOKEN", "production")}
+    assert set(rows) == {
+        ("SUPABASE_SERVICE_KEY", "staging"),
+        ("SUPABASE_SERVICE_KEY", "production"),
+        ("SHOPIFY_ADMIN_TOKEN", "production"),
+    }
     shopify = rows["SHOPIFY_ADMIN_TOKEN", "production"]
     written = created(vault, "apps/production/shopify")
     assert shopify["last_rotated"] == iso(written)
@@ -180,7 +206,10 @@ def test_a_secret_missing_in_vault_is_never_rotated_and_due(
     assert code == 1 and "SHOPIFY_ADMIN_TOKEN" in err
     (row,) = json.loads(out)["rotations"]
     assert (row["secret"], row["state"], row["last_rotated"]) == (
-        "SHOPIFY_ADMIN_TOKEN", "never-rotated", None)
+        "SHOPIFY_ADMIN_TOKEN",
+        "never-rotated",
+        None,
+    )
 
     code, _, _ = run(capsys, "rotation", "due", "--policy", policy_file, "-e", "staging")
     assert code == 0  # the missing secret is production's
@@ -191,8 +220,19 @@ def test_calendar_writes_an_ics_file_filtered_by_owner(
 ) -> None:
     ics = tmp_path / "out" / "rotations.ics"
     ics.parent.mkdir()
-    code, out, _ = run(capsys, "rotation", "calendar", "-p", policy_file, "--days", "366",
-                       "--owner", "integrations", "--ics", str(ics))
+    code, out, _ = run(
+        capsys,
+        "rotation",
+        "calendar",
+        "-p",
+        policy_file,
+        "--days",
+        "366",
+        "--owner",
+        "integrations",
+        "--ics",
+        str(ics),
+    )
     assert code == 0 and f"to {ics}" in out
     calendar = Calendar.from_ical(ics.read_bytes())
     summaries = [str(e["summary"]) for e in calendar.walk("VEVENT")]
@@ -207,17 +247,32 @@ def test_calendar_writes_an_ics_file_filtered_by_owner(
 def test_calendar_json_lists_the_window(
     policy_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "rotation", "calendar", "-p", policy_file, "--json",
-                       "--at", "2030-01-01", "--days", "31", "--owner", "reliability")
+    code, out, _ = run(
+        capsys,
+        "rotation",
+        "calendar",
+        "-p",
+        policy_file,
+        "--json",
+        "--at",
+        "2030-01-01",
+        "--days",
+        "31",
+        "--owner",
+        "reliability",
+    )
     assert code == 0
     document = json.loads(out)
     assert document["window"] == {"start": "2030-01-01T00:00:00Z", "end": "2030-02-01T00:00:00Z"}
     # versions written today are long overdue in 2030: one overdue row each, then 2030-01-01 09:00
     assert [(r["environment"], r["due"], r["overdue"]) for r in document["rotations"]][2:] == [
-        ("production", "2030-01-01T09:00:00Z", False), ("staging", "2030-01-01T09:00:00Z", False)]
+        ("production", "2030-01-01T09:00:00Z", False),
+        ("staging", "2030-01-01T09:00:00Z", False),
+    ]
     assert {r["uid"] for r in document["rotations"][2:]} == {
         "SUPABASE_SERVICE_KEY-production-20300101T090000Z@envmatrix",
-        "SUPABASE_SERVICE_KEY-staging-20300101T090000Z@envmatrix"}
+        "SUPABASE_SERVICE_KEY-staging-20300101T090000Z@envmatrix",
+    }
 
 
 @pytest.mark.parametrize(

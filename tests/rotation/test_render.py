@@ -42,7 +42,10 @@ def test_statuses_json_summary_and_times(tmp_path: Path) -> None:
     assert document["summary"] == {"total": 2, "overdue": 2, "never_rotated": 2}
     row = document["rotations"][0]
     assert (row["last_rotated"], row["next_due"], row["state"]) == (
-        None, "2026-06-01T12:30:15Z", "never-rotated")
+        None,
+        "2026-06-01T12:30:15Z",
+        "never-rotated",
+    )
 
 
 def test_status_table_marks_overdue_rows(tmp_path: Path) -> None:

@@ -311,8 +311,9 @@ def test_secrets_sharing_a_path_must_declare_one_rotation(tmp_path) -> None:
     assert main(["validate", "--policy", str(path)]) == 0
 
 
-@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "Ctrl-C"),
-                                                (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.parametrize(
+    "signum, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
+)
 def test_a_signal_mid_sync_stops_after_the_write_in_flight_and_resume_finishes(
     world, vault, vault_env, sandbox, signum, code, name
 ) -> None:
@@ -323,7 +324,12 @@ def test_a_signal_mid_sync_stops_after_the_write_in_flight_and_resume_finishes(
     env.update(vault_env, GITHUB_API_URL=sandbox.url, GITHUB_TOKEN="sandbox-token", NO_COLOR="1")
     running = subprocess.Popen(
         [sys.executable, "-m", "cli", "rotate", "API_TOKEN", "--policy", str(path), "--yes"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while sum(n for (m, op), n in sandbox.request_counts().items() if m == "PUT") == puts_before:
         assert time.monotonic() < deadline and running.poll() is None
@@ -337,7 +343,8 @@ def test_a_signal_mid_sync_stops_after_the_write_in_flight_and_resume_finishes(
     assert "rotate API_TOKEN" in err and "--resume" in err  # how to finish it
     assert err.strip().splitlines()[-1].startswith("error: rotate interrupted after 1 rotation")
     assert sorted(copies(sandbox, "production"), key=str) == sorted(
-        [current(vault), tokens["production"]], key=str)  # one copy landed, the other not tried
+        [current(vault), tokens["production"]], key=str
+    )  # one copy landed, the other not tried
     journal = vault.read_document(journal_path("apps/production/api")).data
     assert journal["step"] == "promoted"
     lock = vault.read_document("envmatrix/locks/apply")

@@ -93,7 +93,9 @@ def test_statuses_put_it_at_the_repository_level(tmp_path) -> None:
     at = datetime(2027, 1, 1, tzinfo=UTC)
     [status] = rotation_statuses(policy, ["staging", "production"], {}, at)
     assert (status.secret, status.environment, status.path) == (
-        "CI_TOKEN", "(repository)", REPOSITORY_PATH
+        "CI_TOKEN",
+        "(repository)",
+        REPOSITORY_PATH,
     )
     assert status.repository_level and status.state == "never-rotated"
     # the plan's matrix marks repository-level cells, whose logical environment is ""
@@ -259,16 +261,19 @@ def test_status_due_and_calendar_list_it(world, vault, vault_env, sandbox) -> No
     assert (row["state"], row["repositories"], row["group"]) == ("ok", REPOS, ["CI_TOKEN"])
     assert row["vault_version"] == vault.read_entry(REPOSITORY_PATH).version
     assert "(repository)" in cli("rotation", "status").stdout
-    assert json.loads(cli("rotation", "status", "-e", "production", "--json").stdout)[
-        "rotations"
-    ] == []
+    assert (
+        json.loads(cli("rotation", "status", "-e", "production", "--json").stdout)["rotations"]
+        == []
+    )
     due = cli("rotation", "due", "--at", "2100-01-01", "--json")
     assert due.returncode == 1
     assert [(r["secret"], r["environment"]) for r in json.loads(due.stdout)["rotations"]] == [
         ("CI_TOKEN", None)
     ]
-    assert "CI_TOKEN (repository secret, owner: ops)" in cli("rotation", "due", "--at",
-                                                             "2100-01-01").stderr
+    assert (
+        "CI_TOKEN (repository secret, owner: ops)"
+        in cli("rotation", "due", "--at", "2100-01-01").stderr
+    )
     calendar = cli("rotation", "calendar", "--days", "40", "--json")
     [event] = json.loads(calendar.stdout)["rotations"]
     assert event["environment"] is None and event["uid"].startswith("CI_TOKEN-repository-")

@@ -135,11 +135,18 @@ def test_weekly_berlin_across_both_dst_changes() -> None:
 
 
 def test_hourly_berlin_skips_the_repeated_hour() -> None:
-    fires = list(fires_between("0 * * * *", "Europe/Berlin", utc(2026, 10, 24, 22, 30),
-                               utc(2026, 10, 25, 3, 30)))
+    fires = list(
+        fires_between(
+            "0 * * * *", "Europe/Berlin", utc(2026, 10, 24, 22, 30), utc(2026, 10, 25, 3, 30)
+        )
+    )
     # 01:00 CEST, 02:00 CEST, [02:00 CET dropped], 03:00 CET, 04:00 CET
-    assert fires == [utc(2026, 10, 24, 23), utc(2026, 10, 25), utc(2026, 10, 25, 2),
-                     utc(2026, 10, 25, 3)]
+    assert fires == [
+        utc(2026, 10, 24, 23),
+        utc(2026, 10, 25),
+        utc(2026, 10, 25, 2),
+        utc(2026, 10, 25, 3),
+    ]
 
 
 @pytest.mark.parametrize("expr", ["0 9 1 */3 *", "0 9 15 * *", "*/20 * * * *", "0 0 13 * 5"])
@@ -185,12 +192,21 @@ def test_status_of_a_cron_secret(policy: Policy) -> None:
     e = entry("apps/production/supabase", utc(2026, 4, 2), "url", "service_key")
     status = rotation_status(policy, "SUPABASE_SERVICE_KEY", "production", e, utc(2026, 6, 1))
     assert (status.last_rotated, status.next_due, status.overdue) == (
-        utc(2026, 4, 2), utc(2026, 7, 1, 9), False)
+        utc(2026, 4, 2),
+        utc(2026, 7, 1, 9),
+        False,
+    )
     assert status.state is RotationState.OK
     assert (status.owner, status.contact, status.strategy) == (
-        "reliability", "reliability@occ.example", "supabase-api-key")
+        "reliability",
+        "reliability@occ.example",
+        "supabase-api-key",
+    )
     assert (status.path, status.key, status.vault_version) == (
-        "apps/production/supabase", "service_key", 3)
+        "apps/production/supabase",
+        "service_key",
+        3,
+    )
     assert status.repositories == ("occ-labs/operator-console",)
 
 
@@ -238,9 +254,11 @@ def test_statuses_cover_each_rotating_secret_per_environment_soonest_first(polic
     entries = {
         "apps/staging/supabase": entry("apps/staging/supabase", utc(2026, 4, 2), "service_key"),
         "apps/production/supabase": entry(
-            "apps/production/supabase", utc(2026, 1, 2), "service_key"),
-        "apps/production/zoho": entry("apps/production/zoho", utc(2026, 5, 30),
-                                      "refresh_token", "client_secret"),
+            "apps/production/supabase", utc(2026, 1, 2), "service_key"
+        ),
+        "apps/production/zoho": entry(
+            "apps/production/zoho", utc(2026, 5, 30), "refresh_token", "client_secret"
+        ),
     }
     statuses = rotation_statuses(policy, ["staging", "production"], entries, utc(2026, 6, 1))
     assert [(s.secret, s.environment, s.state.value) for s in statuses] == [
@@ -256,7 +274,9 @@ def test_statuses_cover_each_rotating_secret_per_environment_soonest_first(polic
     assert overdue_secrets(statuses) == ["SHOPIFY_ADMIN_TOKEN", "SUPABASE_SERVICE_KEY"]
     assert overdue_secrets(statuses, "staging") == []
     assert overdue_cells(statuses) == {
-        ("SUPABASE_SERVICE_KEY", "production"), ("SHOPIFY_ADMIN_TOKEN", "production")}
+        ("SUPABASE_SERVICE_KEY", "production"),
+        ("SHOPIFY_ADMIN_TOKEN", "production"),
+    }
 
 
 def test_statuses_only_for_selected_environments(policy: Policy) -> None:
@@ -264,7 +284,10 @@ def test_statuses_only_for_selected_environments(policy: Policy) -> None:
     assert [(s.secret, s.environment) for s in statuses] == [("SUPABASE_SERVICE_KEY", "staging")]
     assert rotation_paths(policy, ["staging"]) == ("apps/staging/supabase",)
     assert rotation_paths(policy, ["production"]) == (
-        "apps/production/shopify", "apps/production/supabase", "apps/production/zoho")
+        "apps/production/shopify",
+        "apps/production/supabase",
+        "apps/production/zoho",
+    )
 
 
 # -- upcoming rotations --------------------------------------------------------------------------
@@ -275,7 +298,11 @@ def test_upcoming_cron_lists_every_fire_in_the_window(policy: Policy) -> None:
     status = rotation_status(policy, "SUPABASE_SERVICE_KEY", "production", e, utc(2026, 6, 1))
     found = upcoming([status], utc(2026, 6, 1), utc(2027, 6, 1))
     assert [o.due for o in found] == [
-        utc(2026, 7, 1, 9), utc(2026, 10, 1, 9), utc(2027, 1, 1, 9), utc(2027, 4, 1, 9)]
+        utc(2026, 7, 1, 9),
+        utc(2026, 10, 1, 9),
+        utc(2027, 1, 1, 9),
+        utc(2027, 4, 1, 9),
+    ]
     assert not any(o.overdue for o in found)
     assert found[0].uid == "SUPABASE_SERVICE_KEY-production-20260701T090000Z@envmatrix"
 
@@ -285,7 +312,9 @@ def test_upcoming_overdue_cron_comes_first_at_its_due_time(policy: Policy) -> No
     status = rotation_status(policy, "SUPABASE_SERVICE_KEY", "production", e, utc(2026, 6, 1))
     found = upcoming([status], utc(2026, 6, 1), utc(2026, 9, 1))
     assert [(o.due, o.overdue) for o in found] == [
-        (utc(2026, 4, 1, 9), True), (utc(2026, 7, 1, 9), False)]
+        (utc(2026, 4, 1, 9), True),
+        (utc(2026, 7, 1, 9), False),
+    ]
 
 
 def test_upcoming_max_age_is_next_due_then_every_max_age(policy: Policy) -> None:
@@ -300,7 +329,9 @@ def test_upcoming_overdue_max_age(policy: Policy) -> None:
     status = rotation_status(policy, "SHOPIFY_ADMIN_TOKEN", "production", e, utc(2026, 7, 1))
     found = upcoming([status], utc(2026, 7, 1), utc(2026, 10, 1))
     assert [(o.due, o.overdue) for o in found] == [
-        (utc(2026, 4, 1), True), (utc(2026, 9, 28), False)]  # 06-30 fell before the window
+        (utc(2026, 4, 1), True),
+        (utc(2026, 9, 28), False),
+    ]  # 06-30 fell before the window
 
 
 def test_upcoming_never_rotated(policy: Policy) -> None:
@@ -312,7 +343,11 @@ def test_upcoming_never_rotated(policy: Policy) -> None:
     assert shopify[0].uid == "SHOPIFY_ADMIN_TOKEN-production-never-rotated@envmatrix"
     supabase = [o for o in found if o.status.secret == "SUPABASE_SERVICE_KEY"]
     assert [(o.due, o.overdue) for o in supabase] == [
-        (at, True), (at, True), (utc(2026, 7, 1, 9), False), (utc(2026, 7, 1, 9), False)]
+        (at, True),
+        (at, True),
+        (utc(2026, 7, 1, 9), False),
+        (utc(2026, 7, 1, 9), False),
+    ]
 
 
 def test_upcoming_is_capped_per_secret(tmp_path: Path) -> None:

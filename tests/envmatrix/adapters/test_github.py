@@ -65,7 +65,9 @@ def test_repository_secrets_list_put_delete_with_one_key_fetch_per_repository(
     assert sandbox.repository_secret_value(REPO, "CI_TOKEN_1") is None
     assert sandbox.repository_secret_value(REPO, "CI_TOKEN_0") == f"{REPO}-0"
     assert [s.name for s in github.list_repository_secrets(other)] == [
-        "CI_TOKEN_0", "CI_TOKEN_1", "CI_TOKEN_2"
+        "CI_TOKEN_0",
+        "CI_TOKEN_1",
+        "CI_TOKEN_2",
     ]
     counts = sandbox.request_counts()
     assert counts[("GET", "actions/get-repo-public-key")] == 2

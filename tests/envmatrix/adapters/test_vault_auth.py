@@ -71,16 +71,22 @@ class IdTokenIssuer:
         return pem.decode()
 
     def env(self) -> dict[str, str]:
-        return {"ACTIONS_ID_TOKEN_REQUEST_URL": self.url,
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token}
+        return {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": self.url,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
+        }
 
     def sign(self, audience: str | None) -> str:
         now = int(time.time())
         claims = {
-            "iss": ISSUER, "aud": audience or DEFAULT_AUDIENCE,
+            "iss": ISSUER,
+            "aud": audience or DEFAULT_AUDIENCE,
             "sub": f"repo:{REPO}:environment:{self.environment}",
-            "repository": REPO, "environment": self.environment,
-            "iat": now, "nbf": now, "exp": now + 300,
+            "repository": REPO,
+            "environment": self.environment,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
         }
         token = jwt.encode(claims, self.key, algorithm="RS256")
         self.issued.append(token)
@@ -167,7 +173,10 @@ def approle(
 
 
 def configure_jwt(
-    admin: hvac.Client, issuer: IdTokenIssuer, policy: str, path: str = "jwt",
+    admin: hvac.Client,
+    issuer: IdTokenIssuer,
+    policy: str,
+    path: str = "jwt",
     audience: str = DEFAULT_AUDIENCE,
 ) -> None:
     """The jwt auth method trusting the test key, and a production role bound to this repo."""
@@ -175,10 +184,15 @@ def configure_jwt(
         jwt_validation_pubkeys=[issuer.public_pem], bound_issuer=ISSUER, path=path
     )
     admin.auth.jwt.create_role(
-        ROLE, user_claim="sub", allowed_redirect_uris=[], role_type="jwt",
+        ROLE,
+        user_claim="sub",
+        allowed_redirect_uris=[],
+        role_type="jwt",
         bound_audiences=[audience],
         bound_claims={"repository": REPO, "environment": "production"},
-        token_policies=[policy], token_ttl="10m", path=path,
+        token_policies=[policy],
+        token_ttl="10m",
+        path=path,
     )
 
 
@@ -285,9 +299,7 @@ def test_the_readme_shows_the_policy_these_tests_log_in_with() -> None:
     assert README_POLICY.strip() in readme
 
 
-def test_vault_token_wins_over_other_settings(
-    vault_env: dict[str, str], vault_mount: str
-) -> None:
+def test_vault_token_wins_over_other_settings(vault_env: dict[str, str], vault_mount: str) -> None:
     environ = {**vault_env, "VAULT_ROLE_ID": "half-an-approle", "VAULT_AUTH_ROLE": ROLE}
     adapter = VaultAdapter.from_environment(vault_mount, environ)
     try:
@@ -305,9 +317,17 @@ def test_jwt_verify_plan_and_apply_with_only_the_role_and_the_actions_variables(
     world.seed()
     use_login(world, jwt_auth)
     assert sorted(world.env) == sorted(
-        {"VAULT_ADDR", "VAULT_AUTH_ROLE", "ACTIONS_ID_TOKEN_REQUEST_URL",
-         "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "GITHUB_API_URL", "GITHUB_TOKEN", "ENVMATRIX_POLICY",
-         "ENVMATRIX_GITHUB_BACKOFF", "ENVMATRIX_AUDIT_DB"}
+        {
+            "VAULT_ADDR",
+            "VAULT_AUTH_ROLE",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "GITHUB_API_URL",
+            "GITHUB_TOKEN",
+            "ENVMATRIX_POLICY",
+            "ENVMATRIX_GITHUB_BACKOFF",
+            "ENVMATRIX_AUDIT_DB",
+        }
     )
     verify = world.run("verify", "--environment", "production", "--source", "vault")
     assert verify.code == 0, verify.out + verify.err
@@ -404,9 +424,13 @@ def test_no_credential_appears_in_any_output(
             world.env.pop(name, None)
             world.monkeypatch.delenv(name, raising=False)
         world.env.update(login)
-        for args in (("plan", "--json"), ("apply", "--yes"), ("verify", "-e", "production",
-                     "--source", "vault"), ("verify", "-e", "production", "--source", "vault",
-                     "--json"), ("matrix",)):
+        for args in (
+            ("plan", "--json"),
+            ("apply", "--yes"),
+            ("verify", "-e", "production", "--source", "vault"),
+            ("verify", "-e", "production", "--source", "vault", "--json"),
+            ("matrix",),
+        ):
             result = world.run(*args)
             outputs.append(result.out + result.err)
     assert len(vault_tokens) >= 10 and len(issuer.issued) >= 5  # every command logged in
@@ -420,8 +444,10 @@ def test_no_credential_appears_in_any_output(
 # -- configuration errors (no server) -------------------------------------------------------------
 
 ADDR = {"VAULT_ADDR": "http://127.0.0.1:8200"}
-ACTIONS = {"ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/x?a=1",
-           "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t"}
+ACTIONS = {
+    "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/x?a=1",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t",
+}
 ACCEPTED = (
     "set VAULT_TOKEN; or VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole); or VAULT_AUTH_ROLE in "
     "GitHub Actions with `permissions: id-token: write` (JWT)"
@@ -432,19 +458,33 @@ ACCEPTED = (
     ("environ", "expected"),
     [
         (ADDR, f"VAULT_TOKEN is not set and no other Vault login is configured: {ACCEPTED}"),
-        ({**ADDR, "VAULT_ROLE_ID": "r"},
-         f"AppRole login needs VAULT_ROLE_ID and VAULT_SECRET_ID: VAULT_SECRET_ID is not set; "
-         f"accepted: {ACCEPTED}"),
-        ({**ADDR, "VAULT_SECRET_ID": "s", **ACTIONS},
-         "AppRole login needs VAULT_ROLE_ID and VAULT_SECRET_ID: VAULT_ROLE_ID is not set; "
-         f"accepted: {ACCEPTED}"),
-        ({**ADDR, "VAULT_ROLE_ID": "r", "VAULT_SECRET_ID": "s", "VAULT_AUTH_ROLE": ROLE, **ACTIONS},
-         "both AppRole (VAULT_ROLE_ID/VAULT_SECRET_ID) and JWT (VAULT_AUTH_ROLE) are set: keep "
-         f"one; accepted: {ACCEPTED}"),
-        ({**ADDR, "VAULT_AUTH_ROLE": ROLE, "ACTIONS_ID_TOKEN_REQUEST_URL": "http://x/?a=1"},
-         "VAULT_AUTH_ROLE is set but this is not a GitHub Actions job allowed to request an ID "
-         "token (ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set): "
-         f"give the job `permissions: id-token: write`; accepted: {ACCEPTED}"),
+        (
+            {**ADDR, "VAULT_ROLE_ID": "r"},
+            f"AppRole login needs VAULT_ROLE_ID and VAULT_SECRET_ID: VAULT_SECRET_ID is not set; "
+            f"accepted: {ACCEPTED}",
+        ),
+        (
+            {**ADDR, "VAULT_SECRET_ID": "s", **ACTIONS},
+            "AppRole login needs VAULT_ROLE_ID and VAULT_SECRET_ID: VAULT_ROLE_ID is not set; "
+            f"accepted: {ACCEPTED}",
+        ),
+        (
+            {
+                **ADDR,
+                "VAULT_ROLE_ID": "r",
+                "VAULT_SECRET_ID": "s",
+                "VAULT_AUTH_ROLE": ROLE,
+                **ACTIONS,
+            },
+            "both AppRole (VAULT_ROLE_ID/VAULT_SECRET_ID) and JWT (VAULT_AUTH_ROLE) are set: keep "
+            f"one; accepted: {ACCEPTED}",
+        ),
+        (
+            {**ADDR, "VAULT_AUTH_ROLE": ROLE, "ACTIONS_ID_TOKEN_REQUEST_URL": "http://x/?a=1"},
+            "VAULT_AUTH_ROLE is set but this is not a GitHub Actions job allowed to request an ID "
+            "token (ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set): "
+            f"give the job `permissions: id-token: write`; accepted: {ACCEPTED}",
+        ),
     ],
 )
 def test_missing_or_contradictory_configuration_is_a_usage_error(
@@ -475,14 +515,20 @@ def test_the_id_token_request_sends_the_bearer_token_and_the_audience(
     assert isinstance(token, SecretValue)
     assert token.reveal() == issuer.issued[-1]
     assert issuer.audiences == ["https://vault.occ/a b"]
-    claims = jwt.decode(token.reveal(), issuer.key.public_key(), algorithms=["RS256"],
-                        audience="https://vault.occ/a b")
+    claims = jwt.decode(
+        token.reveal(),
+        issuer.key.public_key(),
+        algorithms=["RS256"],
+        audience="https://vault.occ/a b",
+    )
     assert claims["repository"] == REPO
 
 
 def test_an_unreachable_runner_endpoint_is_one_line(openbao_server: OpenBaoDevServer) -> None:
-    dead = {"ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/idtoken?api-version=2.0",
-            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t"}
+    dead = {
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:9/idtoken?api-version=2.0",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t",
+    }
     environ = {"VAULT_ADDR": openbao_server.addr, "VAULT_AUTH_ROLE": ROLE, **dead}
     with pytest.raises(EnvmatrixError) as raised:
         VaultAdapter.from_environment("secret", environ)
