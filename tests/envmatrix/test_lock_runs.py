@@ -7,7 +7,6 @@ a PUT received) instead of sleeping, with a bound so nothing hangs."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -86,7 +85,6 @@ def world(
     return write_policy(tmp_path, vault.mount), env, canaries
 
 
-@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime (Debian package)")
 @pytest.mark.parametrize(
     "holder_skew, waiter_skew",
     [
