@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SOURCES := cli.py envmatrix rotation tests bench policies examples
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean lock-action
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ typecheck: $(BIN)/.installed-dev
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/api_economy.py
 	$(BIN)/python bench/plan_scale.py
+
+# the GitHub Action's install lock (requirements/action.txt): core dependencies with hashes
+lock-action: $(BIN)/.installed-dev
+	PYTHON=$(BIN)/python scripts/lock-action.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -9,7 +9,6 @@ import html
 import io
 import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -20,7 +19,7 @@ from envmatrix.pipeline.desired import REPOSITORY_LEVEL
 from envmatrix.views.flags import FlagReadiness
 from envmatrix.views.matrix import Matrix, MatrixCell, Status
 from envmatrix.views.scan import ScanReport
-from envmatrix.views.verify import VerifyReport, error_annotations, output_line, step_summary
+from envmatrix.views.verify import VerifyReport
 
 FORMATS = ("table", "markdown", "json", "html")
 
@@ -296,20 +295,6 @@ def verify_lines(report: VerifyReport) -> list[str]:
             f"{len(report.missing_names())} of {total} required secrets missing"
         )
     return lines
-
-
-def publish_to_actions(report: VerifyReport, environ: Mapping[str, str]) -> list[str]:
-    """Append the step summary and the `missing=` output to the runner's files; return the
-    `::error` annotation lines for stdout."""
-    _append(environ.get("GITHUB_STEP_SUMMARY"), step_summary(report))
-    _append(environ.get("GITHUB_OUTPUT"), output_line(report))
-    return error_annotations(report)
-
-
-def _append(path: str | None, text: str) -> None:
-    if path:
-        with Path(path).open("a", encoding="utf-8") as handle:
-            handle.write(text)
 
 
 # -- scan ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from envmatrix.cli.options import (
 )
 from envmatrix.errors import CheckFailed, ExitCode, Interrupted, UsageError
 from envmatrix.policy import Policy, load_policy
+from envmatrix.render import actions
 from envmatrix.render import report as render
 from envmatrix.rotation import render as rotation_render
 from envmatrix.safeio import UnsafeInput, read_regular_file, read_stream
@@ -217,6 +219,8 @@ def rotation_due(
 
     _, (statuses, _), moment = _rotation_statuses(policy, environment, at)
     overdue = overdue_statuses(statuses)
+    if actions.active(os.environ):
+        actions.emit(actions.publish_rotation_due(overdue, os.environ), json_output)
     if json_output:
         render.print_json(rotation_render.statuses_json(overdue, moment))
     else:

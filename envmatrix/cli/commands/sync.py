@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -20,6 +21,7 @@ from envmatrix.cli.options import (
 )
 from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost
 from envmatrix.policy import load_policy
+from envmatrix.render import actions
 from envmatrix.render import report as render
 from envmatrix.timefmt import parse_since, parse_timeout
 
@@ -55,6 +57,8 @@ def plan(
     from envmatrix.workflow import plan_policy
 
     run = plan_policy(policy_path(policy), environment or (), out)
+    if actions.active(os.environ):
+        actions.emit(actions.publish_plan(run.plan, os.environ), json_output)
     if json_output:
         render.print_json(render.plan_json(run.plan, run.rotations, run.in_progress))
     else:
@@ -90,6 +94,8 @@ def apply(
 
     given = policy if plan_file else policy_path(policy)
     outcome = apply_policy(given or "", plan_file, environment or (), timeout, confirm, warn)
+    if actions.active(os.environ):
+        actions.emit(actions.publish_apply(outcome.report, os.environ), json_output)
     if outcome.unchanged is not None and not json_output:
         render.render_plan(outcome.unchanged, render.console())
         render.console().print("Nothing to apply.")

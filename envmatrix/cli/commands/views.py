@@ -18,6 +18,7 @@ from envmatrix.cli.options import (
 )
 from envmatrix.errors import ExitCode, UsageError
 from envmatrix.policy import load_policy
+from envmatrix.render import actions
 from envmatrix.render import matrix as render_matrix
 from envmatrix.render import report as render
 
@@ -90,6 +91,8 @@ def flags_check(
     readiness = readiness_for_policy(policy_path(policy), [environment], not no_probe)
     logical = readiness[0].logical_environment if readiness else environment
     rows = select(readiness, name, logical, repository)
+    if actions.active(os.environ):
+        actions.emit(actions.publish_flags_check(rows, os.environ), json_output)
     if json_output:
         render.print_json(render_matrix.flags_json(rows))
     else:
@@ -117,10 +120,8 @@ def verify(
 
     loaded = load_policy(policy_path(policy))
     report = run_verify(loaded, environment, repository, source, os.environ)
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        stream = sys.stderr if json_output else sys.stdout  # keep --json stdout parseable
-        for line in render_matrix.publish_to_actions(report, os.environ):
-            stream.write(line + "\n")
+    if actions.active(os.environ):
+        actions.emit(actions.publish_verify(report, os.environ), json_output)
     if json_output:
         render.print_json(report.to_json())
     else:
@@ -142,6 +143,8 @@ def scan(
     from envmatrix.views.scan import scan_workflows
 
     report = scan_workflows(load_policy(policy_path(policy)), workflows, repository)
+    if actions.active(os.environ):
+        actions.emit(actions.publish_scan(report, workflows, os.environ), json_output)
     if json_output:
         render.print_json(report.to_json())
     else:
