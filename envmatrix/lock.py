@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -48,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from envmatrix.actor import holder_identity
+from envmatrix.actor import holder_gone, holder_identity
 from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
 from envmatrix.errors import (
     EnvmatrixError,
@@ -126,15 +125,7 @@ class HeldLock:
         Only a same-host holder can be checked; a lock from another machine waits for its expiry
         or force-unlock, as in Terraform.
         """
-        match = re.search(r" on (?P<host>\S+) pid (?P<pid>\d+)$", self.holder)
-        if match is None or match["host"] != socket.gethostname():
-            return False
-        try:
-            os.kill(int(match["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, owned by someone else
-            return False
+        return holder_gone(self.holder)
         return False
 
     def to_document(self) -> dict[str, object]:

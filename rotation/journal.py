@@ -24,15 +24,13 @@ Steps, in order (a crash after any of them resumes with the next):
 
 from __future__ import annotations
 
-import os
-import re
-import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from envmatrix.actor import holder_gone
 from envmatrix.errors import LockHeldError, VaultCasMismatch
 from envmatrix.ports import VaultPort
 from envmatrix.timefmt import iso_utc, parse_iso_utc
@@ -179,23 +177,6 @@ class RotationJournal:
             f"{self.path} is being rotated by {self.holder} since {_stamp(self.started_at)}"
             f" (step {self.step.value}, rotation {self.id})"
         )
-
-
-def holder_gone(holder: str) -> bool:
-    """`holder` ("<identity> on <host> pid <n>") ran on this host and that process has exited.
-
-    A holder on another machine cannot be checked; its lease has to run out.
-    """
-    match = re.search(r" on (?P<host>\S+) pid (?P<pid>\d+)$", holder)
-    if match is None or match["host"] != socket.gethostname():
-        return False
-    try:
-        os.kill(int(match["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by someone else
-        return False
-    return False
 
 
 @dataclass(frozen=True)
