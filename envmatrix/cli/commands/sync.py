@@ -19,7 +19,7 @@ from envmatrix.cli.options import (
     warn,
 )
 from envmatrix.errors import ExitCode
-from envmatrix.policy import load_policy
+from envmatrix.policy import load_policy, name_warning
 from envmatrix.render import report as render
 from envmatrix.timefmt import parse_since, parse_timeout
 
@@ -55,6 +55,8 @@ def plan(
     from envmatrix.workflow import plan_policy
 
     run = plan_policy(policy_path(policy), environment or (), out)
+    if (note := name_warning(run.policy)) is not None:
+        warn(note)
     if json_output:
         render.print_json(render.plan_json(run.plan, run.rotations, run.in_progress))
     else:
