@@ -26,6 +26,7 @@ STAMP = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 POLICY = """\
 version: 1
+name: console
 vault: {mount: kv}
 github: {repositories: [occ-labs/operator-console]}
 environments:
@@ -105,7 +106,7 @@ def test_one_event_per_rotation_in_the_window(
         ("Rotate SHOPIFY_ADMIN_TOKEN (production)", datetime(2026, 8, 28, tzinfo=UTC)),
     ]
     assert {r["stamp"] for r in rows} == {STAMP}
-    assert rows[1]["uid"] == "SUPABASE_SERVICE_KEY-production-20260701T090000Z@envmatrix"
+    assert rows[1]["uid"] == "SUPABASE_SERVICE_KEY-production-20260701T090000Z@console.envmatrix"
     assert len({r["uid"] for r in rows}) == len(rows)
 
 

@@ -270,8 +270,8 @@ def test_calendar_json_lists_the_window(
         ("staging", "2030-01-01T09:00:00Z", False),
     ]
     assert {r["uid"] for r in document["rotations"][2:]} == {
-        "SUPABASE_SERVICE_KEY-production-20300101T090000Z@envmatrix",
-        "SUPABASE_SERVICE_KEY-staging-20300101T090000Z@envmatrix",
+        "SUPABASE_SERVICE_KEY-production-20300101T090000Z@envmatrix.envmatrix",
+        "SUPABASE_SERVICE_KEY-staging-20300101T090000Z@envmatrix.envmatrix",
     }
 
 
