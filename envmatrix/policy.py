@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -42,6 +43,8 @@ LOGICAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 VAULT_REF = re.compile(r"^(?P<path>[\w.{}/-]+?)(?:#(?P<key>[\w.-]+))?$")
 VAULT_REF_CHAR = re.compile(r"[\w.{}/#-]")
 RESERVED_VAULT_PREFIX = "envmatrix/"
+# a policy's name keys its sync-state records and calendar UIDs: one safe path segment
+POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _check_duration(text: str) -> str:
@@ -106,6 +109,15 @@ def _check_github_environment(name: str) -> str:
 def _check_logical_name(name: str) -> str:
     if not LOGICAL_NAME.match(name):
         raise ValueError(f"name {name!r} must be letters, digits, '_', '.', '-'")
+    return name
+
+
+def _check_policy_name(name: str) -> str:
+    if not POLICY_NAME.match(name):
+        raise ValueError(
+            f"policy name {name!r} must be one safe path segment: letters, digits, '_', '.', '-',"
+            " starting with a letter or digit, at most 64 characters"
+        )
     return name
 
 
@@ -235,6 +247,8 @@ class SecretSpec(_Strict):
     repositories: tuple[RepositoryName, ...] | None = None
     rotation: RotationSpec | None = None
     description: str | None = None
+    # one Vault value deliberately sent to every environment (see _check_environment_placeholder)
+    shared: bool = False
 
     @property
     def repository_level(self) -> bool:
@@ -286,6 +300,9 @@ class Policy(_Strict):
     """A whole policy file."""
 
     version: Literal[1]
+    # the policy's identity (sync-state ownership, calendar UIDs); load_policy fills in the
+    # file's stem when it is absent (see `name_from_file`)
+    name: Annotated[str, AfterValidator(_check_policy_name)] | None = None
     vault: VaultSettings = VaultSettings()
     github: GitHubSettings = GitHubSettings()
     environments: dict[LogicalName, EnvironmentSpec] = Field(min_length=1)
@@ -313,6 +330,19 @@ class Policy(_Strict):
                 )
             seen[spec.github.lower()] = name
         return envs
+
+    _name_from_file: bool = PrivateAttr(default=False)
+
+    @property
+    def name_from_file(self) -> bool:
+        """Whether `name` is the file's stem because the policy has no `name:` of its own."""
+        return self._name_from_file
+
+    @property
+    def identity(self) -> str:
+        """The name this policy's sync-state records and calendar UIDs carry ("" when a policy
+        was built without load_policy and has no name)."""
+        return self.name or ""
 
     def repositories_for(self, secret: SecretSpec | FlagSpec) -> tuple[str, ...]:
         """A secret's or flag's target repositories: its own, else github.repositories."""
@@ -418,6 +448,7 @@ def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> N
         raise _Reference((*loc, "owner"), f"owner {secret.owner!r} is not declared under owners")
     _check_scope(name, secret)
     _check_resolved_paths(name, secret)
+    _check_environment_placeholder(name, secret)
     for i, env in enumerate(secret.environments):
         if env not in policy.environments:
             raise _Reference(
@@ -466,6 +497,26 @@ def _check_scope(name: str, secret: SecretSpec) -> None:
         )
 
 
+def _check_environment_placeholder(name: str, secret: SecretSpec) -> None:
+    """A secret for several environments reads one Vault value per environment unless it says
+    `shared: true`: without {environment} in its path, production would get staging's value."""
+    loc = ("secrets", name)
+    per_environment = "{environment}" in secret.vault_path_template
+    if secret.shared and per_environment:
+        raise _Reference(
+            (*loc, "shared"),
+            f"{name} says shared: true but its vault path uses {{environment}}, so each"
+            " environment gets its own value; remove shared: or the placeholder",
+        )
+    if len(secret.environments) > 1 and not per_environment and not secret.shared:
+        raise _Reference(
+            (*loc, "vault"),
+            f"{name} is declared for {', '.join(secret.environments)} but its vault path"
+            f" {secret.vault_path_template} has no {{environment}}: every environment would get"
+            " the same value; put {environment} in the path, or say shared: true if that is meant",
+        )
+
+
 def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> None:
     loc = ("flags", name)
     if name in policy.secrets:
@@ -505,6 +556,7 @@ def load_policy(path: str | Path) -> Policy:
         tree = _parse_yaml(file, _read_text(file))
         policy = Policy.model_validate(_plain(tree))
         _check_references(policy)
+        policy = _named(policy, file)
     except ValidationError as exc:
         raise _policy_error(file, tree, exc) from None
     except _Reference as ref:
@@ -512,6 +564,27 @@ def load_policy(path: str | Path) -> Policy:
     except RecursionError:  # ruamel and pydantic recurse per level: a policy is a few levels deep
         raise PolicyError(file, None, "", "nested too deeply to be a policy") from None
     return policy
+
+
+def _named(policy: Policy, file: str) -> Policy:
+    """The policy with its `name:`, else the file's stem made into a safe path segment."""
+    if policy.name is not None:
+        return policy
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(file).stem).strip("-_.")[:64] or "policy"
+    named = policy.model_copy(update={"name": stem})
+    named._name_from_file = True
+    return named
+
+
+def name_warning(policy: Policy) -> str | None:
+    """The warning for a policy named after its file (None when it has `name:`)."""
+    if not policy.name_from_file:
+        return None
+    return (
+        f"the policy has no name:, so it is named {policy.identity!r} after its file; two"
+        " unnamed policies with the same file name that target one environment would manage"
+        " (and prune) each other's secrets: set name:"
+    )
 
 
 def _read_text(file: str) -> str:

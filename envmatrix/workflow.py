@@ -40,7 +40,7 @@ from envmatrix.pipeline.planfile import (
     require_policy_changes,
     saved_changes,
 )
-from envmatrix.policy import Policy, load_policy
+from envmatrix.policy import Policy, load_policy, name_warning
 from envmatrix.rotation.engine import RotationEngine, RotationOutcome, StepResult
 from envmatrix.rotation.groups import RotationGroup
 from envmatrix.rotation.progress import RotationInProgress, rotations_in_progress
@@ -234,6 +234,8 @@ def apply_policy(
         path, policy = saved_plan_policy(plan_file, policy_path or None, environments)
     else:
         path, policy = policy_path, load_policy(policy_path)
+    if (note := name_warning(policy)) is not None:
+        warn(note)
     with (
         connect(policy) as connections,
         audit_sink(policy, path, warn) as sink,
@@ -300,6 +302,8 @@ def rotate(
     warn: Warn,
 ) -> list[RotationOutcome]:
     """`rotate`: run the request with the rotation engine; connections are closed afterwards."""
+    if (note := name_warning(policy)) is not None:
+        warn(note)
     with (
         connect(policy) as connections,
         audit_sink(policy, policy_path, warn) as sink,

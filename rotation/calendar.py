@@ -1,9 +1,14 @@
 """The rotation calendar: an iCalendar file with one event per upcoming rotation.
 
 Each event names the secret and environment, the owner and contact, the strategy and the Vault
-path (never a value). UIDs are stable (`<secret>-<environment>-<due UTC>@envmatrix`), so a
-calendar that subscribes to a regenerated file updates events instead of duplicating them. Times
-are UTC. The owner's contact becomes ORGANIZER and ATTENDEE when it is an email address.
+path (never a value). UIDs are stable and unique per policy
+(`<secret>-<environment>-<due UTC>@<policy>.envmatrix`), so a calendar that subscribes to a
+regenerated file, or imports it again, updates events instead of duplicating them, and two
+policies with the same secret names never collide. SEQUENCE is derived from the Vault version
+(see `RotationOccurrence.sequence`): an export with nothing changed repeats every event exactly
+but DTSTAMP. Times are UTC. Each email address in the owner's contact (`ops@x.example`,
+`Ops Team <ops@x.example>`, or several separated by commas) becomes an ATTENDEE (CN: the name
+written before it, else the owner); the first is also the ORGANIZER.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from email.utils import getaddresses
 
 from icalendar import Calendar, Event, vCalAddress
 
@@ -56,16 +62,26 @@ def rotation_event(occurrence: RotationOccurrence, stamp: datetime) -> Event:
     status = occurrence.status
     event = Event()
     event.add("uid", occurrence.uid)
+    event.add("sequence", occurrence.sequence)
     event.add("dtstamp", stamp)
     event.add("dtstart", occurrence.due)
     event.add("duration", EVENT_LENGTH)
     event.add("summary", f"Rotate {status.secret} ({status.where})")
     event.add("description", event_description(occurrence))
     event.add("categories", ["envmatrix", "rotation"])
-    if EMAIL.match(status.contact):
-        event.add("organizer", _address(status, role=None))
-        event.add("attendee", _address(status, role="REQ-PARTICIPANT"))
+    addresses = contact_addresses(status.contact)
+    if addresses:
+        event.add("organizer", _address(*addresses[0], status.owner, role=None))
+    for name, email in addresses:
+        event.add("attendee", _address(name, email, status.owner, role="REQ-PARTICIPANT"))
     return event
+
+
+def contact_addresses(contact: str) -> list[tuple[str, str]]:
+    """(name, email) for each email address in a contact: `ops@x.example`, `Ops <ops@x.example>`
+    or a comma-separated list of them; anything else (a Slack channel, a URL) gives none."""
+    found = getaddresses([contact])
+    return [(name.replace('"', "").strip(), email) for name, email in found if EMAIL.match(email)]
 
 
 def event_description(occurrence: RotationOccurrence) -> str:
@@ -92,9 +108,9 @@ def _last_rotated(status: RotationStatus) -> str:
     return f"{iso_utc(status.last_rotated)} (Vault version {status.vault_version})"
 
 
-def _address(status: RotationStatus, role: str | None) -> vCalAddress:
-    address = vCalAddress(f"mailto:{status.contact}")
-    address.params["cn"] = status.owner
+def _address(name: str, email: str, owner: str, role: str | None) -> vCalAddress:
+    address = vCalAddress(f"mailto:{email}")
+    address.params["cn"] = name or owner
     if role:
         address.params["role"] = role
     return address

@@ -45,6 +45,7 @@ from envmatrix.timefmt import parse_duration, parse_moment
 REPOSITORY_LEVEL = "(repository)"
 # A calendar of a `* * * * *` schedule over 90 days would hold 129,600 events; nobody wants that.
 MAX_OCCURRENCES_PER_SECRET = 500
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RotationState(enum.StrEnum):
@@ -76,6 +77,7 @@ class RotationStatus:
     overdue: bool
     at: datetime
     spec: RotationSpec = field(compare=False, repr=False)
+    policy: str = ""  # the policy's name (Policy.identity): calendar UIDs are unique per policy
 
     @property
     def repository_level(self) -> bool:
@@ -111,14 +113,30 @@ class RotationOccurrence:
 
     @property
     def uid(self) -> str:
-        """Stable across runs: the same rotation keeps its calendar UID."""
+        """Stable across runs and unique per policy:
+        `<secret>-<environment>-<due>@<policy>.envmatrix` (`never-rotated` for the due part of a
+        secret not in Vault yet; `@envmatrix` alone for a policy without a name). A secret name
+        has no '-' and a policy name no '@', so two different rotations never share a UID."""
         when = (
             "never-rotated"
             if self.status.last_rotated is None and self.overdue
             else (self.due.strftime("%Y%m%dT%H%M%SZ"))
         )
         where = "repository" if self.status.repository_level else self.status.environment
-        return f"{self.status.secret}-{where}-{when}@envmatrix"
+        domain = f"{self.status.policy}.envmatrix" if self.status.policy else "envmatrix"
+        return f"{self.status.secret}-{where}-{when}@{domain}"
+
+    @property
+    def sequence(self) -> int:
+        """The iCalendar SEQUENCE, derived from what the event was computed from (no export
+        history is kept): 2 x the Vault version in use, +1 once the rotation is overdue, so a
+        re-export with nothing changed repeats it and every change that rewrites an event with
+        the same UID (a new version; the rotation becoming overdue) raises it. For a secret not
+        in Vault yet, its overdue event (which moves to each export's day: see `_overdue_start`)
+        counts the days since 1970 of its start, and its scheduled events are 0."""
+        if self.status.vault_version is None:
+            return (self.due - EPOCH).days if self.overdue else 0
+        return 2 * self.status.vault_version + (1 if self.overdue else 0)
 
 
 # -- cron ----------------------------------------------------------------------------------------
@@ -202,6 +220,7 @@ def rotation_status(
         overdue=at >= due,
         at=at,
         spec=spec.rotation,
+        policy=policy.identity,
     )
 
 
@@ -308,9 +327,18 @@ def upcoming(
 def _occurrences(
     status: RotationStatus, start: datetime, end: datetime
 ) -> list[RotationOccurrence]:
-    first = [RotationOccurrence(status, status.next_due, True)] if status.overdue else []
+    first = [RotationOccurrence(status, _overdue_start(status), True)] if status.overdue else []
     later = (RotationOccurrence(status, t, False) for t in _scheduled(status, start, end))
     return first + list(itertools.islice(later, MAX_OCCURRENCES_PER_SECRET - len(first)))
+
+
+def _overdue_start(status: RotationStatus) -> datetime:
+    """When the overdue event starts: its due time, which comes from the Vault version and so
+    is the same in every export. A secret not in Vault has no date to count from; its event
+    starts at 00:00 UTC of the evaluation day, the same in every export of that day."""
+    if status.last_rotated is not None:
+        return status.next_due
+    return status.at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _scheduled(status: RotationStatus, start: datetime, end: datetime) -> Iterator[datetime]:

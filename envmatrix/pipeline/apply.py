@@ -293,8 +293,10 @@ class Applier:
             self._vault.write_document(path, after.to_document(), cas=before.version or 0)
         except VaultCasMismatch:
             # someone recorded other secrets meanwhile: merge ours into the latest document once
+            # (other policies' records included): ours, and our adoptions, are re-applied to it
+            mine = [n for n, p in before.managed_by.items() if p == before.policy]
             latest = SyncState.from_document(self._vault.read_document(path))
-            after = latest.with_changes(run.landed, deleted)
+            after = latest.claimed_by(before.policy, mine).with_changes(run.landed, deleted)
             self._vault.write_document(path, after.to_document(), cas=latest.version or 0)
 
 

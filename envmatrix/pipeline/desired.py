@@ -74,6 +74,7 @@ class DesiredState:
     prune: bool
     mount: str = "secret"
     contacts: Mapping[str, str] = field(default_factory=dict)  # owner -> contact
+    policy_name: str = ""  # whose sync-state records this run reads and writes (Policy.identity)
 
     def only_secrets(self, wanted: Callable[[SecretCell], bool]) -> DesiredState:
         """The same state narrowed to the secret cells `wanted` accepts: their targets only, no
@@ -159,7 +160,13 @@ def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> 
     targets = {c.target for c in secrets} | {f.target for f in flags}
     contacts = {name: owner.contact for name, owner in policy.owners.items()}
     return DesiredState(
-        tuple(sorted(targets)), secrets, flags, policy.github.prune, policy.vault.mount, contacts
+        tuple(sorted(targets)),
+        secrets,
+        flags,
+        policy.github.prune,
+        policy.vault.mount,
+        contacts,
+        policy.identity,
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from envmatrix.errors import VaultNotFound
 from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
-from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultEntry, VaultPort
+from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultDocument, VaultEntry, VaultPort
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,16 @@ class Observed:
         return {
             "vault": {p: [e.version, sorted(e.keys)] for p, e in self.vault.items()},
             "github": {_key(t): _canonical_env(e) for t, e in self.github.items()},
-            "sync": {
-                _key(t): {n: r.pack() for n, r in s.records.items()} for t, s in self.sync.items()
-            },
+            "sync": {_key(t): _canonical_sync(s) for t, s in self.sync.items()},
         }
 
 
 def _key(target: Target) -> str:
     return f"{target.repository}|{target.github_environment or ''}"
+
+
+def _canonical_sync(state: SyncState) -> object:
+    return {n: [r.pack(), state.managed_by.get(n, "")] for n, r in state.records.items()}
 
 
 def _canonical_env(env: ObservedEnvironment | None) -> object:
@@ -66,8 +68,14 @@ def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Obse
     """Read what the desired state needs to be diffed, and nothing more."""
     entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
     environments = _observe_github(desired, github)
-    sync = {t: SyncState.from_document(vault.read_document(state_path(t))) for t in desired.targets}
+    sync = {t: _sync_state(desired, t, vault.read_document(state_path(t))) for t in desired.targets}
     return Observed(entries, environments, sync, _unchanged_keys(desired, entries, sync, vault))
+
+
+def _sync_state(desired: DesiredState, target: Target, document: VaultDocument | None) -> SyncState:
+    """A target's sync state as this policy sees it: legacy records of its secrets adopted."""
+    names = (cell.name for cell in desired.secrets_in(target))
+    return SyncState.from_document(document).claimed_by(desired.policy_name, names)
 
 
 def _unchanged_keys(
@@ -84,7 +92,7 @@ def _unchanged_keys(
     moves = {
         move
         for cell in desired.secrets
-        if (move := _move(cell, sync[cell.target].records.get(cell.name), entries[cell.vault_path]))
+        if (move := _move(cell, sync[cell.target].own_record(cell.name), entries[cell.vault_path]))
     }
     return {move: _same_keys(vault, *move) for move in sorted(moves)}
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from envmatrix.pipeline.desired import (
+    REPOSITORY_LEVEL,
     DesiredState,
     FlagCell,
     SecretCell,
@@ -48,6 +49,7 @@ class Reason(StrEnum):
     MISSING_IN_VAULT = "missing-in-vault"
     NOT_IN_POLICY = "not-in-policy"
     PRUNED = "pruned"  # envmatrix wrote it, the policy dropped it, prune is on
+    MANAGED_ELSEWHERE = "managed-by-another-policy"  # another policy's sync state claims it
     FLAG_READY = "flag-ready"
     FLAG_NOT_READY = "flag-not-ready"
 
@@ -75,6 +77,7 @@ class Change:
     value: str | None = None  # variables only: a flag's "true"/"false", never a secret
     requires: tuple[str, ...] = ()  # variables only: the secrets a flag waits for
     probe: str | None = None  # variables only: the live check a flag also waits for
+    managed_by: str | None = None  # the other policy whose sync state records this secret
 
     @property
     def is_write(self) -> bool:
@@ -148,10 +151,11 @@ def diff(desired: DesiredState, observed: Observed) -> Plan:
 
 def _target_changes(desired: DesiredState, observed: Observed, target: Target) -> Iterable[Change]:
     env = observed.github.get(target)
+    cells = desired.secrets_in(target)
     sync = observed.sync.get(target, SyncState({}, None))
+    sync = sync.claimed_by(desired.policy_name, (c.name for c in cells))
     if env is None and not target.is_repository_level:
         yield _environment_create(target)
-    cells = desired.secrets_in(target)
     secret_changes = [
         c for cell in cells if (c := _secret_change(desired, cell, observed, env, sync))
     ]
@@ -185,6 +189,9 @@ def _secret_change(
     sync: SyncState,
 ) -> Change | None:
     entry = observed.vault.get(cell.vault_path, VaultEntry(cell.vault_path, None))
+    other = sync.owner_of(cell.name)
+    if other is not None and other != sync.policy:
+        return _claimed_elsewhere(desired, cell, other, entry)
     if entry.version is None or cell.vault_key not in entry.keys:
         detail = _blocked_detail(desired, cell)
         return _change(cell, Action.BLOCKED, Reason.MISSING_IN_VAULT, detail, entry)
@@ -192,11 +199,26 @@ def _secret_change(
     source = f"Vault {cell.vault_ref} v{entry.version}"
     if present is None:
         return _change(cell, Action.CREATE, Reason.MISSING, f"not in GitHub; {source}", entry)
-    record = _effective_record(cell, entry, observed, sync.records.get(cell.name))
+    record = _effective_record(cell, entry, observed, sync.own_record(cell.name))
     reason, detail = _update_reason(cell, entry, present.updated_at, record)
     if reason is None:
         return None
     return _change(cell, Action.UPDATE, reason, f"{detail}; {source}", entry, present.updated_at)
+
+
+def _claimed_elsewhere(
+    desired: DesiredState, cell: SecretCell, other: str, entry: VaultEntry
+) -> Change:
+    """Two policies claim one secret in one target: neither may write it (each would overwrite
+    the other's value, and prune would delete it), so it is blocked, naming both."""
+    where = f"{cell.target.repository}/{cell.target.github_environment or REPOSITORY_LEVEL}"
+    mine = desired.policy_name or "(unnamed)"
+    detail = (
+        f"{cell.name} in {where} is managed by policy {other}, and policy {mine} declares it"
+        f" too; declare it in one of them — owner: {cell.owner}"
+    )
+    change = _change(cell, Action.BLOCKED, Reason.MANAGED_ELSEWHERE, detail, entry)
+    return replace(change, managed_by=other)
 
 
 def _effective_record(
@@ -265,19 +287,20 @@ def _change(
 def _leftovers(
     target: Target, wanted: set[str], env: ObservedEnvironment | None, sync: SyncState, prune: bool
 ) -> Iterable[Change]:
-    """Secrets in a targeted environment that the policy does not name."""
+    """Secrets in a targeted environment that the policy does not name: this policy's own are
+    pruned when prune is on; another policy's are orphans naming it (`managed_by`)."""
     if env is None:
         return
     for name, secret in sorted(env.secrets.items()):
         if name in wanted:
             continue
-        ours = name in sync.records and secret.updated_at <= sync.records[name].written_at
+        record, other = sync.own_record(name), sync.owner_of(name)
+        ours = record is not None and secret.updated_at <= record.written_at
         action, reason = (
             (Action.DELETE, Reason.PRUNED)
             if prune and ours
             else (Action.ORPHAN, Reason.NOT_IN_POLICY)
         )
-        detail = "written by envmatrix" if ours else "not written by envmatrix"
         yield Change(
             action,
             Kind.SECRET,
@@ -285,10 +308,22 @@ def _leftovers(
             target.github_environment,
             name,
             reason,
-            f"in GitHub, not in the policy ({detail})",
+            f"in GitHub, not in the policy ({_leftover_detail(sync, name, ours)})",
             logical_environment=target.environment or None,
             github_updated_at=secret.updated_at,
+            managed_by=other if other is not None and other != sync.policy else None,
         )
+
+
+def _leftover_detail(sync: SyncState, name: str, ours: bool) -> str:
+    other = sync.owner_of(name)
+    if ours:
+        return "written by envmatrix"
+    if other is not None and other != sync.policy:
+        return f"managed by policy {other}"
+    if sync.is_legacy(name):
+        return "written by envmatrix before policies had names; a policy that names it adopts it"
+    return "not written by envmatrix"
 
 
 def _flag_change(

@@ -12,13 +12,20 @@ Each entry records the Vault path, key and version that was written and the GitH
 it since.
 
 Entries are packed as one string each (`version|time|path#key`) because OpenBao refuses request
-bodies with more than 1,000 JSON strings; 100 secrets (GitHub's per-environment limit) stay at 200.
+bodies with more than 1,000 JSON strings; 100 secrets (GitHub's per-environment limit) stay at 400
+with their owners.
+
+Several policies may target one environment, so each record names the policy that wrote it
+(`managed_by`: secret -> policy name, beside `secrets` in the same document; one read per target
+still tells every policy's records apart). A policy manages, and prunes, only its own records. A
+record without an owner is a legacy record (written before policies had names): a policy adopts
+it only when it names that secret in that target, and the next state write stores the adoption.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import quote
 
@@ -56,10 +63,34 @@ class SyncRecord:
 
 @dataclass(frozen=True)
 class SyncState:
-    """The records of one (repository, GitHub environment) and the document version read."""
+    """The records of one (repository, GitHub environment), who wrote each, and the document
+    version read, as seen by the policy `policy` ("" for a policy without a name)."""
 
     records: Mapping[str, SyncRecord]
     version: int | None  # Vault document version, for check-and-set; None when absent
+    managed_by: Mapping[str, str] = field(default_factory=dict)  # secret -> policy; none: legacy
+    policy: str = ""
+
+    def owner_of(self, name: str) -> str | None:
+        """The policy that wrote `name`'s record; None for no record or a legacy one."""
+        return self.managed_by.get(name) if name in self.records else None
+
+    def is_legacy(self, name: str) -> bool:
+        """Whether `name` has a record that names no policy (written before names existed)."""
+        return name in self.records and not self.managed_by.get(name)
+
+    def own_record(self, name: str) -> SyncRecord | None:
+        """`name`'s record when this state's policy wrote (or adopted) it."""
+        return self.records.get(name) if self.managed_by.get(name, "") == self.policy else None
+
+    def claimed_by(self, policy: str, names: Iterable[str]) -> SyncState:
+        """This state as `policy` sees it: the legacy records of `names` (the secrets it
+        declares in this target) become its own. Another policy's records stay theirs."""
+        owners = dict(self.managed_by)
+        for name in names:
+            if self.is_legacy(name) and policy:
+                owners[name] = policy
+        return replace(self, managed_by=owners, policy=policy)
 
     @classmethod
     def from_document(cls, document: VaultDocument | None) -> SyncState:
@@ -72,18 +103,34 @@ class SyncState:
             for name, packed in (raw.items() if isinstance(raw, Mapping) else ())
             if isinstance(packed, str) and (record := SyncRecord.unpack(packed)) is not None
         }
-        return cls(records, document.version)
+        raw_owners = document.data.get("managed_by", {})
+        owners = {
+            name: owner
+            for name, owner in (raw_owners.items() if isinstance(raw_owners, Mapping) else ())
+            if name in records and isinstance(owner, str) and owner
+        }
+        return cls(records, document.version, owners)
 
     def to_document(self) -> dict[str, object]:
-        return {"secrets": {name: r.pack() for name, r in sorted(self.records.items())}}
+        document: dict[str, object] = {
+            "secrets": {name: r.pack() for name, r in sorted(self.records.items())}
+        }
+        owners = {n: p for n, p in sorted(self.managed_by.items()) if p and n in self.records}
+        if owners:
+            document["managed_by"] = owners
+        return document
 
     def with_changes(
         self, written: Mapping[str, SyncRecord], deleted: frozenset[str] = frozenset()
     ) -> SyncState:
-        """This state after an apply wrote `written` and deleted `deleted` (same version)."""
+        """This state after an apply of its policy wrote `written` and deleted `deleted` (same
+        version): the written records are the policy's; other policies' records are kept."""
         records = {n: r for n, r in self.records.items() if n not in deleted}
         records.update(written)
-        return SyncState(records, self.version)
+        owners = {n: p for n, p in self.managed_by.items() if n in records and n not in written}
+        if self.policy:
+            owners.update(dict.fromkeys(written, self.policy))
+        return replace(self, records=records, managed_by=owners)
 
 
 def state_path(target: Target) -> str:

@@ -50,6 +50,7 @@ _STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
     (Action.UPDATE, Reason.SOURCE_CHANGED): Status.STALE,
     (Action.UPDATE, Reason.CHANGED_OUTSIDE): Status.DRIFTED,
     (Action.BLOCKED, Reason.MISSING_IN_VAULT): Status.BLOCKED,
+    (Action.BLOCKED, Reason.MANAGED_ELSEWHERE): Status.BLOCKED,  # another policy's secret here
 }
 
 

@@ -15,6 +15,7 @@ ENVIRONMENTS = ("staging", "production")
 
 POLICY = """\
 version: 1
+name: console
 vault: {{mount: {mount}}}
 github: {{repositories: [{repository}]}}
 environments:

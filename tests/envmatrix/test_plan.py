@@ -514,3 +514,120 @@ def test_blocked_and_orphan_rows_are_never_writes_and_cells_appear_once(
             assert where not in wanted  # a policy secret is never orphaned or deleted
         if change.action is Action.DELETE:
             assert want.prune
+
+
+# -- issue 10 item 2: several policies on one target ---------------------------------------------
+
+
+def owned(records: dict[str, str | None], version: int = 3) -> dict[Target, SyncState]:
+    """Sync state of PROD: secret -> the policy that wrote it (None: a legacy record)."""
+    keys = {"SUPABASE_URL": "url", "SUPABASE_SERVICE_KEY": "service_key"}
+    state = {
+        n: SyncRecord("apps/production/supabase", keys.get(n, n.lower()), version, T0)
+        for n in records
+    }
+    owners = {n: p for n, p in records.items() if p is not None}
+    return {PROD: SyncState(state, 1, owners)}
+
+
+def as_policy(name: str, *cells: SecretCell, prune: bool = True) -> DesiredState:
+    return _replace(desired(*cells, prune=prune), policy_name=name)
+
+
+def plan_rows(plan: object) -> list[tuple[str, str, str, str | None]]:
+    return [(str(c.action), c.name, str(c.reason), c.managed_by) for c in plan.changes]  # type: ignore[attr-defined]
+
+
+POLICY_CASES = {
+    "another policy's secret, prune -> orphan naming it": (
+        as_policy("search", URL),
+        github(("SUPABASE_URL", T0), ("PAYMENTS_API_KEY", T0)),
+        owned({"SUPABASE_URL": "search", "PAYMENTS_API_KEY": "payments"}),
+        [("orphan", "PAYMENTS_API_KEY", "not-in-policy", "payments")],
+    ),
+    "several other policies' secrets -> each orphan names its own": (
+        as_policy("search", URL),
+        github(("SUPABASE_URL", T0), ("A_KEY", T0), ("B_KEY", T0)),
+        owned({"SUPABASE_URL": "search", "A_KEY": "team-a", "B_KEY": "team-b"}),
+        [
+            ("orphan", "A_KEY", "not-in-policy", "team-a"),
+            ("orphan", "B_KEY", "not-in-policy", "team-b"),
+        ],
+    ),
+    "this policy's own dropped secret, prune -> delete": (
+        as_policy("search", URL),
+        github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0), ("PAYMENTS_API_KEY", T0)),
+        owned({"SUPABASE_URL": "search", "OLD_TOKEN": "search", "PAYMENTS_API_KEY": "payments"}),
+        [
+            ("delete", "OLD_TOKEN", "pruned", None),
+            ("orphan", "PAYMENTS_API_KEY", "not-in-policy", "payments"),
+        ],
+    ),
+    "a legacy record of a secret the policy no longer names -> orphan, never deleted": (
+        as_policy("search", URL),
+        github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0)),
+        owned({"SUPABASE_URL": None, "OLD_TOKEN": None}),
+        [("orphan", "OLD_TOKEN", "not-in-policy", None)],
+    ),
+    "a legacy record of a secret the policy names -> adopted, in sync": (
+        as_policy("search", URL),
+        github(("SUPABASE_URL", T0)),
+        owned({"SUPABASE_URL": None}),
+        [],
+    ),
+    "a legacy record adopted, Vault newer -> update": (
+        as_policy("search", URL),
+        github(("SUPABASE_URL", T0)),
+        owned({"SUPABASE_URL": None}, version=2),
+        [("update", "SUPABASE_URL", "vault-newer", None)],
+    ),
+    "another policy's record of an older version -> blocked, not vault-newer": (
+        as_policy("search", URL),
+        github(("SUPABASE_URL", T0)),
+        owned({"SUPABASE_URL": "payments"}, version=2),
+        [("blocked", "SUPABASE_URL", "managed-by-another-policy", "payments")],
+    ),
+    "both policies declare the secret -> blocked naming both": (
+        as_policy("search", URL, KEY),
+        github(("SUPABASE_URL", T0), ("SUPABASE_SERVICE_KEY", T0)),
+        owned({"SUPABASE_URL": "search", "SUPABASE_SERVICE_KEY": "payments"}),
+        [("blocked", "SUPABASE_SERVICE_KEY", "managed-by-another-policy", "payments")],
+    ),
+    "claimed by another policy and gone from GitHub -> still blocked, never created": (
+        as_policy("search", KEY),
+        github(),
+        owned({"SUPABASE_SERVICE_KEY": "payments"}),
+        [("blocked", "SUPABASE_SERVICE_KEY", "managed-by-another-policy", "payments")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(POLICY_CASES), ids=list(POLICY_CASES))
+def test_several_policies_on_one_target(case: str) -> None:
+    wanted, environments, sync, expected = POLICY_CASES[case]
+    plan = diff(wanted, Observed(vault(), environments, sync))
+    assert plan_rows(plan) == expected
+
+
+def test_a_conflict_names_both_policies_and_the_owner() -> None:
+    plan = diff(
+        as_policy("search", KEY),
+        Observed(vault(), github(), owned({"SUPABASE_SERVICE_KEY": "payments"})),
+    )
+    (row,) = plan.changes
+    assert "policy payments" in row.detail and "policy search" in row.detail
+    assert "owner: reliability" in row.detail and row.to_json()["managed_by"] == "payments"
+    assert not plan.has_writes
+
+
+def test_orphans_of_this_policy_carry_no_managed_by() -> None:
+    plan = diff(
+        as_policy("search", URL, prune=False),
+        Observed(
+            vault(),
+            github(("SUPABASE_URL", T0), ("OLD_TOKEN", T0)),
+            owned({"SUPABASE_URL": "search", "OLD_TOKEN": "search"}),
+        ),
+    )
+    assert plan_rows(plan) == [("orphan", "OLD_TOKEN", "not-in-policy", None)]
+    assert "written by envmatrix" in plan.changes[0].detail

@@ -11,6 +11,7 @@ from envmatrix.policy import (
     ReservedVaultPath,
     SecretSpec,
     load_policy,
+    name_warning,
     normalised_vault_path,
 )
 from envmatrix.timefmt import parse_duration
@@ -756,3 +757,114 @@ def test_each_strategy_accepts_its_documented_options(tmp_path: Path) -> None:
             )
         )
         assert load_policy(path).secrets["ZOHO_CLIENT_SECRET"].rotation is not None
+
+
+# -- issue 10 items 2 and 6: name: and shared: ---------------------------------------------------
+
+NAMED = TEXT.replace("name: operator-console", "name: {name}")
+
+
+@pytest.mark.parametrize("name", ["payments", "team-a", "Search_2", "a", "v1.2", "x" * 64])
+def test_a_policy_name_is_its_identity(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "whatever.yaml"
+    path.write_text(NAMED.replace("{name}", name))
+    policy = load_policy(path)
+    assert policy.identity == name and not policy.name_from_file and name_warning(policy) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["../other", "a/b", ".hidden", "-dash", "with space", "'x '", "x" * 65, "'ünï'", "''"]
+)
+def test_a_policy_name_must_be_a_safe_path_segment(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "p.yaml"
+    text = NAMED.replace("{name}", name)
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert caught.value.key_path == "name" and caught.value.line == 4
+    assert "safe path segment" in caught.value.message
+    assert str(caught.value).startswith(f"{path}:4: name:")
+
+
+@pytest.mark.parametrize(
+    ("file", "identity"),
+    [
+        ("payments.yaml", "payments"),
+        ("envmatrix.yml", "envmatrix"),
+        ("team a policy.yaml", "team-a-policy"),
+        ("..weird..yaml", "weird"),
+        ("___.yaml", "policy"),
+    ],
+)
+def test_an_unnamed_policy_is_named_after_its_file_and_warned(
+    tmp_path: Path, file: str, identity: str
+) -> None:
+    path = tmp_path / file
+    path.write_text(TEXT.replace("name: operator-console", ""))
+    policy = load_policy(path)
+    assert policy.identity == identity and policy.name_from_file
+    warning = name_warning(policy)
+    assert warning is not None and repr(identity) in warning and "set name:" in warning
+
+
+SHARED_BASE = """\
+version: 1
+name: shared-test
+github: {repositories: [occ-labs/operator-console]}
+environments:
+  dev: {github: dev}
+  staging: {github: staging}
+  production: {github: production}
+owners:
+  ops: {contact: ops@occ.example}
+secrets:
+  API_KEY:
+    owner: ops
+"""
+
+
+@pytest.mark.parametrize(
+    ("secret", "key"),
+    [
+        ("    vault: apps/common#api_key\n    environments: [staging, production]\n", "vault"),
+        ("    vault: apps/common\n    environments: [dev, staging, production]\n", "vault"),
+        ("    vault: apps/prod-like/api\n    environments: [production, staging]\n", "vault"),
+        ("    vault: apps/common\n    environments: [dev, staging]\n    shared: false\n", "vault"),
+        (
+            "    vault: apps/{environment}/api\n    environments: [dev, staging]\n"
+            "    shared: true\n",
+            "shared",
+        ),
+    ],
+)
+def test_one_vault_value_for_several_environments_must_say_shared(
+    tmp_path: Path, secret: str, key: str
+) -> None:
+    path = tmp_path / "p.yaml"
+    text = SHARED_BASE + secret
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    error = caught.value
+    assert error.exit_code is ExitCode.INVALID and error.key_path == f"secrets.API_KEY.{key}"
+    assert error.line == line_of(text, f"    {key}:") and "API_KEY" in error.message
+    assert ("{environment}" in error.message) and (
+        "shared: true" in error.message or key == "shared"
+    )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "    vault: apps/common#api_key\n    environments: [staging, production]\n"
+        "    shared: true\n",
+        "    vault: apps/common\n    environments: [production]\n",  # one environment
+        "    vault: apps/{environment}/api\n    environments: [dev, staging, production]\n",
+        "    vault: ci/api\n    scope: repository\n",  # one value for the repository
+        "    vault: ci/api\n    scope: repository\n    shared: true\n",
+    ],
+)
+def test_shared_or_per_environment_vault_paths_are_valid(tmp_path: Path, secret: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(SHARED_BASE + secret)
+    assert load_policy(path).secrets["API_KEY"].owner == "ops"

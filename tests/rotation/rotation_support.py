@@ -184,6 +184,7 @@ def write_repository_policy(
             "owner": "ops",
             "vault": f"{REPOSITORY_PATH}#peer",
             "environments": peer,
+            "shared": True,  # one value for every environment, deliberately
         }
     policy = {
         "version": 1,

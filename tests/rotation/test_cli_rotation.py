@@ -270,9 +270,47 @@ def test_calendar_json_lists_the_window(
         ("staging", "2030-01-01T09:00:00Z", False),
     ]
     assert {r["uid"] for r in document["rotations"][2:]} == {
-        "SUPABASE_SERVICE_KEY-production-20300101T090000Z@envmatrix",
-        "SUPABASE_SERVICE_KEY-staging-20300101T090000Z@envmatrix",
+        "SUPABASE_SERVICE_KEY-production-20300101T090000Z@envmatrix.envmatrix",
+        "SUPABASE_SERVICE_KEY-staging-20300101T090000Z@envmatrix.envmatrix",
     }
+
+
+def ics_export(
+    capsys: pytest.CaptureFixture[str], policy: str, ics: Path, at: str
+) -> dict[str, tuple[datetime, int]]:
+    code, _, err = run(capsys, "rotation", "calendar", "-p", policy, "--ics", str(ics), "--at", at)
+    assert code == 0, err
+    events = Calendar.from_ical(ics.read_bytes()).walk("VEVENT")
+    return {str(e["uid"]): (e.decoded("dtstart"), int(e["sequence"])) for e in events}
+
+
+def test_two_policies_export_calendars_that_import_side_by_side(
+    policy_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two teams' policies with the same secret names on one Vault: no UID is shared, and
+    exporting again later repeats every overdue event exactly (UID, start, SEQUENCE)."""
+    named = tmp_path / "payments.yaml"
+    named.write_text("version: 1\nname: payments-team\n" + Path(policy_file).read_text()[11:])
+    first = ics_export(capsys, policy_file, tmp_path / "a.ics", "2030-01-01T08:00")
+    other = ics_export(capsys, str(named), tmp_path / "b.ics", "2030-01-01T08:00")
+    assert first and len(first) == len(other) and not set(first) & set(other)
+    assert all(uid.endswith("@payments-team.envmatrix") for uid in other)
+    for later in ("2030-01-01T20:00", "2030-01-05", "2030-02-01"):
+        again = ics_export(capsys, policy_file, tmp_path / "a.ics", later)
+        overdue = [
+            uid for uid, (start, _) in first.items() if start < datetime(2030, 1, 1, tzinfo=UTC)
+        ]
+        assert len(overdue) == 3  # every secret's current version is long overdue in 2030
+        assert {uid: again[uid] for uid in overdue} == {uid: first[uid] for uid in overdue}
+
+
+def test_an_unnamed_policy_is_warned_when_it_writes_a_calendar(
+    policy_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "rotation", "calendar", "-p", policy_file, "--ics", str(tmp_path / "c.ics")
+    )
+    assert code == 0 and "no name:" in err and "'envmatrix'" in err
 
 
 @pytest.mark.parametrize(

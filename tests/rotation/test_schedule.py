@@ -36,6 +36,7 @@ def utc(*parts: int) -> datetime:
 
 POLICY = """\
 version: 1
+name: console
 github: {repositories: [occ-labs/operator-console]}
 environments:
   staging: {github: staging}
@@ -307,7 +308,7 @@ def test_upcoming_cron_lists_every_fire_in_the_window(policy: Policy) -> None:
         utc(2027, 4, 1, 9),
     ]
     assert not any(o.overdue for o in found)
-    assert found[0].uid == "SUPABASE_SERVICE_KEY-production-20260701T090000Z@envmatrix"
+    assert found[0].uid == "SUPABASE_SERVICE_KEY-production-20260701T090000Z@console.envmatrix"
 
 
 def test_upcoming_overdue_cron_comes_first_at_its_due_time(policy: Policy) -> None:
@@ -343,7 +344,7 @@ def test_upcoming_never_rotated(policy: Policy) -> None:
     found = upcoming(statuses, at, at + timedelta(days=40))
     shopify = [o for o in found if o.status.secret == "SHOPIFY_ADMIN_TOKEN"]
     assert [(o.due, o.overdue) for o in shopify] == [(at, True)]  # no date to count max_age from
-    assert shopify[0].uid == "SHOPIFY_ADMIN_TOKEN-production-never-rotated@envmatrix"
+    assert shopify[0].uid == "SHOPIFY_ADMIN_TOKEN-production-never-rotated@console.envmatrix"
     supabase = [o for o in found if o.status.secret == "SUPABASE_SERVICE_KEY"]
     assert [(o.due, o.overdue) for o in supabase] == [
         (at, True),

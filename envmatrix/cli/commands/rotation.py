@@ -23,7 +23,7 @@ from envmatrix.cli.options import (
     warn,
 )
 from envmatrix.errors import CheckFailed, ExitCode, Interrupted, UsageError
-from envmatrix.policy import Policy, load_policy
+from envmatrix.policy import Policy, load_policy, name_warning
 from envmatrix.render import actions
 from envmatrix.render import report as render
 from envmatrix.rotation import render as rotation_render
@@ -249,6 +249,8 @@ def rotation_calendar(
     from envmatrix.rotation import calendar
 
     loaded, (statuses, _), start = _rotation_statuses(policy, environment, at)
+    if ics and (note := name_warning(loaded)) is not None:
+        warn(note)  # the calendar's UIDs carry the policy's name
     end = start + timedelta(days=days)
     occurrences = calendar.calendar_rotations(loaded, statuses, owner or (), start, end)
     if ics:

@@ -20,7 +20,7 @@ from envmatrix.cli.options import (
     warn,
 )
 from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost
-from envmatrix.policy import load_policy
+from envmatrix.policy import load_policy, name_warning
 from envmatrix.render import actions
 from envmatrix.render import report as render
 from envmatrix.timefmt import parse_since, parse_timeout
@@ -59,6 +59,8 @@ def plan(
     run = plan_policy(policy_path(policy), environment or (), out)
     if actions.active(os.environ):
         actions.emit(actions.publish_plan(run.plan, os.environ), json_output)
+    if (note := name_warning(run.policy)) is not None:
+        warn(note)
     if json_output:
         render.print_json(render.plan_json(run.plan, run.rotations, run.in_progress))
     else:
