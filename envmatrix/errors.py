@@ -2,7 +2,8 @@
 
     EnvmatrixError                  base; `exit_code` picks the process exit code
     ├── UsageError                  bad command line or environment configuration (exit 3)
-    │   └── MissingExtra            an optional dependency is not installed (names the extra)
+    │   ├── MissingExtra            an optional dependency is not installed (names the extra)
+    │   └── ReservedVaultPath       a policy path resolves into envmatrix's own Vault space
     ├── PolicyError                 invalid policy file: names file, line and key path (exit 3)
     └── RuntimeFailure              something outside went wrong (exit 1)
         ├── VaultError              Vault/OpenBao answered badly or not at all
@@ -14,6 +15,7 @@
         │   └── GitHubRateLimited   the wait for the rate limit would exceed the bound
         ├── IdTokenRequestFailed    the Actions runner handed out no OIDC ID token
         ├── AuditStoreError         the audit store cannot be opened, written or read
+        ├── PostgresError           a PostgreSQL connection or statement failed (no DSN in it)
         ├── StalePlanError          saved plan no longer matches the world
         │   └── PlanMismatchError   saved plan's changes are not the ones the policy produces
         ├── LockHeldError           another runner holds the lock (names the holder)
@@ -24,6 +26,9 @@
         └── RunStopped              a run stopped writing part-way (never raised per item)
             ├── LockLost            the lock was taken over, freed, or its lease lapsed (exit 1)
             └── Interrupted         Ctrl-C (exit 130) or SIGTERM (exit 143)
+
+    UnsafeInput (not an EnvmatrixError: each reader turns it into its own one-line error)
+                                    a file or stream refused before it could hang or exhaust
 
 Every message is one line and never contains a secret value: adapters build messages from
 paths, names and status codes only, never from request bodies.
@@ -193,3 +198,22 @@ class Interrupted(RunStopped):
     def __init__(self, message: str, exit_code: ExitCode = ExitCode.INTERRUPTED) -> None:
         self.exit_code = exit_code
         super().__init__(message)
+
+
+class ReservedVaultPath(UsageError):
+    """A policy path resolves into envmatrix's own Vault space (exit 3)."""
+
+    def __init__(self, template: str, path: str, reserved: str = "envmatrix/") -> None:
+        self.template, self.path = template, path
+        super().__init__(
+            f"vault path {template!r} resolves to {path!r}, inside {reserved}"
+            " (envmatrix's own locks and state); a policy cannot name it"
+        )
+
+
+class PostgresError(RuntimeFailure):
+    """A PostgreSQL connection or statement failed; the message holds no DSN and no password."""
+
+
+class UnsafeInput(Exception):
+    """An input refused before it could hang or exhaust the run; `str()` says why, one line."""

@@ -29,8 +29,8 @@ from pydantic import (
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from envmatrix.errors import PolicyError, UsageError
-from envmatrix.safeio import UnsafeInput, load_yaml, read_regular_file
+from envmatrix.errors import PolicyError, ReservedVaultPath, UnsafeInput
+from envmatrix.safeio import load_yaml, read_regular_file
 from envmatrix.strategy_registry import STRATEGIES
 from envmatrix.timefmt import parse_duration
 
@@ -162,17 +162,6 @@ def is_reserved_vault_path(path: str) -> bool:
     return normalised == RESERVED_VAULT_PREFIX.rstrip("/") or normalised.startswith(
         RESERVED_VAULT_PREFIX
     )
-
-
-class ReservedVaultPath(UsageError):
-    """A policy path resolves into envmatrix's own Vault space (exit 3)."""
-
-    def __init__(self, template: str, path: str) -> None:
-        self.template, self.path = template, path
-        super().__init__(
-            f"vault path {template!r} resolves to {path!r}, inside {RESERVED_VAULT_PREFIX}"
-            " (envmatrix's own locks and state); a policy cannot name it"
-        )
 
 
 SecretName = Annotated[str, AfterValidator(_check_secret_name)]

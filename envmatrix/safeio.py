@@ -29,11 +29,9 @@ from typing import IO, Any
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
+from envmatrix.errors import UnsafeInput
+
 _CHUNK = 64 * 1024
-
-
-class UnsafeInput(Exception):
-    """An input refused before it could hang or exhaust the run; `str()` says why, one line."""
 
 
 def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from envmatrix.errors import RuntimeFailure, UsageError
+from envmatrix.errors import PostgresError, UsageError
 from envmatrix.secret import MASK, SecretValue
 
 _MAX_DETAIL = 300
@@ -76,10 +76,6 @@ _CONNECT_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (  # every word must b
     (("invalid integer value",), "the DSN has an option that must be a number and is not"),
     (("invalid port",), "the DSN's port is not a number"),
 )
-
-
-class PostgresError(RuntimeFailure):
-    """A PostgreSQL connection or statement failed; the message holds no DSN and no password."""
 
 
 class PostgresDsn:

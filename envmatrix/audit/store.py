@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from envmatrix.audit.events import AuditEvent, AuditSink
-from envmatrix.errors import AuditStoreError, UsageError
+from envmatrix.errors import AuditStoreError, PostgresError, UsageError
 from envmatrix.files import ensure_private_file
 from envmatrix.policy import Policy
 
@@ -196,18 +196,18 @@ class PostgresAuditSink(_SqlAuditSink):
         # only a PostgreSQL audit store needs the driver; the seam's errors never quote the DSN
         from envmatrix.adapters import postgres
 
-        self.where, self._errors = where, postgres.PostgresError
+        self.where, self._errors = where, PostgresError
         parsed = postgres.PostgresDsn(dsn, source or f"the DSN of {where}")  # UsageError: malformed
         try:
             self._db = postgres.open_session(parsed, timeout=10)
-        except postgres.PostgresError as exc:
+        except PostgresError as exc:
             raise AuditStoreError(f"cannot open the audit table in {where}: {exc}") from None
         try:
             with self._db.transaction():
                 self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
                 for statement in _POSTGRES_SCHEMA:
                     self._db.execute(statement)
-        except postgres.PostgresError as exc:
+        except PostgresError as exc:
             self._db.close()
             raise AuditStoreError(f"cannot open the audit table in {where}: {exc}") from None
 

@@ -16,11 +16,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from envmatrix.errors import PlanMismatchError, UsageError
+from envmatrix.errors import PlanMismatchError, UnsafeInput, UsageError
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL
 from envmatrix.pipeline.plan import Change, Kind, Plan
 from envmatrix.policy import MAX_POLICY_BYTES
-from envmatrix.safeio import UnsafeInput, read_regular_file
+from envmatrix.safeio import read_regular_file
 
 PLAN_FORMAT = "envmatrix-plan"
 MAX_PLAN_BYTES = 64 * 1024 * 1024  # a plan of 100,000 changes is about 50 MB

@@ -30,10 +30,10 @@ from typing import Any
 
 from ruamel.yaml.error import YAMLError
 
-from envmatrix.errors import UsageError
+from envmatrix.errors import UnsafeInput, UsageError
 from envmatrix.pipeline.desired import resolve_repository
 from envmatrix.policy import Policy
-from envmatrix.safeio import UnsafeInput, load_yaml, read_regular_file
+from envmatrix.safeio import load_yaml, read_regular_file
 
 _REFERENCE = re.compile(
     r"""\bsecrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\])"""

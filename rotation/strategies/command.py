@@ -32,11 +32,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
+from envmatrix.errors import RotationTestFailed, RuntimeFailure, UnsafeInput, UsageError
 from envmatrix.rotation.rotator_env import named_variables, rotator_environment
 from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.rotation.strategies.base import Created, RotationContext
-from envmatrix.safeio import UnsafeInput, run_bounded
+from envmatrix.safeio import run_bounded
 from envmatrix.secret import SecretValue
 
 DEFAULT_TIMEOUT = 300.0

@@ -38,8 +38,8 @@ from typing import Any
 from urllib.parse import quote
 
 from envmatrix import failpoints
-from envmatrix.adapters.postgres import PostgresDsn, PostgresError, PostgresSession, connect
-from envmatrix.errors import RotationTestFailed, RuntimeFailure, UsageError
+from envmatrix.adapters.postgres import PostgresDsn, PostgresSession, connect
+from envmatrix.errors import PostgresError, RotationTestFailed, RuntimeFailure, UsageError
 from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
 from envmatrix.rotation.strategies.group_values import values_for_group
 from envmatrix.secret import SecretValue

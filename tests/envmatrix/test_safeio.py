@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from envmatrix.safeio import UnsafeInput, load_yaml, read_regular_file, read_stream, run_bounded
+from envmatrix.errors import UnsafeInput
+from envmatrix.safeio import load_yaml, read_regular_file, read_stream, run_bounded
 from tests.world import World
 
 MEMORY_LIMIT = 1536 * 1024 * 1024  # as the case reproductions: far above what envmatrix needs

@@ -22,12 +22,12 @@ from envmatrix.cli.options import (
     policy_path,
     warn,
 )
-from envmatrix.errors import CheckFailed, ExitCode, Interrupted, UsageError
+from envmatrix.errors import CheckFailed, ExitCode, Interrupted, UnsafeInput, UsageError
 from envmatrix.policy import Policy, load_policy, name_warning
 from envmatrix.render import actions
 from envmatrix.render import report as render
 from envmatrix.rotation import render as rotation_render
-from envmatrix.safeio import UnsafeInput, read_regular_file, read_stream
+from envmatrix.safeio import read_regular_file, read_stream
 from envmatrix.secret import SecretValue
 
 MAX_VALUE_BYTES = 1024 * 1024  # a secret value (GitHub takes 48 KB); more is not a value

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from envmatrix.adapters.postgres import PostgresDsn, PostgresError, connect, open_session
+from envmatrix.adapters.postgres import PostgresDsn, connect, open_session
 from envmatrix.audit.store import PostgresAuditSink
-from envmatrix.errors import UsageError
+from envmatrix.errors import PostgresError, UsageError
 from envmatrix.secret import SecretValue
 from tests.fixtures_services import PostgresServer
 from tests.rotation.rotation_support import failure_texts
