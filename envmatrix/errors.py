@@ -20,7 +20,10 @@
         ├── StrategyFailed          a rotation strategy step failed (message is our own text)
         │   └── RotationTestFailed  the new credential did not work; stopped before cut-over
         ├── OpenBaoError            the demo's OpenBao dev server could not be found or started
-        └── CheckFailed             a check (verify, flags check, rotation due) found a problem
+        ├── CheckFailed             a check (verify, flags check, rotation due) found a problem
+        └── RunStopped              a run stopped writing part-way (never raised per item)
+            ├── LockLost            the lock was taken over, freed, or its lease lapsed (exit 1)
+            └── Interrupted         Ctrl-C (exit 130) or SIGTERM (exit 143)
 
 Every message is one line and never contains a secret value: adapters build messages from
 paths, names and status codes only, never from request bodies.
@@ -38,6 +41,8 @@ class ExitCode(IntEnum):
     FAILURE = 1
     CHANGES = 2  # plan --detailed-exitcode only
     INVALID = 3
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2, the shell's convention
+    TERMINATED = 143  # SIGTERM (CI cancelling a job): 128 + 15
 
 
 class EnvmatrixError(Exception):
@@ -168,3 +173,23 @@ def missing_extra(exc: ModuleNotFoundError) -> MissingExtra | None:
     """The MissingExtra behind an import failure of an optional dependency, else None."""
     extra = EXTRAS.get((exc.name or "").split(".")[0])
     return MissingExtra(extra) if extra else None
+
+
+class RunStopped(RuntimeFailure):
+    """A run must stop writing now; what landed so far stays and is reported.
+
+    Raised before a write, never for one item: apply and rotation stop at it instead of going
+    on with the next item.
+    """
+
+
+class LockLost(RunStopped):
+    """This run no longer holds its lock: taken over, force-unlocked, or the lease lapsed."""
+
+
+class Interrupted(RunStopped):
+    """A signal asked the run to stop (SIGINT: exit 130, SIGTERM: exit 143)."""
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.INTERRUPTED) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)

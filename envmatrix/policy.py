@@ -342,8 +342,8 @@ def _check_references(policy: Policy) -> None:
 
 
 def _check_strategy_options(policy: Policy) -> None:
-    """Each rotation's options against its strategy's model (rotation/strategies/options.py)."""
-    from envmatrix.rotation.strategies.options import check_options
+    """Each rotation's options against its strategy's model (envmatrix/strategy_registry.py)."""
+    from envmatrix.strategy_registry import check_options
 
     for name, secret in policy.secrets.items():
         if secret.rotation is None:

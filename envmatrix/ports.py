@@ -35,6 +35,8 @@ class VaultDocument:
     path: str
     data: Mapping[str, Any]
     version: int
+    written_at: datetime | None = None  # Vault's clock when this version was written
+    read_at: datetime | None = None  # Vault's clock when it answered the read
 
 
 class VaultPort(Protocol):

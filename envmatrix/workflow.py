@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from envmatrix import interrupt
 from envmatrix.audit.events import AuditEvent, AuditSink
 from envmatrix.connect import Connections, audit_sink, connect, state_lock, vault_session
 from envmatrix.errors import StalePlanError, UsageError
 from envmatrix.files import write_atomic
+from envmatrix.guard import guard_writes, run_checks
 from envmatrix.lock import HeldLock, VaultLock
 from envmatrix.pipeline.apply import Applier, ApplyReport
 from envmatrix.pipeline.desired import (
@@ -82,10 +84,14 @@ def make_plan(
 
 
 def apply_run(
-    run: PlanRun, connections: Connections, audit: AuditSink | None = None
+    run: PlanRun,
+    connections: Connections,
+    audit: AuditSink | None = None,
+    check: Callable[[], None] | None = None,
 ) -> ApplyReport:
-    """Carry out a fresh plan."""
-    return _applier(run, connections, audit).apply(run.plan)
+    """Carry out a fresh plan. `check` runs before each GitHub write and may raise RunStopped
+    (see envmatrix/guard.py: the lock still held, no Ctrl-C pending)."""
+    return _applier(run, connections, audit, check).apply(run.plan)
 
 
 def saved_plan_policy(
@@ -131,11 +137,13 @@ def apply_saved(
     audit: AuditSink | None = None,
     policy_path: str | None = None,
     policy: Policy | None = None,
+    check: Callable[[], None] | None = None,
 ) -> ApplyReport:
     """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
 
     `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by default where
-    it was when the plan was made; `policy` is that file already loaded, if the caller has it."""
+    it was when the plan was made; `policy` is that file already loaded, if the caller has it;
+    `check` as for `apply_run`."""
     saved = read_plan_file(plan_file)
     policy_path = policy_path or str(saved["policy"])
     if policy_sha256(policy_path) != saved["policy_sha256"]:
@@ -150,7 +158,7 @@ def apply_saved(
         )
     require_policy_changes(plan_file, saved_changes(plan_file, saved), fresh.plan)
     # equal in every field apply acts on: carry out the plan computed now, not the file's copy
-    return _applier(fresh, connections, audit).apply(fresh.plan)
+    return _applier(fresh, connections, audit, check).apply(fresh.plan)
 
 
 def write_plan_file(run: PlanRun, out: str) -> None:
@@ -164,11 +172,18 @@ def write_plan_file(run: PlanRun, out: str) -> None:
     write_atomic(out, json.dumps(document, indent=2) + "\n", "plan")
 
 
-def _applier(run: PlanRun, connections: Connections, audit: AuditSink | None) -> Applier:
-    """An applier over the sync state `run` observed, acting as this run's actor."""
+def _applier(
+    run: PlanRun,
+    connections: Connections,
+    audit: AuditSink | None,
+    check: Callable[[], None] | None = None,
+) -> Applier:
+    """An applier over the sync state `run` observed, acting as this run's actor; `check` runs
+    before each GitHub write."""
+    github = connections.github if check is None else guard_writes(connections.github, check)
     return Applier(
         connections.vault,
-        connections.github,
+        github,
         run.observed.sync,
         audit,
         connections.actor,
@@ -222,15 +237,15 @@ def apply_policy(
     with (
         connect(policy) as connections,
         audit_sink(policy, path, warn) as sink,
-        _held(state_lock(connections, sink, lock_timeout), warn),
+        _held(state_lock(connections, sink, lock_timeout), warn) as check,
     ):
         if plan_file:
-            return ApplyOutcome(apply_saved(plan_file, connections, sink, path, policy))
+            return ApplyOutcome(apply_saved(plan_file, connections, sink, path, policy, check))
         run = make_plan(path, connections, environments, policy)
         if not run.plan.has_writes:
             return ApplyOutcome(ApplyReport((), run.plan.blocked), unchanged=run.plan)
         confirm(run.plan)
-        return ApplyOutcome(apply_run(run, connections, sink))
+        return ApplyOutcome(apply_run(run, connections, sink, check))
 
 
 def plan_policy(policy_path: str, environments: Sequence[str], out: str | None) -> PlanRun:
@@ -285,7 +300,11 @@ def rotate(
     warn: Warn,
 ) -> list[RotationOutcome]:
     """`rotate`: run the request with the rotation engine; connections are closed afterwards."""
-    with connect(policy) as connections, audit_sink(policy, policy_path, warn) as sink:
+    with (
+        connect(policy) as connections,
+        audit_sink(policy, policy_path, warn) as sink,
+        interrupt.writing(),
+    ):
         engine = RotationEngine(
             policy,
             connections.vault,
@@ -300,11 +319,12 @@ def rotate(
 
 
 @contextmanager
-def _held(lock: VaultLock, warn: Warn) -> Iterator[None]:
-    """Hold a lock; a lock taken over or not released is passed to `warn`."""
+def _held(lock: VaultLock, warn: Warn) -> Iterator[Callable[[], None]]:
+    """Hold (and renew) a lock, giving the check to run before each write (the lock still held,
+    no Ctrl-C pending); a lock taken over or not released is passed to `warn`."""
     try:
         with lock:
-            yield
+            yield run_checks(lock)
     finally:
         for note in (lock.took_over, lock.release_error):
             if note:

@@ -24,10 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from envmatrix import failpoints
+from envmatrix import failpoints, interrupt
 from envmatrix.actor import actor_identity, holder_identity
 from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
-from envmatrix.errors import EnvmatrixError, LockHeldError, RuntimeFailure, StrategyFailed
+from envmatrix.errors import (
+    EnvmatrixError,
+    LockHeldError,
+    RunStopped,
+    RuntimeFailure,
+    StrategyFailed,
+)
+from envmatrix.guard import guard_writes, run_checks
 from envmatrix.lock import APPLY_LOCK, VaultLock
 from envmatrix.pipeline.apply import ApplyReport
 from envmatrix.pipeline.plan import Action
@@ -345,6 +352,7 @@ class RotationEngine:
         while not run.stop and not run.journal.step.terminal:
             step = run.journal.step
             try:
+                interrupt.check()  # Ctrl-C: stop between steps; the journal says where
                 self._step(run, handlers[step])
             except EnvmatrixError as exc:
                 return self._stopped(run, exc)
@@ -457,8 +465,9 @@ class RotationEngine:
             timeout=self.apply_lock_timeout,
         )
         with lock:
+            github = guard_writes(self.github, run_checks(lock))  # stop if the lock is lost
             report = sync_cells(
-                self.policy, run.group.holds, self.vault, self.github, self.audit, self.actor
+                self.policy, run.group.holds, self.vault, github, self.audit, self.actor
             )
             _raise_if_sync_failed(run.group, report)
             if rolled_back_from is not None:
@@ -724,6 +733,13 @@ def _flags_step(report: ApplyReport) -> StepResult:
 def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
     if report.ok:
         return
+    if report.stopped is not None:  # interrupted or lock lost: the same stop, to the caller
+        landed = report.summary()["written"]
+        raise _stop_of(
+            report,
+            f"{report.stopped}; sync of {group.path} stopped after"
+            f" {landed} of {landed + len(report.not_attempted)} writes",
+        )
     problems = [
         f"{r.change.repository}/{r.change.environment or '(repository)'}/{r.change.name}: {r.error}"
         for r in report.failed
@@ -731,6 +747,14 @@ def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
     raise RuntimeFailure(
         f"sync of {group.path} failed for {len(problems)} item(s), first: {problems[0]}"
     )
+
+
+def _stop_of(report: ApplyReport, message: str) -> RunStopped:
+    from envmatrix.errors import ExitCode, Interrupted, LockLost
+
+    if report.stop_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        return Interrupted(message, ExitCode(report.stop_code))
+    return LockLost(message)
 
 
 def _check_created(run: _Run, values: Mapping[str, SecretValue], handle: Mapping[str, str]) -> None:
@@ -827,9 +851,13 @@ def rotate_due(
     """`rotate --due`: revoke what finished its grace, then rotate every group that is due."""
     outcomes: list[RotationOutcome] = []
     for path in rotating_paths(engine.policy, environments):
+        if interrupt.pending():  # Ctrl-C: start nothing more
+            return outcomes
         if (finished := _finish_grace_at(engine, path)) is not None:
             outcomes.append(finished)
     for path in due(engine.policy, engine.vault, environments, engine.clock()):
+        if interrupt.pending():
+            return outcomes
         outcomes.append(_rotate_due_path(engine, path))
     return outcomes
 

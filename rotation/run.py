@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 
+from envmatrix import interrupt
 from envmatrix.errors import UsageError
 from envmatrix.pipeline.desired import resolve_environments
 from envmatrix.policy import Policy
@@ -87,7 +88,12 @@ def run_rotation(
         Mode.ROLLBACK: engine.rollback,
     }
     action = actions[request.mode]
-    return [action(group) for group in groups]
+    outcomes: list[RotationOutcome] = []
+    for group in groups:
+        if interrupt.pending():  # Ctrl-C: the groups not started stay as they are
+            break
+        outcomes.append(action(group))
+    return outcomes
 
 
 def summary(outcomes: Sequence[RotationOutcome]) -> dict[str, int]:

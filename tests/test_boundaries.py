@@ -42,9 +42,10 @@ LEAVES = (
     "debuglog",
     "safeio",
     "settings",
+    "interrupt",
     "__version__",
 )
-CORE = (*LEAVES, "policy", "pipeline", "lock", "audit", "adapters")
+CORE = (*LEAVES, "policy", "pipeline", "lock", "guard", "audit", "adapters")
 ROTATION = ("rotation",)
 APPLICATION = ("workflow", "connect", "views", "render", "cli", "demo", "__main__")
 SANDBOX = ("sandbox",)

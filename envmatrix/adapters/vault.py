@@ -25,10 +25,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import hvac
+import hvac.adapters
 import hvac.exceptions
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -269,12 +271,24 @@ class VaultAdapter:
         return self._write_data(path, revealed, cas)
 
     def read_document(self, path: str) -> VaultDocument | None:
-        """A non-secret JSON document stored as a KV v2 entry, or None when absent or deleted."""
+        """A non-secret JSON document stored as a KV v2 entry, or None when absent or deleted.
+
+        Its `written_at` is the version's `created_time` and its `read_at` the `Date` of Vault's
+        answer: both by Vault's clock, so a lock's age never depends on this machine's clock.
+        """
+        op = self._operation("GET", "data", path, "read", _Retry.TRANSIENT)
         try:
-            response = self._read_data(path, None)
+            body, read_at = self._call(op, lambda: self._get_dated(op))
         except VaultNotFound:
             return None
-        return VaultDocument(path, response["data"], int(response["metadata"]["version"]))
+        metadata = body["data"]["metadata"]
+        return VaultDocument(
+            path,
+            body["data"]["data"],
+            int(metadata["version"]),
+            written_at=_parse_time(metadata.get("created_time")),
+            read_at=read_at,
+        )
 
     def write_document(self, path: str, data: Mapping[str, Any], cas: int | None = None) -> int:
         """Write a JSON document (KV check-and-set when `cas` is given); returns its version."""
@@ -342,6 +356,18 @@ class VaultAdapter:
             ),
         )
         return int(response["data"]["version"])
+
+    def _get_dated(self, op: _Operation) -> tuple[dict[str, Any], datetime | None]:
+        """GET a JSON answer together with Vault's clock at answering (its `Date` header)."""
+        adapter = self._client.adapter  # RawAdapter's request keeps the headers JSONAdapter drops
+        response = hvac.adapters.RawAdapter.request(adapter, "GET", f"/v1/{op.api_path}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+            raise VaultError(f"Vault at {self.addr} gave no JSON answer to {op.endpoint}")
+        return body, _parse_http_date(response.headers.get("Date"))
 
     def _get_json(self, op: _Operation, params: Mapping[str, Any]) -> dict[str, Any]:
         response = self._client.adapter.request("GET", f"/v1/{op.api_path}", params=dict(params))
@@ -503,3 +529,11 @@ def _as_text(value: Any) -> str:
 
 def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+def _parse_http_date(text: str | None) -> datetime | None:
+    """An HTTP `Date` header (whole seconds, UTC) as an aware datetime; None when absent or bad."""
+    try:
+        return parsedate_to_datetime(text) if text else None
+    except (TypeError, ValueError):
+        return None

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from envmatrix import debuglog
+from envmatrix import debuglog, interrupt
 from envmatrix.cli.commands import demo, rotation, sync, views
 from envmatrix.errors import EnvmatrixError, ExitCode, missing_extra
 from envmatrix.render import report as render
@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     # an allow-list of loggers and message shapes, never a library's own text (debuglog.py)
     debuglog.configure(os.environ)
     try:
-        code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
+        with interrupt.handling():
+            code = app(args=argv, prog_name="envmatrix", standalone_mode=False)
+        if code == ExitCode.INTERRUPTED:  # typer's answer to a KeyboardInterrupt
+            return _fail(interrupt.stopped_at_once_message(), interrupt.exit_code())
     except typer.Abort:
         return _fail("aborted", ExitCode.FAILURE)
     except typer.TyperException as exc:  # typer's (vendored click's) command-line errors
@@ -73,18 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(message, ExitCode.INVALID)
     except EnvmatrixError as exc:
         return _fail(str(exc), exc.exit_code)
-    except ModuleNotFoundError as exc:  # an optional dependency (an extra) is not installed
-        extra = missing_extra(exc)
-        if extra is None:
-            raise
-        return _fail(str(extra), extra.exit_code)
-    except KeyboardInterrupt:
-        return _fail("interrupted", ExitCode.FAILURE)
-    except Exception as exc:  # one line, type only: library messages may carry data
-        if debuglog.debug_enabled(os.environ):
-            _print_frames(exc)
-        return _fail(f"internal error ({type(exc).__name__}); please report it", ExitCode.FAILURE)
+    except KeyboardInterrupt:  # outside typer's own handling (e.g. while rendering)
+        return _fail(interrupt.stopped_at_once_message(), interrupt.exit_code())
+    except Exception as exc:
+        return _unexpected(exc)
     return int(code or 0)
+
+
+def _unexpected(exc: Exception) -> int:
+    """A missing optional dependency names its extra; anything else is an internal error in one
+    line naming only its type (library messages may carry data)."""
+    extra = missing_extra(exc) if isinstance(exc, ModuleNotFoundError) else None
+    if extra is not None:
+        return _fail(str(extra), extra.exit_code)
+    if debuglog.debug_enabled(os.environ):
+        _print_frames(exc)
+    return _fail(f"internal error ({type(exc).__name__}); please report it", ExitCode.FAILURE)
 
 
 def _fail(message: str, code: ExitCode) -> int:

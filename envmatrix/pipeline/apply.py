@@ -5,7 +5,9 @@ repository level for `scope: repository` secrets) it creates the environment if 
 secrets (values read from Vault at exactly the planned version), records the sync state for what
 landed, then sets flag variables — a flag becomes `true` only when every secret it requires is
 in sync or was written successfully in this apply. A failed item never stops unrelated items;
-each result names its cause.
+each result names its cause. `RunStopped` (a Ctrl-C, or the lock lost, raised by a guarded port
+before a write) stops the apply there: the report keeps what landed, records the sync state for
+it, and lists the writes not attempted.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from envmatrix import failpoints
+from envmatrix import failpoints, interrupt
 from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
-from envmatrix.errors import EnvmatrixError, VaultCasMismatch, VaultUnavailable
+from envmatrix.errors import EnvmatrixError, RunStopped, VaultCasMismatch, VaultUnavailable
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL, Target
 from envmatrix.pipeline.plan import Action, Change, Kind, Plan
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
@@ -47,6 +49,9 @@ class ApplyReport:
     results: tuple[ItemResult, ...]
     blocked: tuple[Change, ...]
     state_errors: tuple[str, ...] = ()
+    stopped: str | None = None  # why the apply stopped before its end (RunStopped), if it did
+    stop_code: int | None = None  # the exit code that stop asks for (1, 130, 143)
+    not_attempted: tuple[Change, ...] = ()  # planned writes never tried because of the stop
 
     @property
     def failed(self) -> tuple[ItemResult, ...]:
@@ -54,14 +59,17 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.state_errors
+        return not self.failed and not self.state_errors and self.stopped is None
 
     def summary(self) -> dict[str, int]:
-        return {
+        counts = {
             "written": sum(r.ok for r in self.results),
             "failed": len(self.failed),
             "blocked": len(self.blocked),
         }
+        if self.stopped is not None:
+            counts["not_attempted"] = len(self.not_attempted)
+        return counts
 
 
 @dataclass
@@ -90,20 +98,33 @@ class Applier:
         self._actor = actor
         self._values: dict[tuple[str, int], dict[str, SecretValue]] = {}
         self._vault_down: VaultUnavailable | None = None
+        self._emitted: list[ItemResult] = []  # every result so far, for a report cut short
 
     def apply(self, plan: Plan) -> ApplyReport:
         """Carry out every write of the plan, target by target; never raises for one item."""
-        results: list[ItemResult] = []
-        state_errors: list[str] = []
+        self._emitted = []
         try:
-            for target, changes in _by_target(plan.writes):
-                run = _TargetRun(target)
-                results.extend(self._apply_target(run, changes))
-                self._read_back_times(run)
-                if (error := self._record_state(run)) is not None:
-                    state_errors.append(error)
+            with interrupt.writing():  # Ctrl-C now stops before the next write, not inside one
+                return self._apply_all(plan)
         finally:
             self._values.clear()  # values live no longer than the apply
+
+    def _apply_all(self, plan: Plan) -> ApplyReport:
+        results: list[ItemResult] = []
+        state_errors: list[str] = []
+        for target, changes in _by_target(plan.writes):
+            run = _TargetRun(target)
+            stop: RunStopped | None = None
+            try:
+                results.extend(self._apply_target(run, changes))
+            except RunStopped as exc:
+                stop = exc
+            if stop is None:
+                self._read_back_times(run)
+            if (error := self._record_state(run)) is not None:
+                state_errors.append(error)
+            if stop is not None:
+                return _stopped_report(plan, self._emitted, tuple(state_errors), stop)
         return ApplyReport(tuple(results), plan.blocked, tuple(state_errors))
 
     def _apply_target(self, run: _TargetRun, changes: list[Change]) -> list[ItemResult]:
@@ -221,8 +242,11 @@ class Applier:
 
     def _attempt(self, change: Change, action: str, write: Callable[[], object]) -> ItemResult:
         try:
+            interrupt.check()
             write()
             result = ItemResult(change, True)
+        except RunStopped:
+            raise  # not this item's failure: the whole apply stops here
         except EnvmatrixError as exc:
             result = ItemResult(change, False, str(exc))
         self._emit(change, action, result)
@@ -235,6 +259,7 @@ class Applier:
             else (f"{change.repository}/{change.environment}")
         )
         target = f"github:{where}/{change.name}"
+        self._emitted.append(result)
         self._audit.record(
             AuditEvent(
                 action,
@@ -323,6 +348,17 @@ def _record(change: Change, receipt: WriteReceipt) -> SyncRecord:
     assert change.vault_path and change.vault_key and change.vault_version
     return SyncRecord(
         change.vault_path, change.vault_key, change.vault_version, receipt.server_time
+    )
+
+
+def _stopped_report(
+    plan: Plan, attempted: list[ItemResult], state_errors: tuple[str, ...], stop: RunStopped
+) -> ApplyReport:
+    """What landed and what did not when a RunStopped ended the apply early."""
+    tried = {id(result.change) for result in attempted}
+    left = tuple(c for c in plan.writes if id(c) not in tried)
+    return ApplyReport(
+        tuple(attempted), plan.blocked, state_errors, str(stop), int(stop.exit_code), left
     )
 
 

@@ -147,12 +147,16 @@ def _change_line(change: Change, width: int) -> str:
 
 def apply_json(report: ApplyReport) -> dict[str, Any]:
     """The contract's `apply --json` object."""
-    return {
+    document: dict[str, Any] = {
         "results": [r.to_json() for r in report.results],
         "blocked": [_contract_change(c) for c in report.blocked],
         "state_errors": list(report.state_errors),
         "summary": report.summary(),
     }
+    if report.stopped is not None:  # cut short (Ctrl-C, lock lost): the writes never tried
+        document["stopped"] = report.stopped
+        document["not_attempted"] = [_contract_change(c) for c in report.not_attempted]
+    return document
 
 
 def render_apply(report: ApplyReport, out: Console) -> None:
@@ -164,21 +168,30 @@ def render_apply(report: ApplyReport, out: Console) -> None:
             f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
             f"{escape(change.environment or REPOSITORY_LEVEL)} not synced: {escape(change.detail)}"
         )
+    for change in report.not_attempted:
+        out.print(f"[yellow]-[/] {escape(_change_words(change))}: not attempted")
     for error in report.state_errors:
         out.print(f"[red]error[/]: {escape(error)}")
     s = report.summary()
     verdict = "Apply complete" if report.ok else "Apply incomplete"
+    if report.stopped is not None:
+        verdict = f"Apply stopped ({report.stopped})"
+    left = f", {s['not_attempted']} not attempted" if report.stopped is not None else ""
     out.print(
-        f"{verdict}: {s['written']} written, {s['failed']} failed, "
+        f"{escape(verdict)}: {s['written']} written, {s['failed']} failed{left}, "
         f"{s['blocked']} blocked (warnings)."
     )
 
 
-def _result_line(result: ItemResult) -> str:
-    c = result.change
+def _change_words(c: Change) -> str:
     what = f"{c.action} {c.kind} {c.repository}/{c.environment or REPOSITORY_LEVEL} {c.name}"
     if c.kind.value == "variable":
         what += f" = {c.value}"
+    return what
+
+
+def _result_line(result: ItemResult) -> str:
+    what = _change_words(result.change)
     if result.ok:
         return f"[green]✓[/] {escape(what)}"
     return f"[red]✗[/] {escape(what)}: {escape(result.error or '')}"

@@ -10,11 +10,8 @@ from typing import Any
 
 from envmatrix.errors import UsageError, missing_extra
 from envmatrix.rotation.strategies.base import Strategy
-from envmatrix.rotation.strategies.options import require_valid_options
 from envmatrix.secret import SecretValue
-from envmatrix.strategy_registry import STRATEGIES
-
-FACTORIES = STRATEGIES  # the registry, envmatrix/strategy_registry.py
+from envmatrix.strategy_registry import STRATEGIES, require_valid_options
 
 # Asks the owner for a secret's new value: (secret name, Vault key) -> value. None when the
 # run cannot ask anyone (`rotate --due` in CI).
@@ -33,11 +30,11 @@ def get_strategy(
     name: str, options: Mapping[str, Any], settings: StrategySettings | None = None
 ) -> Strategy:
     """Build the strategy `name` from its policy options; UsageError for unknown or bad ones."""
-    target = FACTORIES.get(name)
-    if target is None:
-        known = ", ".join(sorted(FACTORIES))
+    registered = STRATEGIES.get(name)
+    if registered is None:
+        known = ", ".join(sorted(STRATEGIES))
         raise UsageError(f"rotation strategy {name!r} is not available in this envmatrix ({known})")
-    module_name, _, function = target.partition(":")
+    module_name, _, function = registered.factory.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:  # e.g. aws-iam without the 'aws' extra

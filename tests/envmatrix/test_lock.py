@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +17,8 @@ import pytest
 from envmatrix import cli
 from envmatrix.adapters.vault import VaultAdapter
 from envmatrix.audit.events import MemorySink
-from envmatrix.errors import LockHeldError, RuntimeFailure, UsageError
-from envmatrix.lock import VaultLock, lock_path
+from envmatrix.errors import LockHeldError, LockLost, RuntimeFailure, UsageError
+from envmatrix.lock import VaultLock, configured_lease, lock_path
 from envmatrix.sandbox import GitHubSandbox
 from envmatrix.secret import SecretValue
 from tests.envmatrix.apply_world import cli_env, write_policy
@@ -79,16 +81,23 @@ def test_exactly_one_of_many_racing_runners_takes_the_lock(vault: VaultAdapter) 
 
 def test_an_expired_lock_is_taken_over_and_the_break_is_audited(vault: VaultAdapter) -> None:
     audit = MemorySink()
-    long_ago = datetime.now(UTC) - timedelta(hours=3)
-    crashed = _lock(vault, clock=lambda: long_ago)
-    stale = crashed.acquire()
-    with _lock(vault, audit) as taken:
+    long_ago = datetime.now(UTC) - timedelta(hours=3)  # the crashed runner's clock is 3 h behind
+    crashed = _lock(vault, clock=lambda: long_ago, lease=timedelta(seconds=2))
+    stale = crashed.acquire()  # and it never renews: it crashed
+    with pytest.raises(LockHeldError):  # its clock says nothing: Vault saw it written just now
+        _lock(vault).acquire()
+    waiter = _lock(vault, audit, timeout=60.0, sleep=_pause)  # until Vault's clock says 2 s passed
+    with waiter as taken:
         assert taken.id != stale.id
         crashed.release()  # the crashed run wakes up: it must not free the new holder's lock
         assert _lock(vault).read() == taken
     broken = [e for e in audit.events if e.action == "lock.broken"]
     assert len(broken) == 1 and broken[0].detail.startswith("expired: lock held by")
     assert stale.id in broken[0].detail
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(min(seconds, 0.5))
 
 
 def _planted_lock(vault: VaultAdapter, holder: str) -> str:
@@ -253,3 +262,154 @@ def test_cli_apply_of_a_saved_plan_takes_the_lock_too(
     events = json.loads(capsys.readouterr().out)["events"]
     locks = [(e["action"], e["result"]) for e in events if e["action"].startswith("lock.")]
     assert locks == [("lock.take", "failed"), ("lock.take", "ok"), ("lock.release", "ok")]
+
+
+# -- leases: renewed while held, judged by Vault's clock, lost locks stop the run ---------------
+
+
+@pytest.mark.parametrize(
+    "holder_skew, waiter_skew",
+    [
+        (timedelta(hours=-2), timedelta(0)),
+        (timedelta(hours=2), timedelta(0)),
+        (timedelta(0), timedelta(hours=3)),
+        (timedelta(days=-1), timedelta(days=1)),
+        (timedelta(days=30), timedelta(days=-30)),
+    ],
+)
+def test_no_runner_clock_makes_a_live_lock_look_expired(
+    vault: VaultAdapter, holder_skew: timedelta, waiter_skew: timedelta
+) -> None:
+    holder = _lock(vault, clock=lambda: datetime.now(UTC) + holder_skew)
+    with holder as held:
+        with pytest.raises(LockHeldError, match=held.id):
+            _lock(vault, clock=lambda: datetime.now(UTC) + waiter_skew).acquire()
+        holder.check_held()  # and the holder still holds it
+    assert _lock(vault).read() is None
+
+
+@pytest.mark.parametrize("written_by_clock", [timedelta(hours=-3), timedelta(days=-400)])
+def test_a_lock_document_from_before_leases_is_judged_by_vault_not_its_expires_at(
+    vault: VaultAdapter, written_by_clock: timedelta
+) -> None:
+    then = datetime.now(UTC) + written_by_clock  # its writer's clock was behind: "expired" long ago
+    vault.write_document(
+        "envmatrix/locks/apply",
+        {
+            "id": "old-format",
+            "holder": "token:ci on another-runner pid 1",
+            "operation": "apply",
+            "created_at": then.isoformat(),
+            "expires_at": (then + timedelta(hours=1)).isoformat(),
+        },
+    )
+    with pytest.raises(LockHeldError, match="old-format"):
+        _lock(vault).acquire()
+
+
+def test_a_run_longer_than_its_lease_keeps_its_lock(vault: VaultAdapter) -> None:
+    audit = MemorySink()
+    holder = _lock(vault, audit, lease=timedelta(seconds=2))
+    with holder as held:
+        _wait_for(lambda: _renewals(vault) >= 6)  # 6 quarter-leases: 1.5 leases by Vault's clock
+        with pytest.raises(LockHeldError, match=held.id):
+            _lock(vault, timeout=0.0).acquire()
+        holder.check_held()
+    assert _lock(vault).read() is None
+    assert [e.action for e in audit.events] == ["lock.take", "lock.release"]
+
+
+@pytest.mark.parametrize("how", ["force-unlock", "taken over"])
+def test_a_runner_that_lost_its_lock_stops_and_leaves_the_new_holders_lock_alone(
+    vault: VaultAdapter, how: str
+) -> None:
+    audit = MemorySink()
+    holder = _lock(vault, audit)
+    with holder as held:
+        _lock(vault).force_unlock(held.id)
+        other = _lock(vault).acquire() if how == "taken over" else None
+        with pytest.raises(LockLost) as lost:
+            holder.check_held()
+        with pytest.raises(LockLost):  # and every later write is refused too
+            holder.check_held()
+    message = str(lost.value)
+    assert message.startswith(f"lost lock {held.id} at {vault.mount}/envmatrix/locks/apply: ")
+    if other is not None:
+        assert f"taken over by token:ci accessor:abc on {socket.gethostname()}" in message
+        assert _lock(vault).read() == other  # the loser's release did not free it
+    else:
+        assert "released by someone else (force-unlock)" in message
+    assert holder.release_error is None  # the loss was reported once, by check_held
+    actions = [(e.action, e.result) for e in audit.events]
+    assert actions == [("lock.take", "ok"), ("lock.lost", "failed"), ("lock.release", "failed")]
+
+
+def test_a_renewal_that_finds_the_lock_taken_marks_it_lost(vault: VaultAdapter) -> None:
+    holder = _lock(vault, lease=timedelta(seconds=2))
+    with holder as held:
+        _lock(vault).force_unlock(held.id)
+        taker = _lock(vault).acquire()
+        _wait_for(lambda: holder.lost is not None)  # the renewal thread noticed by itself
+        assert taker.id in (holder.lost or "")
+        with pytest.raises(LockLost, match="taken over by"):
+            holder.check_held()
+
+
+def test_a_holder_that_could_not_renew_for_most_of_its_lease_stops(vault: VaultAdapter) -> None:
+    stalled = _lock(vault, lease=timedelta(seconds=2))
+    held = stalled.acquire()  # no renewal thread: as if the process was paused
+    _wait_for(lambda: _raises_lock_lost(stalled))
+    with pytest.raises(LockLost, match=rf"lost lock {held.id}: it could not be renewed for \d+s"):
+        stalled.check_held()
+
+
+@pytest.mark.parametrize("text", ["0s", "1s", "25h", "nan", "-5s", "10", "soon", "1.5m"])
+def test_a_bad_lease_setting_is_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError, match="ENVMATRIX_LOCK_LEASE=.* must be a duration from 2s"):
+        configured_lease({"ENVMATRIX_LOCK_LEASE": text})
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("", 120), ("2s", 2), ("45s", 45), ("10m", 600), ("24h", 86400)]
+)
+def test_the_lease_setting(text: str, seconds: int) -> None:
+    assert configured_lease({"ENVMATRIX_LOCK_LEASE": text}).total_seconds() == seconds
+
+
+def _renewals(vault: VaultAdapter) -> int:
+    document = vault.read_document("envmatrix/locks/apply")
+    return int(document.data.get("renewals", 0)) if document is not None else 0
+
+
+def _raises_lock_lost(lock: VaultLock) -> bool:
+    try:
+        lock.check_held()
+    except LockLost:
+        return True
+    return False
+
+
+def _wait_for(condition: Callable[[], bool], limit: float = 60.0) -> None:
+    """Poll until `condition` holds (a bound against hanging, not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("lease", ["nan", "0s", "forever"])
+def test_cli_apply_refuses_a_bad_lease_setting_before_writing(
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    sandbox: GitHubSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    lease: str,
+) -> None:
+    monkeypatch.setenv("ENVMATRIX_LOCK_LEASE", lease)
+    assert cli.main(["apply", "--policy", str(policy_file), "--yes"]) == 3
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: ENVMATRIX_LOCK_LEASE={lease!r} must be a duration from 2s to 24h, like 2m\n"
+    )
+    writes = [m for m, _ in sandbox.request_counts() if m in ("PUT", "POST", "PATCH", "DELETE")]
+    assert writes == []

@@ -10,7 +10,6 @@ import pytest
 
 from envmatrix.adapters.github import GitHubAdapter
 from envmatrix.audit.events import MemorySink
-from envmatrix.rotation import strategies
 from envmatrix.rotation.engine import RotationEngine, rotate_due
 from envmatrix.rotation.groups import groups_for
 from envmatrix.rotation.journal import JournalStore, Step, pending_path
@@ -18,6 +17,7 @@ from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.rotation.strategies.base import BaseStrategy, Created
 from envmatrix.sandbox import Fault
 from envmatrix.secret import SecretValue
+from envmatrix.strategy_registry import STRATEGIES, GenerateOptions, Registered
 from tests.rotation.rotation_support import (
     copies,
     echo_rotation,
@@ -229,7 +229,8 @@ class _RacingStrategy(BaseStrategy):
 def test_vault_changed_during_the_rotation_abandons_it(world, vault, sandbox, monkeypatch) -> None:
     path, policy, tokens = world({"max_age": "30d", "strategy": "generate"}, ["production"])
     racing = _RacingStrategy(vault)
-    monkeypatch.setitem(strategies.FACTORIES, "generate", "tests.rotation.test_engine:_racing")
+    racer = Registered("tests.rotation.test_engine:_racing", GenerateOptions)
+    monkeypatch.setitem(STRATEGIES, "generate", racer)
     monkeypatch.setattr(__import__(__name__, fromlist=["x"]), "_RACER", racing, raising=False)
     [group] = groups_for(policy, "API_TOKEN")
     outcome = engine_for(policy, vault, sandbox).rotate(group)

@@ -4,8 +4,12 @@ SIGKILL after every step, a second runner, rollback, manual input and the canary
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +18,10 @@ import hvac
 import pytest
 
 from envmatrix.rotation.journal import journal_path
+from envmatrix.sandbox import Fault
 from envmatrix.secret import SecretValue
 from tests.rotation.rotation_support import (
+    ROOT,
     copies,
     echo_rotation,
     load,
@@ -307,3 +313,48 @@ def test_secrets_sharing_a_path_must_declare_one_rotation(tmp_path) -> None:
     policy["secrets"]["API_CLIENT_ID"]["rotation"] = GENERATE  # the same spec is fine
     path.write_text(json.dumps(policy, indent=2))
     assert main(["validate", "--policy", str(path)]) == 0
+
+
+@pytest.mark.parametrize(
+    "signum, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
+)
+def test_a_signal_mid_sync_stops_after_the_write_in_flight_and_resume_finishes(
+    world, vault, vault_env, sandbox, signum, code, name
+) -> None:
+    path, tokens = world(GENERATE)
+    sandbox.inject(Fault(method="PUT", path=r"/secrets/API_TOKEN$", delay=1.0))
+    puts_before = sum(n for (m, op), n in sandbox.request_counts().items() if m == "PUT")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "GITHUB_"))}
+    env.update(vault_env, GITHUB_API_URL=sandbox.url, GITHUB_TOKEN="sandbox-token", NO_COLOR="1")
+    running = subprocess.Popen(
+        [sys.executable, "-m", "envmatrix", "rotate", "API_TOKEN", "--policy", str(path), "--yes"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while sum(n for (m, op), n in sandbox.request_counts().items() if m == "PUT") == puts_before:
+        assert time.monotonic() < deadline and running.poll() is None
+        time.sleep(0.02)
+    running.send_signal(signum)  # the first of the two GitHub copies is being written
+    out, err = running.communicate(timeout=120)
+
+    assert running.returncode == code, (out, err)
+    assert "✓ apps/production/api promoted:" in out and "synced:" not in out
+    assert f"interrupted ({name}) after the write in flight" in err
+    assert "rotate API_TOKEN" in err and "--resume" in err  # how to finish it
+    assert err.strip().splitlines()[-1].startswith("error: rotate interrupted after 1 rotation")
+    assert sorted(copies(sandbox, "production"), key=str) == sorted(
+        [current(vault), tokens["production"]], key=str
+    )  # one copy landed, the other not tried
+    journal = vault.read_document(journal_path("apps/production/api")).data
+    assert journal["step"] == "promoted"
+    lock = vault.read_document("envmatrix/locks/apply")
+    assert lock is not None and "id" not in lock.data  # released
+
+    sandbox.clear_faults()
+    resumed = rotate(path, vault_env, sandbox, "--yes", "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert copies(sandbox, "production") == [current(vault)] * 2

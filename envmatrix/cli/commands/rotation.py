@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from envmatrix import interrupt
 from envmatrix.cli.options import (
     EnvironmentOption,
     JsonOption,
@@ -20,7 +21,7 @@ from envmatrix.cli.options import (
     policy_path,
     warn,
 )
-from envmatrix.errors import CheckFailed, ExitCode, UsageError
+from envmatrix.errors import CheckFailed, ExitCode, Interrupted, UsageError
 from envmatrix.policy import Policy, load_policy
 from envmatrix.render import report as render
 from envmatrix.rotation import render as rotation_render
@@ -174,6 +175,12 @@ def _render_rotation(outcomes: list[RotationOutcome], json_output: bool) -> None
     for outcome in outcomes:
         if not outcome.ok:
             sys.stderr.write(f"error: {outcome.message}\n")
+    if interrupt.pending():  # stopped between steps or groups; each outcome says where
+        raise Interrupted(
+            f"rotate interrupted after {len(outcomes)} rotation(s); the ones not"
+            " started are untouched",
+            interrupt.exit_code(),
+        )
     if not all(o.ok for o in outcomes):
         raise typer.Exit(ExitCode.FAILURE)
 

@@ -18,7 +18,7 @@ from envmatrix.cli.options import (
     policy_path,
     warn,
 )
-from envmatrix.errors import ExitCode
+from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost
 from envmatrix.policy import load_policy
 from envmatrix.render import report as render
 from envmatrix.timefmt import parse_since, parse_timeout
@@ -98,8 +98,22 @@ def apply(
         render.print_json(render.apply_json(outcome.report))
     else:
         render.render_apply(outcome.report, render.console())
-    if not outcome.report.ok:
+    report = outcome.report
+    if report.stopped is not None:  # what landed is reported above; the one line says why
+        raise _stop_error(report.stopped, report.summary(), report.stop_code)
+    if not report.ok:
         raise typer.Exit(ExitCode.FAILURE)
+
+
+def _stop_error(reason: str, counts: dict[str, int], code: int | None) -> EnvmatrixError:
+    """`Interrupted` (130/143) or `LockLost` (1) for a run that stopped part-way."""
+    line = (
+        f"{reason}: {counts['written']} written, {counts['failed']} failed,"
+        f" {counts['not_attempted']} not attempted; run plan to see what is left"
+    )
+    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        return Interrupted(line, ExitCode(code))
+    return LockLost(line)
 
 
 def force_unlock(
