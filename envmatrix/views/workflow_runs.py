@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_RUNS_PER_WORKFLOW = 256  # input sets per workflow: a bound, far above real workflows
+MAX_MATRIX_COMBINATIONS = 256  # GitHub runs at most 256 jobs per matrix
+MAX_EVALUATIONS_PER_JOB = 4096  # (input set, matrix combination) pairs looked at per job
 MAX_CALL_DEPTH = 10  # GitHub allows 4 levels of nesting; deeper (or a cycle) is not followed
 
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
@@ -109,7 +111,8 @@ class _Graph:
         input_sets = self.input_sets(name, ())
         for job_id, job in jobs.items():
             if isinstance(job, dict):
-                yield from _dedupe(self._job_runs(name, str(job_id), job, input_sets))
+                runs = self._job_runs(name, str(job_id), job, input_sets)
+                yield from _dedupe(itertools.islice(runs, MAX_EVALUATIONS_PER_JOB))
 
     def _job_runs(
         self, name: str, job_id: str, job: Mapping[str, Any], input_sets: list[_Inputs]
@@ -134,12 +137,14 @@ class _Graph:
         calls = list(self._callers(name))
         for caller_file, caller_id, caller_job in calls:
             for caller_inputs in self.input_sets(caller_file, (*stack, name)):
-                sets.extend(_called(triggers, caller_file, caller_id, caller_job, caller_inputs))
+                given = _called(triggers, caller_file, caller_id, caller_job, caller_inputs)
+                sets.extend(itertools.islice(given, MAX_RUNS_PER_WORKFLOW))
+                if len(sets) >= MAX_RUNS_PER_WORKFLOW:
+                    break
         if set(triggers) - {"workflow_call"} or not calls:
             sets.extend(_standalone(triggers))
         result = list(dict.fromkeys(sets))[:MAX_RUNS_PER_WORKFLOW] or [_Inputs()]
-        if not stack:
-            self._inputs[name] = result
+        self._inputs[name] = result  # GitHub refuses call cycles: one answer per file is enough
         return result
 
     def _callers(self, name: str) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
@@ -304,13 +309,14 @@ def _matrix_combinations(job: Mapping[str, Any]) -> list[dict[str, Any] | None]:
     if not all(isinstance(v, list) for v in axes.values()):
         return [None]
     combinations = [
-        dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())
+        dict(zip(axes, values, strict=True))
+        for values in itertools.islice(itertools.product(*axes.values()), MAX_MATRIX_COMBINATIONS)
     ]
     combinations = _excluded(combinations, matrix.get("exclude"))
     if not axes:
         combinations = []
     combinations = _included(combinations, set(axes), matrix.get("include"))
-    return combinations or [{}]  # type: ignore[return-value]
+    return combinations[:MAX_MATRIX_COMBINATIONS] or [{}]  # type: ignore[return-value]
 
 
 def _excluded(combinations: list[dict[str, Any]], exclude: Any) -> list[dict[str, Any]]:

@@ -78,3 +78,27 @@ def test_inputs_of_a_run_github_starts(key: Any, on: Any, environments: list[str
     document = {key: on, "jobs": {"j": {"environment": "${{ inputs.e }}", "steps": []}}}
     runs = job_runs({"w.yml": document})
     assert sorted((r.environment if r.environment_known else None) for r in runs) == environments
+
+
+def test_a_huge_matrix_and_a_deep_call_chain_stay_bounded() -> None:
+    axes: dict[str, Any] = {f"a{i}": list(range(10)) for i in range(10)}  # 10^10 combinations
+    assert len(_matrix_combinations({"strategy": {"matrix": axes}})) == 256
+    documents: dict[str, Any] = {}
+    for i in range(12):  # each file calls the next once per matrix combination
+        documents[f"w{i}.yml"] = {
+            "on": {"workflow_call": {"inputs": {"e": {"default": "staging"}}}, "push": None},
+            "jobs": {
+                "call": {
+                    "strategy": {"matrix": {"x": list(range(16)), "e": ["staging", "production"]}},
+                    "uses": f"./.github/workflows/w{i + 1}.yml",
+                    "with": {"e": "${{ matrix.e }}"},
+                },
+                "run": {"environment": "${{ inputs.e }}", "steps": []},
+            },
+        }
+    runs = job_runs(documents)
+    # w0 runs on push only (its default); every later file for both values its caller passes
+    assert {(r.workflow, r.environment) for r in runs if r.job == "run"} == {
+        ("w0.yml", "staging"),
+        *((f"w{i}.yml", e) for i in range(1, 12) for e in ("staging", "production")),
+    }
