@@ -317,6 +317,7 @@ def rotate(
             audit=sink,
             on_step=on_step,
             actor=connections.actor,
+            probe=_prober(policy, connections),
         )
         return run_rotation(engine, request, groups)
 

@@ -37,7 +37,8 @@ from envmatrix.errors import (
 from envmatrix.guard import guard_writes, run_checks
 from envmatrix.lock import APPLY_LOCK, VaultLock
 from envmatrix.pipeline.apply import ApplyReport
-from envmatrix.pipeline.sync import sync_cells
+from envmatrix.pipeline.plan import Action
+from envmatrix.pipeline.sync import Probe, remove_copies, sync_cells, sync_flags
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
 from envmatrix.rotation.groups import RotationGroup, group_at, rotating_paths
@@ -49,7 +50,7 @@ from envmatrix.rotation.journal import (
     pending_path,
 )
 from envmatrix.rotation.strategies import StrategySettings, get_strategy
-from envmatrix.rotation.strategies.base import RotationContext, Strategy
+from envmatrix.rotation.strategies.base import RotationContext, Strategy, skip_reason
 from envmatrix.secret import SecretValue
 from envmatrix.timefmt import iso_utc, parse_duration
 
@@ -85,11 +86,16 @@ class _Abandon(RuntimeFailure):
 
 @dataclass(frozen=True)
 class StepResult:
-    """One step as the user sees it: ✓/✗, the step, one line of detail."""
+    """One step as the user sees it: ✓/✗ (– when skipped), the step, one line of detail.
+
+    `skipped`: the step does not apply to the strategy (nothing to test or revoke against);
+    `detail` then says why. A skipped step is `ok` (the rotation goes on) but did nothing.
+    """
 
     step: str
     ok: bool
     detail: str = ""
+    skipped: bool = False
 
 
 @dataclass
@@ -127,7 +133,10 @@ class RotationOutcome:
             "previous_version": self.previous_version,
             "new_version": self.new_version,
             "grace_until": _stamp(self.grace_until) if self.grace_until else None,
-            "steps": [{"step": s.step, "ok": s.ok, "detail": s.detail} for s in self.steps],
+            "steps": [
+                {"step": s.step, "ok": s.ok, "detail": s.detail, "skipped": s.skipped}
+                for s in self.steps
+            ],
             "repository_level": self.repository_level,
         }
 
@@ -163,6 +172,7 @@ class RotationEngine:
         on_step: Callable[[RotationGroup, StepResult], None] | None = None,
         actor: str | None = None,
         apply_lock_timeout: float = APPLY_LOCK_TIMEOUT,
+        probe: Probe | None = None,
     ) -> None:
         self.policy, self.vault, self.github = policy, vault, github
         self.settings = settings or StrategySettings()
@@ -172,6 +182,7 @@ class RotationEngine:
         self.actor = actor or actor_identity(vault)
         self.store = JournalStore(vault)
         self.apply_lock_timeout = apply_lock_timeout
+        self.probe = probe  # the live checks a flag may require before it turns true
 
     # -- the three entry points -----------------------------------------------------------------
 
@@ -323,9 +334,7 @@ class RotationEngine:
                 f"{group.path}: the grace period ended {_stamp(journal.grace_until)};"
                 " the previous credential is revoked or due to be, so no rollback"
             )
-        if journal.previous_version is None:
-            raise RuntimeFailure(f"{group.path}: there was no previous version to roll back to")
-        return entry
+        return entry  # a first-ever rotation (no previous version) rolls back to no value
 
     # -- the state machine ----------------------------------------------------------------------
 
@@ -411,7 +420,9 @@ class RotationEngine:
         ctx = self._context(run, self._values_at(run.group.path, run.journal.previous_version))
         self._call(run, "set", lambda: run.strategy.set(ctx, pending))
         self._call(run, "test", lambda: run.strategy.test(ctx, pending))
-        self._advance(run, Step.TESTED, "the new credential works")
+        skipped = skip_reason(run.strategy, "test")
+        detail = skipped or "the new credential works"
+        self._advance(run, Step.TESTED, detail, skipped=skipped is not None)
 
     def _promote(self, run: _Run) -> None:
         pending, previous = self._pending(run), run.journal.previous_version
@@ -443,7 +454,7 @@ class RotationEngine:
             run, Step.SYNCED, f"{len(report.results)} GitHub copies written", grace_until=until
         )
 
-    def _sync_copies(self, run: _Run) -> ApplyReport:
+    def _sync_copies(self, run: _Run, rolled_back_from: int | None = None) -> ApplyReport:
         # under the mount's apply lock: an apply planned before the promotion must not land after
         lock = VaultLock(
             self.vault,
@@ -458,8 +469,43 @@ class RotationEngine:
             report = sync_cells(
                 self.policy, run.group.holds, self.vault, github, self.audit, self.actor
             )
+            _raise_if_sync_failed(run.group, report)
+            if rolled_back_from is not None:
+                removed = self._remove_rolled_back(run, rolled_back_from)
+                report = ApplyReport(report.results + removed.results, report.blocked)
+            self._sync_flags(run)
+        return report
+
+    def _remove_rolled_back(self, run: _Run, version: int) -> ApplyReport:
+        """GitHub copies of keys the rolled-back-to version lacks (a first-ever rotation's
+        value): removed where envmatrix wrote them from the rolled-back `version`."""
+        report = remove_copies(
+            self.policy,
+            run.group.holds,
+            (run.group.path, version),
+            self.vault,
+            self.github,
+            self.audit,
+            self.actor,
+        )
         _raise_if_sync_failed(run.group, report)
         return report
+
+    def _sync_flags(self, run: _Run) -> None:
+        """Re-evaluate, in this run, the flag variables that require the group's secrets (under
+        the apply lock the sync holds); a flag that cannot be written is a ✗ line, not a stop."""
+        report = sync_flags(
+            self.policy,
+            run.group.secrets,
+            self.vault,
+            self.github,
+            self.audit,
+            self.actor,
+            self.probe,
+            run.group.environments,
+        )
+        if report.results:
+            self._emit(run, _flags_step(report))
 
     def _revoke(self, run: _Run) -> None:
         if not self._grace_over(run.journal):
@@ -470,6 +516,11 @@ class RotationEngine:
         for version in retired:
             self._revoke_version(run, version)
         versions = " and ".join(f"v{v}" for v in retired) or "none"
+        skipped = skip_reason(run.strategy, "revoke")
+        if skipped is not None or not retired:
+            reason = skipped or "there was no previous credential"
+            self._advance(run, Step.REVOKED, reason, skipped=True)
+            return
         self._advance(run, Step.REVOKED, f"previous credential (Vault {versions}) retired")
 
     def _revoke_version(self, run: _Run, version: int) -> None:
@@ -487,27 +538,41 @@ class RotationEngine:
             self._advance(
                 run,
                 Step.ROLLING_BACK,
-                f"Vault {run.group.path} v{version} = v{journal.previous_version}",
+                f"Vault {run.group.path} v{version} = v{journal.previous_version}"
+                if journal.previous_version is not None
+                else f"Vault {run.group.path} v{version}: no value, as before the rotation",
                 restored_version=version,
             )
-        report = self._sync_copies(run)
-        self._emit(run, StepResult("resync", True, f"{len(report.results)} GitHub copies written"))
+        report = self._sync_copies(run, rolled_back_from=journal.new_version)
+        written = sum(r.change.action is not Action.DELETE for r in report.results)
+        removed = len(report.results) - written
+        detail = f"{written} GitHub copies written" + (
+            f", {removed} removed (the rotation wrote their only value)" if removed else ""
+        )
+        self._emit(run, StepResult("resync", True, detail))
         assert journal.new_version is not None
         rejected = self._keys_of(run, self.vault.read_values(run.group.path, journal.new_version))
         ctx = self._context(run, self._values_at(run.group.path, run.journal.restored_version))
         self._call(run, "discard", lambda: run.strategy.discard(ctx, rejected))
-        self._advance(run, Step.ROLLED_BACK, "new credential discarded")
+        skipped = skip_reason(run.strategy, "discard")
+        if skipped is not None:
+            self._emit(run, StepResult("discard", True, skipped, skipped=True))
+        self._advance(
+            run, Step.ROLLED_BACK, "rolled back" if skipped else "new credential discarded"
+        )
 
     def _restore_previous(self, run: _Run) -> int:
+        """Write the previous values as the path's newest version (no values at all after a
+        first-ever rotation: the path held nothing before it); returns that version."""
         journal = run.journal
-        assert journal.previous_version is not None and journal.new_version is not None
-        previous = self.vault.read_values(run.group.path, journal.previous_version)
+        assert journal.new_version is not None
+        previous = self._values_at(run.group.path, journal.previous_version)
         current = self.vault.read_entry(run.group.path).version
         if current == journal.new_version:
             version = self.vault.write_values(run.group.path, previous, cas=journal.new_version)
             failpoints.hit("rotation.rollback", "vault-written")  # before the journal knows
             return version
-        if current is not None and self._holds(run.group.path, current, previous):
+        if current is not None and self._holds_exactly(run.group.path, current, previous):
             return current
         raise RuntimeFailure(
             f"Vault {run.group.path} changed since the rotation (now v{current});"
@@ -516,12 +581,14 @@ class RotationEngine:
 
     # -- journal, outcome, audit ----------------------------------------------------------------
 
-    def _advance(self, run: _Run, step: Step, detail: str, **changes: Any) -> None:
+    def _advance(
+        self, run: _Run, step: Step, detail: str, *, skipped: bool = False, **changes: Any
+    ) -> None:
         journal = run.journal.at(step, self.clock(), holder=holder_identity(self.actor), **changes)
         run.entry = self.store.advance(run.entry, journal)
-        self._reached(run, step, detail)
+        self._reached(run, step, detail, skipped)
 
-    def _reached(self, run: _Run, step: Step, detail: str) -> None:
+    def _reached(self, run: _Run, step: Step, detail: str, skipped: bool = False) -> None:
         journal = run.journal
         self.audit.record(
             AuditEvent(
@@ -533,7 +600,7 @@ class RotationEngine:
                 f"rotation {journal.id}: {step.value}",
             )
         )
-        self._emit(run, StepResult(step.value, True, detail))
+        self._emit(run, StepResult(step.value, True, detail, skipped))
         failpoints.hit("rotation.after", step.value)
 
     def _emit(self, run: _Run, result: StepResult) -> None:
@@ -627,6 +694,11 @@ class RotationEngine:
         except EnvmatrixError:
             return {}
 
+    def _holds_exactly(self, path: str, version: int, expected: Mapping[str, SecretValue]) -> bool:
+        """Whether `version` holds `expected` and no other key (a restore already written)."""
+        values = self.vault.read_values(path, version)
+        return values.keys() == expected.keys() and self._holds(path, version, expected)
+
     def _holds(self, path: str, version: int, expected: Mapping[str, SecretValue]) -> bool:
         values = self.vault.read_values(path, version)
         return all(values.get(k) == v for k, v in expected.items())
@@ -646,6 +718,16 @@ class RotationEngine:
 
     def _grace_over(self, journal: RotationJournal) -> bool:
         return journal.grace_until is None or self.clock() >= journal.grace_until
+
+
+def _flags_step(report: ApplyReport) -> StepResult:
+    """`flags: FEATURE_X in o/r/production: false -> true` (✗ with the cause when one failed)."""
+    lines = [
+        f"{r.change.name} in {r.change.repository}/{r.change.environment}: "
+        + (f"{r.change.detail.split(':', 1)[0]}" if r.ok else f"not written ({r.error})")
+        for r in report.results
+    ]
+    return StepResult("flags", report.ok, "; ".join(lines))
 
 
 def _raise_if_sync_failed(group: RotationGroup, report: ApplyReport) -> None:
@@ -693,6 +775,11 @@ def _result(journal: RotationJournal, failure: str | None) -> tuple[str, str]:
         return "failed", failure
     if journal.step is Step.FAILED:
         return "failed", f"rotation of {journal.path} abandoned: {journal.error}"
+    if journal.step is Step.ROLLED_BACK and journal.previous_version is None:
+        return "rolled-back", (
+            f"{journal.path} holds no value again (v{journal.restored_version}), as before its"
+            " first rotation; the GitHub copies that rotation wrote are removed"
+        )
     if journal.step is Step.ROLLED_BACK:
         return (
             "rolled-back",

@@ -13,7 +13,8 @@ it, and lists the writes not attempted.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from envmatrix import failpoints, interrupt
 from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
@@ -21,7 +22,7 @@ from envmatrix.errors import EnvmatrixError, RunStopped, VaultCasMismatch, Vault
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL, Target
 from envmatrix.pipeline.plan import Action, Change, Kind, Plan
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
-from envmatrix.ports import GitHubPort, VaultPort, WriteReceipt
+from envmatrix.ports import GitHubPort, ObservedSecret, VaultPort, WriteReceipt
 from envmatrix.secret import SecretValue
 
 
@@ -118,6 +119,8 @@ class Applier:
                 results.extend(self._apply_target(run, changes))
             except RunStopped as exc:
                 stop = exc
+            if stop is None:
+                self._read_back_times(run)
             if (error := self._record_state(run)) is not None:
                 state_errors.append(error)
             if stop is not None:
@@ -268,6 +271,36 @@ class Applier:
             )
         )
 
+    def _read_back_times(self, run: _TargetRun) -> None:
+        """Record each landed write at the `updated_at` GitHub gave it, not the response's Date.
+
+        Both have one-second resolution, and the Date header is taken when the response leaves
+        (a second or more after the write on a slow answer, and from another server's clock).
+        Plan calls a copy changed outside when its `updated_at` is strictly after the recorded
+        second, so the earlier, write-own second narrows the blind spot to that second alone.
+        A read-back that fails or shows a time outside [Date - READ_BACK_WINDOW, Date] (a stale
+        listing, or somebody's write after ours) keeps the Date header.
+        """
+        if not run.landed:
+            return
+        try:
+            listed = self._list_secrets(run.target)
+        except EnvmatrixError:
+            return
+        for name, record in list(run.landed.items()):
+            secret = listed.get(name)
+            if secret is not None and _own_write(secret.updated_at, record.written_at):
+                run.landed[name] = replace(record, written_at=secret.updated_at)
+
+    def _list_secrets(self, target: Target) -> dict[str, ObservedSecret]:
+        if target.github_environment is None:
+            found = self._github.list_repository_secrets(target.repository)
+        else:
+            found = self._github.list_environment_secrets(
+                target.repository, target.github_environment
+            )
+        return {s.name: s for s in found}
+
     def _record_state(self, run: _TargetRun) -> str | None:
         """Write the sync state for what landed; None, or the one-line cause of failure."""
         if not run.landed and not run.deleted:
@@ -298,6 +331,14 @@ class Applier:
             latest = SyncState.from_document(self._vault.read_document(path))
             after = latest.claimed_by(before.policy, mine).with_changes(run.landed, deleted)
             self._vault.write_document(path, after.to_document(), cas=latest.version or 0)
+
+
+READ_BACK_WINDOW = timedelta(seconds=5)
+
+
+def _own_write(updated_at: datetime, date_header: datetime) -> bool:
+    """Whether a read-back `updated_at` can be envmatrix's own write answered at `date_header`."""
+    return date_header - READ_BACK_WINDOW <= updated_at <= date_header
 
 
 def _env(change: Change) -> str:

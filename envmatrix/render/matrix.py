@@ -18,7 +18,7 @@ from rich.text import Text
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL
 from envmatrix.views.flags import FlagReadiness
 from envmatrix.views.matrix import Matrix, MatrixCell, Status
-from envmatrix.views.scan import ScanReport
+from envmatrix.views.scan import ScanReport, unknown_environment_line
 from envmatrix.views.verify import VerifyReport
 
 FORMATS = ("table", "markdown", "json", "html")
@@ -111,6 +111,10 @@ def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
     ]
     if scan is not None:
         lines += [f"workflow {f.kind}: {f.detail}" for f in scan.findings]
+        lines += [
+            f"workflow environment unknown: {unknown_environment_line(job)}"
+            for job in scan.environment_unknown
+        ]
     return lines
 
 
@@ -306,9 +310,13 @@ def scan_lines(report: ScanReport) -> list[str]:
         f"{f.kind}: {f.detail}" + (f" — owner: {f.owner}" if f.owner else "")
         for f in report.findings
     ]
+    lines += [
+        f"environment unknown: {unknown_environment_line(job)}"
+        for job in report.environment_unknown
+    ]
     lines += [f"skipped: {note}" for note in report.skipped]
     lines.append(
         f"scanned {len(report.jobs)} jobs: {len(report.undeclared)} undeclared, "
-        f"{len(report.unused)} unused"
+        f"{len(report.unused)} unused, {len(report.environment_unknown)} environment unknown"
     )
     return lines

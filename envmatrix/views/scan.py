@@ -15,9 +15,22 @@ A `scope: repository` secret is declared for every job, with or without an envir
 job of the repository sees its Actions repository secrets); it is `unused` (environment null)
 only when no job at all references it.
 
-A job whose environment is an expression (`${{ matrix.env }}`) could run in any environment: its
-references count as uses everywhere and are checked against every environment's secrets. Jobs in
-environments the policy does not manage are skipped. GITHUB_TOKEN is GitHub's own and ignored.
+An `environment:` given by expression is worked out where GitHub's inputs allow it
+(views/workflow_runs.py): matrix values (with include/exclude), workflow_dispatch/workflow_call
+input defaults and `choice` options, same-repository callers' `with:`. A job runs once per
+value found. What cannot be worked out is reported as "environment unknown" (never skipped); such
+a job could run in any environment: its references count as uses everywhere and are checked
+against every environment's secrets.
+
+Reusable workflows (`on: workflow_call`) are checked per call: with `secrets: inherit` the
+callee's jobs see what the caller sees; with an explicit `secrets:` mapping only the mapped names
+reach them (`not-passed`: a callee job references a secret its caller does not pass and its
+environment does not hold — GitHub gives it an empty string). What a mapping passes is checked on
+the calling job, which has no environment. `undeclared`, `no-environment` and `not-passed`
+are the references that would be empty strings (`empty_string` in JSON).
+
+Jobs in environments the policy does not manage are skipped. GITHUB_TOKEN is GitHub's own and
+ignored.
 """
 
 from __future__ import annotations
@@ -31,9 +44,10 @@ from typing import Any
 from ruamel.yaml.error import YAMLError
 
 from envmatrix.errors import UnsafeInput, UsageError
-from envmatrix.pipeline.desired import resolve_repository
+from envmatrix.pipeline.desired import policy_repositories, resolve_repository
 from envmatrix.policy import Policy
 from envmatrix.safeio import load_yaml, read_regular_file
+from envmatrix.views.workflow_runs import JobRun, PassedSecret, job_runs
 
 _REFERENCE = re.compile(
     r"""\bsecrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\])"""
@@ -51,21 +65,46 @@ class JobReferences:
     workflow: str
     job: str
     github_environment: str | None
-    environment: str | None  # logical name; ANY_ENVIRONMENT for expressions; None if unmanaged
+    environment: str | None  # logical name; ANY_ENVIRONMENT if unknown; None if unmanaged
     secrets: tuple[str, ...]
+    caller: str | None = None  # "ci.yml job deploy": this run of a reusable workflow's job
+    passed: tuple[PassedSecret, ...] | None = None  # a caller's `secrets:` mapping; None: all
+    environment_expression: str | None = None  # `environment:` as written, if an expression
+    calls: str | None = None  # `uses:` of a job calling a reusable workflow
+
+    @property
+    def environment_unknown(self) -> bool:
+        return self.environment == ANY_ENVIRONMENT
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "job": self.job,
+            "environment": self.environment,
+            "github_environment": self.github_environment,
+            "secrets": list(self.secrets),
+            "caller": self.caller,
+            "environment_unknown": self.environment_unknown,
+            "environment_expression": self.environment_expression,
+            "passed": None
+            if self.passed is None
+            else {p.name: list(p.from_secrets) for p in self.passed},
+            "calls": self.calls,
+        }
 
 
 @dataclass(frozen=True, order=True)
 class ScanFinding:
     """One mismatch between workflows and the policy."""
 
-    kind: str  # "undeclared" | "no-environment" | "unused"
+    kind: str  # "undeclared" | "no-environment" | "not-passed" | "unused"
     secret: str
     environment: str | None  # logical environment
     workflow: str | None
     job: str | None
     owner: str | None
     detail: str
+    caller: str | None = None  # the calling job, for a reusable workflow's job
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +115,8 @@ class ScanFinding:
             "job": self.job,
             "owner": self.owner,
             "detail": self.detail,
+            "caller": self.caller,
+            "empty_string": self.kind != "unused",
         }
 
 
@@ -99,18 +140,26 @@ class ScanReport:
         return {
             "undeclared": [f.to_json() for f in self.undeclared],
             "unused": [f.to_json() for f in self.unused],
-            "jobs": [
-                {
-                    "workflow": j.workflow,
-                    "job": j.job,
-                    "environment": j.environment,
-                    "github_environment": j.github_environment,
-                    "secrets": list(j.secrets),
-                }
-                for j in self.jobs
-            ],
+            "jobs": [j.to_json() for j in self.jobs],
             "skipped": list(self.skipped),
+            "environment_unknown": [j.to_json() for j in self.environment_unknown],
+            "empty_string": self.empty_string(),
         }
+
+    @property
+    def environment_unknown(self) -> tuple[JobReferences, ...]:
+        """Jobs whose environment could not be worked out (checked against every one)."""
+        return tuple(j for j in self.jobs if j.environment_unknown)
+
+    def empty_string(self) -> list[dict[str, Any]]:
+        """The job runs GitHub would give an empty string, with the secrets concerned."""
+        runs: dict[tuple[Any, ...], list[str]] = {}
+        for f in self.undeclared:
+            runs.setdefault((f.workflow, f.job, f.caller, f.environment), []).append(f.secret)
+        return [
+            {"workflow": w, "job": j, "caller": c, "environment": e, "secrets": sorted(names)}
+            for (w, j, c, e), names in runs.items()
+        ]
 
 
 def scan_workflows(policy: Policy, folder: str | Path, repository: str | None = None) -> ScanReport:
@@ -119,13 +168,19 @@ def scan_workflows(policy: Policy, folder: str | Path, repository: str | None = 
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"--workflows {folder}: not a directory")
-    jobs: list[JobReferences] = []
+    documents: dict[str, Any] = {}
     skipped: list[str] = []
     for path in sorted([*root.glob("*.yml"), *root.glob("*.yaml")]):
         try:
-            jobs.extend(read_jobs(policy, path))
+            documents[path.name] = _workflow_document(path)
         except _Unreadable as exc:
             skipped.append(f"{path.name}: {exc}")
+    try:
+        jobs = _references(
+            policy, documents, [repository] if repository else policy_repositories(policy)
+        )
+    except RecursionError:  # deeper than the YAML parser's own limit: refuse, do not crash
+        raise UsageError(f"--workflows {folder}: a workflow is nested too deeply") from None
     return compare(policy, jobs, repository, tuple(skipped))
 
 
@@ -134,7 +189,15 @@ class _Unreadable(Exception):
 
 
 def read_jobs(policy: Policy, path: Path) -> list[JobReferences]:
-    """The jobs of one workflow file and the secrets each references."""
+    """The jobs of one workflow file (read alone: no callers) and the secrets each references."""
+    try:
+        return _references(policy, {path.name: _workflow_document(path)}, [])
+    except RecursionError:
+        raise _Unreadable("nested too deeply") from None
+
+
+def _workflow_document(path: Path) -> dict[str, Any]:
+    """One workflow file's YAML, bounded (size, nodes); _Unreadable says why it is skipped."""
     try:
         text = read_regular_file(path, MAX_WORKFLOW_BYTES).decode("utf-8")
         document = load_yaml(text, max_nodes=MAX_WORKFLOW_NODES)
@@ -145,28 +208,42 @@ def read_jobs(policy: Policy, path: Path) -> list[JobReferences]:
     jobs = document.get("jobs") if isinstance(document, dict) else None
     if not isinstance(jobs, dict):
         raise _Unreadable("no jobs")
-    try:
-        return [
-            _job(policy, path.name, str(job_id), job)
-            for job_id, job in jobs.items()
-            if isinstance(job, dict)
-        ]
-    except RecursionError:  # deeper than the YAML parser's own limit: refuse, do not crash
-        raise _Unreadable("nested too deeply") from None
+    return document  # type: ignore[no-any-return]
 
 
-def _job(policy: Policy, workflow: str, job_id: str, job: Mapping[str, Any]) -> JobReferences:
-    github_env = _environment_name(job.get("environment"))
-    names = sorted({n for text in _strings(job) for n in references(text)})
-    return JobReferences(
-        workflow, job_id, github_env, logical_environment(policy, github_env), tuple(names)
+def _references(
+    policy: Policy, documents: Mapping[str, Any], repositories: Iterable[str]
+) -> list[JobReferences]:
+    """Every run of every job (views/workflow_runs.py) with the secrets the job references."""
+    names: dict[tuple[str, str], tuple[str, ...]] = {}
+    for workflow, document in documents.items():
+        for job_id, job in document["jobs"].items():
+            if isinstance(job, dict):
+                found = {n for text in _strings(job) for n in references(text)}
+                names[(workflow, str(job_id))] = tuple(sorted(found))
+    return list(
+        dict.fromkeys(
+            _job(policy, run, names[(run.workflow, run.job)])
+            for run in job_runs(documents, repositories)
+        )
     )
 
 
-def _environment_name(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("name")
-    return str(value) if value is not None else None
+def _job(policy: Policy, run: JobRun, secrets: tuple[str, ...]) -> JobReferences:
+    logical = (
+        logical_environment(policy, run.environment) if run.environment_known else ANY_ENVIRONMENT
+    )
+    return JobReferences(
+        run.workflow,
+        run.job,
+        run.environment,
+        logical,
+        secrets,
+        run.caller,
+        run.passed,
+        run.expression,
+        run.calls,
+    )
 
 
 def logical_environment(policy: Policy, github_env: str | None) -> str | None:
@@ -209,7 +286,7 @@ def compare(
     """Findings for jobs against the policy (pure)."""
     declared = _declared(policy, repository)
     shared = _repository_level(policy, repository)
-    jobs = tuple(sorted(jobs))
+    jobs = tuple(sorted(jobs, key=_job_order))
     findings = [f for job in jobs for f in _job_findings(policy, declared, shared, job)]
     findings += _unused(policy, declared, jobs) + _unused_shared(policy, shared, jobs)
     notes = [
@@ -217,7 +294,39 @@ def compare(
         for j in jobs
         if j.github_environment and j.environment is None and j.secrets
     ]
-    return ScanReport(jobs, tuple(findings), skipped + tuple(notes))
+    notes += [
+        f"{j.workflow}: job {j.job} calls {j.calls}, which is not in the folder (not checked)"
+        for j in jobs
+        if j.calls is not None and not _called_in(j, jobs)
+    ]
+    return ScanReport(jobs, tuple(findings), skipped + tuple(dict.fromkeys(notes)))
+
+
+def unknown_environment_line(job: JobReferences) -> str:
+    """`w.yml job j: environment ${{ ... }} cannot be worked out ...` for human output."""
+    called = f" (called by {job.caller})" if job.caller else ""
+    uses = f"; its secrets ({', '.join(job.secrets)}) are checked" if job.secrets else ""
+    return (
+        f"{job.workflow} job {job.job}{called}: environment {job.github_environment} cannot be "
+        f"worked out from literals, matrix values, inputs or callers{uses} against every "
+        "environment"
+    )
+
+
+def _job_order(job: JobReferences) -> tuple[Any, ...]:
+    return (
+        job.workflow,
+        job.job,
+        job.caller or "",
+        job.github_environment or "",
+        job.environment or "",
+        job.secrets,
+    )
+
+
+def _called_in(caller: JobReferences, jobs: tuple[JobReferences, ...]) -> bool:
+    label = f"{caller.workflow} job {caller.job}"
+    return any(j.caller == label for j in jobs)
 
 
 def _declared(policy: Policy, repository: str | None) -> dict[str, set[str]]:
@@ -248,11 +357,14 @@ def _job_findings(
     policy: Policy, declared: Mapping[str, set[str]], shared: frozenset[str], job: JobReferences
 ) -> Iterator[ScanFinding]:
     managed = set().union(*declared.values())
-    for name in sorted(set(job.secrets) - shared):
+    # a caller's explicit `secrets:` passes only what it maps: repository secrets included
+    names = set(job.secrets) if job.passed is not None else set(job.secrets) - shared
+    for name in sorted(names):
         problem = _problem(declared, managed, job, name)
         if problem is not None:
             kind, detail = problem
             environment = job.environment if job.environment in declared else None
+            called = f" (called by {job.caller})" if job.caller else ""
             yield ScanFinding(
                 kind,
                 name,
@@ -260,13 +372,16 @@ def _job_findings(
                 job.workflow,
                 job.job,
                 _owner(policy, name),
-                f"{job.workflow} job {job.job} {detail}",
+                f"{job.workflow} job {job.job}{called} {detail}",
+                job.caller,
             )
 
 
 def _problem(
     declared: Mapping[str, set[str]], managed: set[str], job: JobReferences, name: str
 ) -> tuple[str, str] | None:
+    if job.passed is not None:
+        return _not_passed(declared, managed, job, job.passed, name)
     env = job.environment
     if job.github_environment is None:
         if name in managed:
@@ -277,6 +392,31 @@ def _problem(
     if env is not None and env in declared and name not in declared[env]:
         return "undeclared", f"references {name}; the policy does not declare it for {env}"
     return None
+
+
+def _not_passed(
+    declared: Mapping[str, set[str]],
+    managed: set[str],
+    job: JobReferences,
+    passed: tuple[PassedSecret, ...],
+    name: str,
+) -> tuple[str, str] | None:
+    """A reusable workflow's job called with an explicit `secrets:` mapping: `name` reaches it
+    only if mapped (the calling job's own check covers the mapped value) or its environment's."""
+    env = job.environment
+    if name in {p.name for p in passed}:
+        return None
+    if env == ANY_ENVIRONMENT and name in managed:
+        return None  # it may be the unknown environment's own secret
+    if job.github_environment is not None and env is None:
+        return None  # an environment the policy does not manage may hold it
+    if env is not None and env in declared and name in declared[env]:
+        return None
+    where = f"; {env} does not hold it" if env in declared else ""
+    return "not-passed", (
+        f"references {name}, which its caller neither maps under secrets: "
+        f"nor passes with secrets: inherit{where}"
+    )
 
 
 def _unused(

@@ -9,6 +9,10 @@ rollback; a strategy only knows its provider. Steps, as in AWS Secrets Manager's
     revoke  retire the previous credential, after the grace period
     discard undo `create` for a rotation that is abandoned or rolled back (default: nothing)
 
+A step that does not apply to a provider (nothing to test against, nothing to revoke at) is
+named in the strategy's `not_applicable` ({step: reason}); the engine still calls it (a strategy
+may check the values' shape there) but reports it as skipped with the reason, never as done.
+
 Values travel only as SecretValue. `handle` is the strategy's own non-secret bookkeeping (a key
 id, a role name) that the engine journals in Vault between steps, so a resumed run on another
 machine can continue; it must never hold a secret.
@@ -47,6 +51,8 @@ class Strategy(Protocol):
     """A provider plugin of the rotation engine."""
 
     name: str
+    # steps ("test", "revoke", "discard") that do nothing for this provider -> why, in one line
+    not_applicable: Mapping[str, str]
 
     def create(self, ctx: RotationContext) -> Created: ...
 
@@ -63,9 +69,16 @@ class BaseStrategy:
     """Defaults for the optional steps."""
 
     name = "base"
+    not_applicable: Mapping[str, str] = {}
 
     def set(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
         return None
 
     def discard(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
         return None
+
+
+def skip_reason(strategy: object, step: str) -> str | None:
+    """Why `step` does not apply to `strategy` (its `not_applicable`), None when it does."""
+    reasons = getattr(strategy, "not_applicable", None)
+    return reasons.get(step) if isinstance(reasons, Mapping) else None

@@ -47,6 +47,7 @@ class CommandStrategy:
     """Runs a rotator executable per step, speaking JSON over stdin/stdout."""
 
     name = "command"
+    not_applicable: Mapping[str, str] = {}  # the rotator implements every step
 
     def __init__(
         self, argv: list[str], options: Mapping[str, Any], cwd: Path, timeout: float

@@ -31,6 +31,11 @@ class GenerateStrategy(BaseStrategy):
     """Random values of a fixed length over an alphabet."""
 
     name = "generate"
+    not_applicable = {
+        "test": "generate has no provider to test the new value against (length checked)",
+        "revoke": "generate has no provider to revoke the previous value at",
+        "discard": "generate has no provider: the new value is simply dropped",
+    }
 
     def __init__(self, length: int = DEFAULT_LENGTH, alphabet: str = ALPHABETS["alphanumeric"]):
         self.length, self.alphabet = length, alphabet

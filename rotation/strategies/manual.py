@@ -21,6 +21,12 @@ class ManualStrategy(BaseStrategy):
     """New values typed, piped or read from a file by the owner."""
 
     name = "manual"
+    not_applicable = {
+        "test": "manual has no provider to test the new credential against (checked non-empty)",
+        "revoke": "manual has no provider to revoke at: the owner retires the previous "
+        "credential at the provider",
+        "discard": "manual has no provider: the owner withdraws the new credential there",
+    }
 
     def __init__(self, source: ValueSource | None) -> None:
         self._source = source

@@ -63,6 +63,12 @@ class FakeGitHub:
     def create_environment(self, repository: str, environment: str) -> WriteReceipt:
         return self._call("environment", environment)
 
+    def list_environment_secrets(self, repository: str, environment: str) -> list[Any]:
+        return []  # no read-back: the write's Date header stays the record's time
+
+    def list_repository_secrets(self, repository: str) -> list[Any]:
+        return []
+
     def put_environment_secret(
         self, repository: str, environment: str, name: str, value: SecretValue
     ) -> WriteReceipt:

@@ -29,9 +29,13 @@ def test_finds_the_undeclared_and_the_unused_secret(policy: Policy) -> None:
 
 
 def test_jobs_environments_are_mapped_back_to_the_policy(policy: Policy) -> None:
-    jobs = {j.job: j for j in scan_workflows(policy, WORKFLOWS).jobs}
+    report = scan_workflows(policy, WORKFLOWS)
+    jobs = {j.job: j for j in report.jobs}
     assert jobs["deploy-staging"].environment == "staging"  # {name: staging}
-    assert jobs["gate"].environment == ANY_ENVIRONMENT  # ${{ matrix.env }}
+    # ${{ matrix.env }} over [staging, production]: one run per matrix value
+    gate = sorted((j.environment, j.environment_expression) for j in report.jobs if j.job == "gate")
+    assert gate == [("production", "${{ matrix.env }}"), ("staging", "${{ matrix.env }}")]
+    assert report.environment_unknown == ()
     assert jobs["lint"].environment is None and jobs["lint"].secrets == ()  # GITHUB_TOKEN only
     # references in `if:` and secrets['NAME'] count too
     assert {"SUPABASE_URL", "ZOHO_REFRESH_TOKEN"} <= set(jobs["deploy-production"].secrets)

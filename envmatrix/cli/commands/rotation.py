@@ -153,6 +153,10 @@ def _read_stdin_value() -> str:
 
 
 def _print_step(group: RotationGroup, step: StepResult) -> None:
+    if step.skipped:  # a step that did nothing is never shown as done
+        render.console().print("[dim]–[/] ", end="")
+        render.console().print(f"{group.path} {step.step}: skipped: {step.detail}", markup=False)
+        return
     mark = "[green]✓[/]" if step.ok else "[red]✗[/]"
     render.console().print(f"{mark} ", end="")
     render.console().print(f"{group.path} {step.step}: {step.detail}", markup=False)
