@@ -15,6 +15,7 @@ from envmatrix.cli.options import (
     PolicyOption,
     RepositoryOption,
     policy_path,
+    warn,
 )
 from envmatrix.errors import ExitCode, UsageError
 from envmatrix.policy import load_policy
@@ -117,6 +118,8 @@ def verify(
 
     loaded = load_policy(policy_path(policy))
     report = run_verify(loaded, environment, repository, source, os.environ)
+    for note in report.warnings:
+        warn(note)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         stream = sys.stderr if json_output else sys.stdout  # keep --json stdout parseable
         for line in render_matrix.publish_to_actions(report, os.environ):
