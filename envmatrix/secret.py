@@ -56,7 +56,7 @@ class SecretValue:
 
 # Values that are not secrets: what GitHub substitutes for a missing secret (""), what an editor
 # or a template leaves behind (whitespace) and what `jq -r` prints for a missing field ("null").
-# A JSON null in Vault reaches us as "" (see the Vault adapter).
+# A JSON null in Vault reaches us as the text "null" (the Vault adapter gives non-strings as JSON).
 _PLACEHOLDERS = frozenset({"null"})
 
 

@@ -377,8 +377,16 @@ def _server_time(headers: Mapping[str, str]) -> datetime:
 
 def _message(data: Any) -> str:
     if isinstance(data, Mapping) and isinstance(data.get("message"), str):
-        return str(data["message"])[:200]
+        return (str(data["message"]) + _first_error(data.get("errors")))[:200]
     return "unexpected response (not GitHub's JSON error shape)"
+
+
+def _first_error(errors: Any) -> str:
+    """`: <message>` of the first entry of a 422's `errors` (what was refused), if it has one."""
+    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+        said = errors[0].get("message")
+        return f": {said}" if isinstance(said, str) else ""
+    return ""
 
 
 def _is_rate_limit(status: int, headers: Mapping[str, str], message: str) -> bool:

@@ -497,10 +497,6 @@ def _backoff(attempt: int) -> float:
 
 
 def _as_text(value: Any) -> str:
-    """A KV value as text: strings as they are, a JSON null as "" (no value, never the word
-    "null"), anything else (numbers, objects) as JSON."""
-    if value is None:
-        return ""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 

@@ -312,7 +312,7 @@ def error_annotations(report: VerifyReport) -> list[str]:
         message = (
             f"{req.name} is missing or empty in {report.environment} — owner: {req.owner_text()}"
         )
-        if report.source is not Source.ENVIRON:
+        if report.source is not Source.ENVIRON or finding.shadowed_by is not None:
             message = f"{req.name} is missing in {finding.where} — owner: {req.owner_text()}"
         lines.append(f"::error title={title}::{escape_data(message)}")
     return lines
