@@ -292,7 +292,7 @@ def _shadowed(change: Change, observed: Observed, env: ObservedEnvironment | Non
         change,
         reason=Reason.SHADOWED,
         detail=(
-            f"jobs in {change.environment} get the {scope} {change.name} {meanwhile}"
+            f"jobs in {change.environment} get {change.name} from the {scope} {meanwhile}"
             f" (environment > repository > organization); {change.detail}"
         ),
         shadowed_by=scope,

@@ -220,7 +220,7 @@ def _shadows(
         for req in absent:
             scope = fallback.get(req.name.upper())
             if scope is not None:
-                text = f"{where} (absent there; jobs get the {scope} {req.name} instead)"
+                text = f"{where} (absent there; jobs get {req.name} from the {scope} instead)"
                 found[(repo, req.name)] = Finding(req, text, scope)
     return found, tuple(warnings)
 
