@@ -5,8 +5,13 @@ answers GitHub's 422 for the same numbers (100 secrets per environment and per r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from envmatrix import cli
+from envmatrix.errors import PolicyError
+from envmatrix.policy import load_policy
 from tests.envmatrix.sandbox import ORG, call, put_secret_body
 from tests.world import REPO, World
 
@@ -134,3 +139,36 @@ def test_sandbox_refuses_a_value_over_48_kb(world: World, size: int) -> None:
     assert (
         call(world.sandbox.url, "POST", f"/repos/{REPO}/actions/variables", variable).status == 422
     )
+
+
+@pytest.mark.parametrize(
+    ("count", "scope", "message"),
+    [
+        (101, "environment", "101 secrets for environment production of occ/app"),
+        (150, "environment", "150 secrets for environment production of occ/app"),
+        (101, "repository", "101 secrets for repository occ/app"),
+    ],
+)
+def test_validate_refuses_a_policy_that_alone_passes_a_limit(
+    tmp_path: Path, count: int, scope: str, message: str
+) -> None:
+    lines = [
+        "version: 1",
+        "github: {repositories: [occ/app]}",
+        "environments: {production: {github: production}}",
+        "owners: {team: {contact: team@occ.example}}",
+        "secrets:",
+    ]
+    for i in range(count):
+        where = "scope: repository" if scope == "repository" else "environments: [production]"
+        lines.append(f"  S_{i:03d}: {{owner: team, vault: 'apps/s#k{i}', {where}}}")
+    path = tmp_path / "big.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    code = cli.main(["validate", "--policy", str(path)])
+    assert code == 3
+    with pytest.raises(PolicyError, match=message):
+        load_policy(path)
+    lines[-1:] = []  # one secret fewer: at the limit when count was 101
+    path.write_text("\n".join(lines) + "\n")
+    if count == 101:
+        assert load_policy(path).secrets
