@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from envmatrix.errors import GitHubError, VaultNotFound
+from envmatrix.errors import GitHubError, VaultNotFound, VaultPermissionDenied
 from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import (
@@ -136,7 +136,9 @@ def _current_values(
             continue
         try:
             current[path] = vault.read_values(path, entry.version)
-        except VaultNotFound:  # deleted since read_entry: the entry's facts stay unknown
+        except (VaultNotFound, VaultPermissionDenied):
+            # deleted since read_entry, or a plan-only token that may read metadata alone: the
+            # facts stay unknown and apply checks the value before it sends anything
             continue
     return current
 
@@ -179,8 +181,8 @@ def _same_keys(
     try:
         before = vault.read_values(path, old)
         after = now if now is not None else vault.read_values(path, new)
-    except VaultNotFound:  # the old version was deleted or destroyed: assume all changed
-        return frozenset()
+    except (VaultNotFound, VaultPermissionDenied):  # old version gone, or not ours to read:
+        return frozenset()  # assume every key changed
     return frozenset(k for k, v in after.items() if k in before and before[k] == v)
 
 

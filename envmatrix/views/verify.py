@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from envmatrix.connect import github_session, vault_session
-from envmatrix.errors import GitHubError, UsageError, VaultNotFound
+from envmatrix.errors import GitHubError, UsageError, VaultNotFound, VaultPermissionDenied
 from envmatrix.pipeline.desired import owner_with_contact, resolve_environments
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
@@ -257,24 +257,30 @@ def verify_vault(
     whitespace-only, null: `envmatrix.secret.absence`). Values are read in memory, never shown."""
     required = requirements(policy, environment, repository)
     absences: dict[str, dict[str, str | None]] = {}
+    warnings: list[str] = []
     for req in required:
         if req.vault_path not in absences:
-            absences[req.vault_path] = _vault_absences(vault, req.vault_path)
+            absences[req.vault_path] = _vault_absences(vault, req.vault_path, warnings)
     missing = []
     for r in required:
         why = absences[r.vault_path].get(r.vault_key, "absent")
         if why is not None:
             detail = "" if why == "absent" else f" ({why}, not a secret)"
             missing.append(Finding(r, f"Vault {vault.mount}/{r.vault_ref}{detail}"))
-    return _report(policy, environment, Source.VAULT, required, tuple(missing))
+    report = _report(policy, environment, Source.VAULT, required, tuple(missing))
+    return replace(report, warnings=tuple(warnings))
 
 
-def _vault_absences(vault: VaultPort, path: str) -> dict[str, str | None]:
-    """Each key of a path's current version -> why it holds no secret (None: it does)."""
+def _vault_absences(vault: VaultPort, path: str, warnings: list[str]) -> dict[str, str | None]:
+    """Each key of a path's current version -> why it holds no secret (None: it does). A token
+    that may read metadata only gets the keys (presence unknown) and a warning."""
     try:
         values = vault.read_values(path)
     except VaultNotFound:
         return {}
+    except VaultPermissionDenied as exc:
+        warnings.append(f"cannot tell whether the values at {vault.mount}/{path} are empty: {exc}")
+        return dict.fromkeys(vault.read_entry(path).keys)
     return {key: absence(value) for key, value in values.items()}
 
 
