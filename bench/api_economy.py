@@ -73,7 +73,10 @@ def widened_policy(tmp: Path) -> Path:
 
 
 def lower_bound_plan(run: PlanRun) -> int:
-    bound = len({t.repository for t in run.desired.targets})
+    repositories = {t.repository for t in run.desired.targets}
+    # per repository: its environments list and its repository secrets list (what a job falls
+    # back to); per owner: its organization secrets list
+    bound = 2 * len(repositories) + len({r.split("/", 1)[0].lower() for r in repositories})
     for target in run.desired.targets:
         env = run.observed.github.get(target)
         if env is None:
@@ -81,7 +84,10 @@ def lower_bound_plan(run: PlanRun) -> int:
         bound += math.ceil(max(len(env.secrets), 1) / 100)
         if run.desired.flags_in(target):
             bound += math.ceil(max(len(env.variables), 1) / 30)
-    return bound + len(run.desired.vault_paths()) + len(run.desired.targets)
+    # per Vault path: its metadata and, when it has a version, one data read (presence, size)
+    paths = run.desired.vault_paths()
+    versions = sum(1 for p in paths if run.observed.vault[p].version is not None)
+    return bound + len(paths) + versions + len(run.desired.targets)
 
 
 def measure(

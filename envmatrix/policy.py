@@ -30,6 +30,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from envmatrix.errors import PolicyError, ReservedVaultPath, UnsafeInput
+from envmatrix.ports import SECRETS_PER_SCOPE, VARIABLES_PER_SCOPE
 from envmatrix.safeio import load_yaml, read_regular_file
 from envmatrix.strategy_registry import STRATEGIES
 from envmatrix.timefmt import parse_duration
@@ -358,6 +359,7 @@ def _check_references(policy: Policy) -> None:
         _check_flag_references(policy, name, flag)
     _check_rotation_groups(policy)
     _check_strategy_options(policy)
+    _check_github_limits(policy)
 
 
 def _check_strategy_options(policy: Policy) -> None:
@@ -375,6 +377,33 @@ def _check_strategy_options(policy: Policy) -> None:
             error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
             loc = ("secrets", name, "rotation", "options", *_model_loc(error["loc"]))
             raise _Reference(loc, _error_message(error, loc)) from None
+
+
+def _check_github_limits(policy: Policy) -> None:
+    """A policy that alone asks for more than GitHub holds in one place can never apply (what
+    GitHub already holds there is counted by plan, which reads it)."""
+    places: dict[tuple[str, str, str], int] = {}
+    for secret in policy.secrets.values():
+        for repo in policy.repositories_for(secret):
+            for env in secret.environments or ("",):
+                key = ("secrets", repo.lower(), policy.github_environment(env) if env else "")
+                places[key] = places.get(key, 0) + 1
+    for flag in policy.flags.values():
+        for repo in policy.repositories_for(flag):
+            for env in flag.environments if flag.variable else ():
+                key = ("flags", repo.lower(), policy.github_environment(env))
+                places[key] = places.get(key, 0) + 1
+    for (section, repo, env), count in sorted(places.items()):
+        limits = SECRETS_PER_SCOPE if section == "secrets" else VARIABLES_PER_SCOPE
+        limit = limits["environment" if env else "repository"]
+        if count > limit:
+            where = f"environment {env} of {repo}" if env else f"repository {repo}"
+            noun = "secrets" if section == "secrets" else "flag variables"
+            raise _Reference(
+                (section,),
+                f"{count} {noun} for {where}; GitHub holds at most {limit} per"
+                f" {'environment' if env else 'repository'}",
+            )
 
 
 def _check_listed_once(loc: Sequence[str | int], items: Sequence[str], note: str = "") -> None:

@@ -82,6 +82,7 @@ class ObservedSecret:
     name: str
     created_at: datetime
     updated_at: datetime
+    visibility: str | None = None  # organization secrets only: all | private | selected
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,11 @@ class GitHubPort(Protocol):
         """Repository-level Actions secrets."""
         ...
 
+    def list_organization_secrets(self, organization: str) -> list[ObservedSecret]:
+        """An organization's Actions secrets with their visibility (one list, paginated).
+        Raises GitHubError (status 404 for a user account, 403 without organization access)."""
+        ...
+
     def put_repository_secret(self, repository: str, name: str, value: SecretValue) -> WriteReceipt:
         """Encrypt with the repository's public key (fetched once per run) and PUT."""
         ...
@@ -170,3 +176,10 @@ class GitHubPort(Protocol):
     def identity(self) -> str:
         """Who is acting: the token's login, or the CI identity."""
         ...
+
+
+# GitHub's documented limits (docs.github.com/en/actions/reference/secrets-reference and
+# .../variables-reference): what GitHub refuses with 422, checked before anything is sent.
+MAX_VALUE_BYTES = 48 * 1024  # one secret or variable value, UTF-8 bytes
+SECRETS_PER_SCOPE = {"environment": 100, "repository": 100, "organization": 1000}
+VARIABLES_PER_SCOPE = {"environment": 100, "repository": 500, "organization": 1000}

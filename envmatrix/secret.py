@@ -52,3 +52,33 @@ class SecretValue:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("SecretValue cannot be pickled")
+
+
+# Values that are not secrets: what GitHub substitutes for a missing secret (""), what an editor
+# or a template leaves behind (whitespace) and what `jq -r` prints for a missing field ("null").
+# A JSON null in Vault reaches us as the text "null" (the Vault adapter gives non-strings as JSON).
+_PLACEHOLDERS = frozenset({"null"})
+
+
+def absence(value: SecretValue | str | None) -> str | None:
+    """Why a value is not a secret ("empty", "whitespace-only", "null"), or None when present.
+
+    The one definition of "present" every command uses: plan (blocked), apply (never written),
+    flags (not ready), verify (every source) and rotation (a new value must be present). The
+    value is looked at in memory only; the answer never contains it.
+    """
+    if value is None:
+        return "null"
+    text = value.reveal() if isinstance(value, SecretValue) else value
+    if text == "":
+        return "empty"
+    if not text.strip():
+        return "whitespace-only"
+    if text.strip().lower() in _PLACEHOLDERS:
+        return "null"
+    return None
+
+
+def is_present(value: SecretValue | str | None) -> bool:
+    """Whether a value counts as a secret at all (see `absence`)."""
+    return absence(value) is None

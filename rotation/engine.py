@@ -51,7 +51,7 @@ from envmatrix.rotation.journal import (
 )
 from envmatrix.rotation.strategies import StrategySettings, get_strategy
 from envmatrix.rotation.strategies.base import RotationContext, Strategy, skip_reason
-from envmatrix.secret import SecretValue
+from envmatrix.secret import SecretValue, absence
 from envmatrix.timefmt import iso_utc, parse_duration
 
 Clock = Callable[[], datetime]
@@ -763,6 +763,12 @@ def _check_created(run: _Run, values: Mapping[str, SecretValue], handle: Mapping
         raise StrategyFailed(
             f"{run.strategy.name} create gave keys {sorted(values)}, not {sorted(wanted)}"
         )
+    for key, value in sorted(values.items()):
+        if (why := absence(value)) is not None:  # GitHub's stand-in for a missing secret
+            raise StrategyFailed(
+                f"{run.strategy.name} create gave {key} a value that is {why}, not a secret;"
+                " refused"
+            )
     texts = {v.reveal() for v in values.values()}
     if any(str(h) in texts for h in handle.values()):
         raise StrategyFailed(

@@ -376,7 +376,9 @@ def test_repository_orphans_only_where_the_policy_has_repository_secrets_and_pru
     world.sandbox.write_secret_outside(REPO, None, "LEGACY_CI_TOKEN", "someone-elses")
     world.sandbox.reset_counts()
     assert repository_rows(world) == []  # no scope: repository secret: the level is not ours
-    assert world.sandbox.request_counts()[("GET", "actions/list-repo-secrets")] == 0
+    # listed once all the same: a same-named repository secret would shadow an absent
+    # environment secret (README: Scopes and precedence); its other secrets are not rows
+    assert world.sandbox.request_counts()[("GET", "actions/list-repo-secrets")] == 1
 
     world.add_repository_secrets()
     world.seed()

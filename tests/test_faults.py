@@ -171,13 +171,14 @@ def test_primary_limit_with_a_far_reset_stops_at_once(fast: World) -> None:
 
 
 def test_primary_limit_spent_mid_apply_fails_the_rest_without_requests(fast: World) -> None:
-    fast.sandbox.set_rate_limit(remaining=1, reset_in=3600)  # enough for the plan's one list
+    # enough for the plan's three lists: environments, repository and organization secrets
+    fast.sandbox.set_rate_limit(remaining=3, reset_in=3600)
     result = fast.run("apply", "--yes", "--json")
     assert result.code == 1
     report = result.json()
     assert report["summary"] == {"written": 0, "failed": 20, "blocked": 0}
     assert all("ENVMATRIX_GITHUB_MAX_WAIT=5s" in r["error"] for r in report["results"])
-    assert sum(fast.sandbox.request_counts().values()) == 1  # the rest were never sent
+    assert sum(fast.sandbox.request_counts().values()) == 3  # the rest were never sent
     fast.sandbox.set_rate_limit(remaining=5000)
     converges(fast)
 

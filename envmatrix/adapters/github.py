@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from urllib.parse import quote, urlparse
 import requests
 from github import Auth, Github, GithubException
 from github.Environment import Environment
+from github.OrganizationSecret import OrganizationSecret
 from github.PaginatedList import PaginatedList
 from github.PublicKey import encrypt
 from github.Secret import Secret
@@ -158,6 +159,11 @@ class GitHubAdapter:
     def list_repository_secrets(self, repository: str) -> list[ObservedSecret]:
         url = f"/repos/{repository}/actions/secrets"
         return [_observed_secret(s) for s in self._list(Secret, url, "secrets")]
+
+    def list_organization_secrets(self, organization: str) -> list[ObservedSecret]:
+        url = f"/orgs/{quote(organization, safe='')}/actions/secrets"
+        items = self._list(OrganizationSecret, url, "secrets")
+        return [replace(_observed_secret(s), visibility=s.visibility) for s in items]
 
     def _list(self, cls: type[T], url: str, item: str) -> list[T]:
         def fetch() -> list[T]:
@@ -378,8 +384,16 @@ def _server_time(headers: Mapping[str, str]) -> datetime:
 
 def _message(data: Any) -> str:
     if isinstance(data, Mapping) and isinstance(data.get("message"), str):
-        return str(data["message"])[:200]
+        return (str(data["message"]) + _first_error(data.get("errors")))[:200]
     return "unexpected response (not GitHub's JSON error shape)"
+
+
+def _first_error(errors: Any) -> str:
+    """`: <message>` of the first entry of a 422's `errors` (what was refused), if it has one."""
+    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+        said = errors[0].get("message")
+        return f": {said}" if isinstance(said, str) else ""
+    return ""
 
 
 def _is_rate_limit(status: int, headers: Mapping[str, str], message: str) -> bool:

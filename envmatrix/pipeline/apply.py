@@ -23,7 +23,7 @@ from envmatrix.pipeline.desired import REPOSITORY_LEVEL, Target
 from envmatrix.pipeline.plan import Action, Change, Kind, Plan
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import GitHubPort, ObservedSecret, VaultPort, WriteReceipt
-from envmatrix.secret import SecretValue
+from envmatrix.secret import SecretValue, absence
 
 
 @dataclass(frozen=True)
@@ -222,11 +222,12 @@ class Applier:
             raise EnvmatrixError(
                 f"key {change.vault_key} is not in {change.vault_path} v{change.vault_version}"
             )
-        if not values[change.vault_key]:
+        why = absence(values[change.vault_key])
+        if why is not None:
             # an empty secret is what GitHub substitutes for a missing one: never write it
             raise EnvmatrixError(
                 f"the value at {self._vault.mount}/{change.vault_path}#{change.vault_key}"
-                f" v{change.vault_version} is empty; not sent — owner: {change.owner}"
+                f" v{change.vault_version} is {why}, not a secret; not sent — owner: {change.owner}"
             )
         return values[change.vault_key]
 

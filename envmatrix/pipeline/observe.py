@@ -5,7 +5,17 @@ This is the only I/O before the diff. It reads no secret values: Vault through t
 per repository with environment targets, one secrets list page per 100 secrets and one variables
 list page per 30 variables per target, one Vault read per distinct path and one sync-state read per
 target. A repository-level target (`scope: repository` secrets) costs one repository secrets list
-(`GET /repos/{o}/{r}/actions/secrets`, paginated); a policy without such secrets asks for none.
+(`GET /repos/{o}/{r}/actions/secrets`, paginated).
+
+Scopes shadow each other (a job gets the environment secret, else the repository secret, else
+the organization secret of the same name), so every repository with environment targets also
+costs one repository secrets list (shared with its repository-level target) and every owner of
+such repositories one organization secrets list (`GET /orgs/{org}/actions/secrets`): list
+endpoints only, never a request per secret.
+
+Values: one read of each path's current version, in memory, to tell whether each key holds a
+value at all (`envmatrix.secret.absence`) and how large it is (GitHub takes at most 48 KB); only
+those two facts are kept, never the value.
 """
 
 from __future__ import annotations
@@ -15,10 +25,46 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from envmatrix.errors import VaultNotFound
+from envmatrix.errors import GitHubError, VaultNotFound, VaultPermissionDenied
 from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
-from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultDocument, VaultEntry, VaultPort
+from envmatrix.ports import (
+    GitHubPort,
+    ObservedEnvironment,
+    ObservedSecret,
+    VaultDocument,
+    VaultEntry,
+    VaultPort,
+)
+from envmatrix.secret import SecretValue, absence
+
+
+@dataclass(frozen=True)
+class ValueFacts:
+    """What plan may know about one Vault value: why it is not a secret (None: it is one) and
+    its size in UTF-8 bytes. Never the value."""
+
+    absence: str | None
+    size: int
+
+
+@dataclass(frozen=True)
+class Shadows:
+    """Same-named secrets of the wider scopes a job falls back to, per repository.
+
+    `repository[repo]` and `organization[repo]` map an upper-case secret name to a label for
+    messages (`repository secret`, `organization secret acme (visibility all)`). `unknown`
+    names the scopes that could not be listed (e.g. a token without organization access).
+    """
+
+    repository: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    organization: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+
+    def of(self, repository: str, name: str) -> str | None:
+        """The scope a job of `repository` falls back to for `name`, if any (nearest first)."""
+        found = self.repository.get(repository, {}).get(name.upper())
+        return found or self.organization.get(repository, {}).get(name.upper())
 
 
 @dataclass(frozen=True)
@@ -34,6 +80,8 @@ class Observed:
     github: Mapping[Target, ObservedEnvironment | None]  # None: the GitHub environment is absent
     sync: Mapping[Target, SyncState]
     unchanged: Mapping[tuple[str, int, int], frozenset[str]] = field(default_factory=dict)
+    values: Mapping[tuple[str, str], ValueFacts] = field(default_factory=dict)  # (path, key)
+    shadows: Shadows = field(default_factory=Shadows)
 
     def fingerprint(self) -> str:
         """A digest of everything observed; a saved plan is stale when it changes."""
@@ -67,9 +115,35 @@ def _canonical_env(env: ObservedEnvironment | None) -> object:
 def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Observed:
     """Read what the desired state needs to be diffed, and nothing more."""
     entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
-    environments = _observe_github(desired, github)
+    current = _current_values(entries, vault)
+    repository_secrets = _repository_secrets(desired, github)
+    environments = _observe_github(desired, github, repository_secrets)
     sync = {t: _sync_state(desired, t, vault.read_document(state_path(t))) for t in desired.targets}
-    return Observed(entries, environments, sync, _unchanged_keys(desired, entries, sync, vault))
+    unchanged = _unchanged_keys(desired, entries, sync, vault, current)
+    facts = {
+        (path, key): ValueFacts(absence(value), len(value.reveal().encode()))
+        for path, values in current.items()
+        for key, value in values.items()
+    }
+    shadows = _shadows(desired, github, repository_secrets)
+    return Observed(entries, environments, sync, unchanged, facts, shadows)
+
+
+def _current_values(
+    entries: Mapping[str, VaultEntry], vault: VaultPort
+) -> dict[str, dict[str, SecretValue]]:
+    """Each path's values at the version observed (in memory, for this observation only)."""
+    current: dict[str, dict[str, SecretValue]] = {}
+    for path, entry in entries.items():
+        if entry.version is None:
+            continue
+        try:
+            current[path] = vault.read_values(path, entry.version)
+        except (VaultNotFound, VaultPermissionDenied):
+            # deleted since read_entry, or a plan-only token that may read metadata alone: the
+            # facts stay unknown and apply checks the value before it sends anything
+            continue
+    return current
 
 
 def _sync_state(desired: DesiredState, target: Target, document: VaultDocument | None) -> SyncState:
@@ -83,58 +157,104 @@ def _unchanged_keys(
     entries: Mapping[str, VaultEntry],
     sync: Mapping[Target, SyncState],
     vault: VaultPort,
+    current: Mapping[str, Mapping[str, SecretValue]],
 ) -> dict[tuple[str, int, int], frozenset[str]]:
-    """For shared paths that moved since the last sync: the keys whose value did not change.
+    """For paths that moved since the last sync: the keys whose value did not change.
 
-    Values are compared in memory and dropped; they go nowhere. Single-key paths need no read:
-    a new version there always means a new value.
+    Any path counts, not only one holding several keys now: a version that removed a sibling
+    key (two keys before, one now) or rewrote the same value leaves the remaining key as it
+    was. Values are compared in memory and dropped; they go nowhere.
     """
     moves = {
         move
         for cell in desired.secrets
         if (move := _move(cell, sync[cell.target].own_record(cell.name), entries[cell.vault_path]))
     }
-    return {move: _same_keys(vault, *move) for move in sorted(moves)}
+    return {move: _same_keys(vault, *move, current.get(move[0])) for move in sorted(moves)}
 
 
 def _move(
     cell: SecretCell, record: SyncRecord | None, entry: VaultEntry
 ) -> tuple[str, int, int] | None:
-    """(path, version last synced, current version) when the cell's shared path moved since."""
-    shared = len(entry.keys) > 1
-    if record is None or not shared or not entry.version or record.vault_path != cell.vault_path:
+    """(path, version last synced, current version) when the cell's path moved since."""
+    if record is None or not entry.version or record.vault_path != cell.vault_path:
         return None
     if record.vault_version == entry.version:
         return None
     return cell.vault_path, record.vault_version, entry.version
 
 
-def _same_keys(vault: VaultPort, path: str, old: int, new: int) -> frozenset[str]:
+def _same_keys(
+    vault: VaultPort, path: str, old: int, new: int, now: Mapping[str, SecretValue] | None
+) -> frozenset[str]:
     try:
-        before, after = vault.read_values(path, old), vault.read_values(path, new)
-    except VaultNotFound:  # the old version was deleted or destroyed: assume all changed
-        return frozenset()
+        before = vault.read_values(path, old)
+        after = now if now is not None else vault.read_values(path, new)
+    except (VaultNotFound, VaultPermissionDenied):  # old version gone, or not ours to read:
+        return frozenset()  # assume every key changed
     return frozenset(k for k, v in after.items() if k in before and before[k] == v)
 
 
 def _observe_github(
-    desired: DesiredState, github: GitHubPort
+    desired: DesiredState,
+    github: GitHubPort,
+    repository_secrets: Mapping[str, list[ObservedSecret]],
 ) -> dict[Target, ObservedEnvironment | None]:
     existing = {
         repo: {name.lower() for name in github.list_environments(repo)}
         for repo in sorted({t.repository for t in desired.targets if not t.is_repository_level})
     }
     return {
-        t: _observe_repository(t, github)
+        t: _observe_repository(repository_secrets[t.repository])
         if t.is_repository_level
         else _observe_target(t, existing[t.repository], github, bool(desired.flags_in(t)))
         for t in desired.targets
     }
 
 
-def _observe_repository(target: Target, github: GitHubPort) -> ObservedEnvironment:
-    secrets = {s.name.upper(): s for s in github.list_repository_secrets(target.repository)}
-    return ObservedEnvironment("", secrets)
+def _repository_secrets(
+    desired: DesiredState, github: GitHubPort
+) -> dict[str, list[ObservedSecret]]:
+    """One repository secrets list per targeted repository (for its own target and shadows)."""
+    return {
+        repo: github.list_repository_secrets(repo)
+        for repo in sorted({t.repository for t in desired.targets})
+    }
+
+
+def _observe_repository(listed: list[ObservedSecret]) -> ObservedEnvironment:
+    return ObservedEnvironment("", {s.name.upper(): s for s in listed})
+
+
+def _shadows(
+    desired: DesiredState,
+    github: GitHubPort,
+    repository_secrets: Mapping[str, list[ObservedSecret]],
+) -> Shadows:
+    """The repository and organization secrets jobs of environment targets fall back to."""
+    repos = sorted({t.repository for t in desired.targets if not t.is_repository_level})
+    repository = {
+        r: {s.name.upper(): "repository secret" for s in repository_secrets[r]} for r in repos
+    }
+    organization: dict[str, dict[str, str]] = {}
+    unknown: list[str] = []
+    for org in sorted({r.split("/", 1)[0] for r in repos}, key=str.lower):
+        try:
+            listed = github.list_organization_secrets(org)
+        except GitHubError as exc:
+            if exc.status != 404:  # 404: the owner is a user account, which has none
+                unknown.append(f"organization {org} secrets ({exc})")
+            continue
+        labels = {s.name.upper(): _org_label(org, s) for s in listed}
+        for repo in repos:
+            if repo.split("/", 1)[0].lower() == org.lower():
+                organization[repo] = labels
+    return Shadows(repository, organization, tuple(unknown))
+
+
+def _org_label(org: str, secret: ObservedSecret) -> str:
+    visibility = f" (visibility {secret.visibility})" if secret.visibility else ""
+    return f"organization secret of {org}{visibility}"
 
 
 def _observe_target(

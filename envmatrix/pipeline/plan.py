@@ -23,7 +23,13 @@ from envmatrix.pipeline.desired import (
 )
 from envmatrix.pipeline.observe import Observed
 from envmatrix.pipeline.state import SyncRecord, SyncState
-from envmatrix.ports import ObservedEnvironment, VaultEntry
+from envmatrix.ports import (
+    MAX_VALUE_BYTES,
+    SECRETS_PER_SCOPE,
+    VARIABLES_PER_SCOPE,
+    ObservedEnvironment,
+    VaultEntry,
+)
 from envmatrix.timefmt import iso_utc
 
 
@@ -52,6 +58,13 @@ class Reason(StrEnum):
     MANAGED_ELSEWHERE = "managed-by-another-policy"  # another policy's sync state claims it
     FLAG_READY = "flag-ready"
     FLAG_NOT_READY = "flag-not-ready"
+    # blocked: the Vault value is empty, whitespace-only or null (`envmatrix.secret.absence`)
+    EMPTY_IN_VAULT = "empty-in-vault"
+    TOO_LARGE = "too-large"  # blocked: the value is over GitHub's 48 KB
+    LIMIT_EXCEEDED = "limit-exceeded"  # blocked: GitHub's secrets/variables count would be over
+    # the environment copy is absent (create, or blocked) and a same-named secret of a wider
+    # scope (repository, organization) is what jobs of that environment receive meanwhile
+    SHADOWED = "shadowed"
 
 
 WRITE_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
@@ -78,6 +91,7 @@ class Change:
     requires: tuple[str, ...] = ()  # variables only: the secrets a flag waits for
     probe: str | None = None  # variables only: the live check a flag also waits for
     managed_by: str | None = None  # the other policy whose sync state records this secret
+    shadowed_by: str | None = None  # reason shadowed: the scope jobs fall back to (display only)
 
     @property
     def is_write(self) -> bool:
@@ -159,12 +173,17 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
     secret_changes = [
         c for cell in cells if (c := _secret_change(desired, cell, observed, env, sync))
     ]
+    secret_changes = _within_limit(target, secret_changes, env, Kind.SECRET, desired.contacts)
+    secret_changes = [_shadowed(c, observed, env) for c in secret_changes]
     yield from secret_changes
     yield from _leftovers(target, {c.name for c in cells}, env, sync, desired.prune)
     blocked = {c.name for c in secret_changes if c.action is Action.BLOCKED}
-    for flag in desired.flags_in(target):
-        if (change := _flag_change(flag, env, blocked)) is not None:
-            yield change
+    flag_changes = [
+        change
+        for flag in desired.flags_in(target)
+        if (change := _flag_change(flag, env, blocked)) is not None
+    ]
+    yield from _within_limit(target, flag_changes, env, Kind.VARIABLE, desired.contacts)
 
 
 def _environment_create(target: Target) -> Change:
@@ -195,6 +214,8 @@ def _secret_change(
     if entry.version is None or cell.vault_key not in entry.keys:
         detail = _blocked_detail(desired, cell)
         return _change(cell, Action.BLOCKED, Reason.MISSING_IN_VAULT, detail, entry)
+    if (refusal := _value_refusal(desired, cell, observed, entry)) is not None:
+        return _change(cell, Action.BLOCKED, *refusal, entry)
     present = env.secrets.get(cell.name) if env is not None else None
     source = f"Vault {cell.vault_ref} v{entry.version}"
     if present is None:
@@ -219,6 +240,85 @@ def _claimed_elsewhere(
     )
     change = _change(cell, Action.BLOCKED, Reason.MANAGED_ELSEWHERE, detail, entry)
     return replace(change, managed_by=other)
+
+
+def _value_refusal(
+    desired: DesiredState, cell: SecretCell, observed: Observed, entry: VaultEntry
+) -> tuple[Reason, str] | None:
+    """Why the value at the planned version must not be sent (not a secret, too large), if so."""
+    facts = observed.values.get((cell.vault_path, cell.vault_key))
+    if facts is None:  # not read (e.g. deleted meanwhile): apply checks again before sending
+        return None
+    where = f"{desired.mount}/{cell.vault_ref} v{entry.version}"
+    owner = owner_with_contact(cell.owner, desired.contacts.get(cell.owner))
+    if facts.absence is not None:
+        return Reason.EMPTY_IN_VAULT, (
+            f"the value at {where} is {facts.absence}, not a secret; not sent — owner: {owner}"
+        )
+    if facts.size > MAX_VALUE_BYTES:
+        return Reason.TOO_LARGE, (
+            f"the value at {where} is {facts.size} bytes; GitHub takes at most"
+            f" {MAX_VALUE_BYTES} (48 KB); not sent — owner: {owner}"
+        )
+    return None
+
+
+def _within_limit(
+    target: Target,
+    changes: list[Change],
+    env: ObservedEnvironment | None,
+    kind: Kind,
+    contacts: Mapping[str, str],
+) -> list[Change]:
+    """Creates past GitHub's count limit for the target become blocked rows, so apply starts no
+    write GitHub must refuse. What the target holds counts, managed or not; deletes in the same
+    run do not free room first (apply writes before it deletes)."""
+    scope = "repository" if target.is_repository_level else "environment"
+    limit = (SECRETS_PER_SCOPE if kind is Kind.SECRET else VARIABLES_PER_SCOPE)[scope]
+    held = len(env.secrets if kind is Kind.SECRET else env.variables) if env is not None else 0
+    creates = [c for c in changes if c.action is Action.CREATE]
+    room = max(limit - held, 0)
+    if len(creates) <= room:
+        return changes
+    over = {id(c) for c in creates[room:]}
+    where = (
+        target.repository
+        if target.is_repository_level
+        else (f"{target.github_environment} of {target.repository}")
+    )
+    noun = "secrets" if kind is Kind.SECRET else "variables"
+    why = (
+        f"GitHub holds at most {limit} {noun} per {scope}; {where} holds {held} and this plan"
+        f" adds {len(creates)} ({held + len(creates)} > {limit}); not sent"
+    )
+    return [_over_limit(c, why, contacts) if id(c) in over else c for c in changes]
+
+
+def _over_limit(change: Change, why: str, contacts: Mapping[str, str]) -> Change:
+    if change.owner is not None:
+        why += f" — owner: {owner_with_contact(change.owner, contacts.get(change.owner))}"
+    return replace(change, action=Action.BLOCKED, reason=Reason.LIMIT_EXCEEDED, detail=why)
+
+
+def _shadowed(change: Change, observed: Observed, env: ObservedEnvironment | None) -> Change:
+    """A cell whose environment copy stays absent while a wider scope holds the same name."""
+    if change.environment is None or change.action not in (Action.CREATE, Action.BLOCKED):
+        return change
+    if env is not None and change.name in env.secrets:
+        return change
+    scope = observed.shadows.of(change.repository, change.name)
+    if scope is None:
+        return change
+    meanwhile = "until apply writes it" if change.action is Action.CREATE else "meanwhile"
+    return replace(
+        change,
+        reason=Reason.SHADOWED,
+        detail=(
+            f"jobs in {change.environment} get {change.name} from the {scope} {meanwhile}"
+            f" (environment > repository > organization); {change.detail}"
+        ),
+        shadowed_by=scope,
+    )
 
 
 def _effective_record(

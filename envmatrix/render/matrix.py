@@ -29,6 +29,7 @@ SYMBOLS: Mapping[Status, tuple[str, str]] = {
     Status.STALE: ("~", "yellow"),
     Status.DRIFTED: ("!", "magenta"),
     Status.BLOCKED: ("✗", "bold red"),
+    Status.SHADOWED: ("⇡", "bold red"),
     Status.NOT_REQUIRED: ("·", "dim"),
 }
 MEANINGS: Mapping[Status, str] = {
@@ -36,7 +37,9 @@ MEANINGS: Mapping[Status, str] = {
     Status.MISSING: "not in GitHub yet (apply creates it)",
     Status.STALE: "Vault holds a newer value (apply updates it)",
     Status.DRIFTED: "changed outside envmatrix (apply rewrites it from Vault)",
-    Status.BLOCKED: "missing in Vault: cannot be synced (ask the owner)",
+    Status.BLOCKED: "missing, empty or too large in Vault, or over a GitHub limit: cannot be"
+    " synced (ask the owner)",
+    Status.SHADOWED: "absent here: jobs get a same-named repository/organization secret instead",
     Status.NOT_REQUIRED: "the policy does not target this environment",
 }
 HTML_COLOURS: Mapping[Status, str] = {
@@ -45,6 +48,7 @@ HTML_COLOURS: Mapping[Status, str] = {
     Status.STALE: "#ffe2b8",
     Status.DRIFTED: "#f3d9fa",
     Status.BLOCKED: "#ffd0d0",
+    Status.SHADOWED: "#ffc0a0",
     Status.NOT_REQUIRED: "#f2f2f2",
 }
 

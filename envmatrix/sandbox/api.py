@@ -24,6 +24,8 @@ from envmatrix.sandbox.http_types import (
 )
 from envmatrix.sandbox.state import (
     MAX_VALUE_BYTES,
+    SECRET_LIMITS,
+    VARIABLE_LIMITS,
     Environment,
     InvalidSecret,
     Organization,
@@ -190,8 +192,9 @@ class GitHubApi:
         except InvalidSecret as exc:
             raise validation_failed("Secret", "encrypted_value", str(exc)) from exc
 
-    def _put_secret(self, req: Request, scope: SecretScope, name: str) -> Response:
+    def _put_secret(self, req: Request, scope: SecretScope, name: str, level: str) -> Response:
         value = self._open_secret(scope, name, req.json_object())
+        _check_room("Secret", level, scope.get(name), len(scope.secrets), SECRET_LIMITS)
         _, created = scope.put(name, value, req.now)
         return Response.of_json(201, {}) if created else Response.empty()
 
@@ -211,7 +214,7 @@ class GitHubApi:
         return self._get_secret(self._env(params)[1].secrets, params["name"])
 
     def put_env_secret(self, req: Request, params: Params) -> Response:
-        return self._put_secret(req, self._env(params)[1].secrets, params["name"])
+        return self._put_secret(req, self._env(params)[1].secrets, params["name"], "environment")
 
     def delete_env_secret(self, req: Request, params: Params) -> Response:
         return self._delete_secret(self._env(params)[1].secrets, params["name"])
@@ -226,7 +229,7 @@ class GitHubApi:
         return self._get_secret(self._repo(params).secrets, params["name"])
 
     def put_repo_secret(self, req: Request, params: Params) -> Response:
-        return self._put_secret(req, self._repo(params).secrets, params["name"])
+        return self._put_secret(req, self._repo(params).secrets, params["name"], "repository")
 
     def delete_repo_secret(self, req: Request, params: Params) -> Response:
         return self._delete_secret(self._repo(params).secrets, params["name"])
@@ -259,6 +262,8 @@ class GitHubApi:
         if not isinstance(selected, list) or not all(isinstance(i, int) for i in selected):
             raise validation_failed("Secret", "selected_repository_ids", "must be integers")
         value = self._open_secret(org.secrets, params["name"], body)
+        existing, held = org.secrets.get(params["name"]), len(org.secrets.secrets)
+        _check_room("Secret", "organization", existing, held, SECRET_LIMITS)
         record, created = org.secrets.put(params["name"], value, req.now)
         record.visibility = visibility
         record.selected_repository_ids = list(selected) if visibility == "selected" else []
@@ -276,7 +281,7 @@ class GitHubApi:
         return Response.of_json(200, body, headers)
 
     @staticmethod
-    def _create_variable(req: Request, scope: VariableScope) -> Response:
+    def _create_variable(req: Request, scope: VariableScope, level: str) -> Response:
         body = req.json_object()
         name, value = body.get("name"), body.get("value")
         if not isinstance(name, str) or not isinstance(value, str):
@@ -285,6 +290,7 @@ class GitHubApi:
         _check_variable_value(value)
         if scope.get(name) is not None:
             raise ApiError(409, "Already exists - Variable already exists")
+        _check_room("Variable", level, None, len(scope.variables), VARIABLE_LIMITS)
         scope.create(name, value, req.now)
         return Response.of_json(201, {})
 
@@ -328,7 +334,7 @@ class GitHubApi:
         return self._list_variables(req, self._env(params)[1].variables)
 
     def create_env_variable(self, req: Request, params: Params) -> Response:
-        return self._create_variable(req, self._env(params)[1].variables)
+        return self._create_variable(req, self._env(params)[1].variables, "environment")
 
     def get_env_variable(self, req: Request, params: Params) -> Response:
         return self._get_variable(self._env(params)[1].variables, params["name"])
@@ -343,7 +349,7 @@ class GitHubApi:
         return self._list_variables(req, self._repo(params).variables)
 
     def create_repo_variable(self, req: Request, params: Params) -> Response:
-        return self._create_variable(req, self._repo(params).variables)
+        return self._create_variable(req, self._repo(params).variables, "repository")
 
     def get_repo_variable(self, req: Request, params: Params) -> Response:
         return self._get_variable(self._repo(params).variables, params["name"])
@@ -368,6 +374,17 @@ class GitHubApi:
                 return route.handler(self, req, params)
             except ApiError as exc:
                 return exc.response()
+
+
+def _check_room(
+    resource: str, level: str, existing: object, held: int, limits: dict[str, int]
+) -> None:
+    """GitHub's 422 when creating one more secret/variable would pass the level's limit."""
+    if existing is None and held >= limits[level]:
+        noun = "secrets" if resource == "Secret" else "variables"
+        article = "a" if level == "repository" else "an"
+        message = f"{resource} limit reached: {article} {level} can have at most"
+        raise validation_failed(resource, "name", f"{message} {limits[level]} {noun}", "custom")
 
 
 def _check_variable_value(value: str) -> None:

@@ -20,7 +20,14 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 
 SECRET_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# GitHub's documented limits, answered with 422 as GitHub does (docs.github.com/en/actions/
+# reference/secrets-reference: 100 secrets per environment, 100 per repository, 1,000 per
+# organization, 48 KB per value; .../variables-reference: 100 variables per environment, 500 per
+# repository, 1,000 per organization, 48 KB per value). Only creating past a limit is refused:
+# updating a secret or variable that exists never is.
 MAX_VALUE_BYTES = 48 * 1024
+SECRET_LIMITS = {"environment": 100, "repository": 100, "organization": 1000}
+VARIABLE_LIMITS = {"environment": 100, "repository": 500, "organization": 1000}
 RATE_WINDOW_SECONDS = 3600
 
 

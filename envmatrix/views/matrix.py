@@ -10,6 +10,10 @@ disagree with `plan --json`:
     update / vault-newer, source-changed  stale         (Vault holds something newer)
     update / changed-outside              drifted       (written outside envmatrix)
     blocked / missing-in-vault            blocked       (nothing in Vault to sync)
+    blocked / empty-in-vault, too-large,  blocked       (nothing GitHub may be sent)
+              limit-exceeded
+    create or blocked / shadowed          shadowed      (jobs get a same-named repository or
+                                                         organization secret instead)
     (the policy does not target it)       not-required
 
 Orphans (`orphan` and pruned `delete` rows) are listed below the grid.
@@ -41,6 +45,7 @@ class Status(StrEnum):
     STALE = "stale"
     DRIFTED = "drifted"
     BLOCKED = "blocked"
+    SHADOWED = "shadowed"
     NOT_REQUIRED = "not-required"
 
 
@@ -51,6 +56,11 @@ _STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
     (Action.UPDATE, Reason.CHANGED_OUTSIDE): Status.DRIFTED,
     (Action.BLOCKED, Reason.MISSING_IN_VAULT): Status.BLOCKED,
     (Action.BLOCKED, Reason.MANAGED_ELSEWHERE): Status.BLOCKED,  # another policy's secret here
+    (Action.BLOCKED, Reason.EMPTY_IN_VAULT): Status.BLOCKED,
+    (Action.BLOCKED, Reason.TOO_LARGE): Status.BLOCKED,
+    (Action.BLOCKED, Reason.LIMIT_EXCEEDED): Status.BLOCKED,
+    (Action.CREATE, Reason.SHADOWED): Status.SHADOWED,
+    (Action.BLOCKED, Reason.SHADOWED): Status.SHADOWED,
 }
 
 

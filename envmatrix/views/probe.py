@@ -16,7 +16,7 @@ from envmatrix.adapters.supabase import SUPABASE_KEY, SUPABASE_URL, check_supaba
 from envmatrix.errors import CheckFailed, UsageError, VaultNotFound
 from envmatrix.policy import Policy
 from envmatrix.ports import VaultPort
-from envmatrix.secret import SecretValue
+from envmatrix.secret import SecretValue, absence
 
 PROBES = ("supabase",)
 
@@ -71,8 +71,9 @@ def _from_vault(policy: Policy, vault: VaultPort, name: str, environment: str) -
         value = vault.read_values(path).get(key)
     except VaultNotFound:
         value = None
-    if not value:
-        raise CheckFailed(f"{name} missing in Vault at {vault.mount}/{path}#{key} — {owner}")
+    if value is None or (why := absence(value)) is not None:
+        state = "missing" if value is None else f"{why}, not a secret,"
+        raise CheckFailed(f"{name} {state} in Vault at {vault.mount}/{path}#{key} — {owner}")
     return value
 
 

@@ -1,10 +1,19 @@
 """`verify`: the CI gate. Are the secrets the policy requires for an environment really there?
 
 Sources:
-- `environ` (default inside GitHub Actions): each required name is set and non-empty in the
-  process environment. Only presence is looked at; a value is never read into a message.
+- `environ` (default inside GitHub Actions): each required name is set and present in the
+  process environment (`envmatrix.secret.absence`: not empty, whitespace-only or "null"). Only
+  presence is looked at; a value is never read into a message.
 - `github`: each required secret exists in the GitHub environment (list endpoint, names only).
-- `vault`: each required secret's key exists at its Vault path (metadata only).
+- `vault`: each required secret's key exists at its Vault path and holds a present value (read
+  in memory, never shown).
+
+Shadowing: a job gets the environment secret, else the repository secret, else the organization
+secret of the same name. A required environment secret absent from its GitHub environment while
+a same-named repository or organization secret exists is a finding of every source: `github`
+always looks; `environ` and `vault` look whenever a GitHub token is set (else, or when the token
+may not list secrets, they warn that they cannot tell). The environ source cannot see it on its
+own: GitHub hands the job the fallback value, which looks present.
 
 A `scope: repository` secret is required in every environment of each repository it targets (a
 job sees the repository's secrets whatever its environment); `github` looks for it among the
@@ -18,15 +27,16 @@ Inside GitHub Actions the result is also published in the runner's formats (API-
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from envmatrix.connect import github_session, vault_session
-from envmatrix.errors import UsageError
+from envmatrix.errors import GitHubError, UsageError, VaultNotFound, VaultPermissionDenied
 from envmatrix.pipeline.desired import owner_with_contact, resolve_environments, resolve_repository
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
+from envmatrix.secret import absence
 
 
 class Source(StrEnum):
@@ -64,6 +74,7 @@ class Finding:
 
     requirement: Requirement
     where: str  # "the process environment", "GitHub occ/app/production", "Vault secret/..."
+    shadowed_by: str | None = None  # the wider-scope secret jobs get instead, if any
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class VerifyReport:
     source: Source
     checked: tuple[Requirement, ...]
     missing: tuple[Finding, ...]
+    warnings: tuple[str, ...] = ()  # what could not be checked (e.g. shadowing without a token)
 
     @property
     def ok(self) -> bool:
@@ -96,9 +108,11 @@ class VerifyReport:
                     "owner": f.requirement.owner,
                     "contact": f.requirement.contact,
                     "where": f.where,
+                    "shadowed_by": f.shadowed_by,
                 }
                 for f in self.missing
             ],
+            "warnings": list(self.warnings),
         }
 
 
@@ -137,12 +151,12 @@ def check_repository(policy: Policy, repository: str | None) -> None:
 def verify_environ(
     policy: Policy, environment: str, repository: str | None, environ: Mapping[str, str]
 ) -> VerifyReport:
-    """Required names unset or empty in `environ` (a value is only tested for emptiness)."""
+    """Required names unset or not present in `environ` (a value is only tested for presence)."""
     required = requirements(policy, environment, repository)
     missing = tuple(
         Finding(r, "the process environment")
         for r in required
-        if not environ.get(r.name, "").strip()
+        if absence(environ.get(r.name)) is not None
     )
     return _report(policy, environment, Source.ENVIRON, required, missing)
 
@@ -154,16 +168,71 @@ def verify_github(
     required = requirements(policy, environment, repository)
     github_env = policy.github_environment(environment)
     missing: list[Finding] = []
+    shadows, warnings = _shadows(policy, required, github_env, github)
     for level in (False, True):  # environment secrets, then repository secrets
         wanted = [r for r in required if r.repository_level is level]
         for repo in sorted({name for req in wanted for name in req.repositories}):
             where, present = _github_names(github, repo, None if level else github_env)
             missing += [
-                Finding(r, where)
+                shadows.get((repo, r.name)) or Finding(r, where)
                 for r in wanted
                 if repo in r.repositories and r.name.upper() not in present
             ]
-    return _report(policy, environment, Source.GITHUB, required, tuple(missing))
+    report = _report(policy, environment, Source.GITHUB, required, tuple(missing))
+    return replace(report, warnings=warnings)
+
+
+def shadow_findings(
+    policy: Policy, environment: str, repository: str | None, github: GitHubPort
+) -> tuple[tuple[Finding, ...], tuple[str, ...]]:
+    """Required environment secrets absent from their GitHub environment while a same-named
+    repository or organization secret exists (what jobs there get instead), and warnings for
+    the scopes that could not be listed. Lists only: per repository its environments, the
+    environment's secrets and its repository secrets; per owner its organization secrets."""
+    required = requirements(policy, environment, repository)
+    found, warnings = _shadows(policy, required, policy.github_environment(environment), github)
+    return tuple(found.values()), warnings
+
+
+def _shadows(
+    policy: Policy, required: tuple[Requirement, ...], github_env: str, github: GitHubPort
+) -> tuple[dict[tuple[str, str], Finding], tuple[str, ...]]:
+    wanted = [r for r in required if not r.repository_level]
+    repos = sorted({name for req in wanted for name in req.repositories})
+    found: dict[tuple[str, str], Finding] = {}
+    warnings: list[str] = []
+    organizations: dict[str, set[str] | None] = {}
+    for repo in repos:
+        where, present = _github_names(github, repo, github_env)
+        absent = [r for r in wanted if repo in r.repositories and r.name.upper() not in present]
+        if not absent:
+            continue
+        fallback = {
+            s.name.upper(): "repository secret" for s in github.list_repository_secrets(repo)
+        }
+        org = repo.split("/", 1)[0]
+        if org.lower() not in organizations:
+            organizations[org.lower()] = _organization_names(github, org, warnings)
+        for name in organizations[org.lower()] or set():
+            fallback.setdefault(name, f"organization secret of {org}")
+        for req in absent:
+            scope = fallback.get(req.name.upper())
+            if scope is not None:
+                text = f"{where} (absent there; jobs get {req.name} from the {scope} instead)"
+                found[(repo, req.name)] = Finding(req, text, scope)
+    return found, tuple(warnings)
+
+
+def _organization_names(github: GitHubPort, org: str, warnings: list[str]) -> set[str] | None:
+    try:
+        return {s.name.upper() for s in github.list_organization_secrets(org)}
+    except GitHubError as exc:
+        if exc.status != 404:  # 404: a user account, which has no organization secrets
+            warnings.append(
+                f"cannot tell whether organization {org} secrets shadow a missing environment"
+                f" secret: {exc}"
+            )
+        return None
 
 
 def _github_names(
@@ -182,18 +251,35 @@ def _github_names(
 def verify_vault(
     policy: Policy, environment: str, repository: str | None, vault: VaultPort
 ) -> VerifyReport:
-    """Required secrets whose key is absent at their Vault path (metadata only, no values)."""
+    """Required secrets whose key is absent at their Vault path or holds no value (empty,
+    whitespace-only, null: `envmatrix.secret.absence`). Values are read in memory, never shown."""
     required = requirements(policy, environment, repository)
-    entries = {}
+    absences: dict[str, dict[str, str | None]] = {}
+    warnings: list[str] = []
     for req in required:
-        if req.vault_path not in entries:
-            entries[req.vault_path] = vault.read_entry(req.vault_path)
-    missing = tuple(
-        Finding(r, f"Vault {vault.mount}/{r.vault_ref}")
-        for r in required
-        if r.vault_key not in entries[r.vault_path].keys
-    )
-    return _report(policy, environment, Source.VAULT, required, missing)
+        if req.vault_path not in absences:
+            absences[req.vault_path] = _vault_absences(vault, req.vault_path, warnings)
+    missing = []
+    for r in required:
+        why = absences[r.vault_path].get(r.vault_key, "absent")
+        if why is not None:
+            detail = "" if why == "absent" else f" ({why}, not a secret)"
+            missing.append(Finding(r, f"Vault {vault.mount}/{r.vault_ref}{detail}"))
+    report = _report(policy, environment, Source.VAULT, required, tuple(missing))
+    return replace(report, warnings=tuple(warnings))
+
+
+def _vault_absences(vault: VaultPort, path: str, warnings: list[str]) -> dict[str, str | None]:
+    """Each key of a path's current version -> why it holds no secret (None: it does). A token
+    that may read metadata only gets the keys (presence unknown) and a warning."""
+    try:
+        values = vault.read_values(path)
+    except VaultNotFound:
+        return {}
+    except VaultPermissionDenied as exc:
+        warnings.append(f"cannot tell whether the values at {vault.mount}/{path} are empty: {exc}")
+        return dict.fromkeys(vault.read_entry(path).keys)
+    return {key: absence(value) for key, value in values.items()}
 
 
 def _report(
@@ -230,7 +316,7 @@ def error_annotations(report: VerifyReport) -> list[str]:
         message = (
             f"{req.name} is missing or empty in {report.environment} — owner: {req.owner_text()}"
         )
-        if report.source is not Source.ENVIRON:
+        if report.source is not Source.ENVIRON or finding.shadowed_by is not None:
             message = f"{req.name} is missing in {finding.where} — owner: {req.owner_text()}"
         lines.append(f"::error title={title}::{escape_data(message)}")
     return lines
@@ -272,13 +358,46 @@ def run_verify(
     (logical,) = resolve_environments(policy, [environment])
     check_repository(policy, repository)
     chosen = _source(source, environ)
-    if chosen is Source.ENVIRON:
-        return verify_environ(policy, logical, repository, environ)
     if chosen is Source.GITHUB:
         with github_session(environ) as github:
             return verify_github(policy, logical, repository, github)
-    with vault_session(policy, environ) as vault:
-        return verify_vault(policy, logical, repository, vault)
+    if chosen is Source.ENVIRON:
+        report = verify_environ(policy, logical, repository, environ)
+    else:
+        with vault_session(policy, environ) as vault:
+            report = verify_vault(policy, logical, repository, vault)
+    return with_shadows(report, policy, repository, environ)
+
+
+def with_shadows(
+    report: VerifyReport, policy: Policy, repository: str | None, environ: Mapping[str, str]
+) -> VerifyReport:
+    """`report` plus the shadowing findings, looked up in GitHub when a token is set; without
+    one, or when GitHub refuses the lists, a warning that shadowing could not be checked."""
+    if not (environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN")):
+        return _warned(
+            report,
+            "no GITHUB_TOKEN (or GH_TOKEN): cannot tell whether a same-named"
+            " repository or organization secret shadows a missing environment secret",
+        )
+    try:
+        with github_session(environ) as github:
+            found, warnings = shadow_findings(policy, report.environment, repository, github)
+    except GitHubError as exc:
+        return _warned(
+            report,
+            f"cannot tell whether a same-named repository or organization"
+            f" secret shadows a missing environment secret: {exc}",
+        )
+    known = {f.requirement.name for f in report.missing}
+    extra = tuple(f for f in found if f.requirement.name not in known)
+    return replace(report, missing=report.missing + extra, warnings=report.warnings + warnings)
+
+
+def _warned(report: VerifyReport, warning: str) -> VerifyReport:
+    if not any(not r.repository_level for r in report.checked):
+        return report  # only repository secrets: nothing can shadow them from a wider scope
+    return replace(report, warnings=(*report.warnings, warning))
 
 
 def _source(source: str | None, environ: Mapping[str, str]) -> Source:

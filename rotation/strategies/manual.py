@@ -14,7 +14,7 @@ from typing import Any
 from envmatrix.errors import RotationTestFailed, UsageError
 from envmatrix.rotation.strategies import StrategySettings, ValueSource
 from envmatrix.rotation.strategies.base import BaseStrategy, Created, RotationContext
-from envmatrix.secret import SecretValue
+from envmatrix.secret import SecretValue, absence
 
 
 class ManualStrategy(BaseStrategy):
@@ -42,8 +42,8 @@ class ManualStrategy(BaseStrategy):
 
     def test(self, ctx: RotationContext, pending: Mapping[str, SecretValue]) -> None:
         for key in ctx.keys.values():
-            if not pending.get(key):
-                raise RotationTestFailed(f"no value for {key}")
+            if (why := absence(pending.get(key))) is not None:
+                raise RotationTestFailed(f"the value for {key} is {why}")
 
     def revoke(self, ctx: RotationContext, previous: Mapping[str, SecretValue]) -> None:
         return None
@@ -51,8 +51,8 @@ class ManualStrategy(BaseStrategy):
     def _ask(self, name: str, key: str) -> SecretValue:
         assert self._source is not None
         value = self._source(name, key)
-        if not value.reveal().strip():
-            raise UsageError(f"the new value for {name} is empty; refused")
+        if (why := absence(value)) is not None:
+            raise UsageError(f"the new value for {name} is {why}, not a secret; refused")
         return value
 
 

@@ -201,8 +201,8 @@ def test_an_empty_value_in_vault_is_never_written() -> None:
     report, _, _ = apply(github, vault)
     failed = {r.change.name: r.error for r in report.failed}
     assert failed["SUPABASE_SERVICE_KEY"] == (
-        "the value at secret/apps/production/supabase#service_key v3 is empty; not sent"
-        " — owner: reliability"
+        "the value at secret/apps/production/supabase#service_key v3 is empty, not a secret;"
+        " not sent — owner: reliability"
     )
     assert "SUPABASE_SERVICE_KEY" not in github.secrets
     assert failed["FEATURE_AI_ESCALATIONS"].startswith("not set true")

@@ -54,6 +54,11 @@ STATUS_CASES = [
     (change(Action.UPDATE, Reason.SOURCE_CHANGED), Status.STALE),
     (change(Action.UPDATE, Reason.CHANGED_OUTSIDE), Status.DRIFTED),
     (change(Action.BLOCKED, Reason.MISSING_IN_VAULT), Status.BLOCKED),
+    (change(Action.BLOCKED, Reason.EMPTY_IN_VAULT), Status.BLOCKED),
+    (change(Action.BLOCKED, Reason.TOO_LARGE), Status.BLOCKED),
+    (change(Action.BLOCKED, Reason.LIMIT_EXCEEDED), Status.BLOCKED),
+    (change(Action.CREATE, Reason.SHADOWED), Status.SHADOWED),
+    (change(Action.BLOCKED, Reason.SHADOWED), Status.SHADOWED),
 ]
 
 
@@ -117,7 +122,8 @@ def world(
     capsys: pytest.CaptureFixture[str],
 ) -> Path:
     """Every status at once: production applied, then a drift, a newer Vault version, a
-    blocked secret and an orphan; staging never applied (missing); GA not in staging."""
+    blocked secret and an orphan; staging never applied (missing), where a same-named
+    repository secret shadows SUPABASE_URL; GA not in staging."""
     policy = example_policy(tmp_path, vault.mount, only_production_for_ga)
     use_services(monkeypatch, sandbox, vault_env)
     seed_vault(load_policy(policy), vault, leave_out=("SUPABASE_SERVICE_KEY", "production"))
@@ -126,6 +132,7 @@ def world(
     sandbox.advance_clock(5)
     sandbox.write_secret_outside(REPO_OC, "production", "CHATWOOT_API_TOKEN", "pasted")
     sandbox.write_secret_outside(REPO_OC, "production", "LEGACY_TOKEN", "old")
+    sandbox.write_secret_outside(REPO_OC, None, "SUPABASE_URL", "legacy")
     vault.write_values("apps/production/shopify", {"SHOPIFY_ADMIN_TOKEN": SecretValue("newer")})
     return policy
 
@@ -149,6 +156,7 @@ def expected_from_plan(
         "source-changed": "stale",
         "changed-outside": "drifted",
         "missing-in-vault": "blocked",
+        "shadowed": "shadowed",
     }
     for c in plan_json["changes"]:
         if c["kind"] == "secret" and c["action"] in ("create", "update", "blocked"):
@@ -163,7 +171,7 @@ def parse_json(text: str) -> dict[tuple[str, str, str], str]:
     }
 
 
-LABEL = re.compile(r"[✓+~!✗·] (ok|missing|stale|drifted|blocked|not-required)")
+LABEL = re.compile(r"[✓+~!✗⇡·] (ok|missing|stale|drifted|blocked|shadowed|not-required)")
 
 
 def parse_grid_lines(lines: list[str], repo_marker: str) -> dict[tuple[str, str, str], str]:

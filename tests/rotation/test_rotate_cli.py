@@ -185,7 +185,7 @@ def test_manual_reads_stdin_or_a_file_and_refuses_empty(
     filed = rotate(path, vault_env, sandbox, "--yes", "--from-file", str(value_file))
     assert filed.returncode == 0 and current(vault) == "from-file-value"
     empty = rotate(path, vault_env, sandbox, "--yes", stdin="\n")
-    assert empty.returncode == 1 and "empty; refused" in empty.stderr
+    assert empty.returncode == 1 and "not a secret; refused" in empty.stderr
     assert current(vault) == "from-file-value"
 
 

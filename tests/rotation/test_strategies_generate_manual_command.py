@@ -77,7 +77,7 @@ def test_manual_takes_the_value_from_the_source_and_refuses_empty() -> None:
         ("API_TOKEN", "token")
     ]
     empty = get_strategy("manual", {}, StrategySettings(value_source=lambda n, k: SecretValue(" ")))
-    with pytest.raises(UsageError, match="empty; refused"):
+    with pytest.raises(UsageError, match="whitespace-only, not a secret; refused"):
         empty.create(CTX)
     with pytest.raises(UsageError, match="rotate manually"):
         get_strategy("manual", {}).create(CTX)

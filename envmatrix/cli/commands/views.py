@@ -15,6 +15,7 @@ from envmatrix.cli.options import (
     PolicyOption,
     RepositoryOption,
     policy_path,
+    warn,
 )
 from envmatrix.errors import ExitCode, UsageError
 from envmatrix.policy import load_policy
@@ -120,6 +121,8 @@ def verify(
 
     loaded = load_policy(policy_path(policy))
     report = run_verify(loaded, environment, repository, source, os.environ)
+    for note in report.warnings:
+        warn(note)
     if actions.active(os.environ):
         actions.emit(actions.publish_verify(report, os.environ), json_output)
     if json_output:

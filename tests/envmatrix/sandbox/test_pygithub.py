@@ -10,11 +10,11 @@ from envmatrix.sandbox import GitHubSandbox
 from tests.envmatrix.sandbox import ORG, REPO, TOKEN
 
 
-def _client(sandbox: GitHubSandbox, token: str = TOKEN) -> Github:
+def _client(sandbox: GitHubSandbox, token: str = TOKEN, per_page: int = 100) -> Github:
     return Github(
         auth=Auth.Token(token),
         base_url=sandbox.url,
-        per_page=100,
+        per_page=per_page,
         seconds_between_requests=None,
         seconds_between_writes=None,
         retry=None,
@@ -52,24 +52,26 @@ def test_update_keeps_created_at_and_changes_value(sandbox: GitHubSandbox) -> No
     assert (again.updated_at - created).total_seconds() in (30, 31)
 
 
-def test_pagination_over_250_secrets_and_70_variables(sandbox: GitHubSandbox) -> None:
+def test_pagination_over_100_secrets_and_70_variables(sandbox: GitHubSandbox) -> None:
+    """100 secrets is an environment's limit (GitHub's docs); listed 30 a page, 4 pages."""
     sandbox.create_environment(REPO, "bulk")
     env = _client(sandbox).get_repo(REPO).get_environment("bulk")
-    for i in range(250):
+    small_pages = _client(sandbox, per_page=30).get_repo(REPO).get_environment("bulk")
+    for i in range(100):
         env.create_secret(f"SECRET_{i:03d}", f"value-{i}")
     for i in range(70):
         env.create_variable(f"VAR_{i:02d}", f"v{i}")
     sandbox.reset_counts()
 
-    secrets = [s.name for s in env.get_secrets()]
+    secrets = [s.name for s in small_pages.get_secrets()]
     variables = [(v.name, v.value) for v in env.get_variables()]
 
-    assert secrets == [f"SECRET_{i:03d}" for i in range(250)]
+    assert secrets == [f"SECRET_{i:03d}" for i in range(100)]
     assert variables == [(f"VAR_{i:02d}", f"v{i}") for i in range(70)]
     counts = sandbox.request_counts()
-    assert counts[("GET", "actions/list-environment-secrets")] == 3  # 100 + 100 + 50
+    assert counts[("GET", "actions/list-environment-secrets")] == 4  # 30 + 30 + 30 + 10
     assert counts[("GET", "actions/list-environment-variables")] == 3  # capped at 30 per page
-    assert sandbox.secret_value(REPO, "bulk", "SECRET_249") == "value-249"
+    assert sandbox.secret_value(REPO, "bulk", "SECRET_099") == "value-99"
 
 
 def test_variables_edit_and_delete(sandbox: GitHubSandbox) -> None:
