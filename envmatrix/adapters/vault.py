@@ -610,8 +610,10 @@ def _login_from(environ: Mapping[str, str]) -> Callable[[VaultAdapter], None] | 
 
 def _token_from_file(environ: Mapping[str, str]) -> tuple[str, str]:
     """The token in `~/.vault-token` (HOME from `environ`) and how messages name it."""
-    home = environ.get("HOME", "").strip() or os.path.expanduser("~")
-    path = os.path.join(home, ".vault-token")
+    home = environ.get("HOME", "").strip() or environ.get("USERPROFILE", "").strip()
+    path = os.path.join(home, ".vault-token") if home else ""
+    if not path:
+        raise UsageError(f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}")
     try:
         token = read_regular_file(path, _TOKEN_FILE_LIMIT).decode("utf-8", "replace").strip()
     except FileNotFoundError:
