@@ -568,6 +568,14 @@ class VaultAdapter:
                     f"(vault login / bao login) — {op.endpoint} answered 403"
                 )
             return VaultPermissionDenied(path=op.api_path, capability=op.capability)
+        plain_text = str(getattr(failure, "text", "") or "")[:200]  # a non-JSON answer, classified
+        if isinstance(failure, hvac.exceptions.InvalidRequest) and "to an HTTPS server" in (
+            said + plain_text
+        ):
+            return VaultUnavailable(
+                f"Vault at {self.shown_addr}: TLS: the server speaks HTTPS but VAULT_ADDR says "
+                "http://: use https:// in VAULT_ADDR (and VAULT_CACERT for its CA)"
+            )
         if isinstance(failure, hvac.exceptions.InvalidRequest) and CAS_REQUIRED in said:
             return VaultError(
                 f'Vault at {self.shown_addr} refused {op.endpoint}: "{CAS_REQUIRED}" (the mount '
@@ -613,7 +621,9 @@ def _token_from_file(environ: Mapping[str, str]) -> tuple[str, str]:
     home = environ.get("HOME", "").strip() or environ.get("USERPROFILE", "").strip()
     path = os.path.join(home, ".vault-token") if home else ""
     if not path:
-        raise UsageError(f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}")
+        raise UsageError(
+            f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}"
+        )
     try:
         token = read_regular_file(path, _TOKEN_FILE_LIMIT).decode("utf-8", "replace").strip()
     except FileNotFoundError:
@@ -622,8 +632,7 @@ def _token_from_file(environ: Mapping[str, str]) -> tuple[str, str]:
         raise UsageError(f"the Vault token file {path} cannot be read ({exc})") from None
     if not token:
         raise UsageError(
-            f"VAULT_TOKEN is not set, {TOKEN_FILE} holds no token, and no other Vault login is "
-            f"configured: {_ACCEPTED}"
+            f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}"
         )
     if not token.isprintable():
         raise UsageError(f"the Vault token file {path} holds more than one line")

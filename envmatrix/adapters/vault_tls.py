@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from envmatrix.errors import UsageError
@@ -72,6 +73,8 @@ class VaultTLS:
         """A session that verifies (or not) and presents a client certificate as configured."""
         session = requests.Session()
         session.verify = not self.skip_verify
+        if self.skip_verify:  # asked for: not a warning on every request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         session.cert = self.client_cert
         if self.ca_data is not None or self.server_name is not None:
             session.mount("https://", _VaultHTTPAdapter(self.ca_data, self.server_name))

@@ -152,9 +152,9 @@ def test_an_invalid_token_is_reported_as_invalid_not_as_a_missing_capability(
     for token in (revoked, "s.not-a-token", "hvs." + "x" * 24):
         adapter = adapter_with(token)
         for attempt in (
-            lambda: adapter.read_entry("apps/a"),
-            lambda: adapter.read_document("apps/a"),
-            lambda: adapter.write_values("apps/a", {"k": SecretValue("2")}, cas=1),
+            lambda a=adapter: a.read_entry("apps/a"),
+            lambda a=adapter: a.read_document("apps/a"),
+            lambda a=adapter: a.write_values("apps/a", {"k": SecretValue("2")}, cas=1),
             adapter.identity,
         ):
             with pytest.raises(VaultError) as refused:
