@@ -453,8 +453,7 @@ class VaultLock:
             self._record("lock.take", "failed", None, "check-and-set lost, no holder readable")
             return LockHeldError(
                 f"cannot take the lock at {self._vault.mount}/{self.path}: another runner changed"
-                " it at the same moment, or its current version is deleted (remove it with"
-                f" `bao kv metadata delete -mount={self._vault.mount} {self.path}`)"
+                " it at the same moment and its lock cannot be read; try again"
             )
         self._record("lock.take", "failed", seen.version, seen.describe())
         return LockHeldError(held_message(seen))

@@ -70,6 +70,10 @@ class VaultPort(Protocol):
         """Remove a document and all its versions."""
         ...
 
+    def kept_versions(self, path: str) -> int | None:
+        """How many versions Vault keeps of `path` (KV v2 `max_versions`); None if unknown."""
+        ...
+
     def identity(self) -> str:
         """Who is acting, for audit records: the token's display name and an accessor prefix."""
         ...

@@ -33,6 +33,7 @@ from envmatrix.errors import (
     RunStopped,
     RuntimeFailure,
     StrategyFailed,
+    VaultNotFound,
 )
 from envmatrix.guard import guard_writes, run_checks
 from envmatrix.lock import APPLY_LOCK, VaultLock
@@ -300,6 +301,8 @@ class RotationEngine:
             retire_version=in_grace.previous_version if force and in_grace else None,
         )
         strategy = self._strategy(group)
+        if journal.previous_version is not None:
+            self._check_versions_kept(group)
         entry = self.store.begin(journal, over)
         run = _Run(group, strategy, entry, outcome)
         detail = f"lock taken by {self.actor}"
@@ -412,7 +415,12 @@ class RotationEngine:
             self._call(run, "discard", lambda: run.strategy.discard(previous, {}))
             self._create(run)
             assert run.pending is not None
-        self.vault.write_values(pending_path(run.group.path), run.pending)
+        pending = pending_path(run.group.path)
+        # with cas, so a mount with cas_required=true stages too (a leftover of a crashed run,
+        # or a deleted one, is written over at the version Vault holds)
+        self.vault.write_values(
+            pending, run.pending, cas=self.vault.read_entry(pending).version or 0
+        )
         self._advance(run, Step.STAGED, f"pending in Vault at {pending_path(run.group.path)}")
 
     def _test(self, run: _Run) -> None:
@@ -566,7 +574,14 @@ class RotationEngine:
         first-ever rotation: the path held nothing before it); returns that version."""
         journal = run.journal
         assert journal.new_version is not None
-        previous = self._values_at(run.group.path, journal.previous_version)
+        try:
+            previous = self._values_at(run.group.path, journal.previous_version)
+        except VaultNotFound:
+            raise RuntimeFailure(
+                f"cannot roll back {run.group.path}: its previous version"
+                f" v{journal.previous_version} is no longer in Vault (deleted, destroyed, or pruned"
+                f" by max_versions{_kept(self.vault.kept_versions(run.group.path))})"
+            ) from None
         current = self.vault.read_entry(run.group.path).version
         if current == journal.new_version:
             version = self.vault.write_values(run.group.path, previous, cas=journal.new_version)
@@ -578,6 +593,19 @@ class RotationEngine:
             f"Vault {run.group.path} changed since the rotation (now v{current});"
             " not rolling back over it"
         )
+
+    def _check_versions_kept(self, group: RotationGroup) -> None:
+        """Refuse a rotation Vault would make impossible to undo: promoting writes one version,
+        so unless at least two are kept the previous credential's values are pruned at once,
+        and neither a rollback nor its revoke after the grace period could read them."""
+        kept = self.vault.kept_versions(group.path)
+        if kept is not None and kept < 2:
+            raise RuntimeFailure(
+                f"{group.path}: Vault keeps max_versions={kept} version of it, so promoting a new"
+                " credential would prune the previous one that rollback and the grace period need;"
+                f" raise it (bao kv metadata put -mount={self.vault.mount} -max-versions=2"
+                f" {group.path}, or the mount's config) and rotate again"
+            )
 
     # -- journal, outcome, audit ----------------------------------------------------------------
 
@@ -811,6 +839,10 @@ def _next_name(step: Step) -> str:
         Step.ROLLING_BACK: "rollback",
     }
     return following.get(step, step.value)
+
+
+def _kept(kept: int | None) -> str:
+    return f"={kept}" if kept is not None else ""
 
 
 def _resume_command(journal: RotationJournal) -> str:

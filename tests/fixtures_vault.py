@@ -2,6 +2,8 @@
 
 - `openbao_server` (session): the shared `OpenBaoDevServer`. Never seal or stop it in a test;
   destructive tests start their own (see `tests/envmatrix/adapters/test_vault.py`).
+- `openbao_tls_server` (session): one started with `-dev-tls` (HTTPS; the CA that signed its
+  certificate is `.ca_cert`).
 - `vault_admin` (function): an hvac client with the root token, for test setup only (policies,
   tokens, audit devices, planting data the way an operator would).
 - `vault_mount` (function): the name of a KV v2 mount enabled for this test and disabled after.
@@ -31,6 +33,13 @@ _MOUNT_READY_TIMEOUT = 10.0
 def openbao_server() -> Iterator[OpenBaoDevServer]:
     """One OpenBao dev server for the whole test session."""
     with OpenBaoDevServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openbao_tls_server() -> Iterator[OpenBaoDevServer]:
+    """One OpenBao `-dev-tls` server (HTTPS, its CA in `.ca_cert`) for the whole session."""
+    with OpenBaoDevServer(tls=True) as server:
         yield server
 
 

@@ -450,7 +450,11 @@ CASES: dict[str, tuple[Setup, int, str]] = {
     "GitHub wrong token": (env("GITHUB_TOKEN", "not-the-token"), 1, "401"),
     "GitHub unreachable": (env("GITHUB_API_URL", closed_port_url()), 1, "GET"),
     "Vault unreachable": (env("VAULT_ADDR", closed_port_url()), 1, "unreachable"),
-    "Vault wrong token": (env("VAULT_TOKEN", "s.not-a-token"), 1, "Vault denied read"),
+    "Vault wrong token": (
+        env("VAULT_TOKEN", "s.not-a-token"),
+        1,
+        "the token is invalid, expired or revoked",
+    ),
     "GitHub HTML error page": (
         fault(Fault(operation="repos/get-all-environments", html=True)),
         1,

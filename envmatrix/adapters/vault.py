@@ -11,6 +11,17 @@ backoff) on transport failures and 429/5xx answers, sealed included. A plain wri
 only when the connection was never established, since otherwise it may have landed; a retried
 check-and-set write is either applied once or rejected with `VaultCasMismatch`.
 
+Vault's lifecycle of KV v2 data: a path whose current version is deleted (`kv delete`) or
+destroyed (`kv destroy`) reads as absent, and a create-only write (`cas=0`) over it is sent again
+with the check-and-set index Vault expects (that deleted version's number), so envmatrix's own
+documents recover from an operator's `kv delete` by themselves. `kept_versions` tells how many
+versions Vault keeps (`max_versions`) so rotation can refuse what it could not undo.
+
+Settings, as the Vault CLI reads them (see `from_environment`): `VAULT_ADDR`, `VAULT_NAMESPACE`,
+`VAULT_TOKEN` else `~/.vault-token` (or an AppRole/JWT login), and the TLS variables of
+`envmatrix.adapters.vault_tls`. A 403 is told apart from an invalid token by asking Vault
+(`auth/token/lookup-self`) once.
+
 Limits: OpenBao refuses request bodies with more than 1,000 JSON strings
 (`max_request_json_strings`), so a single write holds at most about 500 key/value pairs.
 """
@@ -36,7 +47,9 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from envmatrix.adapters import actions_oidc
+from envmatrix.adapters.vault_tls import VaultTLS, tls_failure_reason
 from envmatrix.errors import (
+    UnsafeInput,
     UsageError,
     VaultCasMismatch,
     VaultError,
@@ -46,6 +59,7 @@ from envmatrix.errors import (
 )
 from envmatrix.ports import VaultDocument, VaultEntry
 from envmatrix.redact import url_for_display
+from envmatrix.safeio import read_regular_file
 from envmatrix.secret import SecretValue
 from envmatrix.settings import text_setting
 
@@ -54,6 +68,12 @@ _T = TypeVar("_T")
 _BACKOFF_BASE = 0.2
 _BACKOFF_CAP = 5.0
 ACCESSOR_SHOWN = 8  # characters of a token accessor shown in identities (audit rows, locks)
+KV_DEFAULT_MAX_VERSIONS = 10  # versions a KV v2 mount keeps when neither metadata nor config says
+TOKEN_FILE = "~/.vault-token"  # where the Vault CLI's default token helper keeps the token
+_TOKEN_FILE_LIMIT = 64 * 1024
+# Vault's own words for the two check-and-set refusals (matched, then quoted from here)
+CAS_REQUIRED = "check-and-set parameter required for this call"
+CAS_MISMATCH = "check-and-set parameter did not match the current version"
 
 # hvac raises one class per status; the status is what our messages report.
 _STATUS_OF: dict[type[hvac.exceptions.VaultError], int] = {
@@ -105,7 +125,8 @@ _REFUSALS = (
     hvac.exceptions.Forbidden,
 )
 _ACCEPTED = (
-    "set VAULT_TOKEN; or VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole); or VAULT_AUTH_ROLE in "
+    f"set VAULT_TOKEN (or log in with the Vault CLI, which writes {TOKEN_FILE}); or "
+    "VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole); or VAULT_AUTH_ROLE in "
     "GitHub Actions with `permissions: id-token: write` (JWT)"
 )
 # (words in Vault's refusal, what to tell the user): Vault's own text is matched, never shown.
@@ -164,13 +185,36 @@ class VaultAdapter:
         mount: str = "secret",
         timeout: float = 10.0,
         retries: int = 3,
+        *,
+        namespace: str | None = None,
+        tls: VaultTLS | None = None,
+        token_source: str = "the Vault token",
     ) -> None:
+        """`namespace`: a Vault Enterprise/HCP/OpenBao namespace (`X-Vault-Namespace`) every
+        request, logins included, is sent to; `tls`: CA, client certificate and server name
+        (default: the system trust store); `token_source` names the token in messages."""
         self.addr = _check_addr(addr, "the Vault address")
-        self.shown_addr = url_for_display(self.addr)  # what messages name: no credentials
+        self.namespace = namespace.strip("/") if namespace else None
+        # what messages name: no credentials, and the namespace when there is one
+        self.shown_addr = url_for_display(self.addr) + (
+            f" (namespace {self.namespace}/)" if self.namespace else ""
+        )
         self.mount = mount.strip("/")
         self.timeout = timeout
         self.retries = max(1, retries)
-        self._client = hvac.Client(url=self.addr, token=token, timeout=timeout)
+        self.tls = tls or VaultTLS()
+        self._token_source = token_source
+        self._token_valid: bool | None = None
+        session = self.tls.session()
+        self._client = hvac.Client(
+            url=self.addr,
+            token=token,
+            timeout=timeout,
+            namespace=self.namespace,
+            session=session,
+            verify=session.verify,
+            cert=session.cert or (),  # () keeps hvac from reading VAULT_CLIENT_CERT itself
+        )
         self._kv = self._client.secrets.kv.v2
         self._identity: str | None = None
         self._login_label = ""  # how the token was obtained, when envmatrix logged in itself
@@ -184,17 +228,28 @@ class VaultAdapter:
 
         `VAULT_TOKEN` (as the Vault CLI) wins when set; otherwise AppRole (`VAULT_ROLE_ID` +
         `VAULT_SECRET_ID`, mount `VAULT_APPROLE_PATH`) or, in GitHub Actions, JWT auth with the
-        job's OIDC ID token (`VAULT_AUTH_ROLE`, mount `VAULT_JWT_PATH`, `VAULT_JWT_AUDIENCE`).
+        job's OIDC ID token (`VAULT_AUTH_ROLE`, mount `VAULT_JWT_PATH`, `VAULT_JWT_AUDIENCE`);
+        with none of these, the token file `~/.vault-token` that `vault login`/`bao login`
+        writes. `VAULT_NAMESPACE` and the TLS variables (`envmatrix.adapters.vault_tls`) apply
+        to every request. Raises UsageError (exit 3) naming the variable that is wrong.
         """
         addr = environ.get("VAULT_ADDR", "").strip()
         if not addr:
             raise UsageError("VAULT_ADDR is not set: export the Vault URL, e.g. https://vault:8200")
         addr = _check_addr(addr, "VAULT_ADDR")
+        settings: dict[str, Any] = {
+            "mount": mount,
+            "namespace": text_setting(environ, "VAULT_NAMESPACE").strip("/") or None,
+            "tls": VaultTLS.from_environment(environ),
+        }
         token = text_setting(environ, "VAULT_TOKEN")
         if token:
-            return cls(addr, token, mount=mount)
+            return cls(addr, token, token_source="VAULT_TOKEN", **settings)
         login = _login_from(environ)  # UsageError before any request when the setup is wrong
-        adapter = cls(addr, "", mount=mount)
+        if login is None:
+            token, source = _token_from_file(environ)
+            return cls(addr, token, token_source=source, **settings)
+        adapter = cls(addr, "", token_source="the token from the login", **settings)
         try:
             login(adapter)
         except BaseException:
@@ -266,7 +321,11 @@ class VaultAdapter:
     def write_values(
         self, path: str, values: Mapping[str, SecretValue], cas: int | None = None
     ) -> int:
-        """Write a new version and return its number; `cas=0` creates only (`VaultCasMismatch`)."""
+        """Write a new version and return its number; `cas=0` creates only (`VaultCasMismatch`).
+
+        "Absent" includes a path whose current version is deleted or destroyed: `cas=0` then
+        writes over that version (Vault wants its number as the check-and-set index).
+        """
         revealed = {key: value.reveal() for key, value in values.items()}
         return self._write_data(path, revealed, cas)
 
@@ -291,7 +350,10 @@ class VaultAdapter:
         )
 
     def write_document(self, path: str, data: Mapping[str, Any], cas: int | None = None) -> int:
-        """Write a JSON document (KV check-and-set when `cas` is given); returns its version."""
+        """Write a JSON document (KV check-and-set when `cas` is given); returns its version.
+
+        `cas=0` ("absent") also writes over a deleted or destroyed current version.
+        """
         return self._write_data(path, dict(data), cas)
 
     def delete_document(self, path: str) -> None:
@@ -301,6 +363,19 @@ class VaultAdapter:
             op,
             lambda: self._kv.delete_metadata_and_all_versions(path=path, mount_point=self.mount),
         )
+
+    def kept_versions(self, path: str) -> int | None:
+        """How many versions of `path` Vault keeps before pruning the oldest (KV v2
+        `max_versions`): the secret's metadata setting, else the mount's config, else KV's
+        default of 10. None when the token may read neither (then nobody can tell)."""
+        own = self._max_versions(self._operation("GET", "metadata", path, "read", _Retry.TRANSIENT))
+        if own:
+            return own
+        config = _Operation("GET", f"{self.mount}/config", "read", _Retry.TRANSIENT)
+        mount = self._max_versions(config)
+        if own is None or mount is None:
+            return None
+        return mount or KV_DEFAULT_MAX_VERSIONS
 
     def identity(self) -> str:
         """`token:<display_name> accessor:<first 8 characters>…` of the token, looked up once.
@@ -349,13 +424,62 @@ class VaultAdapter:
         # A retried CAS write cannot apply twice: the second attempt is rejected instead.
         retry = _Retry.TRANSIENT if cas is not None else _Retry.UNSENT
         op = self._operation("POST", "data", path, "create/update", retry)
-        response = self._call(
-            op,
-            lambda: self._kv.create_or_update_secret(
-                path=path, secret=secret, cas=cas, mount_point=self.mount
-            ),
-        )
-        return int(response["data"]["version"])
+
+        def write(index: int | None) -> int:
+            response = self._call(
+                op,
+                lambda: self._kv.create_or_update_secret(
+                    path=path, secret=secret, cas=index, mount_point=self.mount
+                ),
+            )
+            return int(response["data"]["version"])
+
+        lost: VaultCasMismatch | None = None
+        try:
+            return write(cas)
+        except VaultCasMismatch as exc:
+            if cas != 0:
+                raise
+            lost = exc
+        # "create only" lost: over a deleted or destroyed current version, which reads as
+        # absent, Vault expects that version's number; anything else really was written meanwhile
+        removed = self._removed_current_version(path)
+        if removed is None:
+            raise lost
+        return write(removed)
+
+    def _removed_current_version(self, path: str) -> int | None:
+        """The number of `path`'s current version when it is deleted or destroyed, else None."""
+        op = self._operation("GET", "data", path, "read", _Retry.TRANSIENT)
+
+        def ask() -> int | None:
+            adapter = self._client.adapter
+            response = hvac.adapters.RawAdapter.request(
+                adapter, "GET", f"/v1/{op.api_path}", raise_exception=False
+            )
+            if response.status_code != 404:
+                if not response.ok:
+                    adapter._raise_for_error("GET", op.api_path, response)
+                return None
+            try:
+                metadata = (response.json().get("data") or {}).get("metadata") or {}
+            except (ValueError, AttributeError):
+                return None
+            removed = bool(metadata.get("deletion_time")) or bool(metadata.get("destroyed"))
+            return int(metadata["version"]) if removed and metadata.get("version") else None
+
+        return self._call(op, ask)
+
+    def _max_versions(self, op: _Operation) -> int | None:
+        """`max_versions` of a metadata or config answer; 0 when the path has no metadata,
+        None when the token may not read it."""
+        try:
+            data = self._call(op, lambda: self._get_json(op, params={}))["data"]
+        except VaultNotFound:
+            return 0
+        except VaultPermissionDenied:
+            return None
+        return int(data.get("max_versions") or 0)
 
     def _get_dated(self, op: _Operation) -> tuple[dict[str, Any], datetime | None]:
         """GET a JSON answer together with Vault's clock at answering (its `Date` header)."""
@@ -403,7 +527,29 @@ class VaultAdapter:
 
     # -- error translation ----------------------------------------------------------------------
 
+    def _token_is_valid(self, op: _Operation) -> bool:
+        """Whether Vault still knows the token, asked once after a 403 (`lookup-self` is in
+        every token's default policy); True when that cannot be told."""
+        if self._token_valid is None:
+            if op.api_path == "auth/token/lookup-self" or not self._client.token:
+                return op.api_path != "auth/token/lookup-self"
+            try:
+                response = hvac.adapters.RawAdapter.request(
+                    self._client.adapter,
+                    "GET",
+                    "/v1/auth/token/lookup-self",
+                    raise_exception=False,
+                )
+            except requests.RequestException:
+                return True
+            self._token_valid = response.status_code != 403
+        return self._token_valid
+
     def _translate(self, failure: Exception, op: _Operation) -> VaultError:
+        if isinstance(failure, requests.exceptions.SSLError):
+            host = urlsplit(self.addr).hostname or self.addr
+            reason = tls_failure_reason(failure, self.tls, host)
+            return VaultUnavailable(f"Vault at {self.shown_addr}: {reason}")
         if isinstance(failure, requests.RequestException):
             reason = _transport_reason(failure, self.timeout)
             return VaultUnavailable(f"Vault at {self.shown_addr} is unreachable: {reason}")
@@ -416,10 +562,30 @@ class VaultAdapter:
         if isinstance(failure, hvac.exceptions.VaultDown) and "sealed" in said:
             return VaultUnavailable(f"Vault at {self.shown_addr} is sealed")
         if isinstance(failure, hvac.exceptions.Forbidden):
+            if not self._token_is_valid(op):
+                return VaultError(
+                    f"Vault at {self.shown_addr} refused {self._token_source}: the token is "
+                    "invalid, expired or revoked (it cannot look itself up); get a new one "
+                    f"(vault login / bao login) — {op.endpoint} answered 403"
+                )
             return VaultPermissionDenied(path=op.api_path, capability=op.capability)
-        if isinstance(failure, hvac.exceptions.InvalidRequest) and "check-and-set" in said:
+        plain_text = str(getattr(failure, "text", "") or "")[:200]  # a non-JSON answer, classified
+        if isinstance(failure, hvac.exceptions.InvalidRequest) and "to an HTTPS server" in (
+            said + plain_text
+        ):
+            return VaultUnavailable(
+                f"Vault at {self.shown_addr}: TLS: the server speaks HTTPS but VAULT_ADDR says "
+                "http://: use https:// in VAULT_ADDR (and VAULT_CACERT for its CA)"
+            )
+        if isinstance(failure, hvac.exceptions.InvalidRequest) and CAS_REQUIRED in said:
+            return VaultError(
+                f'Vault at {self.shown_addr} refused {op.endpoint}: "{CAS_REQUIRED}" (the mount '
+                "or the secret's metadata has cas_required=true and this write passed no cas)"
+            )
+        if isinstance(failure, hvac.exceptions.InvalidRequest) and CAS_MISMATCH in said:
             return VaultCasMismatch(
-                f"check-and-set write to {op.api_path} lost: its version changed meanwhile"
+                f'check-and-set write to {op.api_path} lost: Vault said "{CAS_MISMATCH}" '
+                "(another writer changed it meanwhile)"
             )
         if isinstance(failure, hvac.exceptions.InvalidPath) and "no handler for route" in said:
             return VaultError(f"Vault at {self.shown_addr} has no secrets engine at {self.mount}/")
@@ -434,8 +600,9 @@ class VaultAdapter:
         )
 
 
-def _login_from(environ: Mapping[str, str]) -> Callable[[VaultAdapter], None]:
-    """How to log in when VAULT_TOKEN is not set; UsageError when it is unclear or incomplete."""
+def _login_from(environ: Mapping[str, str]) -> Callable[[VaultAdapter], None] | None:
+    """How to log in when VAULT_TOKEN is not set (None: no login configured); UsageError when
+    it is unclear or incomplete."""
     role_id, secret_id = _setting(environ, "VAULT_ROLE_ID"), _setting(environ, "VAULT_SECRET_ID")
     jwt_role = _setting(environ, "VAULT_AUTH_ROLE")
     if (role_id or secret_id) and jwt_role:
@@ -447,7 +614,30 @@ def _login_from(environ: Mapping[str, str]) -> Callable[[VaultAdapter], None]:
         return _approle_login(role_id, secret_id, _setting(environ, "VAULT_APPROLE_PATH"))
     if jwt_role:
         return _jwt_login(jwt_role, environ)
-    raise UsageError(f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}")
+    return None
+
+
+def _token_from_file(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The token in `~/.vault-token` (HOME from `environ`) and how messages name it."""
+    home = environ.get("HOME", "").strip() or environ.get("USERPROFILE", "").strip()
+    path = os.path.join(home, ".vault-token") if home else ""
+    if not path:
+        raise UsageError(
+            f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}"
+        )
+    try:
+        token = read_regular_file(path, _TOKEN_FILE_LIMIT).decode("utf-8", "replace").strip()
+    except FileNotFoundError:
+        token = ""
+    except (OSError, UnsafeInput) as exc:
+        raise UsageError(f"the Vault token file {path} cannot be read ({exc})") from None
+    if not token:
+        raise UsageError(
+            f"VAULT_TOKEN is not set and no other Vault login is configured: {_ACCEPTED}"
+        )
+    if not token.isprintable():
+        raise UsageError(f"the Vault token file {path} holds more than one line")
+    return token, f"the token in {path}"
 
 
 def _approle_login(role_id: str, secret_id: str, path: str) -> Callable[[VaultAdapter], None]:
@@ -483,6 +673,8 @@ def _setting(environ: Mapping[str, str], name: str) -> str:
 
 
 def _may_retry(policy: _Retry, failure: Exception) -> bool:
+    if isinstance(failure, requests.exceptions.SSLError):
+        return False  # a certificate does not change between attempts
     if _never_sent(failure):
         return True
     if policy is _Retry.UNSENT:

@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -71,8 +72,10 @@ def pick_port_pair(attempts: int = 50) -> int:
 class OpenBaoDevServer:
     """An OpenBao dev server on 127.0.0.1, silent on the terminal, logging to a temp file."""
 
-    def __init__(self, startup_timeout: float = 20.0) -> None:
+    def __init__(self, startup_timeout: float = 20.0, tls: bool = False) -> None:
+        """`tls`: run `-dev-tls` (HTTPS with a CA of its own, whose certificate is `ca_cert`)."""
         self.startup_timeout = startup_timeout
+        self.tls = tls
         # One token for the object's lifetime, so adapters built before a restart keep working.
         self.token = secrets.token_urlsafe(24)
         self.port: int | None = None
@@ -82,10 +85,17 @@ class OpenBaoDevServer:
 
     @property
     def addr(self) -> str:
-        """`http://127.0.0.1:P` of the running (or last run) server."""
+        """`http://127.0.0.1:P` (`https://` with `tls`) of the running (or last run) server."""
         if self.port is None:
             raise OpenBaoError("the OpenBao dev server has not been started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_cert(self) -> Path:
+        """With `tls`: the PEM file of the CA that signed the server's certificate."""
+        if self._workdir is None or not self.tls:
+            raise OpenBaoError("the OpenBao dev server was not started with TLS")
+        return self._workdir / "tls" / "vault-ca.pem"
 
     @property
     def running(self) -> bool:
@@ -124,6 +134,10 @@ class OpenBaoDevServer:
             f"-dev-listen-address=127.0.0.1:{self.port}",
             f"-dev-root-token-id={self.token}",
         ]
+        if self.tls:
+            assert self._workdir is not None
+            (self._workdir / "tls").mkdir(mode=0o700, exist_ok=True)
+            command += ["-dev-tls", f"-dev-tls-cert-dir={self._workdir / 'tls'}"]
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 command,
@@ -178,12 +192,19 @@ class OpenBaoDevServer:
     def health_status(self) -> int | None:
         """HTTP status of `/v1/sys/health` (200 ready, 503 sealed), None when unreachable."""
         try:
-            with urllib.request.urlopen(f"{self.addr}/v1/sys/health", timeout=2) as response:
+            with urllib.request.urlopen(
+                f"{self.addr}/v1/sys/health", timeout=2, context=self._ssl_context()
+            ) as response:
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return int(error.code)
         except OSError:
             return None
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls or not self.ca_cert.exists():
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_cert))
 
     def seal(self) -> None:
         """Seal the server: every request then answers 503 "Vault is sealed"."""
@@ -203,7 +224,7 @@ class OpenBaoDevServer:
             method="PUT",
         )
         try:
-            with urllib.request.urlopen(request, timeout=10):
+            with urllib.request.urlopen(request, timeout=10, context=self._ssl_context()):
                 pass
         except (urllib.error.HTTPError, OSError) as error:
             raise OpenBaoError(f"PUT {path} on the OpenBao dev server failed: {error}") from None

@@ -452,7 +452,8 @@ ACTIONS = {
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t",
 }
 ACCEPTED = (
-    "set VAULT_TOKEN; or VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole); or VAULT_AUTH_ROLE in "
+    "set VAULT_TOKEN (or log in with the Vault CLI, which writes ~/.vault-token); or "
+    "VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole); or VAULT_AUTH_ROLE in "
     "GitHub Actions with `permissions: id-token: write` (JWT)"
 )
 
