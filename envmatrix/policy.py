@@ -273,6 +273,47 @@ class FlagSpec(_Strict):
     description: str | None = None
 
 
+class VariableSpec(_Strict):
+    """A plain Actions variable (not secret: a URL, a region): a literal `value`, or `vault:
+    PATH#KEY` read when planning and applying. Targeting as for secrets: `scope: environment`
+    (the default) writes it to each listed environment, `scope: repository` once per repository.
+    """
+
+    service: str | None = None
+    owner: str
+    scope: Literal["environment", "repository"] = "environment"
+    value: Annotated[str, Field(max_length=48 * 1024)] | None = None
+    vault: Annotated[str, AfterValidator(_check_vault_ref)] | None = None
+    environments: tuple[str, ...] = Field(default=(), min_length=1)
+    repositories: tuple[RepositoryName, ...] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VariableSpec:
+        if (self.value is None) == (self.vault is None):
+            raise ValueError("a variable takes exactly one of value or vault")
+        return self
+
+    @property
+    def repository_level(self) -> bool:
+        """Whether this is an Actions repository variable rather than an environment one."""
+        return self.scope == "repository"
+
+    def vault_key(self, name: str) -> str:
+        """The key inside the Vault path: after '#', else the variable's own name."""
+        assert self.vault is not None
+        return self.vault.split("#", 1)[1] if "#" in self.vault else name
+
+    def vault_path(self, environment: str) -> str:
+        """The resolved path; ReservedVaultPath if it lands in envmatrix's own space."""
+        assert self.vault is not None
+        template = self.vault.split("#", 1)[0]
+        path = template.replace("{environment}", environment)
+        if is_reserved_vault_path(path):
+            raise ReservedVaultPath(template, path)
+        return path
+
+
 class AuditSpec(_Strict):
     """Where the audit trail goes: a SQLite file (default) or PostgreSQL (DSN from an env var)."""
 
@@ -299,6 +340,7 @@ class Policy(_Strict):
     owners: dict[LogicalName, OwnerSpec] = Field(default_factory=dict)
     secrets: dict[SecretName, SecretSpec] = Field(default_factory=dict)
     flags: dict[SecretName, FlagSpec] = Field(default_factory=dict)
+    variables: dict[SecretName, VariableSpec] = Field(default_factory=dict)
     audit: AuditSpec | None = None
 
     @field_validator("version", mode="before")
@@ -334,7 +376,7 @@ class Policy(_Strict):
         was built without load_policy and has no name)."""
         return self.name or ""
 
-    def repositories_for(self, secret: SecretSpec | FlagSpec) -> tuple[str, ...]:
+    def repositories_for(self, secret: SecretSpec | FlagSpec | VariableSpec) -> tuple[str, ...]:
         """A secret's or flag's target repositories: its own, else github.repositories."""
         return secret.repositories if secret.repositories is not None else self.github.repositories
 
@@ -357,6 +399,8 @@ def _check_references(policy: Policy) -> None:
         _check_secret_references(policy, name, secret)
     for name, flag in policy.flags.items():
         _check_flag_references(policy, name, flag)
+    for name, variable in policy.variables.items():
+        _check_variable_references(policy, name, variable)
     _check_rotation_groups(policy)
     _check_strategy_options(policy)
     _check_github_limits(policy)
@@ -421,7 +465,12 @@ def _check_repository_spellings(policy: Policy) -> None:
     lists: list[tuple[tuple[str | int, ...], tuple[str, ...]]] = [
         (("github", "repositories"), policy.github.repositories)
     ]
-    for kind, specs in (("secrets", policy.secrets), ("flags", policy.flags)):
+    sections: tuple[tuple[str, Mapping[str, SecretSpec | FlagSpec | VariableSpec]], ...] = (
+        ("secrets", policy.secrets),
+        ("flags", policy.flags),
+        ("variables", policy.variables),
+    )
+    for kind, specs in sections:
         lists += [
             ((kind, name, "repositories"), spec.repositories)
             for name, spec in specs.items()
@@ -565,6 +614,57 @@ def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> None:
             )
     if not policy.repositories_for(flag):
         raise _Reference((*loc, "repositories"), "no repositories for this flag")
+
+
+def _check_variable_references(policy: Policy, name: str, variable: VariableSpec) -> None:
+    loc = ("variables", name)
+    if variable.owner not in policy.owners:
+        raise _Reference((*loc, "owner"), f"owner {variable.owner!r} is not declared under owners")
+    if name in policy.flags:
+        raise _Reference(loc, f"variable {name} has the name of a flag (flags are variables too)")
+    given = "environments" in variable.model_fields_set
+    if not variable.repository_level and not given:
+        raise _Reference((*loc, "environments"), "required key is missing")
+    if variable.repository_level and given:
+        raise _Reference(
+            (*loc, "environments"),
+            "a scope: repository variable is seen by every environment; remove environments:",
+        )
+    if (
+        variable.vault is not None
+        and variable.repository_level
+        and "{environment}" in variable.vault
+    ):
+        raise _Reference(
+            (*loc, "vault"),
+            "a scope: repository variable has one value; its vault path cannot use {environment}",
+        )
+    _check_variable_places(policy, name, variable)
+    if not policy.repositories_for(variable):
+        raise _Reference(
+            (*loc, "repositories"), "no repositories: set github.repositories or repositories here"
+        )
+
+
+def _check_variable_places(policy: Policy, name: str, variable: VariableSpec) -> None:
+    loc = ("variables", name)
+    _check_listed_once((*loc, "environments"), variable.environments)
+    for i, env in enumerate(variable.environments):
+        if env not in policy.environments:
+            raise _Reference(
+                (*loc, "environments", i), f"environment {env!r} is not declared under environments"
+            )
+    for env in variable.environments or ("",):
+        if variable.vault is None:
+            break
+        try:
+            variable.vault_path(env)
+        except ReservedVaultPath as exc:
+            raise _Reference(
+                (*loc, "vault"),
+                f"vault reference {variable.vault!r} resolves to {exc.path}:"
+                f" {RESERVED_VAULT_PREFIX} is envmatrix's own",
+            ) from None
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -177,6 +177,20 @@ class GitHubPort(Protocol):
         """Delete a repository secret; absent is not an error."""
         ...
 
+    def list_repository_variables(self, repository: str) -> list[ObservedVariable]:
+        """Repository-level Actions variables (per_page=30, follows Link)."""
+        ...
+
+    def set_repository_variable(
+        self, repository: str, name: str, value: str, exists: bool
+    ) -> WriteReceipt:
+        """Create (exists=False) or update a repository variable."""
+        ...
+
+    def delete_repository_variable(self, repository: str, name: str) -> WriteReceipt:
+        """Delete a repository variable; absent is not an error."""
+        ...
+
     def identity(self) -> str:
         """Who is acting: the token's login, or the CI identity."""
         ...

@@ -160,6 +160,10 @@ class GitHubAdapter:
         url = f"/repos/{repository}/actions/secrets"
         return [_observed_secret(s) for s in self._list(Secret, url, "secrets")]
 
+    def list_repository_variables(self, repository: str) -> list[ObservedVariable]:
+        url = f"/repos/{repository}/actions/variables"
+        return [_observed_variable(v) for v in self._list(Variable, url, "variables")]
+
     def list_organization_secrets(self, organization: str) -> list[ObservedSecret]:
         url = f"/orgs/{quote(organization, safe='')}/actions/secrets"
         items = self._list(OrganizationSecret, url, "secrets")
@@ -203,6 +207,18 @@ class GitHubAdapter:
         self, repository: str, environment: str, name: str, value: str, exists: bool
     ) -> WriteReceipt:
         base = f"{_env_url(repository, environment)}/variables"
+        return self._set_variable(base, name, value, exists)
+
+    def set_repository_variable(
+        self, repository: str, name: str, value: str, exists: bool
+    ) -> WriteReceipt:
+        return self._set_variable(f"/repos/{repository}/actions/variables", name, value, exists)
+
+    def delete_repository_variable(self, repository: str, name: str) -> WriteReceipt:
+        url = f"/repos/{repository}/actions/variables/{quote(name, safe='')}"
+        return self._write("DELETE", url, None, absent_ok=True)
+
+    def _set_variable(self, base: str, name: str, value: str, exists: bool) -> WriteReceipt:
         body = {"name": name, "value": value}
         if exists:
             return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)

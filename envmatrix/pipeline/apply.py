@@ -20,7 +20,7 @@ from envmatrix import failpoints, interrupt
 from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
 from envmatrix.errors import EnvmatrixError, RunStopped, VaultCasMismatch, VaultUnavailable
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL, Target
-from envmatrix.pipeline.plan import Action, Change, Kind, Plan
+from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import GitHubPort, ObservedSecret, VaultPort, WriteReceipt
 from envmatrix.secret import SecretValue, absence
@@ -78,6 +78,8 @@ class _TargetRun:
     landed: dict[str, SyncRecord] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
+    variables_landed: dict[str, datetime] = field(default_factory=dict)
+    variables_deleted: set[str] = field(default_factory=set)
 
 
 class Applier:
@@ -183,6 +185,8 @@ class Applier:
         )
 
     def _variable(self, run: _TargetRun, change: Change) -> ItemResult:
+        if change.reason not in (Reason.FLAG_READY, Reason.FLAG_NOT_READY):
+            return self._plain_variable(run, change)
         refusal = self._refusal(run, change) if change.value == "true" else None
         if refusal is not None:
             result = ItemResult(change, False, f"not set true: {refusal}")
@@ -201,6 +205,42 @@ class Applier:
         )
         failpoints.hit("apply.after-variable")
         return result
+
+    def _plain_variable(self, run: _TargetRun, change: Change) -> ItemResult:
+        """A declared variable: set from the policy's literal or Vault's value, or deleted."""
+        if change.action is Action.DELETE:
+            result = self._attempt(change, "variable.delete", lambda: self._delete_variable(change))
+            if result.ok:
+                run.variables_deleted.add(change.name)
+            return result
+        receipt: list[WriteReceipt] = []
+
+        def put() -> WriteReceipt:
+            value = change.value if change.value is not None else self._value(change).reveal()
+            receipt.append(self._set_variable(change, value))
+            return receipt[0]
+
+        result = self._attempt(change, "variable.set", put)
+        if result.ok:
+            run.variables_landed[change.name] = receipt[0].server_time
+        return result
+
+    def _set_variable(self, change: Change, value: str) -> WriteReceipt:
+        exists = change.action is Action.UPDATE
+        if change.environment is None:  # repository level
+            return self._github.set_repository_variable(
+                change.repository, change.name, value, exists=exists
+            )
+        return self._github.set_environment_variable(
+            change.repository, change.environment, change.name, value, exists=exists
+        )
+
+    def _delete_variable(self, change: Change) -> WriteReceipt:
+        if change.environment is None:  # repository level
+            return self._github.delete_repository_variable(change.repository, change.name)
+        return self._github.delete_environment_variable(
+            change.repository, change.environment, change.name
+        )
 
     def _refusal(self, run: _TargetRun, change: Change) -> str | None:
         """Why a flag must not become true now: a required secret failed, or its probe fails."""
@@ -304,7 +344,7 @@ class Applier:
 
     def _record_state(self, run: _TargetRun) -> str | None:
         """Write the sync state for what landed; None, or the one-line cause of failure."""
-        if not run.landed and not run.deleted:
+        if not (run.landed or run.deleted or run.variables_landed or run.variables_deleted):
             return None
         path = state_path(run.target)
         before = self._sync.get(run.target, SyncState({}, None))
@@ -322,8 +362,9 @@ class Applier:
 
     def _write_state(self, path: str, before: SyncState, run: _TargetRun) -> None:
         deleted = frozenset(run.deleted)
+        variables = (run.variables_landed, frozenset(run.variables_deleted))
         try:
-            after = before.with_changes(run.landed, deleted)
+            after = before.with_changes(run.landed, deleted).with_variables(*variables)
             self._vault.write_document(path, after.to_document(), cas=before.version or 0)
         except VaultCasMismatch:
             # someone recorded other secrets meanwhile: merge ours into the latest document once
@@ -331,6 +372,7 @@ class Applier:
             mine = [n for n, p in before.managed_by.items() if p == before.policy]
             latest = SyncState.from_document(self._vault.read_document(path))
             after = latest.claimed_by(before.policy, mine).with_changes(run.landed, deleted)
+            after = after.with_variables(*variables)
             self._vault.write_document(path, after.to_document(), cas=latest.version or 0)
 
 

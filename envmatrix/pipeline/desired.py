@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from envmatrix.errors import UsageError
-from envmatrix.policy import FlagSpec, Policy, SecretSpec
+from envmatrix.policy import FlagSpec, Policy, SecretSpec, VariableSpec
 
 # What output shows where an environment name would stand, for repository-level items.
 REPOSITORY_LEVEL = "(repository)"
@@ -64,6 +64,23 @@ class FlagCell:
     probe: str | None = None  # a live check (e.g. "supabase") that must pass too
 
 
+@dataclass(frozen=True, order=True)
+class VariableCell:
+    """One plain Actions variable the policy wants in one target: a literal `value`, or the
+    Vault `vault_path#vault_key` its value is read from (not a secret)."""
+
+    target: Target
+    name: str
+    owner: str
+    value: str | None
+    vault_path: str | None = None
+    vault_key: str | None = None
+
+    @property
+    def vault_ref(self) -> str | None:
+        return f"{self.vault_path}#{self.vault_key}" if self.vault_path else None
+
+
 @dataclass(frozen=True)
 class DesiredState:
     """Everything the policy asks for, restricted to the selected environments."""
@@ -75,17 +92,25 @@ class DesiredState:
     mount: str = "secret"
     contacts: Mapping[str, str] = field(default_factory=dict)  # owner -> contact
     policy_name: str = ""  # whose sync-state records this run reads and writes (Policy.identity)
+    variables: tuple[VariableCell, ...] = ()  # plain Actions variables (`variables:`)
 
     def only_secrets(self, wanted: Callable[[SecretCell], bool]) -> DesiredState:
         """The same state narrowed to the secret cells `wanted` accepts: their targets only, no
         flags and no pruning (nothing outside those cells may be written or deleted)."""
         cells = tuple(c for c in self.secrets if wanted(c))
         targets = tuple(sorted({c.target for c in cells}))
-        return replace(self, targets=targets, secrets=cells, flags=(), prune=False)
+        return replace(self, targets=targets, secrets=cells, flags=(), prune=False, variables=())
 
     def vault_paths(self) -> tuple[str, ...]:
         """Distinct Vault paths, in a stable order."""
         return tuple(sorted({cell.vault_path for cell in self.secrets}))
+
+    def variable_vault_paths(self) -> tuple[str, ...]:
+        """Distinct Vault paths variables read their values from, in a stable order."""
+        return tuple(sorted({c.vault_path for c in self.variables if c.vault_path is not None}))
+
+    def variables_in(self, target: Target) -> tuple[VariableCell, ...]:
+        return tuple(c for c in self.variables if c.target == target)
 
     def secrets_in(self, target: Target) -> tuple[SecretCell, ...]:
         return tuple(c for c in self.secrets if c.target == target)
@@ -123,7 +148,11 @@ def _resolve_one(policy: Policy, name: str) -> str:
 def policy_repositories(policy: Policy) -> tuple[str, ...]:
     """Every repository the policy targets (github.repositories, then secrets' and flags')."""
     found = list(policy.github.repositories)
-    specs: list[SecretSpec | FlagSpec] = [*policy.secrets.values(), *policy.flags.values()]
+    specs: list[SecretSpec | FlagSpec | VariableSpec] = [
+        *policy.secrets.values(),
+        *policy.flags.values(),
+        *policy.variables.values(),
+    ]
     for spec in specs:
         found += policy.repositories_for(spec)
     return tuple(dict.fromkeys(found))
@@ -157,7 +186,9 @@ def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> 
     with_repository = selected >= set(policy.environments)
     secrets = tuple(sorted(_secret_cells(policy, selected, with_repository)))
     flags = tuple(sorted(_flag_cells(policy, selected)))
+    variables = tuple(sorted(_variable_cells(policy, selected, with_repository)))
     targets = {c.target for c in secrets} | {f.target for f in flags}
+    targets |= {v.target for v in variables}
     contacts = {name: owner.contact for name, owner in policy.owners.items()}
     return DesiredState(
         tuple(sorted(targets)),
@@ -167,6 +198,7 @@ def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> 
         policy.vault.mount,
         contacts,
         policy.identity,
+        variables,
     )
 
 
@@ -203,3 +235,28 @@ def _flag_cells(policy: Policy, selected: set[str]) -> Iterable[FlagCell]:
                 yield FlagCell(
                     _target(policy, repo, env), name, spec.requires, spec.variable, spec.probe
                 )
+
+
+def _variable_cells(
+    policy: Policy, selected: set[str], with_repository: bool
+) -> Iterable[VariableCell]:
+    for name, spec in policy.variables.items():
+        if spec.repository_level:
+            places = (
+                [(Target.repository_level(r), "") for r in policy.repositories_for(spec)]
+                if with_repository
+                else []
+            )
+        else:
+            places = [
+                (_target(policy, repo, env), env)
+                for env in spec.environments
+                if env in selected
+                for repo in policy.repositories_for(spec)
+            ]
+        for target, env in places:
+            if spec.vault is None:
+                yield VariableCell(target, name, spec.owner, spec.value)
+            else:
+                path, key = spec.vault_path(env), spec.vault_key(name)
+                yield VariableCell(target, name, spec.owner, None, path, key)

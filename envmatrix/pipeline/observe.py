@@ -32,6 +32,7 @@ from envmatrix.ports import (
     GitHubPort,
     ObservedEnvironment,
     ObservedSecret,
+    ObservedVariable,
     VaultDocument,
     VaultEntry,
     VaultPort,
@@ -82,6 +83,8 @@ class Observed:
     unchanged: Mapping[tuple[str, int, int], frozenset[str]] = field(default_factory=dict)
     values: Mapping[tuple[str, str], ValueFacts] = field(default_factory=dict)  # (path, key)
     shadows: Shadows = field(default_factory=Shadows)
+    # variables' Vault sources: (path, key) -> sha256 of the value at the observed version
+    variable_digests: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of everything observed; a saved plan is stale when it changes."""
@@ -116,6 +119,10 @@ def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Obse
     """Read what the desired state needs to be diffed, and nothing more."""
     entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
     current = _current_values(entries, vault)
+    variable_entries = {
+        path: entries.get(path) or vault.read_entry(path) for path in desired.variable_vault_paths()
+    }
+    digests = _variable_digests(variable_entries, vault)
     repository_secrets = _repository_secrets(desired, github)
     environments = _observe_github(desired, github, repository_secrets)
     sync = {t: _sync_state(desired, t, vault.read_document(state_path(t))) for t in desired.targets}
@@ -126,7 +133,30 @@ def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Obse
         for key, value in values.items()
     }
     shadows = _shadows(desired, github, repository_secrets)
-    return Observed(entries, environments, sync, unchanged, facts, shadows)
+    all_entries = {**variable_entries, **entries}
+    return Observed(all_entries, environments, sync, unchanged, facts, shadows, digests)
+
+
+def value_digest(value: str) -> str:
+    """sha256 hex of a variable value, how plan compares Vault's value with GitHub's."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _variable_digests(
+    entries: Mapping[str, VaultEntry], vault: VaultPort
+) -> dict[tuple[str, str], str]:
+    """The digest of each key of each variable source path at its observed version."""
+    digests: dict[tuple[str, str], str] = {}
+    for path, entry in entries.items():
+        if entry.version is None:
+            continue
+        try:
+            values = vault.read_values(path, entry.version)
+        except (VaultNotFound, VaultPermissionDenied):
+            continue  # unknown: apply reads (and checks) the value before it writes
+        for key, value in values.items():
+            digests[(path, key)] = value_digest(value.reveal())
+    return digests
 
 
 def _current_values(
@@ -205,9 +235,17 @@ def _observe_github(
         for repo in sorted({t.repository for t in desired.targets if not t.is_repository_level})
     }
     return {
-        t: _observe_repository(repository_secrets[t.repository])
+        t: _observe_repository(
+            repository_secrets[t.repository],
+            github.list_repository_variables(t.repository) if desired.variables_in(t) else [],
+        )
         if t.is_repository_level
-        else _observe_target(t, existing[t.repository], github, bool(desired.flags_in(t)))
+        else _observe_target(
+            t,
+            existing[t.repository],
+            github,
+            bool(desired.flags_in(t)) or bool(desired.variables_in(t)),
+        )
         for t in desired.targets
     }
 
@@ -222,8 +260,12 @@ def _repository_secrets(
     }
 
 
-def _observe_repository(listed: list[ObservedSecret]) -> ObservedEnvironment:
-    return ObservedEnvironment("", {s.name.upper(): s for s in listed})
+def _observe_repository(
+    listed: list[ObservedSecret], variables: list[ObservedVariable]
+) -> ObservedEnvironment:
+    return ObservedEnvironment(
+        "", {s.name.upper(): s for s in listed}, {v.name.upper(): v for v in variables}
+    )
 
 
 def _shadows(
@@ -265,7 +307,7 @@ def _observe_target(
     if env.lower() not in existing:
         return None
     secrets = {s.name.upper(): s for s in github.list_environment_secrets(repo, env)}
-    # variables are listed only where a flag lives: nothing else of ours is a variable
+    # variables are listed only where a flag or a declared variable lives
     listed = github.list_environment_variables(repo, env) if with_variables else []
     variables = {v.name.upper(): v for v in listed}
     return ObservedEnvironment(env, secrets, variables)

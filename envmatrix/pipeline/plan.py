@@ -19,9 +19,10 @@ from envmatrix.pipeline.desired import (
     FlagCell,
     SecretCell,
     Target,
+    VariableCell,
     owner_with_contact,
 )
-from envmatrix.pipeline.observe import Observed
+from envmatrix.pipeline.observe import Observed, value_digest
 from envmatrix.pipeline.state import SyncRecord, SyncState
 from envmatrix.ports import (
     MAX_VALUE_BYTES,
@@ -65,6 +66,9 @@ class Reason(StrEnum):
     # the environment copy is absent (create, or blocked) and a same-named secret of a wider
     # scope (repository, organization) is what jobs of that environment receive meanwhile
     SHADOWED = "shadowed"
+    # a declared variable whose GitHub value differs from the policy's (or Vault's) after
+    # envmatrix wrote it: the policy's literal or the Vault source changed
+    VALUE_DIFFERS = "value-differs"
 
 
 WRITE_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
@@ -183,7 +187,16 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
         for flag in desired.flags_in(target)
         if (change := _flag_change(flag, env, blocked)) is not None
     ]
+    variable_cells = desired.variables_in(target)
+    flag_changes += [
+        change
+        for cell in variable_cells
+        if (change := _variable_change(desired, cell, observed, env, sync)) is not None
+    ]
     yield from _within_limit(target, flag_changes, env, Kind.VARIABLE, desired.contacts)
+    if variable_cells:
+        wanted = {c.name for c in variable_cells} | {f.name for f in desired.flags_in(target)}
+        yield from _variable_leftovers(target, wanted, env, sync, desired.prune)
 
 
 def _environment_create(target: Target) -> Change:
@@ -453,3 +466,114 @@ def _flag_change(
         requires=flag.requires,
         probe=flag.probe,
     )
+
+
+def _variable_change(
+    desired: DesiredState,
+    cell: VariableCell,
+    observed: Observed,
+    env: ObservedEnvironment | None,
+    sync: SyncState,
+) -> Change | None:
+    """A declared variable's create or update; values are compared (GitHub returns them)."""
+    present = env.variables.get(cell.name) if env is not None else None
+    owner = owner_with_contact(cell.owner, desired.contacts.get(cell.owner))
+    version: int | None = None
+    if cell.vault_path is None:
+        wanted, source = value_digest(cell.value or ""), "policy value"
+    else:
+        assert cell.vault_key is not None
+        entry = observed.vault.get(cell.vault_path, VaultEntry(cell.vault_path, None))
+        version = entry.version
+        where = f"{desired.mount}/{cell.vault_ref}"
+        if entry.version is None or cell.vault_key not in entry.keys:
+            detail = f"missing in Vault at {where} — owner: {owner}"
+            return _variable_row(cell, Action.BLOCKED, Reason.MISSING_IN_VAULT, detail, version)
+        source = f"Vault {cell.vault_ref} v{entry.version}"
+        digest = observed.variable_digests.get((cell.vault_path, cell.vault_key))
+        if digest is None:  # not readable now: apply reads it and writes what it finds
+            wanted = ""
+        elif digest == value_digest(""):
+            detail = f"the value at {where} v{entry.version} is empty; not sent — owner: {owner}"
+            return _variable_row(cell, Action.BLOCKED, Reason.EMPTY_IN_VAULT, detail, version)
+        else:
+            wanted = digest
+    if present is None:
+        detail = f"not in GitHub; {source}"
+        return _variable_row(cell, Action.CREATE, Reason.MISSING, detail, version)
+    if value_digest(present.value) == wanted:
+        return None
+    written = sync.own_variable(cell.name)
+    if written is None:
+        reason, why = Reason.CHANGED_OUTSIDE, "in GitHub but envmatrix has no record of writing it"
+    elif present.updated_at > written:
+        reason, why = (
+            Reason.CHANGED_OUTSIDE,
+            (
+                f"GitHub copy updated {_stamp(present.updated_at)}, after envmatrix wrote it"
+                f" {_stamp(written)}"
+            ),
+        )
+    else:
+        reason = Reason.VAULT_NEWER if cell.vault_path else Reason.VALUE_DIFFERS
+        why = "the value in GitHub differs from the policy's"
+    return _variable_row(
+        cell, Action.UPDATE, reason, f"{why}; {source}", version, present.updated_at
+    )
+
+
+def _variable_row(
+    cell: VariableCell,
+    action: Action,
+    reason: Reason,
+    detail: str,
+    version: int | None,
+    updated_at: datetime | None = None,
+) -> Change:
+    return Change(
+        action,
+        Kind.VARIABLE,
+        cell.target.repository,
+        cell.target.github_environment,
+        cell.name,
+        reason,
+        detail,
+        logical_environment=cell.target.environment or None,
+        owner=cell.owner,
+        vault_path=cell.vault_path,
+        vault_key=cell.vault_key,
+        vault_version=version,
+        github_updated_at=updated_at,
+        value=cell.value,
+    )
+
+
+def _variable_leftovers(
+    target: Target, wanted: set[str], env: ObservedEnvironment | None, sync: SyncState, prune: bool
+) -> Iterable[Change]:
+    """Variables in a target of declared variables that the policy does not name (nor flags):
+    this policy's own are deleted when prune is on; the rest are orphans."""
+    if env is None:
+        return
+    for name, variable in sorted(env.variables.items()):
+        if name in wanted:
+            continue
+        written = sync.own_variable(name)
+        ours = written is not None and variable.updated_at <= written
+        action, reason = (
+            (Action.DELETE, Reason.PRUNED)
+            if prune and ours
+            else (Action.ORPHAN, Reason.NOT_IN_POLICY)
+        )
+        by = "written by envmatrix" if ours else "not written by envmatrix"
+        yield Change(
+            action,
+            Kind.VARIABLE,
+            target.repository,
+            target.github_environment,
+            name,
+            reason,
+            f"in GitHub, not in the policy ({by})",
+            logical_environment=target.environment or None,
+            github_updated_at=variable.updated_at,
+        )

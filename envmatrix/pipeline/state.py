@@ -70,6 +70,21 @@ class SyncState:
     version: int | None  # Vault document version, for check-and-set; None when absent
     managed_by: Mapping[str, str] = field(default_factory=dict)  # secret -> policy; none: legacy
     policy: str = ""
+    # plain Actions variables envmatrix wrote: name -> (policy, GitHub's time of the write)
+    variables: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
+
+    def own_variable(self, name: str) -> datetime | None:
+        """When this state's policy last wrote variable `name`; None when it did not."""
+        found = self.variables.get(name)
+        return found[1] if found is not None and found[0] == self.policy else None
+
+    def with_variables(
+        self, written: Mapping[str, datetime], deleted: frozenset[str] = frozenset()
+    ) -> SyncState:
+        """This state after an apply of its policy wrote and deleted those variables."""
+        kept = {n: v for n, v in self.variables.items() if n not in deleted}
+        kept.update({n: (self.policy, when) for n, when in written.items()})
+        return replace(self, variables=kept)
 
     def owner_of(self, name: str) -> str | None:
         """The policy that wrote `name`'s record; None for no record or a legacy one."""
@@ -109,7 +124,7 @@ class SyncState:
             for name, owner in (raw_owners.items() if isinstance(raw_owners, Mapping) else ())
             if name in records and isinstance(owner, str) and owner
         }
-        return cls(records, document.version, owners)
+        return cls(records, document.version, owners, variables=_variables(document.data))
 
     def to_document(self) -> dict[str, object]:
         document: dict[str, object] = {
@@ -118,6 +133,10 @@ class SyncState:
         owners = {n: p for n, p in sorted(self.managed_by.items()) if p and n in self.records}
         if owners:
             document["managed_by"] = owners
+        if self.variables:
+            document["variables"] = {
+                n: f"{p}|{iso_utc(when)}" for n, (p, when) in sorted(self.variables.items())
+            }
         return document
 
     def with_changes(
@@ -131,6 +150,20 @@ class SyncState:
         if self.policy:
             owners.update(dict.fromkeys(written, self.policy))
         return replace(self, records=records, managed_by=owners)
+
+
+def _variables(data: Mapping[str, object]) -> dict[str, tuple[str, datetime]]:
+    raw = data.get("variables", {})
+    found: dict[str, tuple[str, datetime]] = {}
+    for name, packed in raw.items() if isinstance(raw, Mapping) else ():
+        if not isinstance(packed, str) or "|" not in packed:
+            continue
+        policy, stamp = packed.rsplit("|", 1)
+        try:
+            found[name] = (policy, parse_iso_utc(stamp))
+        except ValueError:
+            continue
+    return found
 
 
 def state_path(target: Target) -> str:

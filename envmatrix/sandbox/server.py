@@ -415,6 +415,12 @@ class GitHubSandbox:
             record = env.variables.get(name) if env is not None else None
             return record.value if record is not None else None
 
+    def repository_variable_value(self, repo: str, name: str) -> str | None:
+        """Value of a repository variable, or None if absent."""
+        with self.state.lock:
+            record = self._repository(repo).variables.get(name)
+            return record.value if record is not None else None
+
     def write_secret_outside(
         self, repo: str, environment: str | None, name: str, value: str
     ) -> None:
