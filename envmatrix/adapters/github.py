@@ -495,26 +495,41 @@ class _AppInstallations:
         self.integration.close()
 
     def _installation(self, owner: tuple[str, str | None], attempts: Attempts) -> int:
-        org, repo = owner
+        org = owner[0]
         if org.lower() not in self._owners:
-            if repo is not None:
-                url = f"/repos/{org}/{repo}/installation"
-                found = attempts(
-                    "GET",
-                    url,
-                    lambda _: self.integration.get_repo_installation(org, repo).id,
-                    self.integration.requester,
-                )
-            else:
-                url = f"/orgs/{org}/installation"
-                found = attempts(
-                    "GET",
-                    url,
-                    lambda _: self.integration.get_org_installation(org).id,
-                    self.integration.requester,
-                )
-            self._owners[org.lower()] = (org, int(found))
+            try:
+                found = self._look_up(owner, attempts)
+            except GitHubError as exc:
+                if exc.status != 404:
+                    raise
+                raise GitHubError(
+                    f"{exc}: GitHub App {self._login.app_id} is not installed on {org} (install"
+                    " it there, or set GITHUB_APP_INSTALLATION_ID)",
+                    404,
+                ) from None
+            self._owners[org.lower()] = (org, found)
         return self._owners[org.lower()][1]
+
+    def _look_up(self, owner: tuple[str, str | None], attempts: Attempts) -> int:
+        """GET /repos/{owner}/{repo}/installation, or /orgs/{org}/installation, as the App."""
+        org, repo = owner
+        integration = self.integration
+        if repo is not None:
+            url = f"/repos/{org}/{repo}/installation"
+            found = attempts(
+                "GET",
+                url,
+                lambda _: integration.get_repo_installation(org, repo).id,
+                integration.requester,
+            )
+        else:
+            found = attempts(
+                "GET",
+                f"/orgs/{org}/installation",
+                lambda _: integration.get_org_installation(org).id,
+                integration.requester,
+            )
+        return int(found)
 
     def _client(self, installation: int, attempts: Attempts) -> Github:
         auth = self._auth.get_installation_auth(installation)
