@@ -213,9 +213,14 @@ def _check_claims(token: str, app: App, now: datetime) -> None:
 def installation_payload(base: str, app: App, installation: Installation) -> dict[str, Any]:
     """The ``installation`` schema."""
     created = iso(installation.created_at)
+    account = simple_user(base, installation.account, installation.account_id)
+    # GitHub's description of GET /app/installations says allOf [simple-user, enterprise]: an
+    # account carrying both shapes' required fields satisfies it and the single-item anyOf
+    account.update(name=installation.account, slug=installation.account)
+    account.update(created_at=created, updated_at=created)
     return {
         "id": installation.id,
-        "account": simple_user(base, installation.account, installation.account_id),
+        "account": account,
         "repository_selection": "all",
         "access_tokens_url": f"{base}/app/installations/{installation.id}/access_tokens",
         "repositories_url": f"{base}/installation/repositories",
