@@ -4,7 +4,8 @@ Every command gets its outside systems from here, as context managers that close
 open (HTTP sessions, database connections), so nothing else constructs an adapter:
 
 - `connections(policy)`: Vault (the policy's mount) and GitHub, configured from the environment
-  as the Vault CLI and gh would (VAULT_ADDR/VAULT_TOKEN/..., GITHUB_TOKEN/GH_TOKEN/GITHUB_API_URL).
+  as the Vault CLI and gh would (VAULT_ADDR/VAULT_TOKEN/..., GH_TOKEN/GITHUB_TOKEN, GH_HOST,
+  GITHUB_API_URL, or a GitHub App: see envmatrix/adapters/github_settings.py).
 - `vault_session(policy)`, `github_session()`: one of the two, for commands that need only it
   (rotation status needs no GitHub token; `verify --source github` no Vault token).
 - `audit_sink(policy, policy_path, warn)`: the policy's audit store (SQLite or PostgreSQL),

@@ -7,38 +7,57 @@ PyGithub's `create_secret`, which fetches it on every call.
 Faults: PyGithub's own retry is off; `_call` retries 5xx, 429 (with or without Retry-After),
 rate-limit 403s, connection resets and timeouts with jittered exponential backoff, and waits for
 an exhausted primary limit until its reset when that wait is within `max_wait` (else it stops with
-GitHubRateLimited). Messages name the endpoint and status; never a request body.
+GitHubRateLimited). A connection that cannot be made at all (refused, unknown host, no
+route) is not retried: it fails at once, naming the endpoint and the variable that chose it.
+Messages name the endpoint and status; never a request body.
+
+Login (see envmatrix/adapters/github_settings.py for the variables): a token, or a GitHub App.
+As an App, every request is sent with an installation token of the installation for the owner in
+its path (`/repos/{owner}/...`, `/orgs/{org}/...`): the installation is looked up once per owner
+(GET /repos/{owner}/{repo}/installation or /orgs/{org}/installation, unless
+GITHUB_APP_INSTALLATION_ID fixes it), PyGithub's `AppInstallationAuth` mints its token and renews
+it before it expires, and a token GitHub refuses with 401 (revoked, or expired early) is replaced
+once before the request fails.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote, urlparse
 
 import requests
-from github import Auth, Github, GithubException
+from github import Auth, Github, GithubException, GithubIntegration
 from github.Environment import Environment
 from github.OrganizationSecret import OrganizationSecret
 from github.PaginatedList import PaginatedList
 from github.PublicKey import encrypt
+from github.Requester import Requester
 from github.Secret import Secret
 from github.Variable import Variable
+from jwt import PyJWTError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from envmatrix import debuglog
+from envmatrix.adapters.github_settings import AppLogin, TokenLogin, github_settings
 from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
 from envmatrix.ports import ObservedSecret, ObservedVariable, WriteReceipt
 from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
-from envmatrix.settings import number_setting, text_setting
+from envmatrix.settings import number_setting
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
+_log = logging.getLogger(__name__)
 MAX_SECRET_BYTES = 48 * 1024  # GitHub's limit for one secret value (UTF-8 bytes)
 
 
@@ -97,26 +116,37 @@ class GitHubAdapter:
     def __init__(
         self,
         api_url: str,
-        token: str,
+        login: str | TokenLogin | AppLogin,
         *,
         retry: RetryPolicy | None = None,
         write_interval: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        url_source: str = "GITHUB_API_URL",
     ) -> None:
+        """`login`: a token (str or TokenLogin) or a GitHub App (AppLogin). Raises UsageError
+        for an App private key PyGithub cannot sign with. Nothing is sent until the first call."""
         self.api_url = api_url.rstrip("/")
         self.shown_url = url_for_display(self.api_url)  # what messages name: no credentials
+        self._url_source = url_source
         self._retry = retry or RetryPolicy()
-        self._github = Github(
-            auth=Auth.Token(token),
-            base_url=self.api_url,
-            per_page=100,
-            retry=None,
-            timeout=max(1, round(self._retry.timeout)),  # PyGithub insists on whole seconds
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-            lazy=True,
-        )
-        self._requester = self._github.requester
+        self._login = TokenLogin(login, "GITHUB_TOKEN") if isinstance(login, str) else login
+        self._options: dict[str, Any] = {
+            "base_url": self.api_url,
+            "per_page": 100,
+            "retry": None,
+            "timeout": max(1, round(self._retry.timeout)),  # PyGithub insists on whole seconds
+            "seconds_between_requests": None,
+            "seconds_between_writes": None,
+            "lazy": True,
+        }
+        self._app: _AppInstallations | None = None
+        self._github: Github | None = None
+        if isinstance(self._login, AppLogin):
+            self._app = _AppInstallations(self._login, self._options)
+            self._requester = self._app.integration.requester
+        else:
+            self._github = Github(auth=Auth.Token(self._login.token), **self._options)
+            self._requester = self._github.requester
         self._write_interval = write_interval
         self._sleep = sleep
         self._keys: dict[str, _PublicKey] = {}
@@ -124,20 +154,27 @@ class GitHubAdapter:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> GitHubAdapter:
-        """GITHUB_TOKEN or GH_TOKEN (as the gh CLI), GITHUB_API_URL (as GitHub Actions)."""
-        source = "GITHUB_TOKEN" if environ.get("GITHUB_TOKEN") else "GH_TOKEN"
-        token = text_setting(environ, source)
-        if not token:
-            raise UsageError("GITHUB_TOKEN (or GH_TOKEN) is not set")
-        url = environ.get("GITHUB_API_URL") or DEFAULT_API_URL
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise UsageError(f"GITHUB_API_URL={url_for_display(url)!r} is not an http(s) URL")
-        interval = 1.0 if parsed.netloc == "api.github.com" else 0.0
+        """Configured as gh and GitHub Actions are (see envmatrix/adapters/github_settings.py):
+        GITHUB_API_URL, else GH_HOST; a GitHub App (GITHUB_APP_*), else GH_TOKEN/GITHUB_TOKEN
+        (GH_ENTERPRISE_TOKEN/GITHUB_ENTERPRISE_TOKEN first for an Enterprise Server).
+        Warnings (two tokens that differ) go to the `envmatrix.adapters.github` logger.
+        Raises UsageError for a missing or invalid setting."""
+        settings = github_settings(environ)
+        for warning in settings.warnings:
+            _log.warning(warning)
+        debuglog.show_paths_for(settings.api_url)
+        host = (urlparse(settings.api_url).hostname or "").lower()
+        interval = 1.0 if host == "api.github.com" or host.endswith(".ghe.com") else 0.0
         interval = number_setting(
             environ, "ENVMATRIX_GITHUB_WRITE_INTERVAL", interval, minimum=0, maximum=60
         )
-        return cls(url, token, retry=RetryPolicy.from_environment(environ), write_interval=interval)
+        return cls(
+            settings.api_url,
+            settings.login,
+            retry=RetryPolicy.from_environment(environ),
+            write_interval=interval,
+            url_source=settings.url_source,
+        )
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -170,10 +207,8 @@ class GitHubAdapter:
         return [replace(_observed_secret(s), visibility=s.visibility) for s in items]
 
     def _list(self, cls: type[T], url: str, item: str) -> list[T]:
-        def fetch() -> list[T]:
-            pages: PaginatedList[Any] = PaginatedList(
-                cls, self._requester, url, None, list_item=item
-            )
+        def fetch(requester: Requester) -> list[T]:
+            pages: PaginatedList[Any] = PaginatedList(cls, requester, url, None, list_item=item)
             return list(pages)
 
         return self._call("GET", url, fetch)
@@ -236,15 +271,24 @@ class GitHubAdapter:
         return self._write("DELETE", url, None, absent_ok=True)
 
     def close(self) -> None:
-        """Close the HTTP session."""
-        self._github.close()
+        """Close the HTTP sessions."""
+        if self._app is not None:
+            self._app.close()
+        if self._github is not None:
+            self._github.close()
 
     def identity(self) -> str:
+        """`github-app:ID installation:N@host` (the installations used so far, `owner=N` each
+        when there are several), `github-actions:ACTOR run:ID` in Actions, else
+        `github-token@host`."""
+        host = host_for_display(self.api_url)
+        if self._app is not None:
+            return f"{self._app.identity()}@{host}"
         actor = os.environ.get("GITHUB_ACTOR")
         run = os.environ.get("GITHUB_RUN_ID")
         if actor and run:
             return f"github-actions:{actor} run:{run}"
-        return f"github-token@{host_for_display(self.api_url)}"
+        return f"github-token@{host}"
 
     def _put_secret(self, scope: str, url: str, value: SecretValue) -> WriteReceipt:
         size = len(value.reveal().encode())
@@ -270,7 +314,7 @@ class GitHubAdapter:
         if scope not in self._keys:
             url = f"{scope}/secrets/public-key"
             _, data = self._call(
-                "GET", url, lambda: self._requester.requestJsonAndCheck("GET", url)
+                "GET", url, lambda requester: requester.requestJsonAndCheck("GET", url)
             )
             self._keys[scope] = _PublicKey(str(data["key_id"]), str(data["key"]))
         return self._keys[scope]
@@ -280,8 +324,8 @@ class GitHubAdapter:
     ) -> WriteReceipt:
         self._pace_writes()
 
-        def send() -> tuple[dict[str, Any], Any]:
-            return self._requester.requestJsonAndCheck(verb, url, input=body)
+        def send(requester: Requester) -> tuple[dict[str, Any], Any]:
+            return requester.requestJsonAndCheck(verb, url, input=body)
 
         try:
             headers, _ = self._call(verb, url, send)
@@ -300,12 +344,29 @@ class GitHubAdapter:
 
     # -- retries -------------------------------------------------------------------------------
 
-    def _call(self, verb: str, url: str, fn: Callable[[], T]) -> T:
+    def _call(self, verb: str, url: str, fn: Callable[[Requester], T]) -> T:
+        """`fn(requester)` with retries, sent with the login for `url`'s owner; as an App, a
+        401 gets one more round with a fresh installation token."""
+        try:
+            return self._attempts(verb, url, fn)
+        except GitHubError as exc:
+            if exc.status != 401 or self._app is None or not self._app.forget_token(url):
+                raise
+            return self._attempts(verb, url, fn)
+
+    def _attempts(
+        self,
+        verb: str,
+        url: str,
+        fn: Callable[[Requester], T],
+        requester: Requester | None = None,
+    ) -> T:
         endpoint = f"{verb} {self.shown_url}{url}"
         for attempt in range(1, self._retry.attempts + 1):
-            self._wait_for_primary_limit(endpoint)
+            sender = requester or self._requester_for(url)
+            self._wait_for_primary_limit(endpoint, sender)
             try:
-                return self._translate(endpoint, fn)
+                return self._translate(endpoint, partial(fn, sender))
             except _Retry as retry:
                 if attempt == self._retry.attempts:
                     why = f"{retry.why}; gave up after {attempt} attempts"
@@ -319,12 +380,25 @@ class GitHubAdapter:
             return self._retry.backoff * 2.0 ** (attempt - 1) * random.uniform(0.5, 1.5)
         return self._bounded(endpoint, retry.wait * random.uniform(1.0, 1.2), retry.why)
 
+    def _requester_for(self, url: str) -> Requester:
+        """The token login's requester, or the installation's for the owner `url` names."""
+        if self._app is None:
+            return self._requester
+        return self._app.requester_for(url, self._attempts)
+
     def _translate(self, endpoint: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except GithubException as exc:
             raise self._classify(endpoint, exc.status, exc.headers or {}, exc.data) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.ConnectionError as exc:
+            if _cannot_connect(exc):  # refused, unknown host, no route: retrying won't help
+                raise GitHubError(
+                    f"{endpoint}: cannot connect to {host_for_display(self.api_url)}"
+                    f" ({_connect_reason(exc)}; check {self._url_source})"
+                ) from None
+            raise _Retry(None, f"connection failed ({type(exc).__name__})") from None
+        except requests.Timeout as exc:
             raise _Retry(None, f"connection failed ({type(exc).__name__})") from None
         except ValueError:  # json decoding: an HTML page or a truncated body
             raise _Retry(None, "the response was not valid JSON") from None
@@ -343,7 +417,7 @@ class GitHubAdapter:
         if status >= 500 or status == 0:
             return _Retry(None, f"{status} {message}")
         if status == 401:
-            return GitHubError(f"{endpoint}: 401 {message} (check GITHUB_TOKEN)", status)
+            return GitHubError(f"{endpoint}: 401 {message} (check {self._login_hint()})", status)
         return GitHubError(f"{endpoint}: {status} {message}", status)
 
     def _rate_limit_wait(
@@ -364,13 +438,177 @@ class GitHubAdapter:
             )
         return wait
 
-    def _wait_for_primary_limit(self, endpoint: str) -> None:
-        remaining, _ = self._requester.rate_limiting
+    def _login_hint(self) -> str:
+        if isinstance(self._login, AppLogin):
+            return "GITHUB_APP_ID, its private key and the App's installation"
+        return self._login.source
+
+    def _wait_for_primary_limit(self, endpoint: str, requester: Requester) -> None:
+        remaining, _ = requester.rate_limiting
         if remaining == 0:
-            reset = self._requester.rate_limiting_resettime
+            reset = requester.rate_limiting_resettime
             wait = reset - time.time() + 1
             if wait > 0:
                 self._sleep(self._bounded(endpoint, wait, "primary rate limit exhausted"))
+
+
+Attempts = Callable[[str, str, Callable[[Requester], Any], Requester | None], Any]
+
+
+class _AppInstallations:
+    """A GitHub App's installations, found per owner, each with its own PyGithub client whose
+    `AppInstallationAuth` mints the installation token and renews it before it expires."""
+
+    def __init__(self, login: AppLogin, options: dict[str, Any]) -> None:
+        self._login = login
+        self._options = options
+        self._auth = Auth.AppAuth(login.app_id, login.private_key)
+        try:
+            self._auth.create_jwt()  # PyGithub signs with the key: refuse a key it cannot use
+        except (ValueError, TypeError, PyJWTError):
+            raise UsageError(
+                "the GitHub App private key (GITHUB_APP_PRIVATE_KEY or _FILE) cannot sign a JWT:"
+                " it must be the App's RSA private key in PEM format"
+            ) from None
+        self.integration = GithubIntegration(auth=self._auth, **options)
+        self._owners: dict[str, tuple[str, int]] = {}  # owner (lower) -> (owner, installation)
+        self._clients: dict[int, Github] = {}
+
+    def requester_for(self, url: str, attempts: Attempts) -> Requester:
+        """The requester of the installation for `url`'s owner (looked up and minted once)."""
+        owner = _owner_of(url)
+        installation = self._login.installation_id
+        if installation is None and owner is not None:
+            installation = self._installation(owner, attempts)
+        if installation is None:  # no owner in the path (/rate_limit): any installation will do
+            clients = list(self._clients.values())
+            return clients[0].requester if clients else self.integration.requester
+        client = self._clients.get(installation) or self._client(installation, attempts)
+        return client.requester
+
+    def forget_token(self, url: str) -> bool:
+        """Drop the installation token used for `url` (GitHub refused it); False if none was."""
+        owner = _owner_of(url)
+        installation = self._login.installation_id
+        if installation is None and owner is not None:
+            installation = self._owners.get(owner[0].lower(), ("", None))[1]
+        client = self._clients.pop(installation, None) if installation is not None else None
+        if client is None:
+            return False
+        client.close()
+        return True
+
+    def identity(self) -> str:
+        """`github-app:ID`, then `installation:N` or `installations:owner=N,...`."""
+        app = f"github-app:{self._login.app_id}"
+        if self._login.installation_id is not None:
+            return f"{app} installation:{self._login.installation_id}"
+        found = sorted(self._owners.values())
+        if len(found) == 1:
+            return f"{app} installation:{found[0][1]}"
+        if found:
+            return f"{app} installations:" + ",".join(f"{o}={i}" for o, i in found)
+        return app
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        self.integration.close()
+
+    def _installation(self, owner: tuple[str, str | None], attempts: Attempts) -> int:
+        org = owner[0]
+        if org.lower() not in self._owners:
+            try:
+                found = self._look_up(owner, attempts)
+            except GitHubError as exc:
+                if exc.status != 404:
+                    raise
+                raise GitHubError(
+                    f"{exc}: GitHub App {self._login.app_id} is not installed on {org} (install"
+                    " it there, or set GITHUB_APP_INSTALLATION_ID)",
+                    404,
+                ) from None
+            self._owners[org.lower()] = (org, found)
+        return self._owners[org.lower()][1]
+
+    def _look_up(self, owner: tuple[str, str | None], attempts: Attempts) -> int:
+        """GET /repos/{owner}/{repo}/installation, or /orgs/{org}/installation, as the App."""
+        org, repo = owner
+        integration = self.integration
+        if repo is not None:
+            url = f"/repos/{org}/{repo}/installation"
+            found = attempts(
+                "GET",
+                url,
+                lambda _: integration.get_repo_installation(org, repo).id,
+                integration.requester,
+            )
+        else:
+            found = attempts(
+                "GET",
+                f"/orgs/{org}/installation",
+                lambda _: integration.get_org_installation(org).id,
+                integration.requester,
+            )
+        return int(found)
+
+    def _client(self, installation: int, attempts: Attempts) -> Github:
+        auth = self._auth.get_installation_auth(installation)
+        client = Github(auth=auth, **self._options)
+        try:  # mint now, so a refusal names the token endpoint, not the request that needed it
+            url = f"/app/installations/{installation}/access_tokens"
+            attempts("POST", url, lambda _: auth.token, self.integration.requester)
+        except BaseException:
+            client.close()
+            raise
+        self._clients[installation] = client
+        return client
+
+
+def _owner_of(url: str) -> tuple[str, str | None] | None:
+    """(owner, repository or None) named by an API path, or None (`/rate_limit`)."""
+    parts = url.split("?", 1)[0].split("/")
+    if len(parts) >= 4 and parts[1] == "repos" and parts[2] and parts[3]:
+        return parts[2], parts[3]
+    if len(parts) >= 3 and parts[1] == "orgs" and parts[2]:
+        return parts[2], None
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything it wraps (args, urllib3's `reason`, cause and context)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = (*current.args, getattr(current, "reason", None))
+        todo += [e for e in (*linked, current.__cause__, current.__context__) if _is_exc(e)]
+
+
+def _is_exc(value: object) -> bool:
+    return isinstance(value, BaseException)
+
+
+def _cannot_connect(exc: BaseException) -> bool:
+    """A connection that was never made (refused, unknown host, no route), unlike a reset."""
+    return any(isinstance(e, NewConnectionError) for e in _causes(exc))
+
+
+def _connect_reason(exc: BaseException) -> str:
+    for cause in _causes(exc):
+        if isinstance(cause, NameResolutionError | socket.gaierror):
+            return "unknown host"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+    return "no connection"
 
 
 def _env_url(repository: str, environment: str) -> str:

@@ -1,10 +1,11 @@
 """A GitHub REST API sandbox: a real local HTTP server for the operations envmatrix uses.
 
-It speaks exactly the 31 operations of ``tests/data/github-openapi/api.github.com.subset.json``
-(repositories, environments, environment/repository/organization secrets, variables and
-``/rate_limit``) with GitHub's status codes, error bodies, pagination ``Link`` headers, ETags and
-rate-limit headers, plus fault injection (:class:`Fault`) and an admin API under ``/_sandbox/``.
-Only the standard library and PyNaCl are used, so it ships inside the package.
+It speaks exactly the 35 operations of ``tests/data/github-openapi/api.github.com.subset.json``
+(repositories, environments, environment/repository/organization secrets, variables,
+``/rate_limit``, GitHub App installations and installation tokens) with GitHub's status codes,
+error bodies, pagination ``Link`` headers, ETags and rate-limit headers, plus fault injection
+(:class:`Fault`) and an admin API under ``/_sandbox/``. Only the standard library, PyNaCl and
+PyJWT (a dependency of PyGithub; App JWTs) are used, so it ships inside the package.
 
 Example::
 

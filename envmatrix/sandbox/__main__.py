@@ -1,8 +1,9 @@
 """Run a GitHub sandbox in the foreground.
 
-``python -m envmatrix.sandbox --host 127.0.0.1 --port 0 --token T --repo o/r [--repo ...]``
-prints exactly one line, ``sandbox listening on http://HOST:PORT``, once it accepts
-connections, and stops cleanly on SIGTERM or SIGINT.
+``python -m envmatrix.sandbox --host 127.0.0.1 --port 0 --token T --repo o/r [--repo ...]
+[--app-id N --app-public-key FILE]`` prints exactly one line,
+``sandbox listening on http://HOST:PORT``, once it accepts connections, and stops cleanly on
+SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", default="sandbox-token")
     parser.add_argument("--repo", action="append", default=[], help="owner/name; repeatable")
     parser.add_argument("--rate-limit", type=int, default=5000)
-    return parser.parse_args(argv)
+    parser.add_argument("--app-id", type=int, help="register a GitHub App with this ID")
+    parser.add_argument(
+        "--app-public-key",
+        help="the App's RSA public key (PEM file); the App is installed on every owner",
+    )
+    args = parser.parse_args(argv)
+    if (args.app_id is None) != (args.app_public_key is None):
+        parser.error("--app-id and --app-public-key go together")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         repositories=args.repo,
         rate_limit=args.rate_limit,
     )
+    if args.app_id is not None:
+        with open(args.app_public_key, encoding="ascii") as key:
+            sandbox.register_app(args.app_id, key.read())
     sandbox.start()
     try:
         print(f"sandbox listening on {sandbox.url}", flush=True)

@@ -135,6 +135,31 @@ class AdminApi:
         self.sandbox.set_rate_limit(remaining=remaining, reset_in=reset_in, limit=limit)
         return Response.empty()
 
+    def post_app(self, req: Request) -> Response:
+        data = req.json_object()
+        app_id, accounts, ttl = data.get("app_id"), data.get("accounts"), data.get("token_ttl")
+        if not isinstance(app_id, int) or isinstance(app_id, bool) or app_id < 1:
+            raise ApiError(422, "'app_id' must be a positive integer")
+        if accounts is not None and (
+            not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts)
+        ):
+            raise ApiError(422, "'accounts' must be a list of account logins")
+        if ttl is not None:
+            if not isinstance(ttl, int) or isinstance(ttl, bool):
+                raise ApiError(422, "'token_ttl' must be whole seconds")
+            self.sandbox.set_installation_token_ttl(ttl)
+        found = self.sandbox.register_app(
+            app_id,
+            _required(data, "public_key"),
+            accounts,
+            _str_field(data, "slug", optional=True),
+        )
+        return Response.of_json(201, {"installations": found})
+
+    def post_expire_tokens(self, req: Request) -> Response:
+        expired = self.sandbox.expire_installation_tokens()
+        return Response.of_json(200, {"expired": expired})
+
     def post_clock(self, req: Request) -> Response:
         advance = req.json_object().get("advance")
         if not isinstance(advance, int | float) or isinstance(advance, bool):
@@ -156,4 +181,6 @@ _ROUTES: dict[tuple[str, str], AdminHandler] = {
     ("POST", "/_sandbox/outside-write"): AdminApi.post_outside_write,
     ("POST", "/_sandbox/rate-limit"): AdminApi.post_rate_limit,
     ("POST", "/_sandbox/clock"): AdminApi.post_clock,
+    ("POST", "/_sandbox/apps"): AdminApi.post_app,
+    ("POST", "/_sandbox/installation-tokens/expire"): AdminApi.post_expire_tokens,
 }

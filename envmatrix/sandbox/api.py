@@ -1,7 +1,7 @@
 """The GitHub REST operations the sandbox serves: routing table and handlers.
 
 Handlers are pure functions of (state, request) -> response; the HTTP layer around them does
-authentication, faults, rate limiting and ETags. Exactly the 31 operations of
+authentication, faults, rate limiting and ETags. Exactly the 35 operations of
 ``tests/data/github-openapi/api.github.com.subset.json`` are routed.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from envmatrix.sandbox import payloads
+from envmatrix.sandbox import apps, payloads
 from envmatrix.sandbox.http_types import (
     ApiError,
     Request,
@@ -103,8 +103,9 @@ def _check_name(name: str, resource: str) -> None:
 class GitHubApi:
     """Handlers for the GitHub operations, bound to one :class:`SandboxState`."""
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: SandboxState, registry: apps.AppRegistry | None = None) -> None:
         self.state = state
+        self.apps = registry or apps.AppRegistry()
 
     # -- lookups ---------------------------------------------------------------------------
     def _repo(self, params: Params) -> Repository:
@@ -507,6 +508,15 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
     ("PUT", f"{_O}/actions/secrets/{_N}", "actions/create-or-update-org-secret", A.put_org_secret),
     ("DELETE", f"{_O}/actions/secrets/{_N}", "actions/delete-org-secret", A.delete_org_secret),
     ("GET", "/rate_limit", "rate-limit/get", A.get_rate_limit),
+    ("GET", "/app/installations", "apps/list-installations", apps.list_installations),
+    (
+        "POST",
+        r"/app/installations/(?P<installation_id>[0-9]+)/access_tokens",
+        "apps/create-installation-access-token",
+        apps.create_access_token,
+    ),
+    ("GET", f"{_R}/installation", "apps/get-repo-installation", apps.get_repo_installation),
+    ("GET", f"{_O}/installation", "apps/get-org-installation", apps.get_org_installation),
 ]
 
 ROUTES: tuple[Route, ...] = tuple(

@@ -5,7 +5,9 @@ Request pipeline (per request, see ``_Handler._dispatch``):
 1. read the body, take one clock reading (used for ``Date`` and any ``updated_at`` written);
 2. ``/_sandbox/...`` goes to the admin API (token auth, no counting, no faults, no rate limit);
 3. match a route (unknown → 404) and count it as ``(METHOD, operationId)``;
-4. check ``Authorization`` (→ 401);
+4. check ``Authorization`` (→ 401): the sandbox token, or a live installation token on its own
+   account's repositories and organization (another account → 404); the App operations verify
+   the App's JWT themselves (see ``envmatrix/sandbox/apps.py``);
 5. apply the first firing :class:`Fault` (delay, then reset / canned answer);
 6. refuse when the primary rate limit is exhausted (→ 403);
 7. run the handler; 200 GETs get an ``ETag`` and ``If-None-Match`` may turn them into a 304;
@@ -32,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from envmatrix.sandbox.admin import AdminApi
 from envmatrix.sandbox.api import GitHubApi, Route, match_route
+from envmatrix.sandbox.apps import JWT_OPERATIONS, AppRegistry
 from envmatrix.sandbox.faults import Fault, FaultBook
 from envmatrix.sandbox.http_types import DOCS, Request, Response, error_response
 from envmatrix.sandbox.state import (
@@ -179,8 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _routed(self, req: Request, route: Route, params: dict[str, str]) -> None:
         sandbox = self.server.sandbox
-        if not self._authorized():
-            self._send(req, _bad_credentials())
+        refusal = self._refusal(route, params, req)
+        if refusal is not None:
+            self._send(req, refusal)
             return
         fault = sandbox._faults.pick(self.command, req.path, route.operation)
         if fault is not None and fault.delay:
@@ -207,6 +211,22 @@ class _Handler(BaseHTTPRequestHandler):
         scheme, _, credential = header.partition(" ")
         token = self.server.sandbox.token
         return scheme.lower() in ("token", "bearer") and credential.strip() == token
+
+    def _refusal(self, route: Route, params: dict[str, str], req: Request) -> Response | None:
+        """None when the request may go on: the sandbox token, a JWT operation (its handler
+        checks the JWT), or an installation token on its own account's resources."""
+        if route.operation in JWT_OPERATIONS or self._authorized():
+            return None
+        scheme, _, credential = self.headers.get("Authorization", "").partition(" ")
+        account = None
+        if scheme.lower() in ("token", "bearer"):
+            account = self.server.sandbox.apps.account_of(credential.strip(), req.now)
+        if account is None:
+            return _bad_credentials()
+        owner = params.get("owner") or params.get("org")
+        if owner is not None and owner.lower() != account.lower():
+            return error_response(404, "Not Found")
+        return None
 
     def _fault_response(
         self, req: Request, route: Route, params: dict[str, str], fault: Fault
@@ -318,7 +338,8 @@ class GitHubSandbox:
         self.token = token
         self.clock = clock or Clock()
         self.state = SandboxState(self.clock, rate_limit)
-        self._api = GitHubApi(self.state)
+        self.apps = AppRegistry()
+        self._api = GitHubApi(self.state, self.apps)
         self._admin = AdminApi(self)
         self._faults = FaultBook()
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -454,6 +475,41 @@ class GitHubSandbox:
                 scope.create(name, value, now)
             else:
                 record.value, record.updated_at = value, now
+
+    def register_app(
+        self,
+        app_id: int,
+        public_key: str,
+        accounts: Iterable[str] | None = None,
+        slug: str | None = None,
+    ) -> dict[str, int]:
+        """Register a GitHub App (RSA public key, PEM) and install it on `accounts` (default:
+        every known organization); returns {account: installation id}. Raises ValueError for a
+        key that is not an RSA public key, KeyError for an unknown account."""
+        with self.state.lock:
+            logins = (
+                list(accounts)
+                if accounts is not None
+                else [org.login for org in self.state.organizations.values()]
+            )
+            pairs = []
+            for login in logins:
+                org = self.state.organization(login)
+                if org is None:
+                    raise KeyError(f"unknown account {login!r}")
+                pairs.append((org.login, org.id))
+        return self.apps.register(app_id, public_key, pairs, self.clock.now(), slug)
+
+    def expire_installation_tokens(self) -> int:
+        """Make every installation token minted so far expire now (GitHub revoking them);
+        returns how many were live."""
+        return self.apps.expire_tokens(self.clock.now())
+
+    def set_installation_token_ttl(self, seconds: int) -> None:
+        """Lifetime of installation tokens minted from now on (GitHub's: 3600 s)."""
+        if seconds < 1:
+            raise ValueError("token lifetime must be at least 1 second")
+        self.apps.token_ttl = seconds
 
     def advance_clock(self, seconds: float) -> None:
         """Shift the sandbox clock (Date headers, timestamps, rate-limit windows)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from envmatrix.adapters.github import GitHubAdapter, RetryPolicy
 from envmatrix.errors import GitHubError, UsageError
-from envmatrix.sandbox import GitHubSandbox
+from envmatrix.sandbox import Fault, GitHubSandbox
 from envmatrix.secret import SecretValue
 
 REPO = "occ-labs/operator-console"
@@ -164,3 +166,90 @@ def test_a_value_of_exactly_48_kb_lands_and_one_byte_more_fails_before_any_reque
     with pytest.raises(GitHubError, match="larger than 48 KB"):
         github.put_repository_secret(REPO, "OVER", SecretValue("z" * 49153))
     assert dict(sandbox.request_counts()) == before  # no PUT, no second key fetch
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:{port}", "connection refused"),
+        ("http://ci-bot:canary-pw@127.0.0.1:{port}/api/v3", "connection refused"),
+        ("http://no-such-host.invalid", "unknown host"),
+    ],
+)
+def test_a_connection_that_cannot_be_made_fails_at_the_first_attempt(url: str, reason: str) -> None:
+    sleeps: list[float] = []
+    github = GitHubAdapter(
+        url.format(port=_closed_port()),
+        "sandbox-token",
+        retry=RetryPolicy(attempts=5, backoff=1.0),
+        sleep=sleeps.append,
+    )
+    with pytest.raises(GitHubError) as caught:
+        github.list_environments(REPO)
+    message = str(caught.value)
+    assert sleeps == []  # one attempt: no backoff before a second one
+    assert f"/repos/{REPO}/environments: cannot connect to" in message
+    assert reason in message and "check GITHUB_API_URL" in message
+    assert "canary-pw" not in message and "\n" not in message
+
+
+def test_a_reset_connection_is_still_retried(sandbox: GitHubSandbox) -> None:
+    sandbox.inject(Fault(path=f"/repos/{REPO}/environments", reset=True))
+    sleeps: list[float] = []
+    github = GitHubAdapter(
+        sandbox.url,
+        "sandbox-token",
+        retry=RetryPolicy(attempts=3, backoff=0.01),
+        sleep=sleeps.append,
+    )
+    with pytest.raises(GitHubError, match="gave up after 3 attempts"):
+        github.list_environments(REPO)
+    assert len(sleeps) == 2
+    assert [r.status for r in sandbox.request_log()] == [0, 0, 0]
+
+
+def test_gh_host_selects_the_enterprise_api_and_names_gh_host_when_unreachable() -> None:
+    port = _closed_port()
+    sleeps: list[float] = []
+    github = GitHubAdapter.from_environment(
+        {"GH_HOST": f"127.0.0.1:{port}", "GH_ENTERPRISE_TOKEN": "e", "GH_TOKEN": "t"}
+    )
+    github._sleep = sleeps.append
+    assert github.api_url == f"https://127.0.0.1:{port}/api/v3"
+    assert github._login_hint() == "GH_ENTERPRISE_TOKEN"
+    with pytest.raises(GitHubError) as caught:
+        github.list_environments(REPO)
+    message = str(caught.value)
+    assert message.startswith(
+        f"GET https://127.0.0.1:{port}/api/v3/repos/{REPO}/environments: cannot connect"
+    )
+    assert "check GH_HOST" in message and sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "works"),
+    [
+        ("sandbox-token", "not-the-token", True),  # GH_TOKEN is used ...
+        ("not-the-token", "sandbox-token", False),  # ... even when GITHUB_TOKEN would work
+    ],
+)
+def test_gh_token_wins_over_github_token_with_a_warning(
+    sandbox: GitHubSandbox, caplog: pytest.LogCaptureFixture, first: str, second: str, works: bool
+) -> None:
+    environ = {"GITHUB_API_URL": sandbox.url, "GH_TOKEN": first, "GITHUB_TOKEN": second}
+    with caplog.at_level("WARNING", logger="envmatrix.adapters.github"):
+        github = GitHubAdapter.from_environment(environ)
+    assert caplog.messages == [
+        "GH_TOKEN and GITHUB_TOKEN are both set and differ; using GH_TOKEN (gh's order)"
+    ]
+    if works:
+        assert github.list_environments(REPO) == []
+    else:
+        with pytest.raises(GitHubError, match=r"401 Bad credentials \(check GH_TOKEN\)"):
+            github.list_environments(REPO)

@@ -1,4 +1,4 @@
-"""Every successful response of all 31 operations validates against GitHub's OpenAPI document."""
+"""Every successful response of all 35 operations validates against GitHub's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from envmatrix.sandbox import GitHubSandbox
-from tests.envmatrix.sandbox import ORG, REPO, Reply, call, seal
+from tests.envmatrix.sandbox import ORG, REPO, TOKEN, Reply, call, seal
+from tests.envmatrix.sandbox.test_apps import app_jwt
+from tests.github_app import APP_ID, app_key
 
 # GitHub's OpenAPI description, the operations envmatrix uses (vendored: see its README/LICENSE).
 SPEC_DIR = Path(__file__).resolve().parents[2] / "data" / "github-openapi"
@@ -77,9 +79,18 @@ class Checker:
         self.openapi = openapi
         self.seen: set[tuple[str, str]] = set()
 
-    def send(self, method: str, target: str, body: Any = None, *, expect: int) -> Reply:
+    def send(
+        self,
+        method: str,
+        target: str,
+        body: Any = None,
+        *,
+        expect: int,
+        headers: dict[str, str] | None = None,
+        token: str | None = TOKEN,
+    ) -> Reply:
         before = self.sandbox.request_counts()
-        reply = call(self.sandbox.url, method, target, body)
+        reply = call(self.sandbox.url, method, target, body, headers=headers, token=token)
         assert reply.status == expect, (method, target, reply.status, reply.body[:300])
         payload = None if body is None else json.dumps(body).encode()
         self.openapi.validate_response(_Request(method, target, payload), _Response(reply))
@@ -98,8 +109,8 @@ def checker(sandbox: GitHubSandbox, openapi: OpenAPI) -> Checker:
     return Checker(sandbox, openapi)
 
 
-def test_spec_document_has_the_31_operations(spec_document: dict[str, Any]) -> None:
-    assert len(_document_operations(spec_document)) == 31
+def test_spec_document_has_the_35_operations(spec_document: dict[str, Any]) -> None:
+    assert len(_document_operations(spec_document)) == 35
 
 
 def test_every_operation_validates(checker: Checker, spec_document: dict[str, Any]) -> None:
@@ -134,8 +145,22 @@ def test_every_operation_validates(checker: Checker, spec_document: dict[str, An
     rate = send("GET", "/rate_limit", expect=200).json()
     assert rate["resources"]["core"]["limit"] == 5000
     send("DELETE", f"/repos/{REPO}/environments/staging", expect=204)
+    _exercise_app(checker)
 
     assert checker.seen == _document_operations(spec_document)
+
+
+def _exercise_app(checker: Checker) -> None:
+    send = checker.send
+    installations = checker.sandbox.register_app(APP_ID, app_key().public_pem)
+    auth = {"Authorization": f"Bearer {app_jwt()}"}
+    listed = send("GET", "/app/installations?per_page=100", headers=auth, expect=200).json()
+    assert [i["id"] for i in listed] == [installations[ORG]]
+    assert send("GET", f"/repos/{REPO}/installation", headers=auth, expect=200).json()["id"]
+    assert send("GET", f"/orgs/{ORG}/installation", headers=auth, expect=200).json()["app_id"]
+    path = f"/app/installations/{installations[ORG]}/access_tokens"
+    token = send("POST", path, {"permissions": {}}, headers=auth, expect=201).json()["token"]
+    assert send("GET", f"/repos/{REPO}", token=token, expect=200).json()["full_name"] == REPO
 
 
 def _exercise_secrets(checker: Checker, base: str) -> None:
