@@ -150,7 +150,7 @@ def test_secondary_rate_limit_403_backs_off_and_retries(fast: World) -> None:
 
 
 def test_primary_limit_exhausted_waits_for_a_near_reset(fast: World) -> None:
-    fast.sandbox.set_rate_limit(remaining=0, reset_in=1)
+    fast.sandbox.set_rate_limit(remaining=0, reset_in=3)  # within ENVMATRIX_GITHUB_MAX_WAIT=5
     applied_ok(fast)
     assert fast.sandbox.request_log()[0].status == 403  # refused once, then waited for the reset
     converges(fast)
@@ -184,8 +184,9 @@ def test_primary_limit_spent_mid_apply_fails_the_rest_without_requests(fast: Wor
 
 
 def test_answer_slower_than_the_timeout_is_retried(fast: World) -> None:
+    # GitHub wrote it, but the answer came after the client's timeout: the retry writes again
     fast.sandbox.inject(
-        Fault(method="PUT", path="/production/secrets/SUPABASE_URL$", delay=1.5, times=1)
+        Fault(method="PUT", path="/production/secrets/SUPABASE_URL$", late_answer=1.5, times=1)
     )
     applied_ok(fast)
     assert fast.sandbox.request_counts()[PUT_SECRET] == len(desired_state(fast.policy).secrets) + 1

@@ -25,7 +25,8 @@ class Fault:
     status: int | None = None
     retry_after: int | None = None
     secondary: bool = False
-    delay: float = 0
+    delay: float = 0  # seconds before the request is handled (and answered)
+    late_answer: float = 0  # seconds between handling the request and sending its answer
     reset: bool = False
     html: bool = False
     truncate: bool = False
@@ -41,8 +42,8 @@ class Fault:
             raise ValueError("times must be >= 0")
         if self.after < 0:
             raise ValueError("after must be >= 0")
-        if self.delay < 0:
-            raise ValueError("delay must be >= 0")
+        if self.delay < 0 or self.late_answer < 0:
+            raise ValueError("delay and late_answer must be >= 0")
 
     @property
     def answers(self) -> bool:

@@ -204,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
         response = sandbox._api.handle(route, req, params)
         response = _conditional(req, response)
         charge = response.status != 304 and route.operation != "rate-limit/get"
+        if fault is not None and fault.late_answer:
+            time.sleep(fault.late_answer)  # handled already: only the answer comes late
         self._send(req, response, charge=charge)
 
     def _authorized(self) -> bool:
