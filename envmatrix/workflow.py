@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from envmatrix import interrupt
 from envmatrix.audit.events import AuditEvent, AuditSink
@@ -23,12 +23,19 @@ from envmatrix.errors import StalePlanError, UsageError
 from envmatrix.files import write_atomic
 from envmatrix.guard import guard_writes, run_checks
 from envmatrix.lock import HeldLock, VaultLock
-from envmatrix.pipeline.apply import Applier, ApplyReport
+from envmatrix.pipeline.apply import Applier, ApplyReport, ItemResult
 from envmatrix.pipeline.desired import (
     DesiredState,
     desired_state,
     resolve_environments,
     resolve_repository,
+)
+from envmatrix.pipeline.narrow import (
+    NO_NARROWING,
+    Narrowing,
+    narrow_desired,
+    narrow_plan,
+    resolve_narrowing,
 )
 from envmatrix.pipeline.observe import Observed, observe
 from envmatrix.pipeline.plan import Plan, diff
@@ -64,6 +71,7 @@ class PlanRun:
     plan: Plan
     rotations: tuple[RotationStatus, ...] = ()  # from the same Vault metadata: no extra reads
     in_progress: tuple[RotationInProgress, ...] = ()  # rotations left half-way (journals)
+    narrowing: Narrowing = NO_NARROWING  # --repository / --secret
 
 
 def make_plan(
@@ -71,16 +79,20 @@ def make_plan(
     connections: Connections,
     environments: Sequence[str] = (),
     policy: Policy | None = None,
+    narrowing: Narrowing = NO_NARROWING,
 ) -> PlanRun:
-    """Observe the world for the selected environments and diff it against the policy."""
+    """Observe the world for the selected environments (and `narrowing`: names already resolved,
+    see pipeline/narrow.py) and diff it against the policy."""
     policy = policy or load_policy(policy_path)
     selected = resolve_environments(policy, environments)
-    desired = desired_state(policy, selected)
+    desired = narrow_desired(desired_state(policy, selected), narrowing)
     observed = observe(desired, connections.vault, connections.github)
     rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
     in_progress = rotations_in_progress(policy, connections.vault, selected)
-    plan = diff(desired, observed)
-    return PlanRun(policy_path, policy, selected, desired, observed, plan, rotations, in_progress)
+    plan = narrow_plan(diff(desired, observed), narrowing)
+    return PlanRun(
+        policy_path, policy, selected, desired, observed, plan, rotations, in_progress, narrowing
+    )
 
 
 def apply_run(
@@ -88,20 +100,37 @@ def apply_run(
     connections: Connections,
     audit: AuditSink | None = None,
     check: Callable[[], None] | None = None,
+    progress: ApplyProgress | None = None,
 ) -> ApplyReport:
     """Carry out a fresh plan. `check` runs before each GitHub write and may raise RunStopped
-    (see envmatrix/guard.py: the lock still held, no Ctrl-C pending)."""
-    return _applier(run, connections, audit, check).apply(run.plan)
+    (see envmatrix/guard.py: the lock still held, no Ctrl-C pending); `progress` is told of
+    each write as it lands."""
+    return _applier(run, connections, audit, check, progress).apply(run.plan)
+
+
+class ApplyProgress(Protocol):
+    """What follows an apply as it runs (the command line renders it live)."""
+
+    def start(self, total: int) -> None:
+        """The apply begins `total` planned writes."""
+
+    def result(self, result: ItemResult) -> None:
+        """One write landed or failed (in the order of the report's results)."""
 
 
 def saved_plan_policy(
-    plan_file: str, given: str | None = None, environments: Sequence[str] = ()
+    plan_file: str,
+    given: str | None = None,
+    environments: Sequence[str] = (),
+    repositories: Sequence[str] = (),
+    secrets: Sequence[str] = (),
 ) -> tuple[str, Policy]:
     """The policy a saved plan is applied with, checked against the command line.
 
     It is the file the plan was made from; `--policy` may name it, or the same policy moved
-    elsewhere (same content). `--environment` may repeat the plan's selection but never change
-    it: a saved plan is applied whole, so a narrower selection would silently write more.
+    elsewhere (same content). `--environment`, `--repository` and `--secret` may repeat the
+    plan's narrowing but never change it: a saved plan is applied whole, so another selection
+    would silently write more or other than it says (UsageError).
     """
     saved = read_plan_file(plan_file)
     recorded = str(saved["policy"])
@@ -118,7 +147,24 @@ def saved_plan_policy(
             f"saved plan {plan_file} covers {', '.join(planned) or 'no environment'} and is"
             " applied whole; to apply less, plan again with --environment"
         )
+    _same_narrowing(
+        plan_file, Narrowing.from_json(saved), resolve_narrowing(policy, repositories, secrets)
+    )
     return path, policy
+
+
+def _same_narrowing(plan_file: str, planned: Narrowing, given: Narrowing) -> None:
+    """An option given with a saved plan must repeat what the plan recorded (UsageError)."""
+    for option, wanted, recorded in (
+        ("--repository", given.repositories, planned.repositories),
+        ("--secret", given.secrets, planned.secrets),
+    ):
+        if wanted and set(wanted) != set(recorded):
+            covers = ", ".join(recorded) or f"every {option[2:]} (it was made without {option})"
+            raise UsageError(
+                f"saved plan {plan_file} covers {covers} and is applied whole;"
+                f" to apply another selection, plan again with {option}"
+            )
 
 
 def _given_policy(plan_file: str, saved: Mapping[str, Any], given: str) -> str:
@@ -138,19 +184,22 @@ def apply_saved(
     policy_path: str | None = None,
     policy: Policy | None = None,
     check: Callable[[], None] | None = None,
+    progress: ApplyProgress | None = None,
 ) -> ApplyReport:
     """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
 
-    `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by default where
-    it was when the plan was made; `policy` is that file already loaded, if the caller has it;
-    `check` as for `apply_run`."""
+    The plan is recomputed with the narrowing the file records (environments, repositories,
+    secrets). `policy_path` is where the plan's policy is now (see `saved_plan_policy`); by
+    default where it was when the plan was made; `policy` is that file already loaded, if the
+    caller has it; `check` and `progress` as for `apply_run`."""
     saved = read_plan_file(plan_file)
     policy_path = policy_path or str(saved["policy"])
     if policy_sha256(policy_path) != saved["policy_sha256"]:
         raise StalePlanError(
             f"saved plan {plan_file} is stale: {policy_path} changed since; plan again"
         )
-    fresh = make_plan(policy_path, connections, tuple(saved["environments"]), policy)
+    narrowing = Narrowing.from_json(saved)
+    fresh = make_plan(policy_path, connections, tuple(saved["environments"]), policy, narrowing)
     if fresh.observed.fingerprint() != saved["fingerprint"]:
         raise StalePlanError(
             f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made;"
@@ -158,7 +207,7 @@ def apply_saved(
         )
     require_policy_changes(plan_file, saved_changes(plan_file, saved), fresh.plan)
     # equal in every field apply acts on: carry out the plan computed now, not the file's copy
-    return _applier(fresh, connections, audit, check).apply(fresh.plan)
+    return _applier(fresh, connections, audit, check, progress).apply(fresh.plan)
 
 
 def write_plan_file(run: PlanRun, out: str) -> None:
@@ -168,6 +217,7 @@ def write_plan_file(run: PlanRun, out: str) -> None:
         policy_sha256(run.policy_path),
         run.environments,
         run.plan,
+        run.narrowing.to_json(),
     )
     write_atomic(out, json.dumps(document, indent=2) + "\n", "plan")
 
@@ -177,9 +227,10 @@ def _applier(
     connections: Connections,
     audit: AuditSink | None,
     check: Callable[[], None] | None = None,
+    progress: ApplyProgress | None = None,
 ) -> Applier:
     """An applier over the sync state `run` observed, acting as this run's actor; `check` runs
-    before each GitHub write."""
+    before each GitHub write; `progress` follows the writes."""
     github = connections.github if check is None else guard_writes(connections.github, check)
     return Applier(
         connections.vault,
@@ -188,6 +239,8 @@ def _applier(
         audit,
         connections.actor,
         probe=_prober(run.policy, connections),
+        on_result=None if progress is None else progress.result,
+        on_start=None if progress is None else progress.start,
     )
 
 
@@ -200,7 +253,7 @@ def _prober(policy: Policy, connections: Connections) -> Callable[[str, str], st
 
 # -- whole commands: what the command line calls, one function each ---------------------------
 
-Confirm = Callable[["Plan | None"], None]  # shown the plan (None: a saved plan), raises to stop
+Confirm = Callable[["Plan | None"], None]  # shown the plan before it is applied; raises to stop
 Warn = Callable[[str], None]
 
 
@@ -219,21 +272,32 @@ def apply_policy(
     lock_timeout: float,
     confirm: Confirm,
     warn: Warn,
+    *,
+    repositories: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+    progress: ApplyProgress | None = None,
 ) -> ApplyOutcome:
     """`apply`: a saved plan exactly, or a fresh plan of the policy, under the mount's apply lock.
 
     `policy_path` is the policy to plan (ignored for a saved plan unless given explicitly: see
-    `saved_plan_policy`). The lock covers planning too, so a runner that waited plans after the
-    previous one's writes. `confirm` is asked before anything is written.
+    `saved_plan_policy`). `repositories` and `secrets` narrow a fresh plan (pipeline/narrow.py);
+    with a saved plan they may only repeat its narrowing. The lock covers planning too, so a
+    runner that waited plans after the previous one's writes. `confirm` is asked before anything
+    is written, and only for a fresh plan (a saved plan was reviewed: it is the approval, as with
+    `terraform apply PLANFILE`). `progress` follows the writes as they land.
     Raises UsageError, StalePlanError, LockHeldError and the adapters' errors.
     """
     if plan_file and not is_plan_file(plan_file):
         raise UsageError(f"{plan_file} is not a saved plan; pass a policy with --policy")
     if plan_file:
-        confirm(None)
-        path, policy = saved_plan_policy(plan_file, policy_path or None, environments)
+        path, policy = saved_plan_policy(
+            plan_file, policy_path or None, environments, repositories, secrets
+        )
+        narrowing = NO_NARROWING
     else:
         path, policy = policy_path, load_policy(policy_path)
+        resolve_environments(policy, environments)  # a usage error before anything connects
+        narrowing = resolve_narrowing(policy, repositories, secrets)
     if (note := name_warning(policy)) is not None:
         warn(note)
     with (
@@ -242,19 +306,30 @@ def apply_policy(
         _held(state_lock(connections, sink, lock_timeout), warn) as check,
     ):
         if plan_file:
-            return ApplyOutcome(apply_saved(plan_file, connections, sink, path, policy, check))
-        run = make_plan(path, connections, environments, policy)
+            return ApplyOutcome(
+                apply_saved(plan_file, connections, sink, path, policy, check, progress)
+            )
+        run = make_plan(path, connections, environments, policy, narrowing)
         if not run.plan.has_writes:
             return ApplyOutcome(ApplyReport((), run.plan.blocked), unchanged=run.plan)
         confirm(run.plan)
-        return ApplyOutcome(apply_run(run, connections, sink, check))
+        return ApplyOutcome(apply_run(run, connections, sink, check, progress))
 
 
-def plan_policy(policy_path: str, environments: Sequence[str], out: str | None) -> PlanRun:
-    """`plan`: observe and diff; with `out`, save the plan for `apply PLANFILE`."""
+def plan_policy(
+    policy_path: str,
+    environments: Sequence[str],
+    out: str | None,
+    repositories: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+) -> PlanRun:
+    """`plan`: observe and diff (narrowed by `repositories` and `secrets`, see
+    pipeline/narrow.py); with `out`, save the plan (and its narrowing) for `apply PLANFILE`."""
     policy = load_policy(policy_path)
+    resolve_environments(policy, environments)  # a usage error before anything connects
+    narrowing = resolve_narrowing(policy, repositories, secrets)
     with connect(policy) as connections:
-        run = make_plan(policy_path, connections, environments, policy)
+        run = make_plan(policy_path, connections, environments, policy, narrowing)
     if out:
         write_plan_file(run, out)
     return run
@@ -300,8 +375,10 @@ def rotate(
     settings: StrategySettings,
     on_step: Callable[[RotationGroup, StepResult], None] | None,
     warn: Warn,
+    progress: ApplyProgress | None = None,
 ) -> list[RotationOutcome]:
-    """`rotate`: run the request with the rotation engine; connections are closed afterwards."""
+    """`rotate`: run the request with the rotation engine; connections are closed afterwards.
+    `on_step` is told of each rotation step, `progress` of each GitHub write of a sync step."""
     if (note := name_warning(policy)) is not None:
         warn(note)
     with (
@@ -318,6 +395,8 @@ def rotate(
             on_step=on_step,
             actor=connections.actor,
             probe=_prober(policy, connections),
+            on_write=None if progress is None else progress.result,
+            on_writes=None if progress is None else progress.start,
         )
         return run_rotation(engine, request, groups)
 

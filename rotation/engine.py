@@ -37,7 +37,7 @@ from envmatrix.errors import (
 )
 from envmatrix.guard import guard_writes, run_checks
 from envmatrix.lock import APPLY_LOCK, VaultLock
-from envmatrix.pipeline.apply import ApplyReport
+from envmatrix.pipeline.apply import ApplyReport, ItemResult
 from envmatrix.pipeline.plan import Action
 from envmatrix.pipeline.sync import Probe, remove_copies, sync_cells, sync_flags
 from envmatrix.policy import Policy
@@ -172,6 +172,8 @@ class RotationEngine:
         clock: Clock = _now,
         on_step: Callable[[RotationGroup, StepResult], None] | None = None,
         actor: str | None = None,
+        on_write: Callable[[ItemResult], None] | None = None,
+        on_writes: Callable[[int], None] | None = None,
         apply_lock_timeout: float = APPLY_LOCK_TIMEOUT,
         probe: Probe | None = None,
     ) -> None:
@@ -180,6 +182,7 @@ class RotationEngine:
         self.audit = audit or NullSink()
         self.clock = clock
         self.on_step = on_step
+        self.on_write, self.on_writes = on_write, on_writes  # the sync step's GitHub writes
         self.actor = actor or actor_identity(vault)
         self.store = JournalStore(vault)
         self.apply_lock_timeout = apply_lock_timeout
@@ -475,7 +478,14 @@ class RotationEngine:
         with lock:
             github = guard_writes(self.github, run_checks(lock))  # stop if the lock is lost
             report = sync_cells(
-                self.policy, run.group.holds, self.vault, github, self.audit, self.actor
+                self.policy,
+                run.group.holds,
+                self.vault,
+                github,
+                self.audit,
+                self.actor,
+                on_result=self.on_write,
+                on_start=self.on_writes,
             )
             _raise_if_sync_failed(run.group, report)
             if rolled_back_from is not None:

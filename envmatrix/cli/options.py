@@ -30,6 +30,18 @@ RepositoryOption = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--repository", "-r", help="Only this repository (owner/name)."),
 ]
+RepositoriesOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--repository", "-r", help="Only this repository, owner/name (repeatable; like -target)."
+    ),
+]
+SecretsOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--secret", help="Only this secret (repeatable; like -target): no flags, no prune."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
@@ -55,8 +67,14 @@ def must_ask(yes: bool, command: str) -> bool:
 
 def ask_yes(question: str) -> None:
     """Go on only when the answer is exactly 'yes'; anything else ends the run (exit 1)."""
-    if typer.prompt(f"{question}? Only 'yes' will be accepted", default="").strip() != "yes":
+    if not answered_yes(question):
         raise typer.Exit(1)
+
+
+def answered_yes(question: str) -> bool:
+    """Ask `question`; whether the answer is exactly 'yes' (Terraform's rule)."""
+    answer = str(typer.prompt(f"{question}? Only 'yes' will be accepted", default=""))
+    return answer.strip() == "yes"
 
 
 def parsed(option: str, text: str, parse: Callable[[str], T], example: str) -> T:

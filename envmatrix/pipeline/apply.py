@@ -8,6 +8,10 @@ in sync or was written successfully in this apply. A failed item never stops unr
 each result names its cause. `RunStopped` (a Ctrl-C, or the lock lost, raised by a guarded port
 before a write) stops the apply there: the report keeps what landed, records the sync state for
 it, and lists the writes not attempted.
+
+Progress: `on_start(total)` is called once with the number of planned writes, `on_result(result)`
+once per result as it lands (the same results, in the same order, as the report's) — the caller
+renders them live; the core never prints.
 """
 
 from __future__ import annotations
@@ -93,8 +97,11 @@ class Applier:
         audit: AuditSink | None = None,
         actor: str = "",
         probe: Callable[[str, str], str | None] | None = None,
+        on_result: Callable[[ItemResult], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
     ) -> None:
         self._vault, self._github, self._sync = vault, github, sync
+        self._on_result, self._on_start = on_result, on_start
         self._probe = probe  # (kind, logical environment) -> None when it passed, else why not
         self._audit = audit or NullSink()
         self._actor = actor
@@ -105,6 +112,8 @@ class Applier:
     def apply(self, plan: Plan) -> ApplyReport:
         """Carry out every write of the plan, target by target; never raises for one item."""
         self._emitted = []
+        if self._on_start is not None:
+            self._on_start(len(plan.writes))
         try:
             with interrupt.writing():  # Ctrl-C now stops before the next write, not inside one
                 return self._apply_all(plan)
@@ -134,9 +143,12 @@ class Applier:
         failpoints.hit("apply.after-environment")
         if results and not results[0].ok:
             cause = f"environment not created: {results[0].error}"
-            return results + [
+            skipped = [
                 ItemResult(c, False, cause) for c in changes if c.kind is not Kind.ENVIRONMENT
             ]
+            for result in skipped:
+                self._landed(result)
+            return results + skipped
         results += [self._secret(run, c) for c in changes if c.kind is Kind.SECRET]
         results += [self._variable(run, c) for c in changes if c.kind is Kind.VARIABLE]
         return results
@@ -300,7 +312,7 @@ class Applier:
             else (f"{change.repository}/{change.environment}")
         )
         target = f"github:{where}/{change.name}"
-        self._emitted.append(result)
+        self._landed(result)
         self._audit.record(
             AuditEvent(
                 action,
@@ -341,6 +353,12 @@ class Applier:
                 target.repository, target.github_environment
             )
         return {s.name: s for s in found}
+
+    def _landed(self, result: ItemResult) -> None:
+        """Keep a result for a report cut short and tell the caller it landed."""
+        self._emitted.append(result)
+        if self._on_result is not None:
+            self._on_result(result)
 
     def _record_state(self, run: _TargetRun) -> str | None:
         """Write the sync state for what landed; None, or the one-line cause of failure."""

@@ -2,8 +2,10 @@
 rule that a saved plan is a review artefact, never a list of orders.
 
 A plan file is JSON: `{format: "envmatrix-plan", version: 1, policy, policy_sha256, environments,
-fingerprint, changes: [Change.to_json()...]}` — metadata only, never a value. `apply PLANFILE`
-recomputes the plan and carries out only the changes the current policy and world produce
+repositories, secrets, fingerprint, changes: [Change.to_json()...]}` — metadata only, never a
+value. `environments`, `repositories` and `secrets` are the run's narrowing (`repositories` and
+`secrets` empty or absent: not narrowed). `apply PLANFILE` recomputes the plan with the same
+narrowing and carries out only the changes the current policy and world produce
 (`require_policy_changes`): a hand-edited file cannot write anything the policy does not ask for
 (Terraform refuses a plan that does not match its configuration the same way).
 """
@@ -24,18 +26,25 @@ from envmatrix.safeio import read_regular_file
 
 PLAN_FORMAT = "envmatrix-plan"
 MAX_PLAN_BYTES = 64 * 1024 * 1024  # a plan of 100,000 changes is about 50 MB
+NARROWING_KEYS = ("environments", "repositories", "secrets")  # lists of names
 
 
 def plan_document(
-    policy: str, policy_sha256: str, environments: Sequence[str], plan: Plan
+    policy: str,
+    policy_sha256: str,
+    environments: Sequence[str],
+    plan: Plan,
+    narrowing: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The saved form of a plan made from the policy file at `policy` (an absolute path)."""
+    """The saved form of a plan made from the policy file at `policy` (an absolute path);
+    `narrowing` is `{"repositories": [...], "secrets": [...]}` (see pipeline/narrow.py)."""
     return {
         "format": PLAN_FORMAT,
         "version": 1,
         "policy": policy,
         "policy_sha256": policy_sha256,
         "environments": list(environments),
+        **{key: list(names) for key, names in (narrowing or {}).items()},
         "fingerprint": plan.fingerprint,
         "changes": [c.to_json() for c in plan.changes],
     }
@@ -152,9 +161,10 @@ def _check_plan_fields(path: str, document: Mapping[str, Any]) -> None:
     """The saved plan's own fields have their types (its changes are checked one by one)."""
     texts = ("policy", "policy_sha256", "fingerprint")
     bad = [k for k in texts if not isinstance(document[k], str)]
-    environments = document["environments"]
-    if not isinstance(environments, list) or not all(isinstance(e, str) for e in environments):
-        bad.append("environments")
+    for key in NARROWING_KEYS:
+        names = document[key] if key in document else []
+        if not isinstance(names, list) or not all(isinstance(e, str) for e in names):
+            bad.append(key)
     if not isinstance(document["changes"], list):
         bad.append("changes")
     if bad:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from envmatrix.audit.events import AuditSink
-from envmatrix.pipeline.apply import Applier, ApplyReport
+from envmatrix.pipeline.apply import Applier, ApplyReport, ItemResult
 from envmatrix.pipeline.desired import SecretCell, Target, desired_state
 from envmatrix.pipeline.observe import Observed, observe
 from envmatrix.pipeline.plan import WRITE_ACTIONS, Action, Change, Kind, Plan, diff
@@ -28,12 +28,15 @@ def sync_cells(
     github: GitHubPort,
     audit: AuditSink,
     actor: str,
+    on_result: Callable[[ItemResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> ApplyReport:
     """Make every GitHub copy of the cells `wanted` accepts match Vault, with envmatrix's apply.
 
     It starts from every environment of the policy, so repository-scope copies (which belong to
     no one environment) are among the candidates. Environments the cells need are created as
-    apply would; rows for other secrets never reach the applier.
+    apply would; rows for other secrets never reach the applier. `on_start` and `on_result`
+    follow the writes as they land (see `Applier`).
     """
     desired = desired_state(policy).only_secrets(wanted)
     names = {cell.name for cell in desired.secrets}
@@ -41,7 +44,10 @@ def sync_cells(
     plan = diff(desired, observed).only(
         lambda c: c.kind is Kind.ENVIRONMENT or (c.kind is Kind.SECRET and c.name in names)
     )
-    return Applier(vault, github, observed.sync, audit, actor).apply(plan)
+    applier = Applier(
+        vault, github, observed.sync, audit, actor, on_result=on_result, on_start=on_start
+    )
+    return applier.apply(plan)
 
 
 Probe = Callable[[str, str], str | None]  # (probe kind, logical environment) -> why it failed

@@ -29,9 +29,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from envmatrix.errors import UsageError
 from envmatrix.pipeline.apply import ApplyReport
-from envmatrix.pipeline.desired import REPOSITORY_LEVEL
+from envmatrix.pipeline.desired import REPOSITORY_LEVEL, policy_repositories
 from envmatrix.pipeline.plan import Action, Change, Plan
+from envmatrix.policy import Policy
 from envmatrix.rotation.schedule import RotationStatus
 from envmatrix.views.flags import FlagReadiness
 from envmatrix.views.scan import ScanReport
@@ -47,6 +49,7 @@ from envmatrix.views.verify import (
 __all__ = [
     "active",
     "annotation",
+    "default_repository",
     "emit",
     "escape_data",
     "escape_property",
@@ -62,6 +65,29 @@ __all__ = [
 def active(environ: Mapping[str, str]) -> bool:
     """Whether this process runs as a GitHub Actions step."""
     return environ.get("GITHUB_ACTIONS") == "true"
+
+
+def default_repository(
+    policy: Policy, repository: str | None, environ: Mapping[str, str]
+) -> str | None:
+    """`--repository` as given; in GitHub Actions without it, the repository the workflow runs
+    in (`$GITHUB_REPOSITORY`), so a multi-repository policy checks only this repository's
+    secrets. That repository must be one the policy targets: UsageError (exit 3) naming the
+    policy's repositories when it is not. Outside Actions: None (every repository)."""
+    if repository is not None or not active(environ):
+        return repository
+    running = environ.get("GITHUB_REPOSITORY", "").strip()
+    if not running:
+        return None
+    known = policy_repositories(policy)
+    spelled = next((r for r in known if r.lower() == running.lower()), None)
+    if spelled is None:
+        raise UsageError(
+            f"this workflow runs in {running} (GITHUB_REPOSITORY), which the policy does not"
+            f" target ({', '.join(known) or 'no repositories'}); pass --repository to check"
+            " another repository's secrets"
+        )
+    return spelled
 
 
 def annotation(

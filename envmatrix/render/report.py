@@ -159,10 +159,11 @@ def apply_json(report: ApplyReport) -> dict[str, Any]:
     return document
 
 
-def render_apply(report: ApplyReport, out: Console) -> None:
-    """One line per attempted write, the warnings, and a summary line."""
-    for result in report.results:
-        out.print(_result_line(result))
+def render_apply(report: ApplyReport, out: Console, results_shown: bool = False) -> None:
+    """One line per attempted write (unless `results_shown`: printed live as they landed, see
+    render/progress.py), the warnings, and a summary line."""
+    for result in () if results_shown else report.results:
+        out.print(result_line(result))
     for change in report.blocked:
         out.print(
             f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
@@ -190,7 +191,8 @@ def _change_words(c: Change) -> str:
     return what
 
 
-def _result_line(result: ItemResult) -> str:
+def result_line(result: ItemResult) -> str:
+    """`✓ create secret acme/web/production DB_URL` (rich markup), or `✗ ...: cause`."""
     what = _change_words(result.change)
     if result.ok:
         return f"[green]✓[/] {escape(what)}"

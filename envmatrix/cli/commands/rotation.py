@@ -26,6 +26,7 @@ from envmatrix.errors import CheckFailed, ExitCode, Interrupted, UnsafeInput, Us
 from envmatrix.policy import Policy, load_policy, name_warning
 from envmatrix.render import actions
 from envmatrix.render import report as render
+from envmatrix.render.progress import LiveWrites
 from envmatrix.rotation import render as rotation_render
 from envmatrix.safeio import read_regular_file, read_stream
 from envmatrix.secret import SecretValue
@@ -101,9 +102,9 @@ def rotate(
     settings = StrategySettings(
         Path(path).resolve().parent, None if due else _manual_value_source(from_file)
     )
-    outcomes = run_rotate(
-        path, loaded, request, groups, settings, None if json_output else _print_step, warn
-    )
+    with LiveWrites.for_command(json_output) as live:
+        step = None if json_output else _print_step
+        outcomes = run_rotate(path, loaded, request, groups, settings, step, warn, live)
     _render_rotation(outcomes, json_output)
 
 

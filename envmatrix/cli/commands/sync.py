@@ -12,7 +12,10 @@ from envmatrix.cli.options import (
     EnvironmentOption,
     JsonOption,
     PolicyOption,
+    RepositoriesOption,
+    SecretsOption,
     YesOption,
+    answered_yes,
     ask_yes,
     must_ask,
     parsed,
@@ -23,6 +26,7 @@ from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost
 from envmatrix.policy import load_policy, name_warning
 from envmatrix.render import actions
 from envmatrix.render import report as render
+from envmatrix.render.progress import LiveWrites, alive
 from envmatrix.timefmt import parse_since, parse_timeout
 
 if TYPE_CHECKING:
@@ -52,11 +56,16 @@ def plan(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes to make.")
     ] = False,
+    repository: RepositoriesOption = None,
+    secret: SecretsOption = None,
 ) -> None:
     """Show what apply would change, never a value."""
     from envmatrix.workflow import plan_policy
 
-    run = plan_policy(policy_path(policy), environment or (), out)
+    with alive("Planning: reading Vault and GitHub…"):
+        run = plan_policy(
+            policy_path(policy), environment or (), out, repository or (), secret or ()
+        )
     if actions.active(os.environ):
         actions.emit(actions.publish_plan(run.plan, os.environ), json_output)
     if (note := name_warning(run.policy)) is not None:
@@ -82,20 +91,37 @@ def apply(
     yes: YesOption = False,
     json_output: JsonOption = False,
     lock_timeout: LockTimeoutOption = "0s",
+    repository: RepositoriesOption = None,
+    secret: SecretsOption = None,
 ) -> None:
-    """Make GitHub match the policy (Vault is the source of truth)."""
+    """Make GitHub match the policy (Vault is the source of truth); a saved PLANFILE is applied
+    without asking (reviewing it was the approval)."""
     from envmatrix.workflow import apply_policy
 
     timeout = parsed("--lock-timeout", lock_timeout, parse_timeout, "a duration like 0s, 30s, 5m")
-
-    def confirm(fresh: Plan | None) -> None:
-        if must_ask(yes, "apply"):
-            if fresh is not None:  # a saved plan was shown when it was made
-                render.render_plan(fresh, render.console())
-            ask_yes("Apply these changes")
-
     given = policy if plan_file else policy_path(policy)
-    outcome = apply_policy(given or "", plan_file, environment or (), timeout, confirm, warn)
+    with LiveWrites.for_command(json_output) as live:
+
+        def confirm(fresh: Plan | None) -> None:
+            live.pause()
+            if fresh is not None and must_ask(yes, "apply"):
+                render.render_plan(fresh, render.console())
+                if not answered_yes("Apply these changes"):
+                    render.console().print("Apply cancelled.")
+                    raise typer.Exit(ExitCode.FAILURE)
+
+        live.busy("Locking and planning: reading Vault and GitHub…")
+        outcome = apply_policy(
+            given or "",
+            plan_file,
+            environment or (),
+            timeout,
+            confirm,
+            warn,
+            repositories=repository or (),
+            secrets=secret or (),
+            progress=live,
+        )
     if actions.active(os.environ):
         actions.emit(actions.publish_apply(outcome.report, os.environ), json_output)
     if outcome.unchanged is not None and not json_output:
@@ -105,7 +131,7 @@ def apply(
     if json_output:
         render.print_json(render.apply_json(outcome.report))
     else:
-        render.render_apply(outcome.report, render.console())
+        render.render_apply(outcome.report, render.console(), results_shown=live.prints_lines)
     report = outcome.report
     if report.stopped is not None:  # what landed is reported above; the one line says why
         raise _stop_error(report.stopped, report.summary(), report.stop_code)

@@ -22,6 +22,7 @@ from envmatrix.policy import load_policy
 from envmatrix.render import actions
 from envmatrix.render import matrix as render_matrix
 from envmatrix.render import report as render
+from envmatrix.render.progress import alive
 
 NoProbeOption = Annotated[bool, typer.Option("--no-probe", help="Skip the flags' probes.")]
 
@@ -44,7 +45,8 @@ def matrix(
     fmt = "json" if json_output else fmt
     if fmt not in render_matrix.FORMATS:
         raise UsageError(f"--format {fmt!r}: one of {', '.join(render_matrix.FORMATS)}")
-    grid, scanned = matrix_of(policy_path(policy), environment or (), repository, workflows)
+    with alive("Building the matrix: reading Vault and GitHub…"):
+        grid, scanned = matrix_of(policy_path(policy), environment or (), repository, workflows)
     if out:
         write_atomic(out, render_matrix.render_matrix(grid, fmt, scanned), "matrix")
         render.console().print(f"Wrote the matrix ({fmt}) to {out}")
@@ -70,7 +72,8 @@ def flags(
         return
     from envmatrix.views.flags import readiness_for_policy
 
-    readiness = readiness_for_policy(policy_path(policy), environment or (), not no_probe)
+    with alive("Reading Vault and GitHub…"):
+        readiness = readiness_for_policy(policy_path(policy), environment or (), not no_probe)
     if json_output:
         render.print_json(render_matrix.flags_json(readiness))
     else:
@@ -89,7 +92,10 @@ def flags_check(
     """Exit 0 when the flag is ready in the environment, 1 (naming blockers and owners) if not."""
     from envmatrix.views.flags import readiness_for_policy, select
 
-    readiness = readiness_for_policy(policy_path(policy), [environment], not no_probe)
+    path = policy_path(policy)
+    repository = actions.default_repository(load_policy(path), repository, os.environ)
+    with alive("Checking the flag: reading Vault and GitHub…"):
+        readiness = readiness_for_policy(path, [environment], not no_probe)
     logical = readiness[0].logical_environment if readiness else environment
     rows = select(readiness, name, logical, repository)
     if actions.active(os.environ):
@@ -120,6 +126,7 @@ def verify(
     from envmatrix.views.verify import run_verify
 
     loaded = load_policy(policy_path(policy))
+    repository = actions.default_repository(loaded, repository, os.environ)
     report = run_verify(loaded, environment, repository, source, os.environ)
     for note in report.warnings:
         warn(note)
