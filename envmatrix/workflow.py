@@ -54,6 +54,7 @@ from envmatrix.rotation.progress import RotationInProgress, rotations_in_progres
 from envmatrix.rotation.run import RotateRequest, run_rotation
 from envmatrix.rotation.schedule import RotationStatus, load_statuses, rotation_statuses
 from envmatrix.rotation.strategies import StrategySettings
+from envmatrix.safeio import UnsafeInput, read_regular_file
 from envmatrix.views.matrix import Matrix, matrix_for_run
 from envmatrix.views.probe import ProbeResult, run_probe
 from envmatrix.views.scan import ScanReport, scan_workflows
@@ -420,13 +421,33 @@ def matrix_of(
     repository: str | None,
     workflows: str | None,
 ) -> tuple[Matrix, ScanReport | None]:
-    """`matrix`: the grid from a fresh plan, and the workflows' scan when a folder is given."""
+    """`matrix`: the grid (with the flags and the time it was made) from a fresh plan, and the
+    workflows' scan when a folder is given."""
     policy = load_policy(policy_path)
     repository = resolve_repository(policy, repository)
     scanned = scan_workflows(policy, workflows, repository) if workflows else None
     with connect(policy) as connections:
         run = make_plan(policy_path, connections, environments, policy)
-    return matrix_for_run(run, repository), scanned
+    return matrix_for_run(run, repository, datetime.now(UTC)), scanned
+
+
+MAX_MATRIX_BYTES = 16 * 1024 * 1024
+
+
+def committed_matrix(path: str) -> str:
+    """`matrix --check FILE`: the committed document, read before anything connects.
+
+    UsageError (exit 3) when FILE is missing, not a regular file, too large or not UTF-8."""
+    try:
+        return read_regular_file(path, MAX_MATRIX_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        raise UsageError(
+            f"--check {path}: no such file (write it first: envmatrix matrix --out {path})"
+        ) from None
+    except UnsafeInput as exc:
+        raise UsageError(f"--check {path}: refused ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--check {path}: cannot be read ({type(exc).__name__})") from None
 
 
 def probe(policy: Policy, environment: str, name: str) -> tuple[str, ProbeResult]:

@@ -5,43 +5,47 @@ into text. No value of a secret ever reaches it: cells carry names, statuses and
 
 from __future__ import annotations
 
+import difflib
 import html
 import io
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from envmatrix.pipeline.desired import REPOSITORY_LEVEL
+from envmatrix.errors import UsageError
+from envmatrix.pipeline.desired import REPOSITORY_LEVEL, owner_with_contact
+from envmatrix.render.symbols import OVERDUE, STATUS_MARKS, ready_mark
+from envmatrix.timefmt import human_utc, iso_utc
 from envmatrix.views.flags import FlagReadiness
 from envmatrix.views.matrix import Matrix, MatrixCell, Status
 from envmatrix.views.scan import ScanReport, unknown_environment_line
 from envmatrix.views.verify import VerifyReport
 
 FORMATS = ("table", "markdown", "json", "html")
+# `matrix --check FILE` picks the format from FILE's suffix unless --format is given
+FORMAT_BY_SUFFIX: Mapping[str, str] = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".json": "json",
+    ".txt": "table",
+}
 
+# the one set of symbols plan and matrix share (render/symbols.py), as (symbol, style)
 SYMBOLS: Mapping[Status, tuple[str, str]] = {
-    Status.OK: ("✓", "green"),
-    Status.MISSING: ("+", "yellow"),
-    Status.STALE: ("~", "yellow"),
-    Status.DRIFTED: ("!", "magenta"),
-    Status.BLOCKED: ("✗", "bold red"),
-    Status.SHADOWED: ("⇡", "bold red"),
-    Status.NOT_REQUIRED: ("·", "dim"),
+    status: (mark.symbol, mark.style) for status, mark in STATUS_MARKS.items()
 }
-MEANINGS: Mapping[Status, str] = {
-    Status.OK: "in GitHub and in sync with Vault",
-    Status.MISSING: "not in GitHub yet (apply creates it)",
-    Status.STALE: "Vault holds a newer value (apply updates it)",
-    Status.DRIFTED: "changed outside envmatrix (apply rewrites it from Vault)",
-    Status.BLOCKED: "missing, empty or too large in Vault, or over a GitHub limit: cannot be"
-    " synced (ask the owner)",
-    Status.SHADOWED: "absent here: jobs get a same-named repository/organization secret instead",
-    Status.NOT_REQUIRED: "the policy does not target this environment",
-}
+MEANINGS: Mapping[Status, str] = {status: mark.meaning for status, mark in STATUS_MARKS.items()}
 HTML_COLOURS: Mapping[Status, str] = {
     Status.OK: "#d7f5dd",
     Status.MISSING: "#fff3c4",
@@ -56,7 +60,52 @@ HTML_COLOURS: Mapping[Status, str] = {
 def cell_label(status: Status, rotation_overdue: bool = False) -> str:
     """`✓ ok`, `✗ blocked`: the symbol for scanning by eye, the word for reading without colour;
     `↻` marks a secret whose rotation is overdue."""
-    return f"{SYMBOLS[status][0]} {status}" + (" ↻" if rotation_overdue else "")
+    return f"{SYMBOLS[status][0]} {status}" + (f" {OVERDUE.symbol}" if rotation_overdue else "")
+
+
+def ready_label(ready: bool) -> str:
+    """`✓ ready` or `✗ blocked` (the matrix's own symbols)."""
+    return f"{ready_mark(ready).symbol} {'ready' if ready else 'blocked'}"
+
+
+def generated_line(matrix: Matrix) -> str | None:
+    """`Generated 2026-11-29 21:40:38 UTC`, or None for a matrix without a time stamp."""
+    if matrix.generated_at is None:
+        return None
+    return f"Generated {human_utc(matrix.generated_at, seconds=True)}"
+
+
+@dataclass(frozen=True)
+class FlagLine:
+    """One line of a repository's flag table: a flag in an environment, and one thing that
+    blocks it (none when ready) with whom to ask."""
+
+    flag: str
+    environment: str
+    ready: bool
+    blocked_by: str  # `SUPABASE_SERVICE_KEY (✗ blocked)`, `probe-failed`, or ""
+    ask: str  # `reliability (reliability@occ.example)`, or ""
+    detail: str
+
+
+def flag_lines(matrix: Matrix, repository: str) -> list[FlagLine]:
+    """The flag rows of a repository: one per blocker, or one `ready` row."""
+    lines = []
+    for r in matrix.flags_of(repository):
+        if r.ready:
+            lines.append(FlagLine(r.flag, r.environment, True, "", "", "every secret in sync"))
+        for b in r.blockers:
+            what = _blocker_label(b.secret, b.status)
+            ask = owner_with_contact(b.owner, b.contact) if b.owner else ""
+            lines.append(FlagLine(r.flag, r.environment, False, what, ask, b.describe()))
+    return lines
+
+
+def _blocker_label(secret: str | None, status: str) -> str:
+    if secret is None:
+        return status
+    known = {str(s): s for s in Status}
+    return f"{secret} ({cell_label(known[status])})" if status in known else f"{secret} ({status})"
 
 
 # -- matrix: JSON ----------------------------------------------------------------------------
@@ -74,37 +123,116 @@ def matrix_json(matrix: Matrix, scan: ScanReport | None = None) -> dict[str, Any
 
 
 def matrix_renderable(matrix: Matrix, scan: ScanReport | None = None) -> RenderableType:
-    """One rich table per repository, the legend, orphans and workflow findings."""
-    parts: list[RenderableType] = []
+    """The time stamp, one rich table per repository with its flags, the legend, orphans and
+    workflow findings. A table too wide for the console is stacked (one secret or flag after
+    the other) instead of squeezed, so no name is ever cut, folded or wrapped mid-word."""
+    stamp = generated_line(matrix)
+    parts: list[RenderableType] = [Text(stamp, style="dim")] if stamp else []
     for repository in matrix.repositories():
         parts.append(Text(repository, style="bold"))
-        parts.append(_rich_grid(matrix, repository))
+        parts.append(_FitOrStack(_rich_grid(matrix, repository), _stacked_grid(matrix, repository)))
+        if matrix.flags_of(repository):
+            lines = flag_lines(matrix, repository)
+            parts.append(_FitOrStack(_rich_flags(lines), _stacked_flags(lines)))
     parts.append(
         Text(
-            "  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status) + "  ↻ rotation overdue", style="dim"
+            "  ".join(f"{SYMBOLS[s][0]} {s}" for s in Status)
+            + f"  {OVERDUE.symbol} rotation overdue",
+            style="dim",
         )
     )
     parts.extend(Text(line) for line in _footer_lines(matrix, scan))
     return Group(*parts)
 
 
+class _FitOrStack:
+    """The table when it fits the console's width unwrapped, else the stacked layout."""
+
+    def __init__(self, table: Table, stacked: RenderableType) -> None:
+        self.table, self.stacked = table, stacked
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> Iterator[RenderableType]:
+        needed = Measurement.get(console, options.update(width=10_000), self.table).maximum
+        yield self.table if needed <= options.max_width else self.stacked
+
+
+def _name(text: str, style: str = "") -> Text:
+    """A secret or flag name: printed whole, never folded or wrapped."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore")
+
+
 def _rich_grid(matrix: Matrix, repository: str) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
     # Text, not str: names from the policy and GitHub ("x[/]y") are not rich markup
-    for column in ("secret", "service", "owner", *matrix.environments(repository)):
+    table.add_column(Text("secret"), no_wrap=True)
+    for column in ("service", "owner", *matrix.environments(repository)):
         table.add_column(Text(column))
     for row in matrix.rows(repository):
         first = row[0]
         table.add_row(
-            Text(first.secret),
+            _name(first.secret),
             Text(first.service or ""),
             Text(first.owner),
-            *(
-                Text(cell_label(c.status, c.rotation_overdue), style=SYMBOLS[c.status][1])
-                for c in row
-            ),
+            *(_cell_text(c) for c in row),
         )
     return table
+
+
+def _cell_text(cell: MatrixCell) -> Text:
+    return Text(cell_label(cell.status, cell.rotation_overdue), style=SYMBOLS[cell.status][1])
+
+
+def _stacked_grid(matrix: Matrix, repository: str) -> RenderableType:
+    """Each secret on its own line, its environments below it."""
+    parts: list[RenderableType] = []
+    for row in matrix.rows(repository):
+        first = row[0]
+        parts.append(_name(first.secret, "bold"))
+        about = ", ".join(x for x in (first.service, f"owner {first.owner}") if x)
+        parts.append(Padding(Text(about, style="dim"), (0, 0, 0, 4)))
+        table = Table(box=None, pad_edge=False, show_header=False, show_edge=False)
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        for cell in row:
+            table.add_row(Text(cell.column), _cell_text(cell))
+        parts.append(Padding(table, (0, 0, 0, 4)))
+    return Group(*parts)
+
+
+def _rich_flags(lines: list[FlagLine]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for header in ("flag", "environment", "ready", "blocked by", "ask"):
+        table.add_column(Text(header), no_wrap=header in ("flag", "ready", "blocked by"))
+    for line in lines:
+        table.add_row(
+            _name(line.flag),
+            Text(line.environment),
+            Text(ready_label(line.ready), style=ready_mark(line.ready).style),
+            _name(line.blocked_by),
+            Text(line.ask),
+        )
+    return table
+
+
+def _stacked_flags(lines: list[FlagLine]) -> RenderableType:
+    """Each flag and environment on a line, what blocks it and whom to ask below."""
+    parts: list[RenderableType] = []
+    seen: set[tuple[str, str]] = set()
+    for line in lines:
+        if (line.flag, line.environment) not in seen:
+            seen.add((line.flag, line.environment))
+            head = _name(line.flag, "bold")
+            head.append(f" in {line.environment}: ")
+            head.append(ready_label(line.ready), style=ready_mark(line.ready).style)
+            parts.append(head)
+        if line.blocked_by:
+            # wraps between words only: the name moves to the next line whole
+            parts.append(Padding(Text(f"blocked by {line.blocked_by}"), (0, 0, 0, 4)))
+        if line.ask:
+            parts.append(Padding(Text(f"ask {line.ask}"), (0, 0, 0, 6)))
+    return Group(*parts)
 
 
 def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
@@ -135,7 +263,8 @@ def matrix_text(matrix: Matrix, scan: ScanReport | None = None, width: int = 160
 
 
 def matrix_markdown(matrix: Matrix, scan: ScanReport | None = None) -> str:
-    """A markdown table per repository (for pull requests and docs), legend, orphans."""
+    """A markdown table per repository with its flags (for pull requests and docs), legend,
+    orphans. No time stamp: the same world gives the same document (`matrix --check`)."""
     lines = ["## Secrets matrix", ""]
     for repository in matrix.repositories():
         environments = matrix.environments(repository)
@@ -152,15 +281,34 @@ def matrix_markdown(matrix: Matrix, scan: ScanReport | None = None) -> str:
                 f"| `{first.secret}` | {_md(first.service or '')} | {_md(first.owner)} | {cells} |"
             )
         lines.append("")
+        lines += _markdown_flags(matrix, repository)
     lines.append(
         "Legend: "
         + "; ".join(f"{cell_label(s)}: {MEANINGS[s]}" for s in Status)
-        + "; ↻: rotation overdue"
+        + f"; {OVERDUE.symbol}: rotation overdue"
     )
     footer = _footer_lines(matrix, scan)
     if footer:
         lines += ["", "### Below the grid", ""] + [f"- {_md(line)}" for line in footer]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_flags(matrix: Matrix, repository: str) -> list[str]:
+    rows = flag_lines(matrix, repository)
+    if not rows:
+        return []
+    lines = [
+        f"#### Flags in {_md(repository)}",
+        "",
+        "| Flag | Environment | Ready | Blocked by | Ask |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r.flag}` | {_md(r.environment)} | {ready_label(r.ready)} | "
+            f"{_md(r.blocked_by)} | {_md(r.ask)} |"
+        )
+    return [*lines, ""]
 
 
 def _md(text: str) -> str:
@@ -184,8 +332,16 @@ def matrix_html(matrix: Matrix, scan: ScanReport | None = None) -> str:
     """One self-contained page: inline CSS, no scripts, no external links or images."""
     style = _CSS + "".join(f"td.status-{s}{{background:{c}}}\n" for s, c in HTML_COLOURS.items())
     body = ["<h1>envmatrix: secrets matrix</h1>"]
+    if matrix.generated_at is not None:
+        stamp = human_utc(matrix.generated_at, seconds=True)
+        body.append(
+            f'<p class="generated">Generated <time datetime="{iso_utc(matrix.generated_at)}">'
+            f"{_h(stamp)}</time></p>"
+        )
     for repository in matrix.repositories():
         body += [f"<h2>{_h(repository)}</h2>", _html_grid(matrix, repository)]
+        if matrix.flags_of(repository):
+            body += [f"<h3>Flags in {_h(repository)}</h3>", _html_flags(matrix, repository)]
     body += ["<h2>Legend</h2>", _html_legend()]
     footer = _footer_lines(matrix, scan)
     if footer:
@@ -196,6 +352,25 @@ def matrix_html(matrix: Matrix, scan: ScanReport | None = None) -> str:
         "<title>envmatrix secrets matrix</title>"
         f"<style>{style}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _html_flags(matrix: Matrix, repository: str) -> str:
+    rows = [
+        "<tr><th>Flag</th><th>Environment</th><th>Ready</th><th>Blocked by</th><th>Ask</th></tr>"
+    ]
+    for r in flag_lines(matrix, repository):
+        status = Status.OK if r.ready else Status.BLOCKED
+        attributes = (
+            f'class="cell status-{status}" data-flag="{_h(r.flag)}" '
+            f'data-environment="{_h(r.environment)}" data-ready="{str(r.ready).lower()}" '
+            f'title="{_h(r.detail)}"'
+        )
+        rows.append(
+            f"<tr><td><code>{_h(r.flag)}</code></td><td>{_h(r.environment)}</td>"
+            f"<td {attributes}>{_h(ready_label(r.ready))}</td>"
+            f"<td><code>{_h(r.blocked_by)}</code></td><td>{_h(r.ask)}</td></tr>"
+        )
+    return '<table class="flags">\n' + "\n".join(rows) + "\n</table>"
 
 
 def _html_grid(matrix: Matrix, repository: str) -> str:
@@ -226,7 +401,7 @@ def _html_legend() -> str:
         f'<tr><td class="cell status-{s}">{_h(cell_label(s))}</td><td>{_h(MEANINGS[s])}</td></tr>'
         for s in Status
     )
-    rows += "<tr><td>↻</td><td>rotation overdue (see envmatrix rotation due)</td></tr>"
+    rows += f"<tr><td>{OVERDUE.symbol}</td><td>{_h(OVERDUE.meaning)}</td></tr>"
     return f'<table class="legend">{rows}</table>'
 
 
@@ -243,6 +418,51 @@ def render_matrix(matrix: Matrix, fmt: str, scan: ScanReport | None = None) -> s
     if fmt == "html":
         return matrix_html(matrix, scan)
     return matrix_text(matrix, scan)
+
+
+# -- matrix: --check ------------------------------------------------------------------------
+
+# the time stamp line of the table and the HTML page: not part of what --check compares
+_STAMP = re.compile(
+    r"^.*\bGenerated (?:<time [^>]*>)?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC.*(?:\n|$)", re.MULTILINE
+)
+DIFF_LINES = 60
+
+
+def check_format(path: str, fmt: str | None) -> str:
+    """The format `matrix --check FILE` compares in: `--format` when given, else FILE's suffix
+    (.md, .html, .json, .txt). UsageError for an unknown one."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise UsageError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMAT_BY_SUFFIX:
+        known = ", ".join(FORMAT_BY_SUFFIX)
+        raise UsageError(
+            f"--check {path}: cannot tell the format from the suffix {suffix or '(none)'!r}"
+            f" (one of {known}); give --format"
+        )
+    return FORMAT_BY_SUFFIX[suffix]
+
+
+def comparable(text: str) -> list[str]:
+    """The lines --check compares: without the time stamp, line endings normalised."""
+    return _STAMP.sub("", text.replace("\r\n", "\n")).splitlines(keepends=True)
+
+
+def matrix_diff(committed: str, current: str, path: str, limit: int = DIFF_LINES) -> list[str]:
+    """A unified diff from the committed matrix (FILE) to the matrix now, without the time
+    stamp; [] when they match. At most `limit` lines, then one line counting the rest."""
+    diff = [
+        line.rstrip("\n")
+        for line in difflib.unified_diff(
+            comparable(committed), comparable(current), f"{path} (committed)", "matrix now", n=1
+        )
+    ]
+    if len(diff) > limit:
+        diff = [*diff[:limit], f"... ({len(diff) - limit} more diff lines)"]
+    return diff
 
 
 # -- flags -----------------------------------------------------------------------------------

@@ -18,19 +18,15 @@ from rich.table import Table
 from envmatrix.audit.events import AuditEvent
 from envmatrix.pipeline.apply import ApplyReport, ItemResult
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL
-from envmatrix.pipeline.plan import Action, Change, Plan
+from envmatrix.pipeline.plan import Change, Plan
+from envmatrix.render.symbols import ACTION_MARKS, change_mark
 from envmatrix.rotation.progress import RotationInProgress, in_progress_line
 from envmatrix.rotation.schedule import RotationStatus
 from envmatrix.timefmt import aware, iso_utc
 
 LOG_WIDTH = 200
-SYMBOLS = {
-    Action.CREATE: ("+", "green"),
-    Action.UPDATE: ("~", "yellow"),
-    Action.DELETE: ("-", "red"),
-    Action.BLOCKED: ("!", "bold red"),
-    Action.ORPHAN: ("?", "dim"),
-}
+# (symbol, style) per action, from the one set plan and matrix share (render/symbols.py)
+SYMBOLS = {action: (mark.symbol, mark.style) for action, mark in ACTION_MARKS.items()}
 
 
 def console(file: TextIO | None = None) -> Console:
@@ -140,7 +136,8 @@ def _grouped(changes: Iterable[Change]) -> dict[tuple[str, str | None], list[Cha
 
 
 def _change_line(change: Change, width: int) -> str:
-    symbol, style = SYMBOLS[change.action]
+    mark = change_mark(change)
+    symbol, style = mark.symbol, mark.style
     head = f"{symbol} {change.action:<7} {change.kind:<11} {change.name:<{width}}"
     return f"  [{style}]{escape(head)}[/]  {escape(str(change.reason))}: {escape(change.detail)}"
 

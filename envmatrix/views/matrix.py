@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
 from envmatrix.rotation.schedule import overdue_cells
 
 if TYPE_CHECKING:
+    from envmatrix.views.flags import FlagReadiness
     from envmatrix.workflow import PlanRun
 
 
@@ -119,11 +121,14 @@ class Orphan:
 
 @dataclass(frozen=True)
 class Matrix:
-    """The grid (cells in row-major order per repository) and the orphans below it."""
+    """The grid (cells in row-major order per repository), the orphans below it, each flag's
+    readiness per environment, and when it was made (`generated_at`, UTC; None: not stamped)."""
 
     cells: tuple[MatrixCell, ...]
     orphans: tuple[Orphan, ...] = ()
     contacts: Mapping[str, str] = field(default_factory=dict)
+    flags: tuple[FlagReadiness, ...] = ()
+    generated_at: datetime | None = None
 
     def repositories(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c.repository for c in self.cells))
@@ -140,10 +145,16 @@ class Matrix:
                 by_secret.setdefault(cell.secret, []).append(cell)
         return tuple(tuple(row) for row in by_secret.values())
 
+    def flags_of(self, repository: str) -> tuple[FlagReadiness, ...]:
+        """The flag rows of a repository, in the order the policy declares them."""
+        return tuple(f for f in self.flags if f.repository == repository)
+
     def to_json(self) -> dict[str, Any]:
+        """`{"cells", "orphans", "flags"}`; no time stamp, so the document is stable."""
         return {
             "cells": [c.to_json() for c in self.cells],
             "orphans": [o.to_json() for o in self.orphans],
+            "flags": [f.to_json() for f in self.flags],
         }
 
 
@@ -244,9 +255,14 @@ def _not_required_detail(target: Target, sample: SecretCell) -> str:
     return "the policy does not target this environment"
 
 
-def matrix_for_run(run: PlanRun, repository: str | None = None) -> Matrix:
-    """The matrix of a plan run, columns in the policy's environment order, optionally one
+def matrix_for_run(
+    run: PlanRun, repository: str | None = None, generated_at: datetime | None = None
+) -> Matrix:
+    """The matrix of a plan run, columns in the policy's environment order, with each flag's
+    readiness (from the cells; probes are not run) and the time stamp, optionally one
     repository only."""
+    from envmatrix.views.flags import readiness_for_run  # flags.py builds on this module
+
     matrix = build_matrix(run.desired, run.plan, tuple(run.policy.environments))
     overdue = overdue_cells(run.rotations)
     matrix = replace(
@@ -257,12 +273,15 @@ def matrix_for_run(run: PlanRun, repository: str | None = None) -> Matrix:
             else c
             for c in matrix.cells
         ),
+        flags=readiness_for_run(run),
+        generated_at=generated_at,
     )
     if repository is None:
         return matrix
     keep = repository.lower()
-    return Matrix(
-        tuple(c for c in matrix.cells if c.repository.lower() == keep),
-        tuple(o for o in matrix.orphans if o.repository.lower() == keep),
-        matrix.contacts,
+    return replace(
+        matrix,
+        cells=tuple(c for c in matrix.cells if c.repository.lower() == keep),
+        orphans=tuple(o for o in matrix.orphans if o.repository.lower() == keep),
+        flags=tuple(f for f in matrix.flags if f.repository.lower() == keep),
     )

@@ -183,6 +183,9 @@ def parse_grid_lines(lines: list[str], repo_marker: str) -> dict[tuple[str, str,
         if words[:3] in (["secret", "service", "owner"], ["Secret", "Service", "Owner"]):
             columns = words[3:]
             continue
+        if words[:2] in (["flag", "environment"], ["Flag", "Environment"]):
+            columns = []  # the flags table below a grid: not grid rows
+            continue
         name = re.match(r"^\W*([A-Z][A-Z0-9_]+)\b", line)
         statuses = LABEL.findall(line)
         if name and columns and len(statuses) == len(columns):
@@ -247,7 +250,7 @@ def test_all_four_formats_agree_with_plan_json(
 
 def test_matrix_json_has_the_contract_keys(world: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, data = run_json(capsys, "matrix", "--json", "--policy", str(world))
-    assert code == 0 and set(data) == {"cells", "orphans"}
+    assert code == 0 and set(data) == {"cells", "orphans", "flags"}
     required = {"repository", "environment", "secret", "status", "owner"}
     assert all(required <= set(c) for c in data["cells"])
     blocked = [c for c in data["cells"] if c["status"] == "blocked"]

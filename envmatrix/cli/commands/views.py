@@ -31,29 +31,67 @@ def matrix(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
     repository: RepositoryOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table|markdown|json|html")] = "table",
+    fmt: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--format",
+            "-f",
+            help="table|markdown|json|html (default table; with --check FILE's suffix).",
+        ),
+    ] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Write to this file.")] = None,  # noqa: UP045
+    check: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--check",
+            help="Exit 1 with a diff when this committed file differs from the matrix now.",
+        ),
+    ] = None,
     workflows: Annotated[
         Optional[str], typer.Option("--workflows", help="Also scan this workflows folder.")  # noqa: UP045
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Which secret is where: secrets x environments per repository, with a status per cell."""
+    """Which secret is where: secrets x environments per repository, with a status per cell,
+    and which flag waits for which secret."""
     from envmatrix.files import write_atomic
-    from envmatrix.workflow import matrix_of
+    from envmatrix.workflow import committed_matrix, matrix_of
 
     fmt = "json" if json_output else fmt
+    if check is not None:
+        if out is not None:
+            raise UsageError("--check and --out exclude each other: --check never writes")
+        fmt = render_matrix.check_format(check, fmt)
+        committed = committed_matrix(check)
+    fmt = fmt or "table"
     if fmt not in render_matrix.FORMATS:
         raise UsageError(f"--format {fmt!r}: one of {', '.join(render_matrix.FORMATS)}")
     with alive("Building the matrix: reading Vault and GitHub…"):
         grid, scanned = matrix_of(policy_path(policy), environment or (), repository, workflows)
-    if out:
+    if check is not None:
+        _check_matrix(check, committed, render_matrix.render_matrix(grid, fmt, scanned))
+    elif out:
         write_atomic(out, render_matrix.render_matrix(grid, fmt, scanned), "matrix")
         render.console().print(f"Wrote the matrix ({fmt}) to {out}")
     elif fmt == "table":
         render.console().print(render_matrix.matrix_renderable(grid, scanned))
     else:
         sys.stdout.write(render_matrix.render_matrix(grid, fmt, scanned))
+
+
+def _check_matrix(path: str, committed: str, current: str) -> None:
+    """`terraform fmt -check`: say whether FILE is current; exit 1 with a short diff if not."""
+    diff = render_matrix.matrix_diff(committed, current, path)
+    if not diff:
+        render.console().print(f"{path} matches the matrix now.", markup=False)
+        return
+    for line in diff:
+        sys.stdout.write(line + "\n")
+    sys.stderr.write(
+        f"error: {path} no longer matches the matrix; regenerate it with"
+        f" envmatrix matrix --out {path}\n"
+    )
+    raise typer.Exit(ExitCode.FAILURE)
 
 
 flags_app = typer.Typer(help="Feature flags gated on secrets: readiness and checks.")
