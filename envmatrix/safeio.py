@@ -29,7 +29,7 @@ from typing import IO, Any
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
-from envmatrix.errors import UnsafeInput
+from envmatrix.errors import UnsafeInput as UnsafeInput  # re-exported: the readers raise it
 
 _CHUNK = 64 * 1024
 

@@ -37,7 +37,8 @@ DRIFTED = Mark("!", "magenta", "changed outside envmatrix (apply rewrites it fro
 BLOCKED = Mark(
     "✗",
     "bold red",
-    "missing, empty or too large in Vault, or over a GitHub limit: cannot be synced (ask the owner)",
+    "missing, empty or too large in Vault, or over a GitHub limit: cannot be synced"
+    " (ask the owner)",
 )
 SHADOWED = Mark(
     "⇡", "bold red", "absent here: jobs get a same-named repository/organization secret instead"
