@@ -18,9 +18,9 @@ from envmatrix.cli.options import (
     policy_path,
     warn,
 )
-from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost
-from envmatrix.policy import load_policy
+from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost, PolicyError
 from envmatrix.render import report as render
+from envmatrix.render import validate as render_validate
 from envmatrix.timefmt import parse_since, parse_timeout
 
 if TYPE_CHECKING:
@@ -32,14 +32,32 @@ LockTimeoutOption = Annotated[
 ]
 
 
-def validate(policy: PolicyOption = None) -> None:
-    """Check a policy file without contacting Vault or GitHub."""
-    path = policy_path(policy)
-    loaded = load_policy(path)
-    render.console().print(
-        f"{path}: valid — {len(loaded.secrets)} secrets, {len(loaded.environments)} environments,"
-        f" {len(loaded.flags)} flags, {len(loaded.owners)} owners"
-    )
+def validate(
+    policy: PolicyOption = None,
+    files: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(
+            metavar="[FILE]...",
+            help="More policy files to check (a pre-commit hook passes the changed ones).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check policy files without contacting Vault or GitHub; list every problem (exit 3)."""
+    from envmatrix.policy import check_policy
+
+    paths = [*([policy] if policy else []), *(files or [])] or [policy_path(None)]
+    checks = [check_policy(path) for path in dict.fromkeys(paths)]
+    if json_output:
+        render.print_json(render_validate.validate_json(checks))
+    else:
+        render_validate.render_validate(checks, render.console())
+    invalid = [c for c in checks if not c.valid]
+    if invalid:
+        raise PolicyError(
+            ", ".join(c.file for c in invalid), None, "", render_validate.problems_line(invalid)
+        )
 
 
 def plan(
