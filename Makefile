@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SOURCES := cli.py envmatrix rotation tests bench policies examples
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ typecheck: $(BIN)/.installed-dev
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/api_economy.py
 	$(BIN)/python bench/plan_scale.py
+
+# the policy's JSON Schema for editors (policies/example.yaml points at it); a test keeps it current
+schema: $(BIN)/.installed-dev
+	$(BIN)/envmatrix schema > schema/envmatrix.schema.json.tmp
+	mv schema/envmatrix.schema.json.tmp schema/envmatrix.schema.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

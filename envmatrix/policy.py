@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -166,10 +167,30 @@ class ReservedVaultPath(UsageError):
         )
 
 
-SecretName = Annotated[str, AfterValidator(_check_secret_name)]
-RepositoryName = Annotated[str, AfterValidator(_check_repository)]
-LogicalName = Annotated[str, AfterValidator(_check_logical_name)]
-Duration = Annotated[str, AfterValidator(_check_duration)]
+def _schema(pattern: str | None = None, **schema: Any) -> WithJsonSchema:
+    """What a JSON Schema validator (an editor) can check of a string the validator above checks
+    in full (`envmatrix schema`). Patterns are ECMA-262 as JSON Schema says: no `(?P<name>`."""
+    return WithJsonSchema({"type": "string", **({"pattern": pattern} if pattern else {}), **schema})
+
+
+SecretName = Annotated[
+    str,
+    AfterValidator(_check_secret_name),
+    _schema(r"^(?!GITHUB_)[A-Z_][A-Z0-9_]*$", description="A GitHub secret or variable name."),
+]
+RepositoryName = Annotated[
+    str,
+    AfterValidator(_check_repository),
+    _schema(r"^(?!\.\.?/)[A-Za-z0-9_.-]+/(?!\.\.?$)[A-Za-z0-9_.-]+$", description="owner/name"),
+]
+LogicalName = Annotated[
+    str, AfterValidator(_check_logical_name), _schema(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    _schema(r"^[1-9][0-9]*[smhdw]$", description="A duration: 45s, 30m, 12h, 90d, 2w."),
+]
 
 
 class _Strict(BaseModel):
@@ -179,7 +200,7 @@ class _Strict(BaseModel):
 class VaultSettings(_Strict):
     """Where the secrets live: a KV version 2 mount."""
 
-    mount: Annotated[str, AfterValidator(_check_logical_name)] = "secret"
+    mount: LogicalName = "secret"
 
 
 class GitHubSettings(_Strict):
@@ -206,10 +227,23 @@ class OwnerSpec(_Strict):
 class RotationSpec(_Strict):
     """When and how a secret rotates."""
 
-    schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+    schedule: (
+        Annotated[
+            str,
+            AfterValidator(_check_cron),
+            _schema(r"^\s*\S+(\s+\S+){4}\s*$", description="5-field cron: m h dom mon dow."),
+        ]
+        | None
+    ) = None
     max_age: Duration | None = None
-    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
-    strategy: Annotated[str, AfterValidator(_check_strategy)] = "manual"
+    timezone: Annotated[
+        str,
+        AfterValidator(_check_timezone),
+        _schema(description="An IANA time zone (Europe/Berlin) for schedule."),
+    ] = "UTC"
+    strategy: Annotated[str, AfterValidator(_check_strategy), _schema(enum=list(STRATEGIES))] = (
+        "manual"
+    )
     grace: Duration | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -232,7 +266,14 @@ class SecretSpec(_Strict):
     service: str | None = None
     owner: str
     scope: Literal["environment", "repository"] = "environment"
-    vault: Annotated[str, AfterValidator(_check_vault_ref)]
+    vault: Annotated[
+        str,
+        AfterValidator(_check_vault_ref),
+        _schema(
+            r"^[^/#\s][^#\s]*(#[^#\s]+)?$",
+            description="PATH[#KEY] in the KV v2 mount; PATH may use {environment}.",
+        ),
+    ]
     # required for environment scope, forbidden for repository scope (see _check_scope)
     environments: tuple[str, ...] = Field(default=(), min_length=1)
     repositories: tuple[RepositoryName, ...] | None = None
@@ -610,15 +651,16 @@ def _validated(
 ) -> tuple[Policy | None, list[tuple[int, PolicyError]]]:
     data = _plain(tree)
     problems: list[tuple[int, PolicyError]] = []
+    references: Iterable[_Reference] = ()
     try:
         policy: Policy | None = Policy.model_validate(data)
     except ValidationError as exc:
         problems += _model_problems(file, tree, exc)
-        policy = _salvaged(data, exc)
+        policy, references = _salvaged(data, exc)
     if policy is not None:
         problems += [
             (_REFERENCE, PolicyError(file, _line_of(tree, ref.loc), _dotted(ref.loc), ref.message))
-            for ref in _check_references(policy)
+            for ref in (*references, *_check_references(policy))
         ]
     return policy, problems
 
@@ -636,26 +678,69 @@ def _model_problems(
     return problems
 
 
-def _salvaged(data: Any, exc: ValidationError) -> Policy | None:
-    """The policy without the secrets and flags that failed validation (and the flags requiring
-    those secrets), so the references of the rest are still checked; None when a problem lies
-    elsewhere (then a reference check could blame a name that is only misspelt)."""
+def _salvaged(data: Any, exc: ValidationError) -> tuple[Policy | None, list[_Reference]]:
+    """What is left to check references on: the policy without the secrets and flags that failed
+    validation (and the flags requiring those), unknown keys under github: and a bad vault: or
+    audit:, plus the names the left-out secrets and flags refer to. (None, []) when a problem
+    lies elsewhere: in environments:, owners: or an unknown top-level key (`ownres:`), a
+    reference check would blame names that are only misspelt."""
     bad: dict[str, set[str]] = {"secrets": set(), "flags": set()}
+    data = dict(data)
     for error in exc.errors(include_url=False):
         loc = _model_loc(error["loc"])
-        if len(loc) < 2 or loc[0] not in bad or not isinstance(loc[1], str):
-            return None
-        bad[str(loc[0])].add(loc[1])
+        if len(loc) >= 2 and loc[0] in bad and isinstance(loc[1], str):
+            bad[str(loc[0])].add(loc[1])
+        elif loc and loc[0] in ("vault", "audit"):  # neither takes part in a reference
+            data.pop(loc[0], None)
+        elif error["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] == "github":
+            data["github"] = {k: v for k, v in data["github"].items() if k != loc[1]}
+        else:
+            return None, []
     secrets = {k: v for k, v in data.get("secrets", {}).items() if k not in bad["secrets"]}
-    flags = {
-        k: v
-        for k, v in data.get("flags", {}).items()
-        if k not in bad["flags"] and not set(v.get("requires", ())) & bad["secrets"]
-    }
+    left_out = {k: v for k, v in data.get("flags", {}).items() if k in bad["flags"]}
+    for name, flag in data.get("flags", {}).items():
+        if set(_strings(flag, "requires")) & bad["secrets"]:
+            left_out[name] = flag
+    flags = {k: v for k, v in data.get("flags", {}).items() if k not in left_out}
     try:
-        return Policy.model_validate({**data, "secrets": secrets, "flags": flags})
+        policy = Policy.model_validate({**data, "secrets": secrets, "flags": flags})
     except ValidationError:
-        return None
+        return None, []
+    left_secrets = {k: v for k, v in data.get("secrets", {}).items() if k in bad["secrets"]}
+    return policy, list(_left_out_references(policy, left_secrets, left_out))
+
+
+def _left_out_references(
+    policy: Policy, secrets: Mapping[str, Any], flags: Mapping[str, Any]
+) -> Iterator[_Reference]:
+    """The names the secrets and flags left out of the salvaged policy refer to, as written."""
+    for name, secret in secrets.items():
+        owner = secret.get("owner") if isinstance(secret, Mapping) else None
+        if isinstance(owner, str) and owner not in policy.owners:
+            yield _Reference(
+                ("secrets", name, "owner"),
+                f"owner {owner!r} is not declared under owners" + _suggestion(owner, policy.owners),
+            )
+        listed = tuple(_strings(secret, "environments"))
+        yield from _undeclared_environments(policy, ("secrets", name, "environments"), listed)
+    for name, flag in flags.items():
+        listed = tuple(_strings(flag, "environments"))
+        yield from _undeclared_environments(policy, ("flags", name, "environments"), listed)
+        for i, required in enumerate(_strings(flag, "requires")):
+            if required not in policy.secrets and required not in secrets:
+                yield _Reference(
+                    ("flags", name, "requires", i),
+                    f"{required!r} is not declared under secrets"
+                    + _suggestion(required, [*policy.secrets, *secrets]),
+                )
+
+
+def _strings(entry: Any, key: str) -> list[str]:
+    """`entry[key]` when it is a list of strings as written (else [])."""
+    value = entry.get(key) if isinstance(entry, Mapping) else None
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return []
 
 
 def _fields_at(loc: Sequence[str | int]) -> list[str]:
@@ -663,7 +748,8 @@ def _fields_at(loc: Sequence[str | int]) -> list[str]:
     candidates: list[Any] = [Policy]
     for part in loc:
         candidates = [step for c in candidates for step in _children(c, part)]
-    return [name for c in candidates if _is_model(c) for name in c.model_fields]
+    models = [option for c in candidates for option in _alternatives(c) if _is_model(option)]
+    return [name for model in models for name in model.model_fields]
 
 
 def _children(annotation: Any, part: str | int) -> list[Any]:

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from envmatrix import debuglog, interrupt
-from envmatrix.cli.commands import demo, rotation, sync, views
+from envmatrix.cli.commands import demo, rotation, schema, sync, views
 from envmatrix.errors import EnvmatrixError, ExitCode, missing_extra
 from envmatrix.render import report as render
 
@@ -54,7 +54,7 @@ def _options(
     """Sync secrets from Vault into GitHub Actions environments; rotate them; gate flags."""
 
 
-for group in (sync, views, rotation, demo):
+for group in (sync, views, rotation, demo, schema):
     group.register(app)
 
 
