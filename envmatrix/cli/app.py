@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from envmatrix import debuglog, interrupt
+from envmatrix.cli import helptext
 from envmatrix.cli.commands import demo, rotation, schema, sync, views
 from envmatrix.errors import EnvmatrixError, ExitCode, missing_extra
 from envmatrix.render import report as render
@@ -30,7 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -56,6 +58,7 @@ def _options(
 
 for group in (sync, views, rotation, demo, schema):
     group.register(app)
+helptext.add_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,9 +11,11 @@ import pytest
 
 from envmatrix.errors import ExitCode, PolicyError
 from envmatrix.policy import check_policy, load_policy
+from envmatrix.strategy_registry import STRATEGIES
 from tests.envmatrix.support_gates import EXAMPLE, run
 
 TEXT = EXAMPLE.read_text()
+STRATEGY_NAMES = ", ".join(STRATEGIES)
 
 
 def line_of(text: str, needle: str) -> int:
@@ -65,12 +67,14 @@ CASES = {
         [
             (
                 "secrets.SHOPIFY_ADMIN_TOKEN.environments[1]",
-                "environment 'prodution' is not declared under environments; did you mean production?",
+                "environment 'prodution' is not declared under environments;"
+                " did you mean production?",
             ),
             ("secrets.CHATWOOT_API_TOKEN.owner", "did you mean support?"),
             (
                 "flags.FEATURE_AI_ESCALATIONS.requires[1]",
-                "'SUPABASE_SERVICE_KY' is not declared under secrets; did you mean SUPABASE_SERVICE_KEY?",
+                "'SUPABASE_SERVICE_KY' is not declared under secrets;"
+                " did you mean SUPABASE_SERVICE_KEY?",
             ),
         ],
     ),
@@ -80,7 +84,7 @@ CASES = {
             ("ownres", "unknown key 'ownres'; did you mean owners?"),
             (
                 "secrets.CHATWOOT_API_TOKEN.rotation.strategy",
-                "unknown strategy 'comand'; one of generate, manual, command, postgres, aws-iam, supabase-api-key; did you mean command?",
+                f"unknown strategy 'comand'; one of {STRATEGY_NAMES}; did you mean command?",
             ),
         ],
     ),
@@ -169,10 +173,14 @@ def test_validate_prints_every_problem_then_a_summary_and_exits_3(
     assert code == ExitCode.INVALID
     text = path.read_text()
     assert out.splitlines() == [
-        f"{path}:{line_of(text, 'ZOHO_CLIENT_ID:')}: secrets.ZOHO_CLIENT_ID.vault: required key is missing",
-        f"{path}:{line_of(text, 'valut:')}: secrets.ZOHO_CLIENT_ID.valut: unknown key 'valut'; did you mean vault?",
-        f"{path}:{line_of(text, 'owner: suport')}: secrets.CHATWOOT_API_TOKEN.owner: owner 'suport' is not declared under owners; did you mean support?",
-        f"{path}:{line_of(text, 'strategy: comand')}: secrets.CHATWOOT_API_TOKEN.rotation.strategy: unknown strategy 'comand'; one of generate, manual, command, postgres, aws-iam, supabase-api-key; did you mean command?",
+        f"{path}:{line_of(text, 'ZOHO_CLIENT_ID:')}: secrets.ZOHO_CLIENT_ID.vault:"
+        " required key is missing",
+        f"{path}:{line_of(text, 'valut:')}: secrets.ZOHO_CLIENT_ID.valut:"
+        " unknown key 'valut'; did you mean vault?",
+        f"{path}:{line_of(text, 'owner: suport')}: secrets.CHATWOOT_API_TOKEN.owner:"
+        " owner 'suport' is not declared under owners; did you mean support?",
+        f"{path}:{line_of(text, 'strategy: comand')}: secrets.CHATWOOT_API_TOKEN.rotation.strategy:"
+        f" unknown strategy 'comand'; one of {STRATEGY_NAMES}; did you mean command?",
     ]
     assert err == f"error: {path}: 4 problems; the policy is invalid\n"
 

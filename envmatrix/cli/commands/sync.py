@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 LockTimeoutOption = Annotated[
     str,
-    typer.Option("--lock-timeout", help="Wait this long for a held lock (0s: fail at once)."),
+    typer.Option(
+        "--lock-timeout",
+        metavar="DURATION",
+        help="Wait this long for a held lock (0s: fail at once).",
+    ),
 ]
 
 
@@ -37,7 +41,7 @@ def validate(
     files: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Argument(
-            metavar="[FILE]...",
+            metavar="FILE",
             help="More policy files to check (a pre-commit hook passes the changed ones).",
             show_default=False,
         ),
@@ -64,7 +68,9 @@ def plan(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
     json_output: JsonOption = False,
-    out: Annotated[Optional[str], typer.Option("--out", help="Save the plan for apply.")] = None,  # noqa: UP045
+    out: Annotated[
+        Optional[str], typer.Option("--out", metavar="PLANFILE", help="Save the plan for apply.")  # noqa: UP045
+    ] = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes to make.")
     ] = False,
@@ -87,7 +93,10 @@ def plan(
 
 def apply(
     plan_file: Annotated[
-        Optional[str], typer.Argument(help="A plan saved with plan --out.", show_default=False)  # noqa: UP045
+        Optional[str],  # noqa: UP045
+        typer.Argument(
+            metavar="PLANFILE", help="A plan saved with plan --out.", show_default=False
+        ),
     ] = None,
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
@@ -135,9 +144,13 @@ def _stop_error(reason: str, counts: dict[str, int], code: int | None) -> Envmat
 
 
 def force_unlock(
-    lock_id: Annotated[str, typer.Argument(help="The lock ID a locked run printed.")],
+    lock_id: Annotated[
+        str, typer.Argument(metavar="LOCK_ID", help="The lock ID a locked run printed.")
+    ],
     policy: PolicyOption = None,
-    lock: Annotated[str, typer.Option("--lock", help="Lock name (default: apply).")] = "apply",
+    lock: Annotated[
+        str, typer.Option("--lock", metavar="NAME", help="Lock name (default: apply).")
+    ] = "apply",
     yes: YesOption = False,
 ) -> None:
     """Release a lock left by a run that died; only when LOCK_ID is the lock held now."""
@@ -158,7 +171,8 @@ def force_unlock(
 def audit_trail(
     policy: PolicyOption = None,
     since: Annotated[
-        Optional[str], typer.Option("--since", help="24h, 7d, or an ISO time (UTC by default).")  # noqa: UP045
+        Optional[str],  # noqa: UP045
+        typer.Option("--since", metavar="WHEN", help="24h, 7d, or an ISO time (UTC by default)."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:

@@ -28,10 +28,15 @@ def matrix(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
     repository: RepositoryOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table|markdown|json|html")] = "table",
-    out: Annotated[Optional[str], typer.Option("--out", help="Write to this file.")] = None,  # noqa: UP045
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help="table|markdown|json|html")
+    ] = "table",
+    out: Annotated[
+        Optional[str], typer.Option("--out", metavar="FILE", help="Write to this file.")  # noqa: UP045
+    ] = None,
     workflows: Annotated[
-        Optional[str], typer.Option("--workflows", help="Also scan this workflows folder.")  # noqa: UP045
+        Optional[str],  # noqa: UP045
+        typer.Option("--workflows", metavar="DIR", help="Also scan this workflows folder."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -77,7 +82,9 @@ def flags(
 
 @flags_app.command("check")
 def flags_check(
-    name: Annotated[str, typer.Argument(help="The flag, e.g. FEATURE_AI_ESCALATIONS.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The flag, e.g. FEATURE_AI_ESCALATIONS.")
+    ],
     environment: OneEnvironmentOption,
     repository: RepositoryOption = None,
     policy: PolicyOption = None,
@@ -106,6 +113,7 @@ def verify(
         Optional[str],  # noqa: UP045
         typer.Option(
             "--source",
+            metavar="SOURCE",
             help="environ|github|vault (default: environ in GitHub Actions, else github).",
         ),
     ] = None,
@@ -132,7 +140,7 @@ def verify(
 
 def scan(
     workflows: Annotated[
-        str, typer.Option("--workflows", help="The workflows folder.")
+        str, typer.Option("--workflows", metavar="DIR", help="The workflows folder.")
     ] = ".github/workflows",
     repository: RepositoryOption = None,
     policy: PolicyOption = None,
