@@ -10,7 +10,6 @@ reuse the environment.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +62,6 @@ def try_repo(folder: Path, cache: Path, *files: str) -> subprocess.CompletedProc
     )
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git")
 def test_pre_commit_runs_the_hook_on_policies_only(
     user_repository: Path, request: pytest.FixtureRequest
 ) -> None:
