@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
+from envmatrix.errors import PolicyError
 from envmatrix.policy import PolicyCheck
 
 
@@ -33,8 +34,12 @@ def render_validate(checks: Sequence[PolicyCheck], console: Console) -> None:
             console.print(str(problem), markup=False)
 
 
-def problems_line(invalid: Sequence[PolicyCheck]) -> str:
-    """The summary: `3 problems; the policy is invalid` (the files are named before it)."""
-    count = sum(len(c.problems) for c in invalid)
+def summary_error(invalid: Sequence[PolicyCheck]) -> PolicyError:
+    """The one line on stderr after the list (exit 3): the problem itself when there is one,
+    else `FILE: 3 problems; the policy is invalid`."""
+    problems = [p for c in invalid for p in c.problems]
+    if len(problems) == 1:
+        return problems[0]
     what = "the policy is invalid" if len(invalid) == 1 else "the policies are invalid"
-    return f"{count} problem{'s' if count != 1 else ''}; {what}"
+    files = ", ".join(c.file for c in invalid)
+    return PolicyError(files, None, "", f"{len(problems)} problems; {what}")

@@ -18,7 +18,7 @@ from envmatrix.cli.options import (
     policy_path,
     warn,
 )
-from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost, PolicyError
+from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost
 from envmatrix.render import report as render
 from envmatrix.render import validate as render_validate
 from envmatrix.timefmt import parse_since, parse_timeout
@@ -59,9 +59,7 @@ def validate(
         render_validate.render_validate(checks, render.console())
     invalid = [c for c in checks if not c.valid]
     if invalid:
-        raise PolicyError(
-            ", ".join(c.file for c in invalid), None, "", render_validate.problems_line(invalid)
-        )
+        raise render_validate.summary_error(invalid)
 
 
 def plan(
