@@ -63,11 +63,12 @@ def try_repo(folder: Path, cache: Path, *files: str) -> subprocess.CompletedProc
 
 
 def test_pre_commit_runs_the_hook_on_policies_only(
-    user_repository: Path, request: pytest.FixtureRequest
+    user_repository: Path, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    cache = request.config.cache.mkdir("pre-commit-home") if request.config.cache else None
-    assert cache is not None
-    result = try_repo(user_repository, cache, "--all-files")
+    # pytest's cache when it is on (later runs of this commit reuse the hook's environment)
+    cache = request.config.cache
+    home = cache.mkdir("pre-commit-home") if cache is not None else tmp_path / "pre-commit-home"
+    result = try_repo(user_repository, home, "--all-files")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "envmatrix.yaml: valid — 8 secrets" in output
@@ -78,6 +79,6 @@ def test_pre_commit_runs_the_hook_on_policies_only(
     assert "error: policies/payments.yml:" in output
     assert "ci.yml" not in output and "docker-compose" not in output  # not policies: not passed
 
-    fixed = try_repo(user_repository, cache, "--files", "envmatrix.yaml")
+    fixed = try_repo(user_repository, home, "--files", "envmatrix.yaml")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "Passed" in fixed.stdout
