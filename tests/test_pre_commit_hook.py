@@ -66,7 +66,7 @@ def test_pre_commit_runs_the_hook_on_policies_only(
     user_repository: Path, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     # pytest's cache when it is on (later runs of this commit reuse the hook's environment)
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
     home = cache.mkdir("pre-commit-home") if cache is not None else tmp_path / "pre-commit-home"
     result = try_repo(user_repository, home, "--all-files")
     output = result.stdout + result.stderr
