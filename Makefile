@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SOURCES := cli.py envmatrix rotation tests bench policies examples
 
-.PHONY: demo test lint typecheck bench clean lock-action
+.PHONY: demo test lint typecheck bench schema clean lock-action
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(BIN)/.installed-dev
 # the GitHub Action's install lock (requirements/action.txt): core dependencies with hashes
 lock-action: $(BIN)/.installed-dev
 	PYTHON=$(BIN)/python scripts/lock-action.sh
+
+# the policy's JSON Schema for editors (policies/example.yaml points at it); a test keeps it current
+schema: $(BIN)/.installed-dev
+	$(BIN)/envmatrix schema > schema/envmatrix.schema.json.tmp
+	mv schema/envmatrix.schema.json.tmp schema/envmatrix.schema.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

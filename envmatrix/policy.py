@@ -10,9 +10,11 @@ the key path.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -23,6 +25,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -55,7 +58,8 @@ def _check_duration(text: str) -> str:
 
 def _check_strategy(name: str) -> str:
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
+        hint = _suggestion(name, STRATEGIES)
+        raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}{hint}")
     return name
 
 
@@ -165,10 +169,30 @@ def is_reserved_vault_path(path: str) -> bool:
     )
 
 
-SecretName = Annotated[str, AfterValidator(_check_secret_name)]
-RepositoryName = Annotated[str, AfterValidator(_check_repository)]
-LogicalName = Annotated[str, AfterValidator(_check_logical_name)]
-Duration = Annotated[str, AfterValidator(_check_duration)]
+def _schema(pattern: str | None = None, **schema: Any) -> WithJsonSchema:
+    """What a JSON Schema validator (an editor) can check of a string the validator above checks
+    in full (`envmatrix schema`). Patterns are ECMA-262 as JSON Schema says: no `(?P<name>`."""
+    return WithJsonSchema({"type": "string", **({"pattern": pattern} if pattern else {}), **schema})
+
+
+SecretName = Annotated[
+    str,
+    AfterValidator(_check_secret_name),
+    _schema(r"^(?!GITHUB_)[A-Z_][A-Z0-9_]*$", description="A GitHub secret or variable name."),
+]
+RepositoryName = Annotated[
+    str,
+    AfterValidator(_check_repository),
+    _schema(r"^(?!\.\.?/)[A-Za-z0-9_.-]+/(?!\.\.?$)[A-Za-z0-9_.-]+$", description="owner/name"),
+]
+LogicalName = Annotated[
+    str, AfterValidator(_check_logical_name), _schema(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    _schema(r"^[1-9][0-9]*[smhdw]$", description="A duration: 45s, 30m, 12h, 90d, 2w."),
+]
 
 
 class _Strict(BaseModel):
@@ -178,7 +202,7 @@ class _Strict(BaseModel):
 class VaultSettings(_Strict):
     """Where the secrets live: a KV version 2 mount."""
 
-    mount: Annotated[str, AfterValidator(_check_logical_name)] = "secret"
+    mount: LogicalName = "secret"
 
 
 class GitHubSettings(_Strict):
@@ -205,10 +229,23 @@ class OwnerSpec(_Strict):
 class RotationSpec(_Strict):
     """When and how a secret rotates."""
 
-    schedule: Annotated[str, AfterValidator(_check_cron)] | None = None
+    schedule: (
+        Annotated[
+            str,
+            AfterValidator(_check_cron),
+            _schema(r"^\s*\S+(\s+\S+){4}\s*$", description="5-field cron: m h dom mon dow."),
+        ]
+        | None
+    ) = None
     max_age: Duration | None = None
-    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
-    strategy: Annotated[str, AfterValidator(_check_strategy)] = "manual"
+    timezone: Annotated[
+        str,
+        AfterValidator(_check_timezone),
+        _schema(description="An IANA time zone (Europe/Berlin) for schedule."),
+    ] = "UTC"
+    strategy: Annotated[str, AfterValidator(_check_strategy), _schema(enum=list(STRATEGIES))] = (
+        "manual"
+    )
     grace: Duration | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -231,7 +268,14 @@ class SecretSpec(_Strict):
     service: str | None = None
     owner: str
     scope: Literal["environment", "repository"] = "environment"
-    vault: Annotated[str, AfterValidator(_check_vault_ref)]
+    vault: Annotated[
+        str,
+        AfterValidator(_check_vault_ref),
+        _schema(
+            r"^[^/#\s][^#\s]*(#[^#\s]+)?$",
+            description="PATH[#KEY] in the KV v2 mount; PATH may use {environment}.",
+        ),
+    ]
     # required for environment scope, forbidden for repository scope (see _check_scope)
     environments: tuple[str, ...] = Field(default=(), min_length=1)
     repositories: tuple[RepositoryName, ...] | None = None
@@ -392,21 +436,21 @@ class _Reference(Exception):
         self.loc, self.message = tuple(loc), message
 
 
-def _check_references(policy: Policy) -> None:
-    """Everything that needs more than one part of the policy to check."""
-    _check_repository_spellings(policy)
+def _check_references(policy: Policy) -> Iterator[_Reference]:
+    """Everything that needs more than one part of the policy to check: every problem."""
+    yield from _check_repository_spellings(policy)
     for name, secret in policy.secrets.items():
-        _check_secret_references(policy, name, secret)
+        yield from _check_secret_references(policy, name, secret)
     for name, flag in policy.flags.items():
-        _check_flag_references(policy, name, flag)
+        yield from _check_flag_references(policy, name, flag)
+    yield from _check_rotation_groups(policy)
     for name, variable in policy.variables.items():
-        _check_variable_references(policy, name, variable)
-    _check_rotation_groups(policy)
-    _check_strategy_options(policy)
-    _check_github_limits(policy)
+        yield from _raised(_check_variable_references, policy, name, variable)
+    yield from _check_strategy_options(policy)
+    yield from _raised(_check_github_limits, policy)
 
 
-def _check_strategy_options(policy: Policy) -> None:
+def _check_strategy_options(policy: Policy) -> Iterator[_Reference]:
     """Each rotation's options against its strategy's model (envmatrix/strategy_registry.py)."""
     from envmatrix.strategy_registry import check_options
 
@@ -416,11 +460,22 @@ def _check_strategy_options(policy: Policy) -> None:
         try:
             check_options(secret.rotation.strategy, secret.rotation.options)
         except ValidationError as exc:
-            # an unknown key first: a misspelt option explains the "missing" one
-            errors = exc.errors(include_url=False)
-            error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
-            loc = ("secrets", name, "rotation", "options", *_model_loc(error["loc"]))
-            raise _Reference(loc, _error_message(error, loc)) from None
+            # unknown keys first: a misspelt option explains the "missing" one
+            errors = sorted(
+                exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden"
+            )
+            known = list(STRATEGIES[secret.rotation.strategy].options.model_fields)
+            for error in errors:
+                loc = ("secrets", name, "rotation", "options", *_model_loc(error["loc"]))
+                yield _Reference(loc, _error_message(error, loc, known))
+
+
+def _raised(check: Callable[..., None], *args: Any) -> Iterator[_Reference]:
+    """A check that raises its first problem, as a generator of that problem."""
+    try:
+        check(*args)
+    except _Reference as ref:
+        yield ref
 
 
 def _check_github_limits(policy: Policy) -> None:
@@ -450,16 +505,18 @@ def _check_github_limits(policy: Policy) -> None:
             )
 
 
-def _check_listed_once(loc: Sequence[str | int], items: Sequence[str], note: str = "") -> None:
+def _check_listed_once(
+    loc: Sequence[str | int], items: Sequence[str], note: str = ""
+) -> Iterator[_Reference]:
     """A list entry given twice would plan (and write) the same thing twice."""
     seen: set[str] = set()
     for i, item in enumerate(items):
         if item.lower() in seen:
-            raise _Reference((*loc, i), f"{item} is listed twice{note}")
+            yield _Reference((*loc, i), f"{item} is listed twice{note}")
         seen.add(item.lower())
 
 
-def _check_repository_spellings(policy: Policy) -> None:
+def _check_repository_spellings(policy: Policy) -> Iterator[_Reference]:
     """GitHub repository names ignore case: one repository spelt two ways would be two targets
     (each reporting the other's secrets as orphans), so every list and spelling must agree."""
     lists: list[tuple[tuple[str | int, ...], tuple[str, ...]]] = [
@@ -478,18 +535,18 @@ def _check_repository_spellings(policy: Policy) -> None:
         ]
     first: dict[str, tuple[str, tuple[str | int, ...]]] = {}
     for loc, repositories in lists:
-        _check_listed_once(loc, repositories, " (GitHub names ignore case)")
+        yield from _check_listed_once(loc, repositories, " (GitHub names ignore case)")
         for i, repository in enumerate(repositories):
             spelling, where = first.setdefault(repository.lower(), (repository, loc))
             if spelling != repository:
-                raise _Reference(
+                yield _Reference(
                     (*loc, i),
                     f"{repository} is {spelling} ({_dotted(where)}) spelt another way;"
                     " GitHub names ignore case: spell it one way",
                 )
 
 
-def _check_rotation_groups(policy: Policy) -> None:
+def _check_rotation_groups(policy: Policy) -> Iterator[_Reference]:
     """Secrets sharing a resolved Vault path rotate together, so they declare one rotation."""
     first: dict[str, tuple[str, RotationSpec]] = {}
     for name, secret in policy.secrets.items():
@@ -501,63 +558,84 @@ def _check_rotation_groups(policy: Policy) -> None:
             path = secret.vault_path(env)
             other, spec = first.setdefault(path, (name, rotation))
             if spec != rotation:
-                raise _Reference(
+                yield _Reference(
                     ("secrets", name, "rotation"),
                     f"{name} shares Vault path {path} with {other}, which rotates differently;"
                     " secrets that share a path rotate together: give them the same rotation:"
                     " or separate paths",
                 )
+                break  # one problem per secret, not one per environment
 
 
-def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> None:
+def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> Iterator[_Reference]:
     loc = ("secrets", name)
     if secret.owner not in policy.owners:
-        raise _Reference((*loc, "owner"), f"owner {secret.owner!r} is not declared under owners")
-    _check_scope(name, secret)
-    _check_resolved_paths(name, secret)
-    _check_environment_placeholder(name, secret)
-    for i, env in enumerate(secret.environments):
-        if env not in policy.environments:
-            raise _Reference(
-                (*loc, "environments", i), f"environment {env!r} is not declared under environments"
-            )
+        yield _Reference(
+            (*loc, "owner"),
+            f"owner {secret.owner!r} is not declared under owners"
+            + _suggestion(secret.owner, policy.owners),
+        )
+    yield from _check_scope(name, secret)
+    yield from _check_resolved_paths(name, secret)
+    yield from _undeclared_environments(policy, (*loc, "environments"), secret.environments)
+    yield from _raised(_check_environment_placeholder, name, secret)
     if len(set(secret.environments)) != len(secret.environments):
-        raise _Reference((*loc, "environments"), "an environment is listed twice")
+        yield _Reference((*loc, "environments"), "an environment is listed twice")
     if not policy.repositories_for(secret):
-        raise _Reference(
+        yield _Reference(
             (*loc, "repositories"), "no repositories: set github.repositories or repositories here"
         )
 
 
-def _check_resolved_paths(name: str, secret: SecretSpec) -> None:
+def _undeclared_environments(
+    policy: Policy, loc: tuple[str, ...], environments: Sequence[str]
+) -> Iterator[_Reference]:
+    for i, env in enumerate(environments):
+        if env not in policy.environments:
+            yield _Reference(
+                (*loc, i),
+                f"environment {env!r} is not declared under environments"
+                + _suggestion(env, policy.environments),
+            )
+
+
+def _suggestion(name: str, known: Iterable[str]) -> str:
+    """`; did you mean X?` for the closest of `known`, else ``."""
+    from envmatrix.pipeline.desired import did_you_mean  # it imports this module
+
+    return did_you_mean(name, known)
+
+
+def _check_resolved_paths(name: str, secret: SecretSpec) -> Iterator[_Reference]:
     """Every path the secret resolves to (one per environment) stays out of envmatrix/."""
     for env in secret.environments or ("",):
         try:
             secret.vault_path(env)
         except ReservedVaultPath as exc:
             where = f" in environment {env}" if env else ""
-            raise _Reference(
+            yield _Reference(
                 ("secrets", name, "vault"),
                 f"vault reference {secret.vault!r} resolves to {exc.path}{where}:"
                 f" {RESERVED_VAULT_PREFIX} is envmatrix's own",
-            ) from None
+            )
+            return
 
 
-def _check_scope(name: str, secret: SecretSpec) -> None:
+def _check_scope(name: str, secret: SecretSpec) -> Iterator[_Reference]:
     """Environment secrets list their environments; repository secrets have none to list."""
     loc = ("secrets", name)
     given = "environments" in secret.model_fields_set
     if not secret.repository_level:
         if not given:
-            raise _Reference((*loc, "environments"), "required key is missing")
+            yield _Reference((*loc, "environments"), "required key is missing")
         return
     if given:
-        raise _Reference(
+        yield _Reference(
             (*loc, "environments"),
             "a scope: repository secret is seen by every environment; remove environments:",
         )
     if "{environment}" in secret.vault:
-        raise _Reference(
+        yield _Reference(
             (*loc, "vault"),
             "a scope: repository secret has one value for every environment;"
             " its vault path cannot use {environment}",
@@ -584,36 +662,43 @@ def _check_environment_placeholder(name: str, secret: SecretSpec) -> None:
         )
 
 
-def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> None:
+def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> Iterator[_Reference]:
     loc = ("flags", name)
     if name in policy.secrets:
-        raise _Reference(loc, f"flag {name} has the name of a secret")
-    _check_listed_once((*loc, "environments"), flag.environments)
-    _check_listed_once((*loc, "requires"), flag.requires)
-    for i, env in enumerate(flag.environments):
-        if env not in policy.environments:
-            raise _Reference(
-                (*loc, "environments", i), f"environment {env!r} is not declared under environments"
-            )
+        yield _Reference(loc, f"flag {name} has the name of a secret")
+    yield from _check_listed_once((*loc, "environments"), flag.environments)
+    yield from _check_listed_once((*loc, "requires"), flag.requires)
+    yield from _undeclared_environments(policy, (*loc, "environments"), flag.environments)
     for i, required in enumerate(flag.requires):
-        secret = policy.secrets.get(required)
-        if secret is None:
-            raise _Reference((*loc, "requires", i), f"{required!r} is not declared under secrets")
-        if secret.repository_level:
-            raise _Reference(
-                (*loc, "requires", i),
-                f"{required} is a scope: repository secret; a flag can require only environment"
-                " secrets (flags are set per environment)",
-            )
-        extra = [e for e in flag.environments if e not in secret.environments]
-        if extra:
-            raise _Reference(
-                (*loc, "environments"),
-                f"{required} is not required in {', '.join(extra)}; a flag's environments must be"
-                f" a subset of its secrets' environments",
-            )
+        yield from _check_requirement(policy, loc, i, flag, required)
     if not policy.repositories_for(flag):
-        raise _Reference((*loc, "repositories"), "no repositories for this flag")
+        yield _Reference((*loc, "repositories"), "no repositories for this flag")
+
+
+def _check_requirement(
+    policy: Policy, loc: tuple[str, str], i: int, flag: FlagSpec, required: str
+) -> Iterator[_Reference]:
+    """One secret a flag requires: declared, an environment secret, in the flag's environments."""
+    secret = policy.secrets.get(required)
+    if secret is None:
+        yield _Reference(
+            (*loc, "requires", i),
+            f"{required!r} is not declared under secrets" + _suggestion(required, policy.secrets),
+        )
+        return
+    if secret.repository_level:
+        yield _Reference(
+            (*loc, "requires", i),
+            f"{required} is a scope: repository secret; a flag can require only environment"
+            " secrets (flags are set per environment)",
+        )
+    extra = [e for e in flag.environments if e not in secret.environments]
+    if extra and not secret.repository_level:
+        yield _Reference(
+            (*loc, "environments"),
+            f"{required} is not required in {', '.join(extra)}; a flag's environments must be"
+            f" a subset of its secrets' environments",
+        )
 
 
 def _check_variable_references(policy: Policy, name: str, variable: VariableSpec) -> None:
@@ -648,7 +733,8 @@ def _check_variable_references(policy: Policy, name: str, variable: VariableSpec
 
 def _check_variable_places(policy: Policy, name: str, variable: VariableSpec) -> None:
     loc = ("variables", name)
-    _check_listed_once((*loc, "environments"), variable.environments)
+    for ref in _check_listed_once((*loc, "environments"), variable.environments):
+        raise ref
     for i, env in enumerate(variable.environments):
         if env not in policy.environments:
             raise _Reference(
@@ -668,20 +754,208 @@ def _check_variable_places(policy: Policy, name: str, variable: VariableSpec) ->
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read, parse and validate a policy file. Every problem becomes one PolicyError."""
+    """Read, parse and validate a policy file. Raises the first problem as a PolicyError (an
+    unknown key before what it explains), saying how many more `envmatrix validate` lists."""
+    check = check_policy(path)
+    if check.policy is None or check.problems:
+        raise check.first_problem()
+    return check.policy
+
+
+@dataclass(frozen=True)
+class PolicyCheck:
+    """Every problem of one policy file (`envmatrix validate`).
+
+    `problems` are in file order (by line; problems of the whole file first); `policy` is the
+    validated policy when there are none. A file that cannot be read or parsed has one problem.
+    """
+
+    file: str
+    policy: Policy | None
+    problems: tuple[PolicyError, ...]
+    ranked: tuple[PolicyError, ...] = ()  # the same problems, the most telling first
+
+    @property
+    def valid(self) -> bool:
+        return self.policy is not None and not self.problems
+
+    def first_problem(self) -> PolicyError:
+        """The problem to report alone, with `(N more: run envmatrix validate)` when more."""
+        first = (self.ranked or self.problems)[0]
+        more = len(self.problems) - 1
+        if not more:
+            return first
+        return PolicyError(
+            first.file,
+            first.line,
+            first.key_path,
+            f"{first.message} ({more} more: run envmatrix validate)",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"valid": bool, "problems": [{"file", "line", "key", "message"}]}`; line may be null."""
+        return {
+            "valid": self.valid,
+            "problems": [
+                {"file": p.file, "line": p.line, "key": p.key_path, "message": p.message}
+                for p in self.problems
+            ],
+        }
+
+
+def check_policy(path: str | Path) -> PolicyCheck:
+    """Read, parse and validate a policy file, collecting every problem instead of stopping at
+    the first: each model error, and each cross-reference problem (of the secrets and flags that
+    are valid themselves). Never raises for a bad file: a problem is a PolicyError in the result."""
     file = str(path)
     try:
         tree = _parse_yaml(file, _read_text(file))
-        policy = Policy.model_validate(_plain(tree))
-        _check_references(policy)
-        policy = _named(policy, file)
-    except ValidationError as exc:
-        raise _policy_error(file, tree, exc) from None
-    except _Reference as ref:
-        raise PolicyError(file, _line_of(tree, ref.loc), _dotted(ref.loc), ref.message) from None
+        policy, ranked = _validated(file, tree)
+    except PolicyError as exc:
+        return PolicyCheck(file, None, (exc,), (exc,))
     except RecursionError:  # ruamel and pydantic recurse per level: a policy is a few levels deep
-        raise PolicyError(file, None, "", "nested too deeply to be a policy") from None
-    return policy
+        deep = PolicyError(file, None, "", "nested too deeply to be a policy")
+        return PolicyCheck(file, None, (deep,), (deep,))
+    ordered = [p for _, p in sorted(ranked, key=lambda rp: rp[0])]
+    by_line = sorted(ordered, key=lambda p: p.line or 0)
+    valid = None if ordered or policy is None else _named(policy, file)
+    return PolicyCheck(file, valid, tuple(by_line), tuple(ordered))
+
+
+_UNKNOWN_KEY, _MODEL, _REFERENCE = 0, 1, 2  # which problem load_policy reports alone
+
+
+def _validated(
+    file: str, tree: CommentedMap
+) -> tuple[Policy | None, list[tuple[int, PolicyError]]]:
+    data = _plain(tree)
+    problems: list[tuple[int, PolicyError]] = []
+    references: Iterable[_Reference] = ()
+    try:
+        policy: Policy | None = Policy.model_validate(data)
+    except ValidationError as exc:
+        problems += _model_problems(file, tree, exc)
+        policy, references = _salvaged(data, exc)
+    if policy is not None:
+        problems += [
+            (_REFERENCE, PolicyError(file, _line_of(tree, ref.loc), _dotted(ref.loc), ref.message))
+            for ref in (*references, *_check_references(policy))
+        ]
+    return policy, problems
+
+
+def _model_problems(
+    file: str, tree: CommentedMap, exc: ValidationError
+) -> list[tuple[int, PolicyError]]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = _model_loc(error["loc"])
+        rank = _UNKNOWN_KEY if error["type"] == "extra_forbidden" else _MODEL
+        known = _fields_at(loc[:-1]) if rank == _UNKNOWN_KEY else []
+        message = _error_message(error, loc, known)
+        problems.append((rank, PolicyError(file, _line_of(tree, loc), _dotted(loc), message)))
+    return problems
+
+
+def _salvaged(data: Any, exc: ValidationError) -> tuple[Policy | None, list[_Reference]]:
+    """What is left to check references on: the policy without the secrets and flags that failed
+    validation (and the flags requiring those), unknown keys under github: and a bad vault: or
+    audit:, plus the names the left-out secrets and flags refer to. (None, []) when a problem
+    lies elsewhere: in environments:, owners: or an unknown top-level key (`ownres:`), a
+    reference check would blame names that are only misspelt."""
+    bad: dict[str, set[str]] = {"secrets": set(), "flags": set()}
+    data = dict(data)
+    for error in exc.errors(include_url=False):
+        loc = _model_loc(error["loc"])
+        if len(loc) >= 2 and loc[0] in bad and isinstance(loc[1], str):
+            bad[str(loc[0])].add(loc[1])
+        elif loc and loc[0] in ("vault", "audit"):  # neither takes part in a reference
+            data.pop(loc[0], None)
+        elif error["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] == "github":
+            data["github"] = {k: v for k, v in data["github"].items() if k != loc[1]}
+        else:
+            return None, []
+    secrets = {k: v for k, v in data.get("secrets", {}).items() if k not in bad["secrets"]}
+    left_out = {k: v for k, v in data.get("flags", {}).items() if k in bad["flags"]}
+    for name, flag in data.get("flags", {}).items():
+        if set(_strings(flag, "requires")) & bad["secrets"]:
+            left_out[name] = flag
+    flags = {k: v for k, v in data.get("flags", {}).items() if k not in left_out}
+    try:
+        policy = Policy.model_validate({**data, "secrets": secrets, "flags": flags})
+    except ValidationError:
+        return None, []
+    left_secrets = {k: v for k, v in data.get("secrets", {}).items() if k in bad["secrets"]}
+    return policy, list(_left_out_references(policy, left_secrets, left_out))
+
+
+def _left_out_references(
+    policy: Policy, secrets: Mapping[str, Any], flags: Mapping[str, Any]
+) -> Iterator[_Reference]:
+    """The names the secrets and flags left out of the salvaged policy refer to, as written."""
+    for name, secret in secrets.items():
+        owner = secret.get("owner") if isinstance(secret, Mapping) else None
+        if isinstance(owner, str) and owner not in policy.owners:
+            yield _Reference(
+                ("secrets", name, "owner"),
+                f"owner {owner!r} is not declared under owners" + _suggestion(owner, policy.owners),
+            )
+        listed = tuple(_strings(secret, "environments"))
+        yield from _undeclared_environments(policy, ("secrets", name, "environments"), listed)
+    for name, flag in flags.items():
+        listed = tuple(_strings(flag, "environments"))
+        yield from _undeclared_environments(policy, ("flags", name, "environments"), listed)
+        for i, required in enumerate(_strings(flag, "requires")):
+            if required not in policy.secrets and required not in secrets:
+                yield _Reference(
+                    ("flags", name, "requires", i),
+                    f"{required!r} is not declared under secrets"
+                    + _suggestion(required, [*policy.secrets, *secrets]),
+                )
+
+
+def _strings(entry: Any, key: str) -> list[str]:
+    """`entry[key]` when it is a list of strings as written (else [])."""
+    value = entry.get(key) if isinstance(entry, Mapping) else None
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return []
+
+
+def _fields_at(loc: Sequence[str | int]) -> list[str]:
+    """The keys the model accepts at `loc` (for did-you-mean on an unknown key), else []."""
+    candidates: list[Any] = [Policy]
+    for part in loc:
+        candidates = [step for c in candidates for step in _children(c, part)]
+    models = [option for c in candidates for option in _alternatives(c) if _is_model(option)]
+    return [name for model in models for name in model.model_fields]
+
+
+def _children(annotation: Any, part: str | int) -> list[Any]:
+    """What `annotation` holds at `part`: a model's field, a dict's value, a tuple's item."""
+    found: list[Any] = []
+    for option in _alternatives(annotation):
+        origin, args = get_origin(option), get_args(option)
+        if _is_model(option) and isinstance(part, str) and part in option.model_fields:
+            found.append(option.model_fields[part].annotation)
+        elif origin is dict and isinstance(part, str) and len(args) == 2:
+            found.append(args[1])
+        elif origin is tuple and isinstance(part, int) and args:
+            found.append(args[0])
+    return found
+
+
+def _alternatives(annotation: Any) -> list[Any]:
+    """`X | None` -> [X, None]; `Annotated[X, ...]` -> [X]."""
+    if get_origin(annotation) is Annotated:
+        return _alternatives(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [a for arg in get_args(annotation) for a in _alternatives(arg)]
+    return [annotation]
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _named(policy: Policy, file: str) -> Policy:
@@ -763,26 +1037,20 @@ def _plain_key(key: Any) -> Any:
     return str(key) if isinstance(key, str) else key
 
 
-def _policy_error(file: str, tree: CommentedMap, exc: ValidationError) -> PolicyError:
-    # unknown keys first: a typo in a key explains the "missing key" errors that follow it
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    loc = _model_loc(first["loc"])
-    message = _error_message(first, loc)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return PolicyError(file, _line_of(tree, loc), _dotted(loc), message)
-
-
 def _model_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
     """Drop pydantic's synthetic loc parts ('[key]', union branch names)."""
     return tuple(p for p in loc if p != "[key]" and not str(p).startswith("function-"))
 
 
-def _error_message(error: Mapping[str, Any], loc: Sequence[str | int]) -> str:
+def _error_message(
+    error: Mapping[str, Any], loc: Sequence[str | int], known: Iterable[str] = ()
+) -> str:
+    """One line for one pydantic error; an unknown key names the closest of `known`."""
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown key {loc[-1]!r}" if loc else "unknown key"
+        if not loc:
+            return "unknown key"
+        return f"unknown key {loc[-1]!r}" + _suggestion(str(loc[-1]), known)
     if kind == "missing":
         return "required key is missing"
     if kind == "literal_error" and loc and loc[-1] == "version":

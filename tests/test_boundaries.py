@@ -45,7 +45,7 @@ LEAVES = (
     "interrupt",
     "__version__",
 )
-CORE = (*LEAVES, "policy", "pipeline", "lock", "guard", "audit", "adapters")
+CORE = (*LEAVES, "policy", "policy_schema", "pipeline", "lock", "guard", "audit", "adapters")
 ROTATION = ("rotation",)
 APPLICATION = ("workflow", "connect", "views", "render", "cli", "demo", "__main__")
 SANDBOX = ("sandbox",)

@@ -20,7 +20,8 @@ from typing import Annotated
 import typer
 
 from envmatrix import debuglog, interrupt
-from envmatrix.cli.commands import demo, rotation, sync, views
+from envmatrix.cli import helptext
+from envmatrix.cli.commands import demo, rotation, schema, sync, views
 from envmatrix.errors import EnvmatrixError, ExitCode, missing_extra
 from envmatrix.render import report as render
 
@@ -30,7 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -54,8 +56,9 @@ def _options(
     """Sync secrets from Vault into GitHub Actions environments; rotate them; gate flags."""
 
 
-for group in (sync, views, rotation, demo):
+for group in (sync, views, rotation, demo, schema):
     group.register(app)
+helptext.add_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

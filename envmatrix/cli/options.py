@@ -16,19 +16,27 @@ T = TypeVar("T")
 PolicyOption = Annotated[
     Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
     typer.Option(
-        "--policy", "-p", help="Policy file (default $ENVMATRIX_POLICY, else envmatrix.yaml)."
+        "--policy",
+        "-p",
+        metavar="FILE",
+        help="Policy file (default $ENVMATRIX_POLICY, else envmatrix.yaml).",
     ),
 ]
 EnvironmentOption = Annotated[
     Optional[list[str]],  # noqa: UP045
-    typer.Option("--environment", "-e", help="Limit to this environment (repeatable)."),
+    typer.Option(
+        "--environment", "-e", metavar="ENV", help="Limit to this environment (repeatable)."
+    ),
 ]
 OneEnvironmentOption = Annotated[
-    str, typer.Option("--environment", "-e", help="The environment (logical or GitHub name).")
+    str,
+    typer.Option(
+        "--environment", "-e", metavar="ENV", help="The environment (logical or GitHub name)."
+    ),
 ]
 RepositoryOption = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--repository", "-r", help="Only this repository (owner/name)."),
+    typer.Option("--repository", "-r", metavar="REPO", help="Only this repository (owner/name)."),
 ]
 RepositoriesOption = Annotated[
     Optional[list[str]],  # noqa: UP045

@@ -44,7 +44,7 @@ from typing import Any
 from ruamel.yaml.error import YAMLError
 
 from envmatrix.errors import UnsafeInput, UsageError
-from envmatrix.pipeline.desired import policy_repositories, resolve_repository
+from envmatrix.pipeline.desired import did_you_mean, policy_repositories, resolve_repository
 from envmatrix.policy import Policy
 from envmatrix.safeio import load_yaml, read_regular_file
 from envmatrix.views.workflow_runs import JobRun, PassedSecret, job_runs
@@ -388,9 +388,11 @@ def _problem(
             return "no-environment", f"has no environment; {name} is an environment secret"
         return None
     if env == ANY_ENVIRONMENT and name not in managed:
-        return "undeclared", f"references {name}; the policy declares it nowhere"
+        hint = did_you_mean(name, managed)
+        return "undeclared", f"references {name}; the policy declares it nowhere{hint}"
     if env is not None and env in declared and name not in declared[env]:
-        return "undeclared", f"references {name}; the policy does not declare it for {env}"
+        hint = "" if name in managed else did_you_mean(name, declared[env])
+        return "undeclared", f"references {name}; the policy does not declare it for {env}{hint}"
     return None
 
 

@@ -43,6 +43,7 @@ AtOption = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
         "--at",
+        metavar="TIME",
         help="Evaluate at this time instead of now: 2027-01-01 or 2027-01-01T09:00+01:00"
         " (UTC unless an offset is given).",
     ),
@@ -52,7 +53,9 @@ AtOption = Annotated[
 def rotate(
     name: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Argument(help="A secret with rotation: (its path rotates).", show_default=False),
+        typer.Argument(
+            metavar="NAME", help="A secret with rotation: (its path rotates).", show_default=False
+        ),
     ] = None,
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
@@ -74,7 +77,11 @@ def rotate(
     ] = False,
     from_file: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--from-file", help="manual strategy: read the new value from this file."),
+        typer.Option(
+            "--from-file",
+            metavar="FILE",
+            help="manual strategy: read the new value from this file.",
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -238,14 +245,16 @@ def rotation_due(
 def rotation_calendar(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
-    days: Annotated[int, typer.Option("--days", min=1, max=3660, help="How many days ahead.")] = 90,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3660, metavar="DAYS", help="How many days ahead.")
+    ] = 90,
     owner: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--owner", help="Only this owner's rotations (repeatable)."),
+        typer.Option("--owner", metavar="OWNER", help="Only this owner's rotations (repeatable)."),
     ] = None,
     ics: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--ics", help="Write an iCalendar (.ics) file here."),
+        typer.Option("--ics", metavar="FILE", help="Write an iCalendar (.ics) file here."),
     ] = None,
     json_output: JsonOption = False,
     at: AtOption = None,

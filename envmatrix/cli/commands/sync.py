@@ -23,9 +23,10 @@ from envmatrix.cli.options import (
     warn,
 )
 from envmatrix.errors import EnvmatrixError, ExitCode, Interrupted, LockLost
-from envmatrix.policy import load_policy, name_warning
+from envmatrix.policy import name_warning
 from envmatrix.render import actions
 from envmatrix.render import report as render
+from envmatrix.render import validate as render_validate
 from envmatrix.render.progress import LiveWrites, alive
 from envmatrix.timefmt import parse_since, parse_timeout
 
@@ -34,25 +35,47 @@ if TYPE_CHECKING:
 
 LockTimeoutOption = Annotated[
     str,
-    typer.Option("--lock-timeout", help="Wait this long for a held lock (0s: fail at once)."),
+    typer.Option(
+        "--lock-timeout",
+        metavar="DURATION",
+        help="Wait this long for a held lock (0s: fail at once).",
+    ),
 ]
 
 
-def validate(policy: PolicyOption = None) -> None:
-    """Check a policy file without contacting Vault or GitHub."""
-    path = policy_path(policy)
-    loaded = load_policy(path)
-    render.console().print(
-        f"{path}: valid — {len(loaded.secrets)} secrets, {len(loaded.environments)} environments,"
-        f" {len(loaded.flags)} flags, {len(loaded.owners)} owners"
-    )
+def validate(
+    policy: PolicyOption = None,
+    files: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(
+            metavar="FILE",
+            help="More policy files to check (a pre-commit hook passes the changed ones).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check policy files without contacting Vault or GitHub; list every problem (exit 3)."""
+    from envmatrix.policy import check_policy
+
+    paths = [*([policy] if policy else []), *(files or [])] or [policy_path(None)]
+    checks = [check_policy(path) for path in dict.fromkeys(paths)]
+    if json_output:
+        render.print_json(render_validate.validate_json(checks))
+    else:
+        render_validate.render_validate(checks, render.console())
+    invalid = [c for c in checks if not c.valid]
+    if invalid:
+        raise render_validate.summary_error(invalid)
 
 
 def plan(
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
     json_output: JsonOption = False,
-    out: Annotated[Optional[str], typer.Option("--out", help="Save the plan for apply.")] = None,  # noqa: UP045
+    out: Annotated[
+        Optional[str], typer.Option("--out", metavar="PLANFILE", help="Save the plan for apply.")  # noqa: UP045
+    ] = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes to make.")
     ] = False,
@@ -84,7 +107,10 @@ def plan(
 
 def apply(
     plan_file: Annotated[
-        Optional[str], typer.Argument(help="A plan saved with plan --out.", show_default=False)  # noqa: UP045
+        Optional[str],  # noqa: UP045
+        typer.Argument(
+            metavar="PLANFILE", help="A plan saved with plan --out.", show_default=False
+        ),
     ] = None,
     policy: PolicyOption = None,
     environment: EnvironmentOption = None,
@@ -151,9 +177,13 @@ def _stop_error(reason: str, counts: dict[str, int], code: int | None) -> Envmat
 
 
 def force_unlock(
-    lock_id: Annotated[str, typer.Argument(help="The lock ID a locked run printed.")],
+    lock_id: Annotated[
+        str, typer.Argument(metavar="LOCK_ID", help="The lock ID a locked run printed.")
+    ],
     policy: PolicyOption = None,
-    lock: Annotated[str, typer.Option("--lock", help="Lock name (default: apply).")] = "apply",
+    lock: Annotated[
+        str, typer.Option("--lock", metavar="NAME", help="Lock name (default: apply).")
+    ] = "apply",
     yes: YesOption = False,
 ) -> None:
     """Release a lock left by a run that died; only when LOCK_ID is the lock held now."""
@@ -174,7 +204,8 @@ def force_unlock(
 def audit_trail(
     policy: PolicyOption = None,
     since: Annotated[
-        Optional[str], typer.Option("--since", help="24h, 7d, or an ISO time (UTC by default).")  # noqa: UP045
+        Optional[str],  # noqa: UP045
+        typer.Option("--since", metavar="WHEN", help="24h, 7d, or an ISO time (UTC by default)."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:

@@ -36,19 +36,24 @@ def matrix(
         typer.Option(
             "--format",
             "-f",
+            metavar="FORMAT",
             help="table|markdown|json|html (default table; with --check FILE's suffix).",
         ),
     ] = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="Write to this file.")] = None,  # noqa: UP045
+    out: Annotated[
+        Optional[str], typer.Option("--out", metavar="FILE", help="Write to this file.")  # noqa: UP045
+    ] = None,
     check: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
             "--check",
+            metavar="FILE",
             help="Exit 1 with a diff when this committed file differs from the matrix now.",
         ),
     ] = None,
     workflows: Annotated[
-        Optional[str], typer.Option("--workflows", help="Also scan this workflows folder.")  # noqa: UP045
+        Optional[str],  # noqa: UP045
+        typer.Option("--workflows", metavar="DIR", help="Also scan this workflows folder."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -120,7 +125,9 @@ def flags(
 
 @flags_app.command("check")
 def flags_check(
-    name: Annotated[str, typer.Argument(help="The flag, e.g. FEATURE_AI_ESCALATIONS.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The flag, e.g. FEATURE_AI_ESCALATIONS.")
+    ],
     environment: OneEnvironmentOption,
     repository: RepositoryOption = None,
     policy: PolicyOption = None,
@@ -154,6 +161,7 @@ def verify(
         Optional[str],  # noqa: UP045
         typer.Option(
             "--source",
+            metavar="SOURCE",
             help="environ|github|vault (default: environ in GitHub Actions, else github).",
         ),
     ] = None,
@@ -181,7 +189,7 @@ def verify(
 
 def scan(
     workflows: Annotated[
-        str, typer.Option("--workflows", help="The workflows folder.")
+        str, typer.Option("--workflows", metavar="DIR", help="The workflows folder.")
     ] = ".github/workflows",
     repository: RepositoryOption = None,
     policy: PolicyOption = None,
