@@ -482,14 +482,19 @@ def _check_github_limits(policy: Policy) -> None:
     """A policy that alone asks for more than GitHub holds in one place can never apply (what
     GitHub already holds there is counted by plan, which reads it)."""
     places: dict[tuple[str, str, str], int] = {}
+    declared = policy.environments  # an undeclared one is a problem of its own, reported apart
     for secret in policy.secrets.values():
         for repo in policy.repositories_for(secret):
             for env in secret.environments or ("",):
+                if env and env not in declared:
+                    continue
                 key = ("secrets", repo.lower(), policy.github_environment(env) if env else "")
                 places[key] = places.get(key, 0) + 1
     for flag in policy.flags.values():
         for repo in policy.repositories_for(flag):
             for env in flag.environments if flag.variable else ():
+                if env not in declared:
+                    continue
                 key = ("flags", repo.lower(), policy.github_environment(env))
                 places[key] = places.get(key, 0) + 1
     for (section, repo, env), count in sorted(places.items()):

@@ -7,6 +7,10 @@ import typer
 
 # command path -> example invocations, one per line
 EXAMPLES: dict[str, tuple[str, ...]] = {
+    "sandbox": (
+        "envmatrix sandbox --policy envmatrix.yaml",
+        "envmatrix sandbox --repo occ-labs/operator-console",
+    ),
     "validate": (
         "envmatrix validate --policy envmatrix.yaml",
         "envmatrix validate --json envmatrix.yaml policies/staging.yaml",
@@ -68,14 +72,27 @@ ENVIRONMENT: dict[str, str] = {
     "VAULT_AUTH_ROLE": "JWT login with the job's GitHub OIDC ID token, as this role",
     "VAULT_JWT_PATH": "the JWT auth mount (default jwt)",
     "VAULT_JWT_AUDIENCE": "the audience of the OIDC ID token",
+    "VAULT_NAMESPACE": "the Vault Enterprise / HCP / OpenBao namespace, as the Vault CLI",
+    "VAULT_CACERT": "CA certificate file for Vault's TLS, as the Vault CLI",
+    "VAULT_CAPATH": "folder of CA certificates for Vault's TLS, as the Vault CLI",
+    "VAULT_CLIENT_CERT": "client certificate for Vault's TLS, with VAULT_CLIENT_KEY",
+    "VAULT_CLIENT_KEY": "client key for Vault's TLS, with VAULT_CLIENT_CERT",
+    "VAULT_SKIP_VERIFY": "do not verify Vault's TLS certificate (not for production)",
+    "VAULT_TLS_SERVER_NAME": "the name to expect in Vault's TLS certificate (SNI)",
     "GH_TOKEN": "a GitHub token, as the gh CLI",
     "GITHUB_TOKEN": "a GitHub token, as the gh CLI",
     "GITHUB_API_URL": "the GitHub API (default https://api.github.com)",
+    "GH_HOST": "a GitHub Enterprise host when GITHUB_API_URL is not set, as the gh CLI",
+    "GH_ENTERPRISE_TOKEN": "a token for GH_HOST, as the gh CLI",
+    "GITHUB_ENTERPRISE_TOKEN": "a token for GH_HOST, as the gh CLI",
+    "GITHUB_APP_ID": "log in as this GitHub App (with its private key)",
+    "GITHUB_APP_INSTALLATION_ID": "the App installation to use (default: looked up per owner)",
     "GITHUB_APP_PRIVATE_KEY": "a GitHub App key; never handed to rotators, like the tokens",
     "GITHUB_APP_PRIVATE_KEY_FILE": "a GitHub App key; never handed to rotators, like the tokens",
     "GITHUB_ACTIONS": "set by GitHub Actions: annotations, step summary, outputs",
     "GITHUB_OUTPUT": "set by GitHub Actions: where outputs go",
     "GITHUB_STEP_SUMMARY": "set by GitHub Actions: where the summary goes",
+    "GITHUB_REPOSITORY": "set by GitHub Actions: verify and flags check default to it",
     "GITHUB_ACTOR": "set by GitHub Actions: recorded in the audit trail",
     "GITHUB_RUN_ID": "set by GitHub Actions: recorded in the audit trail",
 }

@@ -41,13 +41,18 @@ RepositoryOption = Annotated[
 RepositoriesOption = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option(
-        "--repository", "-r", help="Only this repository, owner/name (repeatable; like -target)."
+        "--repository",
+        "-r",
+        metavar="REPO",
+        help="Only this repository, owner/name (repeatable; like -target).",
     ),
 ]
 SecretsOption = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option(
-        "--secret", help="Only this secret (repeatable; like -target): no flags, no prune."
+        "--secret",
+        metavar="NAME",
+        help="Only this secret (repeatable; like -target): no flags, no prune.",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]

@@ -781,9 +781,10 @@ def test_a_policy_name_must_be_a_safe_path_segment(tmp_path: Path, name: str) ->
     path.write_text(text)
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
-    assert caught.value.key_path == "name" and caught.value.line == 4
+    line = line_of(text, "\nname:") + 1
+    assert caught.value.key_path == "name" and caught.value.line == line
     assert "safe path segment" in caught.value.message
-    assert str(caught.value).startswith(f"{path}:4: name:")
+    assert str(caught.value).startswith(f"{path}:{line}: name:")
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ def sandbox(
     policy: PolicyOption = None,
     repo: Annotated[
         Optional[list[str]],  # noqa: UP045
-        typer.Option("--repo", help="Create this repository (owner/name; repeatable)."),
+        typer.Option(
+            "--repo", metavar="REPO", help="Create this repository (owner/name; repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Start OpenBao and the GitHub sandbox on free local ports, print the export lines that
