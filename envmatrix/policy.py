@@ -10,6 +10,7 @@ the key path.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -447,7 +448,7 @@ def _check_references(policy: Policy) -> Iterator[_Reference]:
     for name, variable in policy.variables.items():
         yield from _raised(_check_variable_references, policy, name, variable)
     yield from _check_strategy_options(policy)
-    yield from _raised(_check_github_limits, policy)
+    yield from _check_github_limits(policy)
 
 
 def _check_strategy_options(policy: Policy) -> Iterator[_Reference]:
@@ -478,36 +479,37 @@ def _raised(check: Callable[..., None], *args: Any) -> Iterator[_Reference]:
         yield ref
 
 
-def _check_github_limits(policy: Policy) -> None:
+def _check_github_limits(policy: Policy) -> Iterator[_Reference]:
     """A policy that alone asks for more than GitHub holds in one place can never apply (what
     GitHub already holds there is counted by plan, which reads it)."""
-    places: dict[tuple[str, str, str], int] = {}
-    declared = policy.environments  # an undeclared one is a problem of its own, reported apart
-    for secret in policy.secrets.values():
-        for repo in policy.repositories_for(secret):
-            for env in secret.environments or ("",):
-                if env and env not in declared:
-                    continue
-                key = ("secrets", repo.lower(), policy.github_environment(env) if env else "")
-                places[key] = places.get(key, 0) + 1
-    for flag in policy.flags.values():
-        for repo in policy.repositories_for(flag):
-            for env in flag.environments if flag.variable else ():
-                if env not in declared:
-                    continue
-                key = ("flags", repo.lower(), policy.github_environment(env))
-                places[key] = places.get(key, 0) + 1
+    places = Counter(_limit_places(policy))
     for (section, repo, env), count in sorted(places.items()):
         limits = SECRETS_PER_SCOPE if section == "secrets" else VARIABLES_PER_SCOPE
         limit = limits["environment" if env else "repository"]
         if count > limit:
             where = f"environment {env} of {repo}" if env else f"repository {repo}"
             noun = "secrets" if section == "secrets" else "flag variables"
-            raise _Reference(
+            yield _Reference(
                 (section,),
                 f"{count} {noun} for {where}; GitHub holds at most {limit} per"
                 f" {'environment' if env else 'repository'}",
             )
+
+
+def _limit_places(policy: Policy) -> Iterator[tuple[str, str, str]]:
+    """(section, repository, GitHub environment or "") once per secret or flag variable placed
+    there; undeclared environments are a problem of their own, reported apart."""
+    declared = policy.environments
+    for secret in policy.secrets.values():
+        for repo in policy.repositories_for(secret):
+            for env in secret.environments or ("",):
+                if not env or env in declared:
+                    yield "secrets", repo.lower(), policy.github_environment(env) if env else ""
+    for flag in policy.flags.values():
+        for repo in policy.repositories_for(flag):
+            for env in flag.environments if flag.variable else ():
+                if env in declared:
+                    yield "flags", repo.lower(), policy.github_environment(env)
 
 
 def _check_listed_once(
