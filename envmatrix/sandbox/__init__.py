@@ -1,7 +1,8 @@
 """A GitHub REST API sandbox: a real local HTTP server for the operations envmatrix uses.
 
-It speaks exactly the 31 operations of ``tests/data/github-openapi/api.github.com.subset.json``
-(repositories, environments, environment/repository/organization secrets, variables and
+It speaks exactly the 37 operations of ``tests/data/github-openapi/api.github.com.subset.json``
+(repositories, environments with their protection and deployment branch policies, users and
+teams looked up for reviewers, environment/repository/organization secrets, variables and
 ``/rate_limit``) with GitHub's status codes, error bodies, pagination ``Link`` headers, ETags and
 rate-limit headers, plus fault injection (:class:`Fault`) and an admin API under ``/_sandbox/``.
 Only the standard library and PyNaCl are used, so it ships inside the package.
