@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from envmatrix.errors import VaultNotFound
 from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
+from envmatrix.pipeline.protection import ProtectionObservation, observe_protection
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import GitHubPort, ObservedEnvironment, VaultDocument, VaultEntry, VaultPort
 
@@ -34,17 +35,21 @@ class Observed:
     github: Mapping[Target, ObservedEnvironment | None]  # None: the GitHub environment is absent
     sync: Mapping[Target, SyncState]
     unchanged: Mapping[tuple[str, int, int], frozenset[str]] = field(default_factory=dict)
+    protection: ProtectionObservation = field(default_factory=ProtectionObservation)
 
     def fingerprint(self) -> str:
         """A digest of everything observed; a saved plan is stale when it changes."""
         return hashlib.sha256(json.dumps(self._canonical(), sort_keys=True).encode()).hexdigest()
 
     def _canonical(self) -> dict[str, object]:
-        return {
+        canonical: dict[str, object] = {
             "vault": {p: [e.version, sorted(e.keys)] for p, e in self.vault.items()},
             "github": {_key(t): _canonical_env(e) for t, e in self.github.items()},
             "sync": {_key(t): _canonical_sync(s) for t, s in self.sync.items()},
         }
+        if self.protection.environments:  # only a policy with protection: adds to the digest
+            canonical["protection"] = self.protection.canonical()
+        return canonical
 
 
 def _key(target: Target) -> str:
@@ -67,9 +72,11 @@ def _canonical_env(env: ObservedEnvironment | None) -> object:
 def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Observed:
     """Read what the desired state needs to be diffed, and nothing more."""
     entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
-    environments = _observe_github(desired, github)
+    protection = observe_protection(desired, github)
+    environments = _observe_github(desired, github, protection.environments)
     sync = {t: _sync_state(desired, t, vault.read_document(state_path(t))) for t in desired.targets}
-    return Observed(entries, environments, sync, _unchanged_keys(desired, entries, sync, vault))
+    unchanged = _unchanged_keys(desired, entries, sync, vault)
+    return Observed(entries, environments, sync, unchanged, protection)
 
 
 def _sync_state(desired: DesiredState, target: Target, document: VaultDocument | None) -> SyncState:
@@ -118,10 +125,13 @@ def _same_keys(vault: VaultPort, path: str, old: int, new: int) -> frozenset[str
 
 
 def _observe_github(
-    desired: DesiredState, github: GitHubPort
+    desired: DesiredState, github: GitHubPort, listed: Mapping[str, frozenset[str]]
 ) -> dict[Target, ObservedEnvironment | None]:
+    """`listed`: environment names of the repositories already listed (with their protection)."""
     existing = {
-        repo: {name.lower() for name in github.list_environments(repo)}
+        repo: set(listed[repo])
+        if repo in listed
+        else {name.lower() for name in github.list_environments(repo)}
         for repo in sorted({t.repository for t in desired.targets if not t.is_repository_level})
     }
     return {
