@@ -89,7 +89,8 @@ class ProtectionWrite:
             wait_timer=int(data["wait_timer"]),
             prevent_self_review=bool(data["prevent_self_review"]),
             reviewers=tuple(
-                ReviewerRef(str(r["type"]), int(r["id"]), str(r["name"])) for r in data["reviewers"]
+                ReviewerRef(str(r["type"]), int(r["id"]), str(r.get("name", "")))
+                for r in data["reviewers"]
             ),
             deployment_branches=str(data["deployment_branches"]),
         )

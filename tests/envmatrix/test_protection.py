@@ -5,6 +5,7 @@ are left alone; bad protection values are file:line errors."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -289,6 +290,30 @@ def test_a_saved_plan_is_refused_when_protection_changed_since(world: World) -> 
 
 
 @pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda p: p["reviewers"].append({"type": "User", "id": p["reviewers"][0]["id"] + 1000}),
+        lambda p: p.update(wait_timer=0),
+        lambda p: p.update(deployment_branches="all", add_patterns=[]),
+        lambda p: p["add_patterns"].append({"type": "branch", "name": "*"}),
+    ],
+)
+def test_a_hand_edited_protection_in_a_saved_plan_is_refused(world: World, tamper: Any) -> None:
+    _people(world.sandbox)
+    _seed(world)
+    world.sandbox.create_environment(REPO, "production")
+    _policy(world, FULL)
+    assert world.run("plan", "--out", "plan.json").code == 0
+    saved = json.loads((world.policy_path.parent / "plan.json").read_text())
+    row = next(c for c in saved["changes"] if c["reason"] == "protection-differs")
+    tamper(row["protection"])
+    (world.policy_path.parent / "plan.json").write_text(json.dumps(saved))
+    refused = world.run("apply", "plan.json", "--yes")
+    assert refused.code == 1 and "does not match the policy" in refused.err, refused.err
+    assert world.sandbox.environment_protection(REPO, "production")["reviewers"] == []
+
+
+@pytest.mark.parametrize(
     ("protection", "key", "message"),
     [
         ("      wait_timer: 43201", "wait_timer", "less than or equal to 43200"),
@@ -313,7 +338,7 @@ def test_a_saved_plan_is_refused_when_protection_changed_since(world: World) -> 
         ("      reviewers: [{login: octo}]", "reviewers[0].login", "unknown key"),
         ("      reviewers: null", "reviewers", "leave the key out"),
         (
-            "      reviewers: [" + ", ".join(["{user: u%d}" % i for i in range(7)]) + "]",
+            "      reviewers: [" + ", ".join(f"{{user: u{i}}}" for i in range(7)) + "]",
             "reviewers",
             "at most 6",
         ),

@@ -152,7 +152,9 @@ def test_every_operation_validates(checker: Checker, spec_document: dict[str, An
 
 def _exercise_branch_policies(checker: Checker, env: str) -> None:
     send, base = checker.send, f"{env}/deployment-branch-policies"
-    custom = {"deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True}}
+    custom = {
+        "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True}
+    }
     send("PUT", env, custom, expect=200)
     made = send("POST", base, {"name": "release/*"}, expect=200).json()
     assert (made["name"], made["type"]) == ("release/*", "branch")
