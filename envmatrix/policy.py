@@ -23,8 +23,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -50,6 +52,12 @@ VAULT_REF_CHAR = re.compile(r"[\w.{}/#-]")
 RESERVED_VAULT_PREFIX = "envmatrix/"
 # a policy's name keys its sync-state records and calendar UIDs: one safe path segment
 POLICY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+TEAM_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MAX_WAIT_TIMER = 43200  # minutes (30 days): GitHub's limit
+MAX_REVIEWERS = 6  # GitHub's limit per environment
+# pydantic names the branch of a tagged union in an error's loc; the key path leaves it out
+_UNION_TAGS = frozenset({"branch-keyword", "branch-patterns"})
 
 
 def _check_duration(text: str) -> str:
@@ -213,12 +221,117 @@ class GitHubSettings(_Strict):
     prune: bool = False
 
 
+def _check_login(login: str) -> str:
+    if not GITHUB_LOGIN.match(login) or "--" in login or login.endswith("-"):
+        raise ValueError(f"user {login!r} is not a GitHub login (letters, digits, single '-')")
+    return login
+
+
+def _check_team(team: str) -> str:
+    org, _, slug = team.partition("/")
+    if not GITHUB_LOGIN.match(org) or not TEAM_SLUG.match(slug):
+        raise ValueError(f"team {team!r} must be organization/team-slug (e.g. occ-labs/release)")
+    return team
+
+
+def _check_branch_pattern(pattern: str) -> str:
+    if not pattern or not pattern.isprintable() or pattern != pattern.strip():
+        raise ValueError(f"pattern {pattern!r} must be printable text without surrounding spaces")
+    if len(pattern) > 255:
+        raise ValueError("a deployment branch pattern has at most 255 characters")
+    return pattern
+
+
+class ReviewerSpec(_Strict):
+    """A required reviewer: `{user: LOGIN}` or `{team: ORG/SLUG}`."""
+
+    user: Annotated[str, AfterValidator(_check_login)] | None = None
+    team: Annotated[str, AfterValidator(_check_team)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ReviewerSpec:
+        if (self.user is None) == (self.team is None):
+            raise ValueError("a reviewer is {user: LOGIN} or {team: ORG/SLUG}")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """("user", login) or ("team", "org/slug"), lower-case: GitHub names ignore case."""
+        return ("user", self.user.lower()) if self.user else ("team", (self.team or "").lower())
+
+
+class BranchPatternSpec(_Strict):
+    """A custom deployment pattern: `main` or `{branch: "release/*"}` (branches), or
+    `{tag: "v*"}` (tags)."""
+
+    branch: Annotated[str, AfterValidator(_check_branch_pattern)] | None = None
+    tag: Annotated[str, AfterValidator(_check_branch_pattern)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_is_a_branch(cls, data: object) -> object:
+        return {"branch": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BranchPatternSpec:
+        if (self.branch is None) == (self.tag is None):
+            raise ValueError('a pattern is a branch pattern ("release/*") or {tag: PATTERN}')
+        return self
+
+    @property
+    def type(self) -> str:
+        return "branch" if self.branch is not None else "tag"
+
+    @property
+    def name(self) -> str:
+        return self.branch if self.branch is not None else (self.tag or "")
+
+
+def _branches_kind(value: object) -> str:
+    return "branch-patterns" if isinstance(value, list | tuple) else "branch-keyword"
+
+
+DeploymentBranches = Annotated[
+    Annotated[Literal["protected", "all"], Tag("branch-keyword")]
+    | Annotated[tuple[BranchPatternSpec, ...], Tag("branch-patterns")],
+    Discriminator(_branches_kind),
+]
+
+
+class ProtectionSpec(_Strict):
+    """An environment's protection: each key given is the whole wanted state of that setting
+    (reviewers added by hand are removed); a key left out is left as GitHub has it.
+
+    `wait_timer` is in minutes (0..43200); `deployment_branches` is `protected` (branches with
+    branch protection), `all` (no restriction) or a list of branch patterns and `{tag: PATTERN}`.
+    """
+
+    reviewers: tuple[ReviewerSpec, ...] | None = Field(default=None, max_length=MAX_REVIEWERS)
+    wait_timer: Annotated[int, Field(ge=0, le=MAX_WAIT_TIMER)] | None = None
+    prevent_self_review: bool | None = None
+    deployment_branches: DeploymentBranches | None = None
+
+    @field_validator(
+        "reviewers", "wait_timer", "prevent_self_review", "deployment_branches", mode="before"
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError(
+                "null is not a setting: leave the key out to leave GitHub's as it is"
+                " (reviewers: [] removes every reviewer)"
+            )
+        return value
+
+
 class EnvironmentSpec(_Strict):
-    """A logical environment and the GitHub environment it maps to."""
+    """A logical environment, the GitHub environment it maps to, and its protection (left
+    alone when absent)."""
 
     github: Annotated[
         str, Field(min_length=1, max_length=255), AfterValidator(_check_github_environment)
     ]
+    protection: ProtectionSpec | None = None
 
 
 class OwnerSpec(_Strict):
@@ -449,6 +562,32 @@ def _check_references(policy: Policy) -> Iterator[_Reference]:
         yield from _raised(_check_variable_references, policy, name, variable)
     yield from _check_strategy_options(policy)
     yield from _check_github_limits(policy)
+    for name, environment in policy.environments.items():
+        if environment.protection is not None:
+            yield from _check_protection(
+                ("environments", name, "protection"), environment.protection
+            )
+
+
+def _check_protection(loc: tuple[str, ...], protection: ProtectionSpec) -> Iterator[_Reference]:
+    """Each reviewer and pattern once; prevent_self_review only with someone to review."""
+    reviewers = protection.reviewers or ()
+    yield from _check_listed_once((*loc, "reviewers"), [":".join(r.key) for r in reviewers])
+    patterns = protection.deployment_branches
+    if isinstance(patterns, tuple):
+        if not patterns:
+            yield _Reference(
+                (*loc, "deployment_branches"),
+                "an empty pattern list lets no branch deploy; give patterns, protected or all",
+            )
+        yield from _check_listed_once(
+            (*loc, "deployment_branches"), [f"{p.type} {p.name}" for p in patterns]
+        )
+    if protection.prevent_self_review and protection.reviewers == ():
+        yield _Reference(
+            (*loc, "prevent_self_review"),
+            "prevent_self_review needs reviewers: with reviewers: [] nobody reviews",
+        )
 
 
 def _check_strategy_options(policy: Policy) -> Iterator[_Reference]:
@@ -1046,7 +1185,11 @@ def _plain_key(key: Any) -> Any:
 
 def _model_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
     """Drop pydantic's synthetic loc parts ('[key]', union branch names)."""
-    return tuple(p for p in loc if p != "[key]" and not str(p).startswith("function-"))
+    return tuple(
+        p
+        for p in loc
+        if p != "[key]" and not str(p).startswith("function-") and p not in _UNION_TAGS
+    )
 
 
 def _error_message(

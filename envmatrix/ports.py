@@ -108,6 +108,53 @@ class ObservedEnvironment:
     variables: Mapping[str, ObservedVariable] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, order=True)
+class ReviewerRef:
+    """A required reviewer as GitHub stores it: `type` "User" or "Team" and its id; `name` (a
+    login, or org/slug) only explains."""
+
+    type: str
+    id: int
+    name: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, order=True)
+class BranchPattern:
+    """A custom deployment branch policy's name pattern: `type` "branch" or "tag"."""
+
+    type: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DeploymentBranchPolicy:
+    """A custom deployment branch policy GitHub holds (its id is what DELETE takes)."""
+
+    id: int
+    pattern: BranchPattern
+
+
+@dataclass(frozen=True)
+class ProtectionSettings:
+    """What `PUT /repos/{o}/{r}/environments/{env}` sets: the wait timer (minutes), prevent
+    self-review, the required reviewers, and who may deploy: "all" (deployment_branch_policy
+    null), "protected" (protected branches) or "custom" (name patterns, managed apart)."""
+
+    wait_timer: int = 0
+    prevent_self_review: bool = False
+    reviewers: tuple[ReviewerRef, ...] = ()
+    deployment_branches: str = "all"
+
+
+@dataclass(frozen=True)
+class ObservedProtection:
+    """An environment's protection as `GET /repos/{o}/{r}/environments` lists it (custom
+    branch patterns are not in that answer: see `GitHubPort.list_deployment_branch_policies`)."""
+
+    environment: str
+    settings: ProtectionSettings
+
+
 @dataclass(frozen=True)
 class WriteReceipt:
     """What GitHub said when a write landed: the server time of the write."""
@@ -193,6 +240,45 @@ class GitHubPort(Protocol):
 
     def identity(self) -> str:
         """Who is acting: the token's login, or the CI identity."""
+        ...
+
+    # environment protection (policy key environments.<name>.protection)
+
+    def list_environment_protections(self, repository: str) -> list[ObservedProtection]:
+        """Every environment of the repository with its protection: the same one list call as
+        `list_environments` (paginated), which already carries protection_rules."""
+        ...
+
+    def list_deployment_branch_policies(
+        self, repository: str, environment: str
+    ) -> list[DeploymentBranchPolicy]:
+        """The custom branch and tag patterns of an environment (paginated)."""
+        ...
+
+    def lookup_user(self, login: str) -> int | None:
+        """A user's id (`GET /users/{username}`); None when there is no such user."""
+        ...
+
+    def lookup_team(self, organization: str, slug: str) -> int | None:
+        """A team's id (`GET /orgs/{org}/teams/{team_slug}`); None when there is none."""
+        ...
+
+    def put_environment_protection(
+        self, repository: str, environment: str, settings: ProtectionSettings
+    ) -> WriteReceipt:
+        """PUT the whole protection of an environment (creating it if it is missing)."""
+        ...
+
+    def create_deployment_branch_policy(
+        self, repository: str, environment: str, pattern: BranchPattern
+    ) -> WriteReceipt:
+        """Add a custom branch or tag pattern; one that exists already is not an error."""
+        ...
+
+    def delete_deployment_branch_policy(
+        self, repository: str, environment: str, policy_id: int
+    ) -> WriteReceipt:
+        """Remove a custom pattern by id; absent is not an error."""
         ...
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -50,7 +51,16 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from envmatrix import debuglog
 from envmatrix.adapters.github_settings import AppLogin, TokenLogin, github_settings
 from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
-from envmatrix.ports import ObservedSecret, ObservedVariable, WriteReceipt
+from envmatrix.ports import (
+    BranchPattern,
+    DeploymentBranchPolicy,
+    ObservedProtection,
+    ObservedSecret,
+    ObservedVariable,
+    ProtectionSettings,
+    ReviewerRef,
+    WriteReceipt,
+)
 from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
 from envmatrix.settings import number_setting
@@ -150,6 +160,8 @@ class GitHubAdapter:
         self._write_interval = write_interval
         self._sleep = sleep
         self._keys: dict[str, _PublicKey] = {}
+        self._user_ids: dict[str, int | None] = {}  # looked up once per run (reviewers)
+        self._team_ids: dict[str, int | None] = {}
         self._last_write = 0.0
 
     @classmethod
@@ -269,6 +281,101 @@ class GitHubAdapter:
     ) -> WriteReceipt:
         url = f"{_env_url(repository, environment)}/variables/{quote(name, safe='')}"
         return self._write("DELETE", url, None, absent_ok=True)
+
+    # -- environment protection ----------------------------------------------------------------
+
+    def list_environment_protections(self, repository: str) -> list[ObservedProtection]:
+        # raw JSON, not PyGithub's Environment: a list item without deployment_branch_policy
+        # (GitHub's "all branches") would make PyGithub fetch the environment again to complete it
+        url = f"/repos/{repository}/environments"
+        return [_observed_protection(e) for e in self._list_json(url, "environments")]
+
+    def list_deployment_branch_policies(
+        self, repository: str, environment: str
+    ) -> list[DeploymentBranchPolicy]:
+        # PyGithub has no call for deployment branch policies
+        url = f"{_env_url(repository, environment)}/deployment-branch-policies"
+        return [_branch_policy(p) for p in self._list_json(url, "branch_policies")]
+
+    def lookup_user(self, login: str) -> int | None:
+        if login.lower() not in self._user_ids:
+            url = f"/users/{quote(login, safe='')}"
+            self._user_ids[login.lower()] = self._lookup(url)
+        return self._user_ids[login.lower()]
+
+    def lookup_team(self, organization: str, slug: str) -> int | None:
+        key = f"{organization}/{slug}".lower()
+        if key not in self._team_ids:
+            url = f"/orgs/{quote(organization, safe='')}/teams/{quote(slug, safe='')}"
+            self._team_ids[key] = self._lookup(url)
+        return self._team_ids[key]
+
+    def _lookup(self, url: str) -> int | None:
+        """The `id` of the user or team at `url` (GET /users/{username},
+        GET /orgs/{org}/teams/{team_slug}); None when GitHub has none."""
+
+        def fetch(requester: Requester) -> int:
+            return int(requester.requestJsonAndCheck("GET", url)[1]["id"])
+
+        try:
+            return self._call("GET", url, fetch)
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def put_environment_protection(
+        self, repository: str, environment: str, settings: ProtectionSettings
+    ) -> WriteReceipt:
+        url = _env_url(repository, environment)
+        branches = {
+            "all": None,
+            "protected": {"protected_branches": True, "custom_branch_policies": False},
+            "custom": {"protected_branches": False, "custom_branch_policies": True},
+        }[settings.deployment_branches]
+        body = {
+            "wait_timer": settings.wait_timer,
+            "prevent_self_review": settings.prevent_self_review,
+            "reviewers": [{"type": r.type, "id": r.id} for r in settings.reviewers],
+            "deployment_branch_policy": branches,
+        }
+        self._pace_writes()
+
+        def send(requester: Requester) -> datetime:
+            _, data = requester.requestJsonAndCheck("PUT", url, input=body)
+            return datetime.fromisoformat(str(data["updated_at"]).replace("Z", "+00:00"))
+
+        return WriteReceipt(self._call("PUT", url, send))
+
+    def create_deployment_branch_policy(
+        self, repository: str, environment: str, pattern: BranchPattern
+    ) -> WriteReceipt:
+        # 303 (the pattern exists already) is a success for requestJsonAndCheck: converged
+        url = f"{_env_url(repository, environment)}/deployment-branch-policies"
+        return self._write("POST", url, {"name": pattern.name, "type": pattern.type})
+
+    def delete_deployment_branch_policy(
+        self, repository: str, environment: str, policy_id: int
+    ) -> WriteReceipt:
+        url = f"{_env_url(repository, environment)}/deployment-branch-policies/{policy_id}"
+        return self._write("DELETE", url, None, absent_ok=True)
+
+    def _list_json(self, url: str, item: str) -> list[dict[str, Any]]:
+        """Every item of a paginated list answer (per_page=100, following Link rel=next)."""
+        found: list[dict[str, Any]] = []
+        page: str | None = url
+        parameters: dict[str, Any] | None = {"per_page": 100}
+        while page is not None:
+
+            def fetch(
+                requester: Requester, page: str = page, query: Any = parameters
+            ) -> tuple[Any, Any]:
+                return requester.requestJsonAndCheck("GET", page, query)
+
+            headers, data = self._call("GET", page, fetch)
+            found += [dict(entry) for entry in data[item]]
+            page, parameters = _next_page(headers), None
+        return found
 
     def close(self) -> None:
         """Close the HTTP sessions."""
@@ -654,3 +761,45 @@ def _is_rate_limit(status: int, headers: Mapping[str, str], message: str) -> boo
     if status == 429 or "retry-after" in headers:
         return True
     return headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
+
+
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+
+
+def _next_page(headers: Mapping[str, Any]) -> str | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    found = _NEXT_LINK.search(str(lowered.get("link", "")))
+    return found[1] if found else None
+
+
+def _observed_protection(environment: Mapping[str, Any]) -> ObservedProtection:
+    """An environment list item -> its protection (rules absent: none set)."""
+    rules = {rule["type"]: rule for rule in environment.get("protection_rules") or ()}
+    reviewing = rules.get("required_reviewers", {})
+    reviewers = tuple(sorted(_reviewer(r) for r in reviewing.get("reviewers") or ()))
+    policy = environment.get("deployment_branch_policy")
+    branches = (
+        "all" if not policy else "protected" if policy.get("protected_branches") else "custom"
+    )
+    settings = ProtectionSettings(
+        wait_timer=int(rules.get("wait_timer", {}).get("wait_timer") or 0),
+        prevent_self_review=bool(reviewing.get("prevent_self_review", False)),
+        reviewers=reviewers,
+        deployment_branches=branches,
+    )
+    return ObservedProtection(str(environment["name"]), settings)
+
+
+def _reviewer(entry: Mapping[str, Any]) -> ReviewerRef:
+    kind, who = str(entry["type"]), entry["reviewer"]
+    if kind == "Team":
+        # html_url is https://github.com/orgs/{org}/teams/{slug}: the org is not a field
+        org = str(who.get("html_url", "")).rstrip("/").split("/")[-3:-2]
+        name = f"{org[0]}/{who.get('slug', '')}" if org else str(who.get("slug", ""))
+        return ReviewerRef("Team", int(who["id"]), name)
+    return ReviewerRef(kind, int(who["id"]), str(who.get("login", "")))
+
+
+def _branch_policy(entry: Mapping[str, Any]) -> DeploymentBranchPolicy:
+    pattern = BranchPattern(str(entry.get("type") or "branch"), str(entry["name"]))
+    return DeploymentBranchPolicy(int(entry["id"]), pattern)

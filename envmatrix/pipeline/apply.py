@@ -139,16 +139,20 @@ class Applier:
         return ApplyReport(tuple(results), plan.blocked, tuple(state_errors))
 
     def _apply_target(self, run: _TargetRun, changes: list[Change]) -> list[ItemResult]:
-        results = [self._environment(c) for c in changes if c.kind is Kind.ENVIRONMENT]
+        creates = [c for c in changes if c.kind is Kind.ENVIRONMENT and c.protection is None]
+        results = [self._environment(c) for c in creates]
         failpoints.hit("apply.after-environment")
         if results and not results[0].ok:
             cause = f"environment not created: {results[0].error}"
             skipped = [
-                ItemResult(c, False, cause) for c in changes if c.kind is not Kind.ENVIRONMENT
+                ItemResult(c, False, cause)
+                for c in changes
+                if c.kind is not Kind.ENVIRONMENT or c.protection is not None
             ]
             for result in skipped:
                 self._landed(result)
             return results + skipped
+        results += [self._protection(c) for c in changes if c.protection is not None]
         results += [self._secret(run, c) for c in changes if c.kind is Kind.SECRET]
         results += [self._variable(run, c) for c in changes if c.kind is Kind.VARIABLE]
         return results
@@ -159,6 +163,21 @@ class Applier:
             "environment.create",
             lambda: self._github.create_environment(change.repository, _env(change)),
         )
+
+    def _protection(self, change: Change) -> ItemResult:
+        """One PUT with the whole protection, then the custom patterns to add and delete."""
+        write = change.protection
+        assert write is not None
+        repository, environment = change.repository, _env(change)
+
+        def converge() -> None:
+            self._github.put_environment_protection(repository, environment, write.settings)
+            for pattern in write.add_patterns:
+                self._github.create_deployment_branch_policy(repository, environment, pattern)
+            for policy in write.delete_patterns:
+                self._github.delete_deployment_branch_policy(repository, environment, policy.id)
+
+        return self._attempt(change, "environment.protect", converge)
 
     def _secret(self, run: _TargetRun, change: Change) -> ItemResult:
         if change.action is Action.DELETE:

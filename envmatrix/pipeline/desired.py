@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from envmatrix.errors import UsageError
-from envmatrix.policy import FlagSpec, Policy, SecretSpec, VariableSpec
+from envmatrix.policy import FlagSpec, Policy, ProtectionSpec, SecretSpec, VariableSpec
+from envmatrix.ports import BranchPattern
 
 # What output shows where an environment name would stand, for repository-level items.
 REPOSITORY_LEVEL = "(repository)"
@@ -82,6 +83,22 @@ class VariableCell:
 
 
 @dataclass(frozen=True)
+class ProtectionCell:
+    """An environment's wanted protection in one repository; None: the key is not named, so
+    GitHub's setting is left as it is.
+
+    `reviewers` are ("user", login) and ("team", "org/slug") as the policy spells them;
+    `deployment_branches` is "all", "protected" or the custom patterns.
+    """
+
+    target: Target
+    reviewers: tuple[tuple[str, str], ...] | None = None
+    wait_timer: int | None = None
+    prevent_self_review: bool | None = None
+    deployment_branches: str | tuple[BranchPattern, ...] | None = None
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything the policy asks for, restricted to the selected environments."""
 
@@ -93,13 +110,26 @@ class DesiredState:
     contacts: Mapping[str, str] = field(default_factory=dict)  # owner -> contact
     policy_name: str = ""  # whose sync-state records this run reads and writes (Policy.identity)
     variables: tuple[VariableCell, ...] = ()  # plain Actions variables (`variables:`)
+    protections: tuple[ProtectionCell, ...] = ()  # environments whose protection is declared
 
     def only_secrets(self, wanted: Callable[[SecretCell], bool]) -> DesiredState:
         """The same state narrowed to the secret cells `wanted` accepts: their targets only, no
-        flags and no pruning (nothing outside those cells may be written or deleted)."""
+        flags, no protection and no pruning (nothing outside those cells may be written or
+        deleted)."""
         cells = tuple(c for c in self.secrets if wanted(c))
         targets = tuple(sorted({c.target for c in cells}))
-        return replace(self, targets=targets, secrets=cells, flags=(), prune=False, variables=())
+        return replace(
+            self,
+            targets=targets,
+            secrets=cells,
+            flags=(),
+            prune=False,
+            variables=(),
+            protections=(),
+        )
+
+    def protection_of(self, target: Target) -> ProtectionCell | None:
+        return next((p for p in self.protections if p.target == target), None)
 
     def vault_paths(self) -> tuple[str, ...]:
         """Distinct Vault paths, in a stable order."""
@@ -187,8 +217,10 @@ def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> 
     secrets = tuple(sorted(_secret_cells(policy, selected, with_repository)))
     flags = tuple(sorted(_flag_cells(policy, selected)))
     variables = tuple(sorted(_variable_cells(policy, selected, with_repository)))
+    protections = tuple(sorted(_protection_cells(policy, selected), key=lambda p: p.target))
     targets = {c.target for c in secrets} | {f.target for f in flags}
     targets |= {v.target for v in variables}
+    targets |= {p.target for p in protections}
     contacts = {name: owner.contact for name, owner in policy.owners.items()}
     return DesiredState(
         tuple(sorted(targets)),
@@ -199,6 +231,43 @@ def desired_state(policy: Policy, environments: Iterable[str] | None = None) -> 
         contacts,
         policy.identity,
         variables,
+        protections,
+    )
+
+
+def _protection_cells(policy: Policy, selected: set[str]) -> Iterable[ProtectionCell]:
+    """One cell per repository holding a protected environment: github.repositories and every
+    repository an environment secret or flag of that environment targets."""
+    for env, spec in policy.environments.items():
+        if spec.protection is None or env not in selected:
+            continue
+        repositories = list(policy.github.repositories)
+        items: list[SecretSpec | FlagSpec] = [*policy.secrets.values(), *policy.flags.values()]
+        for item in items:
+            if env in item.environments:
+                repositories += policy.repositories_for(item)
+        for repository in dict.fromkeys(repositories):
+            yield _protection_cell(_target(policy, repository, env), spec.protection)
+
+
+def _protection_cell(target: Target, protection: ProtectionSpec) -> ProtectionCell:
+    reviewers = (
+        None
+        if protection.reviewers is None
+        else tuple(
+            ("user", r.user) if r.user is not None else ("team", r.team or "")
+            for r in protection.reviewers
+        )
+    )
+    branches = protection.deployment_branches
+    return ProtectionCell(
+        target,
+        reviewers,
+        protection.wait_timer,
+        protection.prevent_self_review,
+        branches
+        if not isinstance(branches, tuple)
+        else tuple(BranchPattern(p.type, p.name) for p in branches),
     )
 
 

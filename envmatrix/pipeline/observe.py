@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from envmatrix.errors import GitHubError, VaultNotFound, VaultPermissionDenied
 from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
+from envmatrix.pipeline.protection import ProtectionObservation, observe_protection
 from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.ports import (
     GitHubPort,
@@ -85,17 +86,21 @@ class Observed:
     shadows: Shadows = field(default_factory=Shadows)
     # variables' Vault sources: (path, key) -> sha256 of the value at the observed version
     variable_digests: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    protection: ProtectionObservation = field(default_factory=ProtectionObservation)
 
     def fingerprint(self) -> str:
         """A digest of everything observed; a saved plan is stale when it changes."""
         return hashlib.sha256(json.dumps(self._canonical(), sort_keys=True).encode()).hexdigest()
 
     def _canonical(self) -> dict[str, object]:
-        return {
+        canonical: dict[str, object] = {
             "vault": {p: [e.version, sorted(e.keys)] for p, e in self.vault.items()},
             "github": {_key(t): _canonical_env(e) for t, e in self.github.items()},
             "sync": {_key(t): _canonical_sync(s) for t, s in self.sync.items()},
         }
+        if self.protection.environments:  # only a policy with protection: adds to the digest
+            canonical["protection"] = self.protection.canonical()
+        return canonical
 
 
 def _key(target: Target) -> str:
@@ -124,7 +129,8 @@ def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Obse
     }
     digests = _variable_digests(variable_entries, vault)
     repository_secrets = _repository_secrets(desired, github)
-    environments = _observe_github(desired, github, repository_secrets)
+    protection = observe_protection(desired, github)
+    environments = _observe_github(desired, github, repository_secrets, protection.environments)
     sync = {t: _sync_state(desired, t, vault.read_document(state_path(t))) for t in desired.targets}
     unchanged = _unchanged_keys(desired, entries, sync, vault, current)
     facts = {
@@ -134,7 +140,7 @@ def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Obse
     }
     shadows = _shadows(desired, github, repository_secrets)
     all_entries = {**variable_entries, **entries}
-    return Observed(all_entries, environments, sync, unchanged, facts, shadows, digests)
+    return Observed(all_entries, environments, sync, unchanged, facts, shadows, digests, protection)
 
 
 def value_digest(value: str) -> str:
@@ -229,9 +235,13 @@ def _observe_github(
     desired: DesiredState,
     github: GitHubPort,
     repository_secrets: Mapping[str, list[ObservedSecret]],
+    listed: Mapping[str, frozenset[str]],
 ) -> dict[Target, ObservedEnvironment | None]:
+    """`listed`: environment names of the repositories already listed (with their protection)."""
     existing = {
-        repo: {name.lower() for name in github.list_environments(repo)}
+        repo: set(listed[repo])
+        if repo in listed
+        else {name.lower() for name in github.list_environments(repo)}
         for repo in sorted({t.repository for t in desired.targets if not t.is_repository_level})
     }
     return {

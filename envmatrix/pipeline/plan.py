@@ -23,6 +23,7 @@ from envmatrix.pipeline.desired import (
     owner_with_contact,
 )
 from envmatrix.pipeline.observe import Observed, value_digest
+from envmatrix.pipeline.protection import ProtectionWrite, protection_difference
 from envmatrix.pipeline.state import SyncRecord, SyncState
 from envmatrix.ports import (
     MAX_VALUE_BYTES,
@@ -69,6 +70,7 @@ class Reason(StrEnum):
     # a declared variable whose GitHub value differs from the policy's (or Vault's) after
     # envmatrix wrote it: the policy's literal or the Vault source changed
     VALUE_DIFFERS = "value-differs"
+    PROTECTION_DIFFERS = "protection-differs"  # environment protection is not the policy's
 
 
 WRITE_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
@@ -96,6 +98,7 @@ class Change:
     probe: str | None = None  # variables only: the live check a flag also waits for
     managed_by: str | None = None  # the other policy whose sync state records this secret
     shadowed_by: str | None = None  # reason shadowed: the scope jobs fall back to (display only)
+    protection: ProtectionWrite | None = None  # environments only: the protection apply sets
 
     @property
     def is_write(self) -> bool:
@@ -110,6 +113,7 @@ class Change:
         )
         data["github_updated_at"] = _iso(self.github_updated_at)
         data["requires"] = list(self.requires)
+        data["protection"] = self.protection.to_json() if self.protection else None
         return data
 
     @classmethod
@@ -120,6 +124,8 @@ class Change:
         stamp = data.get("github_updated_at")
         fields["github_updated_at"] = datetime.fromisoformat(stamp) if stamp else None
         fields["requires"] = tuple(data.get("requires", ()))
+        protection = data.get("protection")
+        fields["protection"] = ProtectionWrite.from_json(protection) if protection else None
         return cls(**fields)
 
 
@@ -174,6 +180,8 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
     sync = sync.claimed_by(desired.policy_name, (c.name for c in cells))
     if env is None and not target.is_repository_level:
         yield _environment_create(target)
+    if (protection := _protection_change(desired, observed, target)) is not None:
+        yield protection
     secret_changes = [
         c for cell in cells if (c := _secret_change(desired, cell, observed, env, sync))
     ]
@@ -210,6 +218,27 @@ def _environment_create(target: Target) -> Change:
         Reason.MISSING,
         f"GitHub environment {target.github_environment} does not exist in {target.repository}",
         logical_environment=target.environment,
+    )
+
+
+def _protection_change(desired: DesiredState, observed: Observed, target: Target) -> Change | None:
+    """The environment's protection where it is not the policy's (blocked: unknown reviewer)."""
+    cell = desired.protection_of(target)
+    if cell is None or target.github_environment is None:
+        return None
+    difference = protection_difference(cell, observed.protection)
+    if difference is None:
+        return None
+    return Change(
+        Action.BLOCKED if difference.blocked else Action.UPDATE,
+        Kind.ENVIRONMENT,
+        target.repository,
+        target.github_environment,
+        target.github_environment,
+        Reason.PROTECTION_DIFFERS,
+        difference.detail,
+        logical_environment=target.environment,
+        protection=difference.write,
     )
 
 

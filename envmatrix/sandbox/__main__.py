@@ -1,9 +1,9 @@
 """Run a GitHub sandbox in the foreground.
 
 ``python -m envmatrix.sandbox --host 127.0.0.1 --port 0 --token T --repo o/r [--repo ...]
-[--app-id N --app-public-key FILE]`` prints exactly one line,
-``sandbox listening on http://HOST:PORT``, once it accepts connections, and stops cleanly on
-SIGTERM or SIGINT.
+[--app-id N --app-public-key FILE] [--user LOGIN ...] [--team ORG/SLUG ...]`` prints exactly
+one line, ``sandbox listening on http://HOST:PORT``, once it accepts connections, and stops
+cleanly on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", default="sandbox-token")
     parser.add_argument("--repo", action="append", default=[], help="owner/name; repeatable")
     parser.add_argument("--rate-limit", type=int, default=5000)
+    parser.add_argument("--user", action="append", default=[], help="a reviewer login; repeatable")
+    parser.add_argument("--team", action="append", default=[], help="org/slug; repeatable")
     parser.add_argument("--app-id", type=int, help="register a GitHub App with this ID")
     parser.add_argument(
         "--app-public-key",
@@ -55,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.app_id is not None:
         with open(args.app_public_key, encoding="ascii") as key:
             sandbox.register_app(args.app_id, key.read())
+    for login in args.user:
+        sandbox.add_user(login)
+    for team in args.team:
+        org, _, slug = team.partition("/")
+        sandbox.add_team(org, slug)
     sandbox.start()
     try:
         print(f"sandbox listening on {sandbox.url}", flush=True)

@@ -108,6 +108,22 @@ class AdminApi:
         self.sandbox.create_environment(_required(data, "repo"), _required(data, "environment"))
         return Response.of_json(201, {})
 
+    def post_user(self, req: Request) -> Response:
+        ident = self.sandbox.add_user(_required(req.json_object(), "login"))
+        return Response.of_json(201, {"id": ident})
+
+    def post_team(self, req: Request) -> Response:
+        data = req.json_object()
+        ident = self.sandbox.add_team(_required(data, "org"), _required(data, "slug"))
+        return Response.of_json(201, {"id": ident})
+
+    def get_protection(self, req: Request) -> Response:
+        q = req.query
+        protection = self.sandbox.environment_protection(
+            _required(q, "repo"), _required(q, "environment")
+        )
+        return Response.of_json(200, protection)
+
     def post_outside_write(self, req: Request) -> Response:
         data = req.json_object()
         value = data.get("value")
@@ -179,6 +195,9 @@ _ROUTES: dict[tuple[str, str], AdminHandler] = {
     ("POST", "/_sandbox/repositories"): AdminApi.post_repository,
     ("POST", "/_sandbox/environments"): AdminApi.post_environment,
     ("POST", "/_sandbox/outside-write"): AdminApi.post_outside_write,
+    ("POST", "/_sandbox/users"): AdminApi.post_user,
+    ("POST", "/_sandbox/teams"): AdminApi.post_team,
+    ("GET", "/_sandbox/protection"): AdminApi.get_protection,
     ("POST", "/_sandbox/rate-limit"): AdminApi.post_rate_limit,
     ("POST", "/_sandbox/clock"): AdminApi.post_clock,
     ("POST", "/_sandbox/apps"): AdminApi.post_app,

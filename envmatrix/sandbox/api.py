@@ -1,7 +1,7 @@
 """The GitHub REST operations the sandbox serves: routing table and handlers.
 
 Handlers are pure functions of (state, request) -> response; the HTTP layer around them does
-authentication, faults, rate limiting and ETags. Exactly the 35 operations of
+authentication, faults, rate limiting and ETags. Exactly the 41 operations of
 ``tests/data/github-openapi/api.github.com.subset.json`` are routed.
 """
 
@@ -26,6 +26,7 @@ from envmatrix.sandbox.state import (
     MAX_VALUE_BYTES,
     SECRET_LIMITS,
     VARIABLE_LIMITS,
+    BranchPolicy,
     Environment,
     InvalidSecret,
     Organization,
@@ -38,6 +39,7 @@ from envmatrix.sandbox.state import (
 )
 
 T = TypeVar("T")
+JSON = dict[str, Any]
 Params = dict[str, str]
 Handler = Callable[["GitHubApi", Request, Params], Response]
 
@@ -137,13 +139,13 @@ class GitHubApi:
         chunk, headers = paginate(req, envs, default=30, maximum=MAX_PER_PAGE)
         body = {
             "total_count": len(envs),
-            "environments": [payloads.environment(req.base_url, repo, e) for e in chunk],
+            "environments": [self._environment_json(req, repo, e) for e in chunk],
         }
         return Response.of_json(200, body, headers)
 
     def get_environment(self, req: Request, params: Params) -> Response:
         repo, env = self._env(params)
-        return Response.of_json(200, payloads.environment(req.base_url, repo, env))
+        return Response.of_json(200, self._environment_json(req, repo, env))
 
     def put_environment(self, req: Request, params: Params) -> Response:
         repo = self._repo(params)
@@ -154,8 +156,75 @@ class GitHubApi:
         env = self.state.create_environment(repo, name, req.now)
         for key, value in settings.items():
             setattr(env, key, value)
+        if not (env.branch_policy or {}).get("custom_branch_policies"):
+            env.branch_policies = []  # name patterns only exist under custom_branch_policies
         env.updated_at = req.now
-        return Response.of_json(200, payloads.environment(req.base_url, repo, env))
+        return Response.of_json(200, self._environment_json(req, repo, env))
+
+    def _environment_json(self, req: Request, repo: Repository, env: Environment) -> JSON:
+        users = {u.id: u for u in self.state.users.values()}
+        orgs = self.state.organizations.values()
+        teams = {t.id: t for org in orgs for t in org.teams.values()}
+        return payloads.environment(req.base_url, repo, env, users, teams)
+
+    # -- users and teams (looked up to their ids for required reviewers) --------------------
+    def get_user(self, req: Request, params: Params) -> Response:
+        user = self.state.users.get(params["username"].lower())
+        if user is None:
+            raise not_found()
+        return Response.of_json(200, payloads.public_user(req.base_url, user))
+
+    def get_team(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        team = org.teams.get(params["team_slug"].lower())
+        if team is None:
+            raise not_found()
+        return Response.of_json(200, payloads.team_full(req.base_url, team, org))
+
+    # -- deployment branch policies ------------------------------------------------------------
+    def list_branch_policies(self, req: Request, params: Params) -> Response:
+        policies = self._env(params)[1].branch_policies
+        chunk, headers = paginate(req, policies, default=30, maximum=MAX_PER_PAGE)
+        body = {
+            "total_count": len(policies),
+            "branch_policies": [payloads.branch_policy(p) for p in chunk],
+        }
+        return Response.of_json(200, body, headers)
+
+    def create_branch_policy(self, req: Request, params: Params) -> Response:
+        repo, env = self._env(params)
+        if not (env.branch_policy or {}).get("custom_branch_policies"):
+            raise not_found()  # GitHub: 404 unless custom_branch_policies is true
+        body = req.json_object()
+        name, kind = body.get("name"), body.get("type", "branch")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise validation_failed("DeploymentBranchPolicy", "name", "name is required")
+        if kind not in ("branch", "tag"):
+            raise validation_failed("DeploymentBranchPolicy", "type", "must be branch or tag")
+        for policy in env.branch_policies:
+            if (policy.name, policy.type) == (name, kind):
+                location = f"{payloads.environment_url(req.base_url, repo, env)}"
+                location += f"/deployment-branch-policies/{policy.id}"
+                return Response(303, b"", None, {"Location": location})
+        policy = BranchPolicy(self.state.new_id(), name, kind)
+        env.branch_policies.append(policy)
+        return Response.of_json(200, payloads.branch_policy(policy))
+
+    def _branch_policy_of(self, params: Params) -> tuple[Environment, BranchPolicy]:
+        env = self._env(params)[1]
+        wanted = _int_param(params["policy_id"], -1)
+        policy = next((p for p in env.branch_policies if p.id == wanted), None)
+        if policy is None:
+            raise not_found()
+        return env, policy
+
+    def get_branch_policy(self, req: Request, params: Params) -> Response:
+        return Response.of_json(200, payloads.branch_policy(self._branch_policy_of(params)[1]))
+
+    def delete_branch_policy(self, req: Request, params: Params) -> Response:
+        env, policy = self._branch_policy_of(params)
+        env.branch_policies.remove(policy)
+        return Response.empty()
 
     def delete_environment(self, req: Request, params: Params) -> Response:
         repo, env = self._env(params)
@@ -440,11 +509,12 @@ def _branch_policy(raw: Any) -> dict[str, bool] | None:
     keys = ("protected_branches", "custom_branch_policies")
     if not isinstance(raw, dict) or not all(isinstance(raw.get(k), bool) for k in keys):
         raise validation_failed("Environment", "deployment_branch_policy", "invalid policy")
-    if raw["protected_branches"] and raw["custom_branch_policies"]:
+    if raw["protected_branches"] == raw["custom_branch_policies"]:
         raise validation_failed(
             "Environment",
             "deployment_branch_policy",
-            "protected_branches and custom_branch_policies cannot both be true",
+            "exactly one of protected_branches and custom_branch_policies must be true"
+            " (null lets every branch deploy)",
         )
     return {k: raw[k] for k in keys}
 
@@ -454,6 +524,7 @@ _R = rf"/repos/(?P<owner>{_SEG})/(?P<repo>{_SEG})"
 _E = rf"{_R}/environments/(?P<env>{_SEG})"
 _O = rf"/orgs/(?P<org>{_SEG})"
 _N = rf"(?P<name>{_SEG})"
+_BP = rf"{_E}/deployment-branch-policies/(?P<policy_id>{_SEG})"
 
 A = GitHubApi
 _TABLE: list[tuple[str, str, str, Handler]] = [
@@ -517,6 +588,32 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
     ),
     ("GET", f"{_R}/installation", "apps/get-repo-installation", apps.get_repo_installation),
     ("GET", f"{_O}/installation", "apps/get-org-installation", apps.get_org_installation),
+    ("GET", rf"/users/(?P<username>{_SEG})", "users/get-by-username", A.get_user),
+    ("GET", rf"{_O}/teams/(?P<team_slug>{_SEG})", "teams/get-by-name", A.get_team),
+    (
+        "GET",
+        f"{_E}/deployment-branch-policies",
+        "repos/list-deployment-branch-policies",
+        A.list_branch_policies,
+    ),
+    (
+        "POST",
+        f"{_E}/deployment-branch-policies",
+        "repos/create-deployment-branch-policy",
+        A.create_branch_policy,
+    ),
+    (
+        "GET",
+        _BP,
+        "repos/get-deployment-branch-policy",
+        A.get_branch_policy,
+    ),
+    (
+        "DELETE",
+        _BP,
+        "repos/delete-deployment-branch-policy",
+        A.delete_branch_policy,
+    ),
 ]
 
 ROUTES: tuple[Route, ...] = tuple(

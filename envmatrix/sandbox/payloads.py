@@ -7,11 +7,14 @@ from typing import Any
 from urllib.parse import quote
 
 from envmatrix.sandbox.state import (
+    BranchPolicy,
     Environment,
     Organization,
     Repository,
     Reviewer,
     SecretRecord,
+    Team,
+    User,
     VariableRecord,
     iso,
 )
@@ -158,32 +161,113 @@ def environment_url(base: str, repo: Repository, env: Environment) -> str:
     return f"{base}/repos/{repo.full_name}/environments/{quote(env.name, safe='')}"
 
 
-def _reviewer(base: str, reviewer: Reviewer) -> JSON:
+def _team(base: str, ident: int, slug: str, org: str) -> JSON:
+    """The ``team`` schema (a team as a reviewer)."""
+    api = f"{base}/teams/{ident}"
+    return {
+        "id": ident,
+        "node_id": node_id("Team", ident),
+        "url": api,
+        "html_url": f"{WEB}/orgs/{org}/teams/{slug}",
+        "name": slug,
+        "slug": slug,
+        "description": None,
+        "privacy": "closed",
+        "notification_setting": "notifications_enabled",
+        "permission": "pull",
+        "members_url": f"{api}/members{{/member}}",
+        "repositories_url": f"{api}/repos",
+        "parent": None,
+        "type": "organization",
+    }
+
+
+def _reviewer(
+    base: str, reviewer: Reviewer, users: dict[int, User], teams: dict[int, Team]
+) -> JSON:
+    """A required reviewer; a user or team the sandbox does not know gets a made-up name."""
     if reviewer.type == "Team":
-        slug = f"team-{reviewer.id}"
-        api = f"{base}/teams/{reviewer.id}"
-        team: JSON = {
-            "id": reviewer.id,
-            "node_id": node_id("Team", reviewer.id),
-            "url": api,
-            "html_url": f"{WEB}/orgs/sandbox/teams/{slug}",
-            "name": slug,
-            "slug": slug,
-            "description": None,
-            "privacy": "closed",
-            "notification_setting": "notifications_enabled",
-            "permission": "pull",
-            "members_url": f"{api}/members{{/member}}",
-            "repositories_url": f"{api}/repos",
-            "parent": None,
-            "type": "organization",
-        }
-        return {"type": "Team", "reviewer": team}
-    user = simple_user(base, f"user-{reviewer.id}", reviewer.id, kind="User")
-    return {"type": "User", "reviewer": user}
+        team = teams.get(reviewer.id)
+        slug, org = (team.slug, team.org) if team else (f"team-{reviewer.id}", "sandbox")
+        return {"type": "Team", "reviewer": _team(base, reviewer.id, slug, org)}
+    user = users.get(reviewer.id)
+    login = user.login if user else f"user-{reviewer.id}"
+    return {"type": "User", "reviewer": simple_user(base, login, reviewer.id, kind="User")}
 
 
-def _protection_rules(base: str, env: Environment) -> list[JSON]:
+def public_user(base: str, user: User) -> JSON:
+    """The ``public-user`` schema for ``GET /users/{username}``."""
+    return {
+        **simple_user(base, user.login, user.id, kind="User"),
+        "name": None,
+        "company": None,
+        "blog": "",
+        "location": None,
+        "email": None,
+        "hireable": None,
+        "bio": None,
+        "public_repos": 0,
+        "public_gists": 0,
+        "followers": 0,
+        "following": 0,
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.created_at),
+    }
+
+
+def team_full(base: str, team: Team, org: Organization) -> JSON:
+    """The ``team-full`` schema for ``GET /orgs/{org}/teams/{team_slug}``."""
+    api = f"{base}/orgs/{org.login}"
+    created = iso(team.created_at)
+    organization: JSON = {
+        "login": org.login,
+        "id": org.id,
+        "node_id": node_id("Organization", org.id),
+        "url": api,
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events",
+        "hooks_url": f"{api}/hooks",
+        "issues_url": f"{api}/issues",
+        "members_url": f"{api}/members{{/member}}",
+        "public_members_url": f"{api}/public_members{{/member}}",
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{org.id}?v=4",
+        "description": None,
+        "html_url": f"{WEB}/{org.login}",
+        "has_organization_projects": True,
+        "has_repository_projects": True,
+        "public_repos": 0,
+        "public_gists": 0,
+        "followers": 0,
+        "following": 0,
+        "type": "Organization",
+        "created_at": created,
+        "updated_at": created,
+        "archived_at": None,
+    }
+    return {
+        **_team(base, team.id, team.slug, org.login),
+        "members_count": 0,
+        "repos_count": 0,
+        "created_at": created,
+        "updated_at": created,
+        "organization": organization,
+        "organization_id": org.id,
+    }
+
+
+def branch_policy(policy: BranchPolicy) -> JSON:
+    """The ``deployment-branch-policy`` schema."""
+    return {
+        "id": policy.id,
+        "node_id": node_id("DeploymentBranchPolicy", policy.id),
+        "name": policy.name,
+        "type": policy.type,
+    }
+
+
+def _protection_rules(
+    base: str, env: Environment, users: dict[int, User], teams: dict[int, Team]
+) -> list[JSON]:
     rules: list[JSON] = []
     if env.wait_timer:
         rule_id = env.id * 10 + 1
@@ -203,7 +287,7 @@ def _protection_rules(base: str, env: Environment) -> list[JSON]:
                 "node_id": node_id("Gate", rule_id),
                 "type": "required_reviewers",
                 "prevent_self_review": env.prevent_self_review,
-                "reviewers": [_reviewer(base, r) for r in env.reviewers],
+                "reviewers": [_reviewer(base, r, users, teams) for r in env.reviewers],
             }
         )
     if env.branch_policy is not None:
@@ -212,8 +296,14 @@ def _protection_rules(base: str, env: Environment) -> list[JSON]:
     return rules
 
 
-def environment(base: str, repo: Repository, env: Environment) -> JSON:
-    """The ``environment`` schema."""
+def environment(
+    base: str,
+    repo: Repository,
+    env: Environment,
+    users: dict[int, User] | None = None,
+    teams: dict[int, Team] | None = None,
+) -> JSON:
+    """The ``environment`` schema; `users` and `teams` (by id) name the reviewers."""
     body: JSON = {
         "id": env.id,
         "node_id": node_id("Environment", env.id),
@@ -223,7 +313,7 @@ def environment(base: str, repo: Repository, env: Environment) -> JSON:
         + quote(env.name, safe=""),
         "created_at": iso(env.created_at),
         "updated_at": iso(env.updated_at),
-        "protection_rules": _protection_rules(base, env),
+        "protection_rules": _protection_rules(base, env, users or {}, teams or {}),
     }
     # GitHub sends null when unset, but the schema's $ref is not nullable: omit it instead so
     # that responses validate against the published description.

@@ -401,6 +401,42 @@ class GitHubSandbox:
         """Register a repository ``owner/name`` (its owner becomes an organization)."""
         self.state.add_repository(full_name)
 
+    def add_user(self, login: str) -> int:
+        """Register a user account (for required reviewers); returns its id."""
+        return self.state.add_user(login).id
+
+    def add_team(self, org: str, slug: str) -> int:
+        """Register a team of an organization (for required reviewers); returns its id."""
+        return self.state.add_team(org, slug).id
+
+    def environment_protection(self, repo: str, environment: str) -> dict[str, Any]:
+        """What an environment's protection holds, reviewers by name: `{wait_timer,
+        prevent_self_review, reviewers: ["user:LOGIN" | "team:ORG/SLUG" | "User#ID"...],
+        deployment_branches: "all" | "protected" | ["branch:main", "tag:v*"...]}`."""
+        with self.state.lock:
+            env = self._env(self._repository(repo), environment)
+            policy = env.branch_policy
+            branches: str | list[str] = (
+                "all"
+                if policy is None
+                else "protected"
+                if policy["protected_branches"]
+                else sorted(f"{p.type}:{p.name}" for p in env.branch_policies)
+            )
+            return {
+                "wait_timer": env.wait_timer,
+                "prevent_self_review": env.prevent_self_review,
+                "reviewers": sorted(self._reviewer_name(r.type, r.id) for r in env.reviewers),
+                "deployment_branches": branches,
+            }
+
+    def _reviewer_name(self, kind: str, ident: int) -> str:
+        if kind == "User" and (user := self.state.user_by_id(ident)) is not None:
+            return f"user:{user.login}"
+        if kind == "Team" and (team := self.state.team_by_id(ident)) is not None:
+            return f"team:{team.org}/{team.slug}"
+        return f"{kind}#{ident}"
+
     def create_environment(self, repo: str, environment: str) -> None:
         """Create an environment directly (no HTTP, not counted)."""
         with self.state.lock:

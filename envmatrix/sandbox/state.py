@@ -174,10 +174,39 @@ class VariableScope:
 
 @dataclass
 class Reviewer:
-    """A required reviewer of an environment (only type and id are known to the sandbox)."""
+    """A required reviewer of an environment: type and id (a known user's or team's name
+    is looked up when the environment is shown)."""
 
     type: str
     id: int
+
+
+@dataclass
+class User:
+    """A GitHub user account the sandbox knows (``GET /users/{username}``)."""
+
+    id: int
+    login: str
+    created_at: datetime
+
+
+@dataclass
+class Team:
+    """A team of an organization (``GET /orgs/{org}/teams/{team_slug}``)."""
+
+    id: int
+    slug: str
+    org: str
+    created_at: datetime
+
+
+@dataclass
+class BranchPolicy:
+    """A custom deployment branch or tag policy of an environment."""
+
+    id: int
+    name: str
+    type: str  # "branch" | "tag"
 
 
 @dataclass
@@ -192,6 +221,7 @@ class Environment:
     prevent_self_review: bool = False
     reviewers: list[Reviewer] = field(default_factory=list)
     branch_policy: dict[str, bool] | None = None
+    branch_policies: list[BranchPolicy] = field(default_factory=list)
     secrets: SecretScope = field(default_factory=SecretScope)
     variables: VariableScope = field(default_factory=VariableScope)
 
@@ -228,6 +258,7 @@ class Organization:
     id: int
     login: str
     secrets: SecretScope = field(default_factory=SecretScope)
+    teams: dict[str, Team] = field(default_factory=dict)  # keyed by slug, lower-case
 
 
 class RateLimiter:
@@ -285,6 +316,7 @@ class SandboxState:
         self.clock = clock
         self.repositories: dict[str, Repository] = {}
         self.organizations: dict[str, Organization] = {}
+        self.users: dict[str, User] = {}  # keyed by login, lower-case
         self.rate = RateLimiter(rate_limit, clock.now())
         self._next_id = 1_000_001
 
@@ -301,13 +333,49 @@ class SandboxState:
             existing = self.repositories.get(full_name.lower())
             if existing is not None:
                 return existing
-            org = self.organizations.get(owner.lower())
-            if org is None:
-                org = Organization(self.new_id(), owner)
-                self.organizations[owner.lower()] = org
+            org = self.add_organization(owner)
             repo = Repository(self.new_id(), owner, name, org.id, self.clock.now())
             self.repositories[full_name.lower()] = repo
             return repo
+
+    def add_organization(self, login: str) -> Organization:
+        """Register an organization (idempotent)."""
+        with self.lock:
+            org = self.organizations.get(login.lower())
+            if org is None:
+                org = Organization(self.new_id(), login)
+                self.organizations[login.lower()] = org
+            return org
+
+    def add_user(self, login: str) -> User:
+        """Register a user account (idempotent); returns it with its id."""
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", login):
+            raise ValueError(f"invalid GitHub login {login!r}")
+        with self.lock:
+            user = self.users.get(login.lower())
+            if user is None:
+                user = User(self.new_id(), login, self.clock.now())
+                self.users[login.lower()] = user
+            return user
+
+    def add_team(self, org: str, slug: str) -> Team:
+        """Register a team of an organization (idempotent; the organization too)."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", slug):
+            raise ValueError(f"invalid team slug {slug!r}")
+        with self.lock:
+            organization = self.add_organization(org)
+            team = organization.teams.get(slug.lower())
+            if team is None:
+                team = Team(self.new_id(), slug, organization.login, self.clock.now())
+                organization.teams[slug.lower()] = team
+            return team
+
+    def user_by_id(self, ident: int) -> User | None:
+        return next((u for u in self.users.values() if u.id == ident), None)
+
+    def team_by_id(self, ident: int) -> Team | None:
+        teams = (t for org in self.organizations.values() for t in org.teams.values())
+        return next((t for t in teams if t.id == ident), None)
 
     def repository(self, full_name: str) -> Repository | None:
         return self.repositories.get(full_name.lower())

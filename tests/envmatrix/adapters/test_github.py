@@ -8,6 +8,7 @@ import pytest
 
 from envmatrix.adapters.github import GitHubAdapter, RetryPolicy
 from envmatrix.errors import GitHubError, UsageError
+from envmatrix.ports import BranchPattern, ProtectionSettings, ReviewerRef
 from envmatrix.sandbox import Fault, GitHubSandbox
 from envmatrix.secret import SecretValue
 
@@ -253,3 +254,55 @@ def test_gh_token_wins_over_github_token_with_a_warning(
     else:
         with pytest.raises(GitHubError, match=r"401 Bad credentials \(check GH_TOKEN\)"):
             github.list_environments(REPO)
+
+
+def test_protection_is_read_from_the_one_environments_list(
+    sandbox: GitHubSandbox, github: GitHubAdapter
+) -> None:
+    user, team = sandbox.add_user("octo-admin"), sandbox.add_team("occ-labs", "release")
+    wanted = ProtectionSettings(
+        wait_timer=30,
+        prevent_self_review=True,
+        reviewers=(ReviewerRef("Team", team), ReviewerRef("User", user)),  # sorted, as listed
+        deployment_branches="protected",
+    )
+    github.put_environment_protection(REPO, "production", wanted)
+    github.put_environment_protection(REPO, "staging", ProtectionSettings())
+    sandbox.reset_counts()
+    found = {p.environment: p.settings for p in github.list_environment_protections(REPO)}
+    assert found["production"] == wanted
+    assert [r.name for r in found["production"].reviewers] == ["occ-labs/release", "octo-admin"]
+    assert found["staging"] == ProtectionSettings()  # all branches: no deployment_branch_policy
+    assert sandbox.request_counts() == {("GET", "repos/get-all-environments"): 1}
+
+
+def test_reviewer_lookups_are_made_once_and_unknown_names_are_none(
+    sandbox: GitHubSandbox, github: GitHubAdapter
+) -> None:
+    user, team = sandbox.add_user("octo-admin"), sandbox.add_team("occ-labs", "release")
+    for _ in range(3):
+        assert github.lookup_user("Octo-Admin") == user
+        assert github.lookup_team("occ-labs", "release") == team
+        assert github.lookup_user("ghost") is None
+        assert github.lookup_team("occ-labs", "ghost") is None
+    counts = sandbox.request_counts()
+    assert counts[("GET", "users/get-by-username")] == 2
+    assert counts[("GET", "teams/get-by-name")] == 2
+
+
+def test_custom_patterns_are_listed_past_one_page_added_and_deleted(
+    sandbox: GitHubSandbox, github: GitHubAdapter
+) -> None:
+    github.put_environment_protection(
+        REPO, "production", ProtectionSettings(deployment_branches="custom")
+    )
+    for i in range(105):
+        github.create_deployment_branch_policy(REPO, "production", BranchPattern("branch", f"b{i}"))
+    # one that exists already (GitHub answers 303) is not an error
+    github.create_deployment_branch_policy(REPO, "production", BranchPattern("branch", "b0"))
+    listed = github.list_deployment_branch_policies(REPO, "production")
+    assert len(listed) == 105
+    assert sandbox.request_counts()[("GET", "repos/list-deployment-branch-policies")] == 2
+    github.delete_deployment_branch_policy(REPO, "production", listed[0].id)
+    github.delete_deployment_branch_policy(REPO, "production", listed[0].id)  # absent: fine
+    assert len(github.list_deployment_branch_policies(REPO, "production")) == 104

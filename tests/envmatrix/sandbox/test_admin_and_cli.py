@@ -60,6 +60,30 @@ def test_admin_mirrors_the_helpers(sandbox: GitHubSandbox) -> None:
     assert sandbox.request_counts() == {}
 
 
+def test_admin_adds_reviewers_and_shows_protection(sandbox: GitHubSandbox) -> None:
+    url = sandbox.url
+    user = call(url, "POST", "/_sandbox/users", {"login": "octo-admin"}).json()["id"]
+    team = call(url, "POST", "/_sandbox/teams", {"org": "occ-labs", "slug": "release"}).json()["id"]
+    assert call(url, "POST", "/_sandbox/users", {"login": "no such"}).status == 422
+    assert call(url, "GET", "/users/octo-admin").json()["id"] == user
+    reviewers = [
+        {"type": "User", "id": user},
+        {"type": "Team", "id": team},
+        {"type": "User", "id": 7},
+    ]
+    assert (
+        call(url, "PUT", f"/repos/{REPO}/environments/qa", {"reviewers": reviewers}).status == 200
+    )
+    shown = call(url, "GET", f"/_sandbox/protection?repo={REPO}&environment=qa").json()
+    assert shown == {
+        "wait_timer": 0,
+        "prevent_self_review": False,
+        "reviewers": ["User#7", "team:occ-labs/release", "user:octo-admin"],
+        "deployment_branches": "all",
+    }
+    assert call(url, "GET", f"/_sandbox/protection?repo={REPO}&environment=nope").status == 404
+
+
 def test_admin_faults_and_rate_limit(sandbox: GitHubSandbox) -> None:
     url = sandbox.url
     fault = {"operation": "repos/get", "status": 429, "retry_after": 3, "times": 1}

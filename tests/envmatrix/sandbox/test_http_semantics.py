@@ -135,6 +135,54 @@ def test_environment_settings_validation(sandbox: GitHubSandbox) -> None:
     )
 
 
+def test_deployment_branch_policies_follow_github_rules(sandbox: GitHubSandbox) -> None:
+    env = f"/repos/{REPO}/environments/prod"
+    base = f"{env}/deployment-branch-policies"
+    neither = {
+        "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": False}
+    }
+    assert call(sandbox.url, "PUT", env, neither).status == 422  # one of the two must be true
+    assert call(sandbox.url, "PUT", env).status == 200
+    # patterns exist only under custom_branch_policies: 404 otherwise, as GitHub documents
+    assert call(sandbox.url, "POST", base, {"name": "main"}).status == 404
+    custom = {
+        "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True}
+    }
+    assert call(sandbox.url, "PUT", env, custom).status == 200
+    for body in ({"name": ""}, {"name": "main", "type": "commit"}, {"type": "tag"}):
+        assert call(sandbox.url, "POST", base, body).status == 422
+    made = call(sandbox.url, "POST", base, {"name": "main"}).json()
+    assert call(sandbox.url, "POST", base, {"name": "main", "type": "tag"}).status == 200
+    assert call(sandbox.url, "POST", base, {"name": "main"}).status == 303
+    assert call(sandbox.url, "GET", f"{base}/999999").status == 404
+    assert call(sandbox.url, "DELETE", f"{base}/{made['id']}").status == 204
+    assert call(sandbox.url, "DELETE", f"{base}/{made['id']}").status == 404
+    assert sandbox.environment_protection(REPO, "prod")["deployment_branches"] == ["tag:main"]
+    protected = {
+        "deployment_branch_policy": {"protected_branches": True, "custom_branch_policies": False}
+    }
+    assert call(sandbox.url, "PUT", env, protected).status == 200
+    assert call(sandbox.url, "GET", base).json()["total_count"] == 0  # patterns went with custom
+
+
+def test_users_and_teams_are_found_by_name_ignoring_case(sandbox: GitHubSandbox) -> None:
+    user = sandbox.add_user("Octo-Admin")
+    team = sandbox.add_team("occ-labs", "Release")
+    assert call(sandbox.url, "GET", "/users/octo-admin").json()["id"] == user
+    assert call(sandbox.url, "GET", "/orgs/OCC-LABS/teams/release").json()["id"] == team
+    assert call(sandbox.url, "GET", "/users/ghost").status == 404
+    assert call(sandbox.url, "GET", "/orgs/occ-labs/teams/ghost").status == 404
+    assert call(sandbox.url, "GET", "/orgs/nowhere/teams/release").status == 404
+    reviewers = [{"type": "User", "id": user}, {"type": "Team", "id": team}]
+    shown = call(sandbox.url, "PUT", f"/repos/{REPO}/environments/prod", {"reviewers": reviewers})
+    listed = shown.json()["protection_rules"][0]["reviewers"]
+    assert [r["reviewer"].get("login") or r["reviewer"]["slug"] for r in listed] == [
+        "Octo-Admin",
+        "Release",
+    ]
+    assert listed[1]["reviewer"]["html_url"].endswith("/orgs/occ-labs/teams/Release")
+
+
 def test_url_encoded_environment_names(sandbox: GitHubSandbox) -> None:
     assert call(sandbox.url, "PUT", f"/repos/{REPO}/environments/prod%20eu%2F1").status == 200
     assert sandbox.environment_names(REPO) == ["prod eu/1"]

@@ -1,4 +1,4 @@
-"""Every successful response of all 35 operations validates against GitHub's OpenAPI document."""
+"""Every successful response of all 41 operations validates against GitHub's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -109,19 +109,28 @@ def checker(sandbox: GitHubSandbox, openapi: OpenAPI) -> Checker:
     return Checker(sandbox, openapi)
 
 
-def test_spec_document_has_the_35_operations(spec_document: dict[str, Any]) -> None:
-    assert len(_document_operations(spec_document)) == 35
+def test_spec_document_has_the_41_operations(spec_document: dict[str, Any]) -> None:
+    assert len(_document_operations(spec_document)) == 41
 
 
 def test_every_operation_validates(checker: Checker, spec_document: dict[str, Any]) -> None:
     send = checker.send
     repo, env = f"/repos/{REPO}", f"/repos/{REPO}/environments/prod%20eu"
+    checker.sandbox.add_user("octo-admin")
+    checker.sandbox.add_team(ORG, "release")
 
     assert send("GET", repo, expect=200).json()["full_name"] == REPO
+    user = send("GET", "/users/Octo-Admin", expect=200).json()
+    team = send("GET", f"/orgs/{ORG}/teams/release", expect=200).json()
+    assert (user["login"], team["slug"], team["organization"]["login"]) == (
+        "octo-admin",
+        "release",
+        ORG,
+    )
     full_settings = {
         "wait_timer": 5,
         "prevent_self_review": True,
-        "reviewers": [{"type": "User", "id": 11}, {"type": "Team", "id": 22}],
+        "reviewers": [{"type": "User", "id": user["id"]}, {"type": "Team", "id": team["id"]}],
         "deployment_branch_policy": {"protected_branches": True, "custom_branch_policies": False},
     }
     created = send("PUT", env, full_settings, expect=200).json()
@@ -131,6 +140,9 @@ def test_every_operation_validates(checker: Checker, spec_document: dict[str, An
         "required_reviewers",
         "branch_policy",
     ]
+    reviewers = [r["reviewer"] for r in created["protection_rules"][1]["reviewers"]]
+    assert [reviewers[0]["login"], reviewers[1]["slug"]] == ["octo-admin", "release"]
+    _exercise_branch_policies(checker, env)
     send("PUT", f"/repos/{REPO}/environments/staging", expect=200)
     listed = send("GET", f"{repo}/environments", expect=200).json()
     assert [e["name"] for e in listed["environments"]] == ["prod eu", "staging"]
@@ -161,6 +173,24 @@ def _exercise_app(checker: Checker) -> None:
     path = f"/app/installations/{installations[ORG]}/access_tokens"
     token = send("POST", path, {"permissions": {}}, headers=auth, expect=201).json()["token"]
     assert send("GET", f"/repos/{REPO}", token=token, expect=200).json()["full_name"] == REPO
+
+
+def _exercise_branch_policies(checker: Checker, env: str) -> None:
+    send, base = checker.send, f"{env}/deployment-branch-policies"
+    custom = {
+        "deployment_branch_policy": {"protected_branches": False, "custom_branch_policies": True}
+    }
+    send("PUT", env, custom, expect=200)
+    made = send("POST", base, {"name": "release/*"}, expect=200).json()
+    assert (made["name"], made["type"]) == ("release/*", "branch")
+    tag = send("POST", base, {"name": "v*", "type": "tag"}, expect=200).json()
+    again = send("POST", base, {"name": "v*", "type": "tag"}, expect=303)
+    assert again.headers["Location"].endswith(f"/deployment-branch-policies/{tag['id']}")
+    listing = send("GET", f"{base}?per_page=1", expect=200).json()
+    assert listing["total_count"] == 2
+    assert send("GET", f"{base}/{tag['id']}", expect=200).json()["type"] == "tag"
+    send("DELETE", f"{base}/{made['id']}", expect=204)
+    assert [p["name"] for p in send("GET", base, expect=200).json()["branch_policies"]] == ["v*"]
 
 
 def _exercise_secrets(checker: Checker, base: str) -> None:
