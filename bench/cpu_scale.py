@@ -3,7 +3,7 @@
 The policy has 3 environments x 20 secrets for N repositories; Vault and GitHub are in-memory
 fakes of the ports (`VaultPort`, `GitHubPort`) answering at once, so what is measured is
 envmatrix's own work: desired state, observation bookkeeping, the diff and rendering the plan
-(to an in-memory console, as on a terminal, and as `--json`).
+(to an in-memory console, as on a terminal, and as `--json`) and the matrix view (markdown).
 
 Prints, per N: CPU seconds (time.process_time) of each phase and in total, then the slope
 between consecutive sizes (CPU per repository): a flat slope is linear growth.
@@ -38,8 +38,10 @@ from envmatrix.ports import (  # noqa: E402
     VaultEntry,
     WriteReceipt,
 )
+from envmatrix.render.matrix import matrix_markdown  # noqa: E402
 from envmatrix.render.report import console, plan_json, render_plan  # noqa: E402
 from envmatrix.secret import SecretValue  # noqa: E402
+from envmatrix.views.matrix import build_matrix  # noqa: E402
 
 ENVIRONMENTS = ("development", "staging", "production")
 SECRETS = 20
@@ -134,6 +136,7 @@ def run(n: int, tmp: Path) -> Mapping[str, float]:
     out = console(io.StringIO())
     cpu(phases, "render", lambda: render_plan(plan, out))
     cpu(phases, "json", lambda: plan_json(plan, (), ()))
+    cpu(phases, "matrix", lambda: matrix_markdown(build_matrix(desired, plan, ENVIRONMENTS)))
     phases["total"] = sum(phases.values())
     phases["rows"] = len(plan.changes)
     return phases
@@ -141,7 +144,7 @@ def run(n: int, tmp: Path) -> Mapping[str, float]:
 
 def main() -> int:
     sizes = [int(a) for a in sys.argv[1:]] or [50, 200, 500, 1000]
-    names = ("load", "desired", "observe", "diff", "render", "json", "total")
+    names = ("load", "desired", "observe", "diff", "render", "json", "matrix", "total")
     print(f"policy: N repositories x {len(ENVIRONMENTS)} environments x {SECRETS} secrets")
     print(f"{'N':>6} {'rows':>7} " + " ".join(f"{n:>8}" for n in names) + "   (CPU seconds)")
     previous: tuple[int, float] | None = None

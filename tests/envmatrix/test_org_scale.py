@@ -21,6 +21,7 @@ from envmatrix.pipeline.desired import (
 )
 from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
 from envmatrix.render.report import _change_line, render_plan
+from envmatrix.views.matrix import build_matrix
 
 REPOSITORIES = ("occ/a", "occ/b", "other/c")
 ENVIRONMENTS = ("staging", "production")
@@ -125,3 +126,24 @@ def test_rendering_a_plan_group_by_group_prints_exactly_the_row_by_row_output(
     assert fast[:-1] == rendered("reference").splitlines()
     assert len(fast) == len(changes) + len(targets()) + 1  # rows, one heading each, the total
     assert "[not markup]" in fast[1]
+
+
+@pytest.mark.parametrize("secret_names", [1, 4])
+def test_the_matrix_by_repository_answers_what_a_scan_of_every_cell_answers(
+    secret_names: int,
+) -> None:
+    desired = state(secret_names)
+    missing = tuple(change(t, f"S{i}", Action.CREATE) for t in targets() for i in range(1))
+    matrix = build_matrix(desired, Plan(missing), ENVIRONMENTS)
+    assert matrix.repositories() == tuple(sorted(REPOSITORIES))
+    for repository in [*REPOSITORIES, "occ/unknown"]:
+        mine = [c for c in matrix.cells if c.repository == repository]
+        assert matrix.environments(repository) == tuple(dict.fromkeys(c.column for c in mine))
+        rows = matrix.rows(repository)
+        assert [cell for row in rows for cell in row] == sorted(
+            mine, key=lambda c: [r[0].secret for r in rows].index(c.secret)
+        )
+        assert all(len({c.secret for c in row}) == 1 for row in rows)
+        if repository != "occ/unknown":
+            assert len(rows) == secret_names
+            assert matrix.environments(repository) == (*ENVIRONMENTS, "(repository)")
