@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ class PlanRun:
     plan: Plan
     rotations: tuple[RotationStatus, ...] = ()  # from the same Vault metadata: no extra reads
     in_progress: tuple[RotationInProgress, ...] = ()  # rotations left half-way (journals)
+    requests: Mapping[str, Any] | None = None  # GitHub request accounting (plan_policy sets it)
 
 
 def make_plan(
@@ -210,6 +211,7 @@ class ApplyOutcome:
 
     report: ApplyReport
     unchanged: Plan | None = None  # the fresh plan, when it had no writes (nothing was applied)
+    requests: Mapping[str, Any] | None = None  # GitHub request accounting of the whole run
 
 
 def apply_policy(
@@ -242,12 +244,15 @@ def apply_policy(
         _held(state_lock(connections, sink, lock_timeout), warn) as check,
     ):
         if plan_file:
-            return ApplyOutcome(apply_saved(plan_file, connections, sink, path, policy, check))
+            report = apply_saved(plan_file, connections, sink, path, policy, check)
+            return ApplyOutcome(report, requests=connections.request_stats())
         run = make_plan(path, connections, environments, policy)
         if not run.plan.has_writes:
-            return ApplyOutcome(ApplyReport((), run.plan.blocked), unchanged=run.plan)
+            unchanged = ApplyReport((), run.plan.blocked)
+            return ApplyOutcome(unchanged, run.plan, connections.request_stats())
         confirm(run.plan)
-        return ApplyOutcome(apply_run(run, connections, sink, check))
+        report = apply_run(run, connections, sink, check)
+        return ApplyOutcome(report, requests=connections.request_stats())
 
 
 def plan_policy(policy_path: str, environments: Sequence[str], out: str | None) -> PlanRun:
@@ -255,6 +260,7 @@ def plan_policy(policy_path: str, environments: Sequence[str], out: str | None) 
     policy = load_policy(policy_path)
     with connect(policy) as connections:
         run = make_plan(policy_path, connections, environments, policy)
+        run = replace(run, requests=connections.request_stats())
     if out:
         write_plan_file(run, out)
     return run

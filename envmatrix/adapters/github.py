@@ -31,6 +31,7 @@ from github.PublicKey import encrypt
 from github.Secret import Secret
 from github.Variable import Variable
 
+from envmatrix.adapters.accounting import RequestStats
 from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
 from envmatrix.ports import ObservedSecret, ObservedVariable, WriteReceipt
 from envmatrix.redact import host_for_display, url_for_display
@@ -117,6 +118,8 @@ class GitHubAdapter:
             lazy=True,
         )
         self._requester = self._github.requester
+        self.requests = RequestStats()  # what this adapter sent (`--json`'s `requests`)
+        _count_requests(self._requester, self.requests)
         self._write_interval = write_interval
         self._sleep = sleep
         self._keys: dict[str, _PublicKey] = {}
@@ -371,6 +374,23 @@ class GitHubAdapter:
             wait = reset - time.time() + 1
             if wait > 0:
                 self._sleep(self._bounded(endpoint, wait, "primary rate limit exhausted"))
+
+
+def _count_requests(requester: Any, stats: RequestStats) -> None:
+    """Count every JSON request `requester` sends (each page, each retry) in `stats`.
+
+    PyGithub's `Requester.requestJson` is the public call every JSON request passes through
+    (`requestJsonAndCheck`, hence pagination and writes, calls it on the instance); it returns
+    the status and headers, which `requestJsonAndCheck` drops. Wrapped on this instance only."""
+    send = requester.requestJson
+
+    def counted(verb: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with stats.request(verb, url):
+            status, headers, output = send(verb, url, *args, **kwargs)
+        stats.answered(status, {k.lower(): v for k, v in (headers or {}).items()})
+        return status, headers, output
+
+    requester.requestJson = counted
 
 
 def _env_url(repository: str, environment: str) -> str:
