@@ -44,6 +44,13 @@ class Connections:
         """`vault identity / github identity` (see envmatrix/actor.py)."""
         return actor_identity(self.vault, self.github)
 
+    @property
+    def concurrency(self) -> int:
+        """How many reads observation may have in flight (the GitHub adapter's
+        ENVMATRIX_GITHUB_CONCURRENCY; 1 for a port that does not say)."""
+        value = getattr(self.github, "concurrency", 1)
+        return value if isinstance(value, int) else 1
+
     def request_stats(self) -> dict[str, Any] | None:
         """The GitHub adapter's request accounting (`--json`'s `requests` object), or None for a
         GitHub port that keeps none."""

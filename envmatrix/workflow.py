@@ -77,7 +77,7 @@ def make_plan(
     policy = policy or load_policy(policy_path)
     selected = resolve_environments(policy, environments)
     desired = desired_state(policy, selected)
-    observed = observe(desired, connections.vault, connections.github)
+    observed = observe(desired, connections.vault, connections.github, connections.concurrency)
     rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
     in_progress = rotations_in_progress(policy, connections.vault, selected)
     plan = diff(desired, observed)

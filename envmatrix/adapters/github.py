@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from github.Environment import Environment
 from github.OrganizationSecret import OrganizationSecret
 from github.PaginatedList import PaginatedList
 from github.PublicKey import encrypt
+from github.Requester import Requester
 from github.Secret import Secret
 from github.Variable import Variable
 
@@ -36,7 +38,7 @@ from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
 from envmatrix.ports import ObservedSecret, ObservedVariable, WriteReceipt
 from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
-from envmatrix.settings import number_setting, text_setting
+from envmatrix.settings import github_concurrency, number_setting, text_setting
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
@@ -103,6 +105,7 @@ class GitHubAdapter:
         retry: RetryPolicy | None = None,
         write_interval: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = 1,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.shown_url = url_for_display(self.api_url)  # what messages name: no credentials
@@ -120,6 +123,7 @@ class GitHubAdapter:
         self._requester = self._github.requester
         self.requests = RequestStats()  # what this adapter sent (`--json`'s `requests`)
         _count_requests(self._requester, self.requests)
+        self.concurrency = concurrency  # reads the caller may send at once (observe's pool)
         self._write_interval = write_interval
         self._sleep = sleep
         self._keys: dict[str, _PublicKey] = {}
@@ -140,7 +144,13 @@ class GitHubAdapter:
         interval = number_setting(
             environ, "ENVMATRIX_GITHUB_WRITE_INTERVAL", interval, minimum=0, maximum=60
         )
-        return cls(url, token, retry=RetryPolicy.from_environment(environ), write_interval=interval)
+        return cls(
+            url,
+            token,
+            retry=RetryPolicy.from_environment(environ),
+            write_interval=interval,
+            concurrency=github_concurrency(environ, parsed.netloc == "api.github.com"),
+        )
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -239,8 +249,32 @@ class GitHubAdapter:
         return self._write("DELETE", url, None, absent_ok=True)
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session (and those of other threads)."""
         self._github.close()
+        for requester in self.__dict__.get("_thread_requesters", {}).values():
+            requester.close()
+
+    # PyGithub's connection object is not thread-safe (`request()` stores the verb and URL on
+    # it, `getresponse()` sends them): a thread other than the one that built the adapter gets
+    # its own Requester, same configuration and authentication, counted in the same stats.
+    @property
+    def _requester(self) -> Requester:
+        owner, base = self.__dict__["_base_requester"]
+        thread = threading.get_ident()
+        if thread == owner:
+            return base  # type: ignore[no-any-return]
+        with self.__dict__["_thread_lock"]:
+            requesters = self.__dict__.setdefault("_thread_requesters", {})
+            if thread not in requesters:
+                requesters[thread] = base.withAuth(base.auth)  # a new Requester, always
+                _count_requests(requesters[thread], self.requests)
+            mine: Requester = requesters[thread]
+            return mine
+
+    @_requester.setter
+    def _requester(self, requester: Requester) -> None:
+        self.__dict__["_base_requester"] = (threading.get_ident(), requester)
+        self.__dict__["_thread_lock"] = threading.Lock()
 
     def identity(self) -> str:
         actor = os.environ.get("GITHUB_ACTOR")

@@ -73,7 +73,7 @@ def test_plan_and_apply_json_account_for_every_request_github_received(world: Wo
         ),
     ):
         assert requests["by_endpoint"].get(template, 0) == received[("GET", operation)]
-    assert requests["max_in_flight"] == 1  # observation is serial today
+    assert 1 <= requests["max_in_flight"] <= 16  # the default cap off api.github.com
     assert requests["not_modified"] == 0  # no conditional request is sent yet
     assert isinstance(requests["rate_limit_remaining"], int)
 
