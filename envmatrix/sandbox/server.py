@@ -500,6 +500,17 @@ class GitHubSandbox:
         with self._stats_lock:
             return self._max_in_flight
 
+    def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no routed request is being answered (e.g. a delayed one its client gave up
+        on); False if some still is after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._stats_lock:
+                if self._in_flight == 0:
+                    return True
+            time.sleep(0.01)
+        return False
+
     def _enter(self) -> None:
         with self._stats_lock:
             self._in_flight += 1
