@@ -36,6 +36,8 @@ typecheck: $(BIN)/.installed-dev
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/api_economy.py
 	$(BIN)/python bench/plan_scale.py
+	$(BIN)/python bench/cpu_scale.py
+	$(BIN)/python bench/observe_concurrency.py
 
 # the GitHub Action's install lock (requirements/action.txt): core dependencies with hashes
 lock-action: $(BIN)/.installed-dev

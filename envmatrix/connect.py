@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from envmatrix.actor import actor_identity
 from envmatrix.audit.events import AuditSink
@@ -43,6 +44,20 @@ class Connections:
     def actor(self) -> str:
         """`vault identity / github identity` (see envmatrix/actor.py)."""
         return actor_identity(self.vault, self.github)
+
+    @property
+    def concurrency(self) -> int:
+        """How many reads observation may have in flight (the GitHub adapter's
+        ENVMATRIX_GITHUB_CONCURRENCY; 1 for a port that does not say)."""
+        value = getattr(self.github, "concurrency", 1)
+        return value if isinstance(value, int) else 1
+
+    def request_stats(self) -> dict[str, Any] | None:
+        """The GitHub adapter's request accounting (`--json`'s `requests` object), or None for a
+        GitHub port that keeps none."""
+        stats = getattr(self.github, "requests", None)
+        to_json = getattr(stats, "to_json", None)
+        return to_json() if callable(to_json) else None
 
     def close(self) -> None:
         """Close the adapters' HTTP sessions."""

@@ -49,3 +49,26 @@ def text_setting(environ: Mapping[str, str], name: str) -> str:
             f"{name} holds a line break or another control character; it must be one line"
         )
     return value
+
+
+# GitHub caps concurrent requests at 100 and asks integrators to avoid them: a handful on
+# api.github.com; GHES and the sandbox take more (issue 13)
+GITHUB_CONCURRENCY_MAX = 100
+GITHUB_CONCURRENCY_DOTCOM = 4
+GITHUB_CONCURRENCY_OTHER = 16
+
+
+def github_concurrency(environ: Mapping[str, str], dotcom: bool) -> int:
+    """ENVMATRIX_GITHUB_CONCURRENCY: how many GitHub reads may be in flight at once, a whole
+    number in [1, 100]; default 4 on api.github.com, 16 elsewhere (GHES, the sandbox).
+    Raises UsageError for anything else."""
+    default = GITHUB_CONCURRENCY_DOTCOM if dotcom else GITHUB_CONCURRENCY_OTHER
+    value = number_setting(
+        environ,
+        "ENVMATRIX_GITHUB_CONCURRENCY",
+        default,
+        minimum=1,
+        maximum=GITHUB_CONCURRENCY_MAX,
+        integer=True,
+    )
+    return int(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,6 +73,7 @@ class PlanRun:
     rotations: tuple[RotationStatus, ...] = ()  # from the same Vault metadata: no extra reads
     in_progress: tuple[RotationInProgress, ...] = ()  # rotations left half-way (journals)
     narrowing: Narrowing = NO_NARROWING  # --repository / --secret
+    requests: Mapping[str, Any] | None = None  # GitHub request accounting (plan_policy sets it)
 
 
 def make_plan(
@@ -87,7 +88,7 @@ def make_plan(
     policy = policy or load_policy(policy_path)
     selected = resolve_environments(policy, environments)
     desired = narrow_desired(desired_state(policy, selected), narrowing)
-    observed = observe(desired, connections.vault, connections.github)
+    observed = observe(desired, connections.vault, connections.github, connections.concurrency)
     rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
     in_progress = rotations_in_progress(policy, connections.vault, selected)
     plan = narrow_plan(diff(desired, observed), narrowing)
@@ -264,6 +265,7 @@ class ApplyOutcome:
 
     report: ApplyReport
     unchanged: Plan | None = None  # the fresh plan, when it had no writes (nothing was applied)
+    requests: Mapping[str, Any] | None = None  # GitHub request accounting of the whole run
 
 
 def apply_policy(
@@ -307,14 +309,15 @@ def apply_policy(
         _held(state_lock(connections, sink, lock_timeout), warn) as check,
     ):
         if plan_file:
-            return ApplyOutcome(
-                apply_saved(plan_file, connections, sink, path, policy, check, progress)
-            )
+            report = apply_saved(plan_file, connections, sink, path, policy, check, progress)
+            return ApplyOutcome(report, requests=connections.request_stats())
         run = make_plan(path, connections, environments, policy, narrowing)
         if not run.plan.has_writes:
-            return ApplyOutcome(ApplyReport((), run.plan.blocked), unchanged=run.plan)
+            unchanged = ApplyReport((), run.plan.blocked)
+            return ApplyOutcome(unchanged, run.plan, connections.request_stats())
         confirm(run.plan)
-        return ApplyOutcome(apply_run(run, connections, sink, check, progress))
+        report = apply_run(run, connections, sink, check, progress)
+        return ApplyOutcome(report, requests=connections.request_stats())
 
 
 def plan_policy(
@@ -331,6 +334,7 @@ def plan_policy(
     narrowing = resolve_narrowing(policy, repositories, secrets)
     with connect(policy) as connections:
         run = make_plan(policy_path, connections, environments, policy, narrowing)
+        run = replace(run, requests=connections.request_stats())
     if out:
         write_plan_file(run, out)
     return run

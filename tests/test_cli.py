@@ -219,7 +219,19 @@ def test_bad_policy_exits_3_before_any_call(world: World) -> None:
 def test_plan_json_matches_the_contract_shape(world: World) -> None:
     world.seed(leave_out=("SUPABASE_SERVICE_KEY", "production"))
     data = world.run("plan", "--json").json()
-    assert set(data) == {"changes", "summary", "rotation_overdue", "rotations_in_progress"}
+    assert set(data) == {
+        "changes",
+        "summary",
+        "rotation_overdue",
+        "rotations_in_progress",
+        "requests",  # contract Additions (issue 13)
+    }
+    assert set(data["requests"]) == {
+        "by_endpoint",
+        "not_modified",
+        "max_in_flight",
+        "rate_limit_remaining",
+    }
     assert data["rotations_in_progress"] == []
     assert set(data["summary"]) == {"create", "update", "delete", "blocked", "orphan"}
     for change in data["changes"]:

@@ -189,6 +189,9 @@ def test_answer_slower_than_the_timeout_is_retried(fast: World) -> None:
         Fault(method="PUT", path="/production/secrets/SUPABASE_URL$", late_answer=1.5, times=1)
     )
     applied_ok(fast)
+    # the PUT given up on still lands when its delay ends: let it, before the re-run (a faster
+    # run, e.g. with concurrent observation, would otherwise plan before it lands)
+    assert fast.sandbox.wait_until_idle()
     assert fast.sandbox.request_counts()[PUT_SECRET] == len(desired_state(fast.policy).secrets) + 1
     converges(fast)
 

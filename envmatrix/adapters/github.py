@@ -27,6 +27,7 @@ import os
 import random
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ from jwt import PyJWTError
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from envmatrix import debuglog
+from envmatrix.adapters.accounting import RequestStats
 from envmatrix.adapters.github_settings import AppLogin, TokenLogin, github_settings
 from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
 from envmatrix.ports import (
@@ -63,7 +65,7 @@ from envmatrix.ports import (
 )
 from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
-from envmatrix.settings import number_setting
+from envmatrix.settings import github_concurrency, number_setting
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
@@ -132,6 +134,7 @@ class GitHubAdapter:
         write_interval: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         url_source: str = "GITHUB_API_URL",
+        concurrency: int = 1,
     ) -> None:
         """`login`: a token (str or TokenLogin) or a GitHub App (AppLogin). Raises UsageError
         for an App private key PyGithub cannot sign with. Nothing is sent until the first call."""
@@ -157,6 +160,11 @@ class GitHubAdapter:
         else:
             self._github = Github(auth=Auth.Token(self._login.token), **self._options)
             self._requester = self._github.requester
+        self.requests = RequestStats()  # what this adapter sent (`--json`'s `requests`)
+        _count_requests(self._requester, self.requests)
+        # reads the caller may send at once (observe's pool); an App's per-owner requesters
+        # are not made per thread, so an App login reads one at a time
+        self.concurrency = concurrency if self._app is None else 1
         self._write_interval = write_interval
         self._sleep = sleep
         self._keys: dict[str, _PublicKey] = {}
@@ -186,6 +194,7 @@ class GitHubAdapter:
             retry=RetryPolicy.from_environment(environ),
             write_interval=interval,
             url_source=settings.url_source,
+            concurrency=github_concurrency(environ, host == "api.github.com"),
         )
 
     # -- reads ---------------------------------------------------------------------------------
@@ -378,11 +387,35 @@ class GitHubAdapter:
         return found
 
     def close(self) -> None:
-        """Close the HTTP sessions."""
+        """Close the HTTP sessions (and those of other threads)."""
         if self._app is not None:
             self._app.close()
         if self._github is not None:
             self._github.close()
+        for requester in self.__dict__.get("_thread_requesters", {}).values():
+            requester.close()
+
+    # PyGithub's connection object is not thread-safe (`request()` stores the verb and URL on
+    # it, `getresponse()` sends them): a thread other than the one that built the adapter gets
+    # its own Requester, same configuration and authentication, counted in the same stats.
+    @property
+    def _requester(self) -> Requester:
+        owner, base = self.__dict__["_base_requester"]
+        thread = threading.get_ident()
+        if thread == owner:
+            return base  # type: ignore[no-any-return]
+        with self.__dict__["_thread_lock"]:
+            requesters = self.__dict__.setdefault("_thread_requesters", {})
+            if thread not in requesters:
+                requesters[thread] = base.withAuth(base.auth)  # a new Requester, always
+                _count_requests(requesters[thread], self.requests)
+            mine: Requester = requesters[thread]
+            return mine
+
+    @_requester.setter
+    def _requester(self, requester: Requester) -> None:
+        self.__dict__["_base_requester"] = (threading.get_ident(), requester)
+        self.__dict__["_thread_lock"] = threading.Lock()
 
     def identity(self) -> str:
         """`github-app:ID installation:N@host` (the installations used so far, `owner=N` each
@@ -491,7 +524,11 @@ class GitHubAdapter:
         """The token login's requester, or the installation's for the owner `url` names."""
         if self._app is None:
             return self._requester
-        return self._app.requester_for(url, self._attempts)
+        requester = self._app.requester_for(url, self._attempts)
+        if not getattr(requester, "_envmatrix_counted", False):
+            _count_requests(requester, self.requests)
+            requester._envmatrix_counted = True  # type: ignore[attr-defined]
+        return requester
 
     def _translate(self, endpoint: str, fn: Callable[[], T]) -> T:
         try:
@@ -716,6 +753,23 @@ def _connect_reason(exc: BaseException) -> str:
         if isinstance(cause, OSError) and cause.strerror:
             return cause.strerror.lower()
     return "no connection"
+
+
+def _count_requests(requester: Any, stats: RequestStats) -> None:
+    """Count every JSON request `requester` sends (each page, each retry) in `stats`.
+
+    PyGithub's `Requester.requestJson` is the public call every JSON request passes through
+    (`requestJsonAndCheck`, hence pagination and writes, calls it on the instance); it returns
+    the status and headers, which `requestJsonAndCheck` drops. Wrapped on this instance only."""
+    send = requester.requestJson
+
+    def counted(verb: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with stats.request(verb, url):
+            status, headers, output = send(verb, url, *args, **kwargs)
+        stats.answered(status, {k.lower(): v for k, v in (headers or {}).items()})
+        return status, headers, output
+
+    requester.requestJson = counted
 
 
 def _env_url(repository: str, environment: str) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TypeVar
 
 from envmatrix.errors import UsageError
 from envmatrix.policy import FlagSpec, Policy, ProtectionSpec, SecretSpec, VariableSpec
@@ -140,13 +142,42 @@ class DesiredState:
         return tuple(sorted({c.vault_path for c in self.variables if c.vault_path is not None}))
 
     def variables_in(self, target: Target) -> tuple[VariableCell, ...]:
-        return tuple(c for c in self.variables if c.target == target)
+        """The variable cells of `target`, in the state's order (O(1): indexed once)."""
+        return self._variables_by_target.get(target, ())
 
     def secrets_in(self, target: Target) -> tuple[SecretCell, ...]:
-        return tuple(c for c in self.secrets if c.target == target)
+        """The secret cells of `target`, in the state's order (O(1): indexed once)."""
+        return self._secrets_by_target.get(target, ())
 
     def flags_in(self, target: Target) -> tuple[FlagCell, ...]:
-        return tuple(f for f in self.flags if f.target == target)
+        """The flag cells of `target`, in the state's order (O(1): indexed once)."""
+        return self._flags_by_target.get(target, ())
+
+    # Per-target indexes, built on first use: a lookup per target that scanned every cell made
+    # observe and diff grow with the square of the org (issue 13). cached_property stores in the
+    # instance's __dict__, which a frozen dataclass allows; `replace()` builds a fresh index.
+    @cached_property
+    def _secrets_by_target(self) -> Mapping[Target, tuple[SecretCell, ...]]:
+        return _by_target(self.secrets)
+
+    @cached_property
+    def _flags_by_target(self) -> Mapping[Target, tuple[FlagCell, ...]]:
+        return _by_target(self.flags)
+
+    @cached_property
+    def _variables_by_target(self) -> Mapping[Target, tuple[VariableCell, ...]]:
+        return _by_target(self.variables)
+
+
+_Cell = TypeVar("_Cell", SecretCell, FlagCell, VariableCell)
+
+
+def _by_target(cells: Iterable[_Cell]) -> dict[Target, tuple[_Cell, ...]]:
+    """Cells grouped by target, each group in the order given."""
+    grouped: dict[Target, list[_Cell]] = {}
+    for cell in cells:
+        grouped.setdefault(cell.target, []).append(cell)
+    return {target: tuple(group) for target, group in grouped.items()}
 
 
 def owner_with_contact(owner: str, contact: str | None) -> str:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from envmatrix.errors import GitHubError, VaultNotFound, VaultPermissionDenied
 from envmatrix.pipeline.desired import DesiredState, SecretCell, Target
@@ -39,6 +41,10 @@ from envmatrix.ports import (
     VaultPort,
 )
 from envmatrix.secret import SecretValue, absence
+
+VAULT_CONCURRENCY = 8  # sync-state reads in flight at once, at most
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 @dataclass(frozen=True)
@@ -120,18 +126,33 @@ def _canonical_env(env: ObservedEnvironment | None) -> object:
     }
 
 
-def observe(desired: DesiredState, vault: VaultPort, github: GitHubPort) -> Observed:
-    """Read what the desired state needs to be diffed, and nothing more."""
+def observe(
+    desired: DesiredState, vault: VaultPort, github: GitHubPort, concurrency: int = 1
+) -> Observed:
+    """Read what the desired state needs to be diffed, and nothing more.
+
+    `concurrency`: how many GitHub list requests (and sync-state reads) may be in flight at once,
+    in a bounded thread pool; the same requests as a serial run (1: no threads at all). The
+    ports must then be safe to call from several threads (GitHubAdapter and VaultAdapter are)."""
     entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
     current = _current_values(entries, vault)
     variable_entries = {
         path: entries.get(path) or vault.read_entry(path) for path in desired.variable_vault_paths()
     }
     digests = _variable_digests(variable_entries, vault)
-    repository_secrets = _repository_secrets(desired, github)
+    pool = _Pool(concurrency)
+    repository_secrets = _repository_secrets(desired, github, pool)
     protection = observe_protection(desired, github)
-    environments = _observe_github(desired, github, repository_secrets, protection.environments)
-    sync = {t: _sync_state(desired, t, vault.read_document(state_path(t))) for t in desired.targets}
+    environments = _observe_github(
+        desired, github, repository_secrets, protection.environments, pool
+    )
+    # Vault's HTTP session keeps 10 connections (requests' default pool): stay below it
+    vault_pool = _Pool(min(concurrency, VAULT_CONCURRENCY))
+    documents = vault_pool.map(lambda t: vault.read_document(state_path(t)), desired.targets)
+    sync = {
+        t: _sync_state(desired, t, document)
+        for t, document in zip(desired.targets, documents, strict=True)
+    }
     unchanged = _unchanged_keys(desired, entries, sync, vault, current)
     facts = {
         (path, key): ValueFacts(absence(value), len(value.reveal().encode()))
@@ -231,43 +252,58 @@ def _same_keys(
     return frozenset(k for k, v in after.items() if k in before and before[k] == v)
 
 
+class _Pool:
+    """`map` over a bounded thread pool, results in the order given: never more than `size`
+    calls at once; `size` 1 runs in the calling thread."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+
+    def map(self, fn: Callable[[_In], _Out], items: Iterable[_In]) -> list[_Out]:
+        listed = list(items)
+        if self.size == 1 or len(listed) < 2:
+            return [fn(item) for item in listed]
+        with ThreadPoolExecutor(max_workers=min(self.size, len(listed))) as executor:
+            return list(executor.map(fn, listed))
+
+
 def _observe_github(
     desired: DesiredState,
     github: GitHubPort,
     repository_secrets: Mapping[str, list[ObservedSecret]],
     listed: Mapping[str, frozenset[str]],
+    pool: _Pool | None = None,
 ) -> dict[Target, ObservedEnvironment | None]:
     """`listed`: environment names of the repositories already listed (with their protection)."""
+    pool = pool or _Pool(1)
+    repos = sorted({t.repository for t in desired.targets if not t.is_repository_level})
+    unlisted = [r for r in repos if r not in listed]
+    fetched = dict(zip(unlisted, pool.map(github.list_environments, unlisted), strict=True))
     existing = {
-        repo: set(listed[repo])
-        if repo in listed
-        else {name.lower() for name in github.list_environments(repo)}
-        for repo in sorted({t.repository for t in desired.targets if not t.is_repository_level})
+        repo: set(listed[repo]) if repo in listed else {name.lower() for name in fetched[repo]}
+        for repo in repos
     }
-    return {
-        t: _observe_repository(
-            repository_secrets[t.repository],
-            github.list_repository_variables(t.repository) if desired.variables_in(t) else [],
-        )
-        if t.is_repository_level
-        else _observe_target(
-            t,
-            existing[t.repository],
-            github,
-            bool(desired.flags_in(t)) or bool(desired.variables_in(t)),
-        )
-        for t in desired.targets
-    }
+
+    def one(t: Target) -> ObservedEnvironment | None:
+        if t.is_repository_level:
+            return _observe_repository(
+                repository_secrets[t.repository],
+                github.list_repository_variables(t.repository) if desired.variables_in(t) else [],
+            )
+        with_variables = bool(desired.flags_in(t)) or bool(desired.variables_in(t))
+        return _observe_target(t, existing[t.repository], github, with_variables)
+
+    observed = pool.map(one, desired.targets)
+    return dict(zip(desired.targets, observed, strict=True))
 
 
 def _repository_secrets(
-    desired: DesiredState, github: GitHubPort
+    desired: DesiredState, github: GitHubPort, pool: _Pool | None = None
 ) -> dict[str, list[ObservedSecret]]:
     """One repository secrets list per targeted repository (for its own target and shadows)."""
-    return {
-        repo: github.list_repository_secrets(repo)
-        for repo in sorted({t.repository for t in desired.targets})
-    }
+    repos = sorted({t.repository for t in desired.targets})
+    listed = (pool or _Pool(1)).map(github.list_repository_secrets, repos)
+    return dict(zip(repos, listed, strict=True))
 
 
 def _observe_repository(

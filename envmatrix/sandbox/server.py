@@ -166,7 +166,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route, params = found
         sandbox._count(self.command, route.operation)
-        self._routed(req, route, params)
+        sandbox._enter()
+        try:
+            self._routed(req, route, params)
+        finally:
+            sandbox._leave()
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -347,6 +351,7 @@ class GitHubSandbox:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._log: deque[RequestRecord] = deque(maxlen=10_000)
         self._stats_lock = threading.Lock()
+        self._in_flight = self._max_in_flight = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for full_name in repositories:
@@ -578,10 +583,36 @@ class GitHubSandbox:
             return list(self._log)
 
     def reset_counts(self) -> None:
-        """Forget request counts and the request log."""
+        """Forget request counts, the request log and the most requests seen in flight."""
         with self._stats_lock:
             self._counts.clear()
             self._log.clear()
+            self._max_in_flight = self._in_flight
+
+    def max_in_flight(self) -> int:
+        """The most routed requests being answered at once since the last reset_counts."""
+        with self._stats_lock:
+            return self._max_in_flight
+
+    def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no routed request is being answered (e.g. a delayed one its client gave up
+        on); False if some still is after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._stats_lock:
+                if self._in_flight == 0:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def _enter(self) -> None:
+        with self._stats_lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._stats_lock:
+            self._in_flight -= 1
 
     def inject(self, fault: Fault) -> None:
         """Activate a fault."""

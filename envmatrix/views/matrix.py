@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL, DesiredState, SecretCell, Target
@@ -135,19 +136,26 @@ class Matrix:
 
     def environments(self, repository: str) -> tuple[str, ...]:
         """The column labels of a repository (GitHub environments, `(repository)`), in order."""
-        return tuple(dict.fromkeys(c.column for c in self.cells if c.repository == repository))
+        return tuple(dict.fromkeys(c.column for c in self._by_repository.get(repository, ())))
 
     def rows(self, repository: str) -> tuple[tuple[MatrixCell, ...], ...]:
         """One tuple of cells per secret of a repository, in column order."""
         by_secret: dict[str, list[MatrixCell]] = {}
-        for cell in self.cells:
-            if cell.repository == repository:
-                by_secret.setdefault(cell.secret, []).append(cell)
+        for cell in self._by_repository.get(repository, ()):
+            by_secret.setdefault(cell.secret, []).append(cell)
         return tuple(tuple(row) for row in by_secret.values())
 
     def flags_of(self, repository: str) -> tuple[FlagReadiness, ...]:
         """The flag rows of a repository, in the order the policy declares them."""
         return tuple(f for f in self.flags if f.repository == repository)
+
+    @cached_property
+    def _by_repository(self) -> Mapping[str, tuple[MatrixCell, ...]]:
+        """Cells grouped by repository once (a scan per repository grew with the org's square)."""
+        grouped: dict[str, list[MatrixCell]] = {}
+        for cell in self.cells:
+            grouped.setdefault(cell.repository, []).append(cell)
+        return {repository: tuple(cells) for repository, cells in grouped.items()}
 
     def to_json(self) -> dict[str, Any]:
         """`{"cells", "orphans", "flags"}`; no time stamp, so the document is stable."""
@@ -175,10 +183,16 @@ def matrix_cells(
     any environment, columns its targeted environments (in `environment_order`, then by name)."""
     changes = _secret_changes(plan)
     wanted = {(c.target, c.name): c for c in desired.secrets}
+    targets_of: dict[str, list[Target]] = {}
+    for t in desired.targets:
+        targets_of.setdefault(t.repository, []).append(t)
+    secrets_of: dict[str, list[SecretCell]] = {}
+    for c in desired.secrets:
+        secrets_of.setdefault(c.target.repository, []).append(c)
     cells: list[MatrixCell] = []
-    for repository in sorted({t.repository for t in desired.targets}):
-        targets = _columns(desired.targets, repository, environment_order)
-        for name, sample in _rows(desired.secrets, repository).items():
+    for repository in sorted(targets_of):
+        targets = _columns(targets_of[repository], repository, environment_order)
+        for name, sample in _rows(secrets_of.get(repository, ()), repository).items():
             for target in targets:
                 cell = wanted.get((target, name))
                 change = changes.get((target.repository, target.github_environment, name))
