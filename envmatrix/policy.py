@@ -175,10 +175,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class TransitSettings(_Strict):
+    """The Vault transit key `verify --fingerprint` HMACs values with (non-exportable)."""
+
+    mount: Annotated[str, AfterValidator(_check_logical_name)] = "transit"
+    key: Annotated[str, AfterValidator(_check_logical_name)] = "envmatrix"
+
+
 class VaultSettings(_Strict):
-    """Where the secrets live: a KV version 2 mount."""
+    """Where the secrets live: a KV version 2 mount; `transit`: the HMAC key, when used."""
 
     mount: Annotated[str, AfterValidator(_check_logical_name)] = "secret"
+    transit: TransitSettings | None = None
 
 
 class GitHubSettings(_Strict):

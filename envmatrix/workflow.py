@@ -40,6 +40,7 @@ from envmatrix.pipeline.planfile import (
     require_policy_changes,
     saved_changes,
 )
+from envmatrix.pipeline.sync import transit_key
 from envmatrix.policy import Policy, load_policy, name_warning
 from envmatrix.rotation.engine import RotationEngine, RotationOutcome, StepResult
 from envmatrix.rotation.groups import RotationGroup
@@ -188,6 +189,7 @@ def _applier(
         audit,
         connections.actor,
         probe=_prober(run.policy, connections),
+        transit=transit_key(run.policy),
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from envmatrix.sandbox import Fault
 from tests.rotation.test_strategy_postgres import pg  # noqa: F401 (password auth in front)
-from tests.world import World
+from tests.world import REPO, World
 
 CANARY = "CANARY-7f3a9c"
 
@@ -302,3 +302,42 @@ def test_supabase_probe_with_debug_on_shows_no_value(world: World) -> None:
     assert "INFO http: GET (path not shown) -> 200" in shown  # the project URL is a Vault value
     for secret in (key, url, CANARY):
         assert secret not in shown
+
+
+def test_verify_fingerprint_with_debug_on_shows_no_value(
+    world: World, vault_admin: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """apply's transit HMACs and `verify --fingerprint` (one received value wrong): no canary in
+    output, logs or envmatrix's documents; the documents hold HMACs, never the values."""
+    import uuid
+
+    caplog.set_level(logging.DEBUG)
+    transit = f"transit-{uuid.uuid4().hex[:12]}"
+    vault_admin.sys.enable_secrets_engine("transit", path=transit)
+    vault_admin.secrets.transit.create_key(name="envmatrix", mount_point=transit)
+    try:
+        line = f"  mount: {world.vault.mount}\n"
+        text = world.policy_path.read_text()
+        world.write_policy(text.replace(line, f"{line}  transit: {{mount: {transit}}}\n"))
+        world.seed()
+        planted = plant(world)
+        world.env["ENVMATRIX_DEBUG"] = "1"
+        applied = world.run("apply", "--yes")
+        assert applied.code == 0, applied.err[-300:]
+        for (name, env), value in planted.items():
+            if env == "production":
+                world.env[name] = world.sandbox.secret_value(REPO, env, name) or value
+        world.env["ZOHO_CLIENT_ID"] = f"{CANARY}-outside-write"
+        verified = world.run("verify", "-e", "production", "--source", "environ", "--fingerprint")
+        assert verified.code == 1 and "ZOHO_CLIENT_ID:" in verified.out
+        documents = envmatrix_documents(world)
+        assert '"hmac"' in documents
+        for where, text in (
+            ("output", applied.out + applied.err + verified.out + verified.err),
+            ("logs", caplog.text),
+            ("vault documents", documents),
+        ):
+            assert CANARY not in text, f"a value leaked into {where}"
+        assert "DEBUG" in applied.err + verified.err + caplog.text
+    finally:
+        vault_admin.sys.disable_secrets_engine(path=transit)

@@ -41,7 +41,15 @@ def sync_cells(
     plan = diff(desired, observed).only(
         lambda c: c.kind is Kind.ENVIRONMENT or (c.kind is Kind.SECRET and c.name in names)
     )
-    return Applier(vault, github, observed.sync, audit, actor).apply(plan)
+    return Applier(vault, github, observed.sync, audit, actor, transit=transit_key(policy)).apply(
+        plan
+    )
+
+
+def transit_key(policy: Policy) -> tuple[str, str] | None:
+    """(mount, key) of the policy's `vault.transit` HMAC key, or None when it names none."""
+    transit = policy.vault.transit
+    return (transit.mount, transit.key) if transit is not None else None
 
 
 Probe = Callable[[str, str], str | None]  # (probe kind, logical environment) -> why it failed
@@ -87,7 +95,9 @@ def sync_flags(
         return ApplyReport((), (), ())
     observed = observe(desired, vault, github)
     plan = _flag_writes(diff(desired, observed))
-    return Applier(vault, github, observed.sync, audit, actor, probe=probe).apply(plan)
+    return Applier(
+        vault, github, observed.sync, audit, actor, probe=probe, transit=transit_key(policy)
+    ).apply(plan)
 
 
 def _flag_writes(plan: Plan) -> Plan:
@@ -129,7 +139,7 @@ def remove_copies(
         for change in plan.blocked
         if _written_from(observed, change, written_from)
     )
-    return Applier(vault, github, observed.sync, audit, actor).apply(
+    return Applier(vault, github, observed.sync, audit, actor, transit=transit_key(policy)).apply(
         Plan(deletes, plan.fingerprint)
     )
 
