@@ -152,6 +152,7 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
 # could log them: only an allow-listed log keeps them off stdout/stderr.
 
 ADMIN_CANARY = f"{CANARY}-admin-credential"
+_GCP_ADMIN_KEY: dict[str, str] = {}  # the gcp strategy's admin key file, for the test to store
 
 
 def _rotation_for(
@@ -208,6 +209,31 @@ def _rotation_for(
             {"client_id": key["AccessKeyId"], "token": key["SecretAccessKey"]},
             "",
         )
+    if strategy == "gcp-service-account-key":
+        from tests.standins.gcp_iam import GcpIamStandIn
+
+        iam = GcpIamStandIn()
+        iam.__enter__()
+        request.addfinalizer(lambda: iam.__exit__(None, None, None))
+        account, admin = (
+            "leak@occ-demo.iam.gserviceaccount.com",
+            "admin@occ-demo.iam.gserviceaccount.com",
+        )
+        iam.add_account(account)
+        iam.add_account(admin, manages=(account,))
+        _GCP_ADMIN_KEY["value"] = iam.new_key_file(admin)  # goes to apps/production/other
+        options = {
+            "service_account": account,
+            "iam_url": iam.url,
+            "credentials_secret": "OTHER",
+            "key": "token",
+            "test_delay": 0,
+        }
+        return (
+            {"max_age": "30d", "strategy": strategy, "options": options},
+            {**values, "token": iam.new_key_file(account)},
+            "",
+        )
     assert strategy == "supabase-api-key"
     from tests.standins.supabase import SupabaseSandbox
 
@@ -230,7 +256,16 @@ def _rotation_for(
 
 
 @pytest.mark.parametrize(
-    "strategy", ["generate", "manual", "command", "postgres", "aws-iam", "supabase-api-key"]
+    "strategy",
+    [
+        "generate",
+        "manual",
+        "command",
+        "postgres",
+        "aws-iam",
+        "supabase-api-key",
+        "gcp-service-account-key",
+    ],
 )
 def test_rotations_with_debug_on_show_no_value(
     strategy: str,
@@ -253,7 +288,10 @@ def test_rotations_with_debug_on_show_no_value(
         path.write_text(json.dumps(document))
     load(path)
     vault.write_values("apps/production/api", {k: SecretValue(v) for k, v in values.items()})
-    vault.write_values("apps/production/other", {"value": SecretValue(f"{CANARY}-other")})
+    other = f"{CANARY}-other"
+    if strategy == "gcp-service-account-key":
+        other = _GCP_ADMIN_KEY.pop("value")  # OTHER holds the admin key file
+    vault.write_values("apps/production/other", {"value": SecretValue(other)})
     trust_initial(tmp_path, {"production": values["token"]})
     sync_all(path, vault, sandbox)
 
@@ -276,7 +314,11 @@ def test_rotations_with_debug_on_show_no_value(
         if not (strategy == "postgres" and key == "client_id")
     }  # a role name
     assert len({v["token"].reveal() for v in held}) >= 2  # the rotation really made a value
-    secrets |= {ADMIN_CANARY, stdin.strip()} - {""}
+    secrets |= {ADMIN_CANARY, stdin.strip(), other} - {""}
+    if strategy == "gcp-service-account-key":  # each key file's private key on its own, too
+        secrets |= {
+            json.loads(s)["private_key"] for s in (other, *(v["token"].reveal() for v in held))
+        }
     shown = "\n".join(run.stdout + run.stderr for run in runs)
     assert "DEBUG http: GET /v1/" in shown  # debug was on: Vault reads are logged, by path
     for secret in secrets:
