@@ -49,6 +49,7 @@ from envmatrix.rotation.run import RotateRequest, run_rotation
 from envmatrix.rotation.schedule import RotationStatus, load_statuses, rotation_statuses
 from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.views.matrix import Matrix, matrix_for_run
+from envmatrix.views.notify import Notice
 from envmatrix.views.probe import ProbeResult, run_probe
 from envmatrix.views.scan import ScanReport, scan_workflows
 
@@ -212,6 +213,7 @@ class ApplyOutcome:
 
     report: ApplyReport
     unchanged: Plan | None = None  # the fresh plan, when it had no writes (nothing was applied)
+    policy: Policy | None = None  # the policy applied (for notifications)
 
 
 def apply_policy(
@@ -244,12 +246,14 @@ def apply_policy(
         _held(state_lock(connections, sink, lock_timeout), warn) as check,
     ):
         if plan_file:
-            return ApplyOutcome(apply_saved(plan_file, connections, sink, path, policy, check))
+            report = apply_saved(plan_file, connections, sink, path, policy, check)
+            return ApplyOutcome(report, policy=policy)
         run = make_plan(path, connections, environments, policy)
         if not run.plan.has_writes:
-            return ApplyOutcome(ApplyReport((), run.plan.blocked), unchanged=run.plan)
+            blocked = ApplyReport((), run.plan.blocked)
+            return ApplyOutcome(blocked, unchanged=run.plan, policy=policy)
         confirm(run.plan)
-        return ApplyOutcome(apply_run(run, connections, sink, check))
+        return ApplyOutcome(apply_run(run, connections, sink, check), policy=policy)
 
 
 def plan_policy(policy_path: str, environments: Sequence[str], out: str | None) -> PlanRun:
@@ -357,3 +361,29 @@ def probe(policy: Policy, environment: str, name: str) -> tuple[str, ProbeResult
     (logical,) = resolve_environments(policy, [environment])
     with vault_session(policy) as vault:
         return logical, run_probe(name, policy, vault, logical)
+
+
+def send_notifications(
+    policy: Policy,
+    notices: Sequence[Notice],
+    requested: bool,
+    warn: Callable[[str], None],
+    command: str,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Tell owners (the policy's `notifications:`) what is new, when `--notify` was given or CI
+    runs on the default branch or a schedule (envmatrix/views/notify.py). Never raises for a
+    channel; a Vault failure reading or writing the notification state is a warning."""
+    import os
+
+    from envmatrix.errors import EnvmatrixError
+    from envmatrix.views.notify import notify, should_notify
+
+    env = os.environ if environ is None else environ
+    if not policy.notifications or not should_notify(env, requested):
+        return
+    try:
+        with vault_session(policy, env) as vault:
+            notify(policy, notices, vault, env, warn, command)
+    except EnvmatrixError as exc:
+        warn(f"notifications not sent: {exc}")

@@ -11,6 +11,7 @@ import typer
 from envmatrix.cli.options import (
     EnvironmentOption,
     JsonOption,
+    NotifyOption,
     PolicyOption,
     YesOption,
     ask_yes,
@@ -52,11 +53,15 @@ def plan(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes to make.")
     ] = False,
+    notify: NotifyOption = False,
 ) -> None:
     """Show what apply would change, never a value."""
-    from envmatrix.workflow import plan_policy
+    from envmatrix.views.notify import overdue_notices, plan_notices
+    from envmatrix.workflow import plan_policy, send_notifications
 
     run = plan_policy(policy_path(policy), environment or (), out)
+    notices = plan_notices(run.plan) + overdue_notices(run.rotations)
+    send_notifications(run.policy, notices, notify, warn, "plan")
     if actions.active(os.environ):
         actions.emit(actions.publish_plan(run.plan, os.environ), json_output)
     if (note := name_warning(run.policy)) is not None:
@@ -82,9 +87,11 @@ def apply(
     yes: YesOption = False,
     json_output: JsonOption = False,
     lock_timeout: LockTimeoutOption = "0s",
+    notify: NotifyOption = False,
 ) -> None:
     """Make GitHub match the policy (Vault is the source of truth)."""
-    from envmatrix.workflow import apply_policy
+    from envmatrix.views.notify import plan_notices
+    from envmatrix.workflow import apply_policy, send_notifications
 
     timeout = parsed("--lock-timeout", lock_timeout, parse_timeout, "a duration like 0s, 30s, 5m")
 
@@ -96,6 +103,9 @@ def apply(
 
     given = policy if plan_file else policy_path(policy)
     outcome = apply_policy(given or "", plan_file, environment or (), timeout, confirm, warn)
+    if outcome.policy is not None:
+        rows = [r.change for r in outcome.report.results] + list(outcome.report.blocked)
+        send_notifications(outcome.policy, plan_notices(rows), notify, warn, "apply")
     if actions.active(os.environ):
         actions.emit(actions.publish_apply(outcome.report, os.environ), json_output)
     if outcome.unchanged is not None and not json_output:
