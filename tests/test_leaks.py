@@ -383,3 +383,50 @@ def test_verify_fingerprint_with_debug_on_shows_no_value(
         assert "DEBUG" in applied.err + verified.err + caplog.text
     finally:
         vault_admin.sys.disable_secrets_engine(path=transit)
+
+
+def test_notifications_with_debug_on_carry_no_value(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """plan/apply/rotation due --notify with canaries everywhere: neither the messages nor the
+    output nor envmatrix's documents hold a value (or the channel URL)."""
+    import os
+
+    from tests.envmatrix.test_notify import Receiver
+
+    for name in list(os.environ):
+        if name == "CI" or name.startswith("GITHUB_"):
+            monkeypatch.delenv(name)
+    caplog.set_level(logging.DEBUG)
+    receiver = Receiver()
+    try:
+        world.write_policy(
+            world.policy_path.read_text()
+            + "\nnotifications:\n  - slack: {webhook_url_env: SLACK_WEBHOOK_URL}\n"
+            + "  - webhook: {url_env: ENVMATRIX_WEBHOOK_URL}\n"
+        )
+        world.env.update(
+            SLACK_WEBHOOK_URL=receiver.url(f"/slack/{CANARY}-url"),
+            ENVMATRIX_WEBHOOK_URL=receiver.url("/hook"),
+            ENVMATRIX_DEBUG="1",
+        )
+        world.seed()
+        planted = plant(world)
+        results = [world.run("apply", "--yes", "--notify")]
+        world.set_vault_value("SHOPIFY_ADMIN_TOKEN", "production", " ")
+        world.sandbox.advance_clock(5)
+        world.sandbox.write_secret_outside(REPO, "production", "ZOHO_CLIENT_ID", f"{CANARY}-x")
+        results.append(world.run("plan", "--notify"))
+        results.append(world.run("apply", "--yes", "--notify"))
+        results.append(world.run("rotation", "due", "--notify", "--at", "2099-01-01T00:00:00Z"))
+        assert receiver.on("/hook"), [r.err[-300:] for r in results]
+        sent = json.dumps([body for _, body in receiver.received])
+        shown = "\n".join(r.out + r.err for r in results) + caplog.text
+        assert "SHOPIFY_ADMIN_TOKEN" in sent and "rotation-overdue" in sent
+        for value in planted.values():
+            assert value not in sent
+        assert CANARY not in sent and CANARY not in shown
+        assert CANARY not in envmatrix_documents(world)
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
