@@ -160,6 +160,8 @@ EXTRAS = {
     "supabase": "supabase",
     "supabase_auth": "supabase",
     "openbao": "demo",
+    "jwt": "gcp",
+    "httpx": "gcp",
 }
 
 

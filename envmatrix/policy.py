@@ -208,10 +208,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class TransitSettings(_Strict):
+    """The Vault transit key `verify --fingerprint` HMACs values with (non-exportable)."""
+
+    mount: Annotated[str, AfterValidator(_check_logical_name)] = "transit"
+    key: Annotated[str, AfterValidator(_check_logical_name)] = "envmatrix"
+
+
 class VaultSettings(_Strict):
-    """Where the secrets live: a KV version 2 mount."""
+    """Where the secrets live: a KV version 2 mount; `transit`: the HMAC key, when used."""
 
     mount: LogicalName = "secret"
+    transit: TransitSettings | None = None
 
 
 class GitHubSettings(_Strict):
@@ -485,6 +493,39 @@ class AuditSpec(_Strict):
         return self
 
 
+class SlackChannel(_Strict):
+    """A Slack-compatible incoming webhook; its URL is a secret, so only its variable is named."""
+
+    webhook_url_env: LogicalName
+
+
+class WebhookChannel(_Strict):
+    """A generic JSON webhook (POST); its URL comes from the named variable."""
+
+    url_env: LogicalName
+
+
+class NotificationChannel(_Strict):
+    """One `notifications:` entry: exactly one of `slack:` or `webhook:`."""
+
+    slack: SlackChannel | None = None
+    webhook: WebhookChannel | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NotificationChannel:
+        if (self.slack is None) == (self.webhook is None):
+            raise ValueError("a notification channel is one of slack: or webhook:")
+        return self
+
+    @property
+    def url_env(self) -> str:
+        return self.slack.webhook_url_env if self.slack is not None else self.webhook.url_env  # type: ignore[union-attr]
+
+    @property
+    def kind(self) -> str:
+        return "slack" if self.slack is not None else "webhook"
+
+
 class Policy(_Strict):
     """A whole policy file."""
 
@@ -500,6 +541,7 @@ class Policy(_Strict):
     flags: dict[SecretName, FlagSpec] = Field(default_factory=dict)
     variables: dict[SecretName, VariableSpec] = Field(default_factory=dict)
     audit: AuditSpec | None = None
+    notifications: tuple[NotificationChannel, ...] = ()
 
     @field_validator("version", mode="before")
     @classmethod

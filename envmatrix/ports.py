@@ -78,6 +78,12 @@ class VaultPort(Protocol):
         """Who is acting, for audit records: the token's display name and an accessor prefix."""
         ...
 
+    def transit_hmac(
+        self, mount: str, key: str, values: Sequence[SecretValue], key_version: int | None = None
+    ) -> list[str]:
+        """Transit HMACs (`vault:vN:...`) of `values`, in order; values go only to Vault."""
+        ...
+
 
 @dataclass(frozen=True)
 class ObservedSecret:

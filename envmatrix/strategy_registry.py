@@ -112,6 +112,18 @@ class SupabaseApiKeyOptions(StrategyOptions):
         return self
 
 
+class GcpServiceAccountKeyOptions(StrategyOptions):
+    """`gcp-service-account-key`: a Google service account's JSON key via the IAM REST API."""
+
+    service_account: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+    credentials_secret: Name
+    iam_url: Name = "https://iam.googleapis.com"
+    key: Name | None = None
+    test_attempts: Annotated[int, Field(ge=1, le=100)] = 6
+    test_delay: Annotated[float, Field(ge=0, le=600)] = 2.0
+    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+
 @dataclass(frozen=True)
 class Registered:
     """A strategy as the registry knows it: where its builder is, and its options' model."""
@@ -130,6 +142,10 @@ STRATEGIES: dict[str, Registered] = {
     "aws-iam": Registered("envmatrix.rotation.strategies.aws_iam:build", AwsIamOptions),
     "supabase-api-key": Registered(
         "envmatrix.rotation.strategies.supabase_api_key:build", SupabaseApiKeyOptions
+    ),
+    "gcp-service-account-key": Registered(
+        "envmatrix.rotation.strategies.gcp_service_account_key:build",
+        GcpServiceAccountKeyOptions,
     ),
 }
 

@@ -47,6 +47,7 @@ from envmatrix.pipeline.planfile import (
     require_policy_changes,
     saved_changes,
 )
+from envmatrix.pipeline.sync import transit_key
 from envmatrix.policy import Policy, load_policy, name_warning
 from envmatrix.rotation.engine import RotationEngine, RotationOutcome, StepResult
 from envmatrix.rotation.groups import RotationGroup
@@ -56,6 +57,7 @@ from envmatrix.rotation.schedule import RotationStatus, load_statuses, rotation_
 from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.safeio import UnsafeInput, read_regular_file
 from envmatrix.views.matrix import Matrix, matrix_for_run
+from envmatrix.views.notify import Notice
 from envmatrix.views.probe import ProbeResult, run_probe
 from envmatrix.views.scan import ScanReport, scan_workflows
 
@@ -243,6 +245,7 @@ def _applier(
         probe=_prober(run.policy, connections),
         on_result=None if progress is None else progress.result,
         on_start=None if progress is None else progress.start,
+        transit=transit_key(run.policy),
     )
 
 
@@ -266,6 +269,7 @@ class ApplyOutcome:
     report: ApplyReport
     unchanged: Plan | None = None  # the fresh plan, when it had no writes (nothing was applied)
     requests: Mapping[str, Any] | None = None  # GitHub request accounting of the whole run
+    policy: Policy | None = None  # the policy applied (for notifications)
 
 
 def apply_policy(
@@ -310,14 +314,14 @@ def apply_policy(
     ):
         if plan_file:
             report = apply_saved(plan_file, connections, sink, path, policy, check, progress)
-            return ApplyOutcome(report, requests=connections.request_stats())
+            return ApplyOutcome(report, requests=connections.request_stats(), policy=policy)
         run = make_plan(path, connections, environments, policy, narrowing)
         if not run.plan.has_writes:
             unchanged = ApplyReport((), run.plan.blocked)
-            return ApplyOutcome(unchanged, run.plan, connections.request_stats())
+            return ApplyOutcome(unchanged, run.plan, connections.request_stats(), policy=policy)
         confirm(run.plan)
         report = apply_run(run, connections, sink, check, progress)
-        return ApplyOutcome(report, requests=connections.request_stats())
+        return ApplyOutcome(report, requests=connections.request_stats(), policy=policy)
 
 
 def plan_policy(
@@ -459,3 +463,29 @@ def probe(policy: Policy, environment: str, name: str) -> tuple[str, ProbeResult
     (logical,) = resolve_environments(policy, [environment])
     with vault_session(policy) as vault:
         return logical, run_probe(name, policy, vault, logical)
+
+
+def send_notifications(
+    policy: Policy,
+    notices: Sequence[Notice],
+    requested: bool,
+    warn: Callable[[str], None],
+    command: str,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Tell owners (the policy's `notifications:`) what is new, when `--notify` was given or CI
+    runs on the default branch or a schedule (envmatrix/views/notify.py). Never raises for a
+    channel; a Vault failure reading or writing the notification state is a warning."""
+    import os
+
+    from envmatrix.errors import EnvmatrixError
+    from envmatrix.views.notify import notify, should_notify
+
+    env = os.environ if environ is None else environ
+    if not policy.notifications or not should_notify(env, requested):
+        return
+    try:
+        with vault_session(policy, env) as vault:
+            notify(policy, notices, vault, env, warn, command)
+    except EnvmatrixError as exc:
+        warn(f"notifications not sent: {exc}")

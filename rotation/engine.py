@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from envmatrix.errors import (
     RunStopped,
     RuntimeFailure,
     StrategyFailed,
+    UsageError,
     VaultNotFound,
 )
 from envmatrix.guard import guard_writes, run_checks
@@ -318,7 +319,21 @@ class RotationEngine:
         return _Run(group, self._strategy(group), entry, outcome)
 
     def _strategy(self, group: RotationGroup) -> Strategy:
-        return get_strategy(group.spec.strategy, group.spec.options, self.settings)
+        settings = self.settings
+        if settings.read_secret is None:
+            settings = replace(settings, read_secret=self._read_secret)
+        return get_strategy(group.spec.strategy, group.spec.options, settings)
+
+    def _read_secret(self, name: str, environment: str | None) -> SecretValue:
+        """A policy secret's current value in Vault (e.g. a strategy's admin credential)."""
+        spec = self.policy.secrets.get(name)
+        if spec is None:
+            raise UsageError(f"{name} is not a secret of the policy")
+        path = spec.vault_path(environment or "")
+        value = self.vault.read_values(path).get(spec.vault_key(name))
+        if value is None or absence(value) is not None:
+            raise UsageError(f"{name} has no value at {self.vault.mount}/{path}")
+        return value
 
     def _rollback_entry(self, group: RotationGroup) -> JournalEntry:
         entry = self.store.read(group.path)

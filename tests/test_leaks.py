@@ -16,7 +16,7 @@ import pytest
 
 from envmatrix.sandbox import Fault
 from tests.rotation.test_strategy_postgres import pg  # noqa: F401 (password auth in front)
-from tests.world import World
+from tests.world import REPO, World
 
 CANARY = "CANARY-7f3a9c"
 
@@ -152,6 +152,7 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
 # could log them: only an allow-listed log keeps them off stdout/stderr.
 
 ADMIN_CANARY = f"{CANARY}-admin-credential"
+_GCP_ADMIN_KEY: dict[str, str] = {}  # the gcp strategy's admin key file, for the test to store
 
 
 def _rotation_for(
@@ -208,6 +209,31 @@ def _rotation_for(
             {"client_id": key["AccessKeyId"], "token": key["SecretAccessKey"]},
             "",
         )
+    if strategy == "gcp-service-account-key":
+        from tests.standins.gcp_iam import GcpIamStandIn
+
+        iam = GcpIamStandIn()
+        iam.__enter__()
+        request.addfinalizer(lambda: iam.__exit__(None, None, None))
+        account, admin = (
+            "leak@occ-demo.iam.gserviceaccount.com",
+            "admin@occ-demo.iam.gserviceaccount.com",
+        )
+        iam.add_account(account)
+        iam.add_account(admin, manages=(account,))
+        _GCP_ADMIN_KEY["value"] = iam.new_key_file(admin)  # goes to apps/production/other
+        options = {
+            "service_account": account,
+            "iam_url": iam.url,
+            "credentials_secret": "OTHER",
+            "key": "token",
+            "test_delay": 0,
+        }
+        return (
+            {"max_age": "30d", "strategy": strategy, "options": options},
+            {**values, "token": iam.new_key_file(account)},
+            "",
+        )
     assert strategy == "supabase-api-key"
     from tests.standins.supabase import SupabaseSandbox
 
@@ -230,7 +256,16 @@ def _rotation_for(
 
 
 @pytest.mark.parametrize(
-    "strategy", ["generate", "manual", "command", "postgres", "aws-iam", "supabase-api-key"]
+    "strategy",
+    [
+        "generate",
+        "manual",
+        "command",
+        "postgres",
+        "aws-iam",
+        "supabase-api-key",
+        "gcp-service-account-key",
+    ],
 )
 def test_rotations_with_debug_on_show_no_value(
     strategy: str,
@@ -253,7 +288,10 @@ def test_rotations_with_debug_on_show_no_value(
         path.write_text(json.dumps(document))
     load(path)
     vault.write_values("apps/production/api", {k: SecretValue(v) for k, v in values.items()})
-    vault.write_values("apps/production/other", {"value": SecretValue(f"{CANARY}-other")})
+    other = f"{CANARY}-other"
+    if strategy == "gcp-service-account-key":
+        other = _GCP_ADMIN_KEY.pop("value")  # OTHER holds the admin key file
+    vault.write_values("apps/production/other", {"value": SecretValue(other)})
     trust_initial(tmp_path, {"production": values["token"]})
     sync_all(path, vault, sandbox)
 
@@ -276,7 +314,11 @@ def test_rotations_with_debug_on_show_no_value(
         if not (strategy == "postgres" and key == "client_id")
     }  # a role name
     assert len({v["token"].reveal() for v in held}) >= 2  # the rotation really made a value
-    secrets |= {ADMIN_CANARY, stdin.strip()} - {""}
+    secrets |= {ADMIN_CANARY, stdin.strip(), other} - {""}
+    if strategy == "gcp-service-account-key":  # each key file's private key on its own, too
+        secrets |= {
+            json.loads(s)["private_key"] for s in (other, *(v["token"].reveal() for v in held))
+        }
     shown = "\n".join(run.stdout + run.stderr for run in runs)
     assert "DEBUG http: GET /v1/" in shown  # debug was on: Vault reads are logged, by path
     for secret in secrets:
@@ -302,3 +344,89 @@ def test_supabase_probe_with_debug_on_shows_no_value(world: World) -> None:
     assert "INFO http: GET (path not shown) -> 200" in shown  # the project URL is a Vault value
     for secret in (key, url, CANARY):
         assert secret not in shown
+
+
+def test_verify_fingerprint_with_debug_on_shows_no_value(
+    world: World, vault_admin: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """apply's transit HMACs and `verify --fingerprint` (one received value wrong): no canary in
+    output, logs or envmatrix's documents; the documents hold HMACs, never the values."""
+    import uuid
+
+    caplog.set_level(logging.DEBUG)
+    transit = f"transit-{uuid.uuid4().hex[:12]}"
+    vault_admin.sys.enable_secrets_engine("transit", path=transit)
+    vault_admin.secrets.transit.create_key(name="envmatrix", mount_point=transit)
+    try:
+        line = f"  mount: {world.vault.mount}\n"
+        text = world.policy_path.read_text()
+        world.write_policy(text.replace(line, f"{line}  transit: {{mount: {transit}}}\n"))
+        world.seed()
+        planted = plant(world)
+        world.env["ENVMATRIX_DEBUG"] = "1"
+        applied = world.run("apply", "--yes")
+        assert applied.code == 0, applied.err[-300:]
+        for (name, env), value in planted.items():
+            if env == "production":
+                world.env[name] = world.sandbox.secret_value(REPO, env, name) or value
+        world.env["ZOHO_CLIENT_ID"] = f"{CANARY}-outside-write"
+        verified = world.run("verify", "-e", "production", "--source", "environ", "--fingerprint")
+        assert verified.code == 1 and "ZOHO_CLIENT_ID:" in verified.out
+        documents = envmatrix_documents(world)
+        assert '"hmac"' in documents
+        for where, text in (
+            ("output", applied.out + applied.err + verified.out + verified.err),
+            ("logs", caplog.text),
+            ("vault documents", documents),
+        ):
+            assert CANARY not in text, f"a value leaked into {where}"
+        assert "DEBUG" in applied.err + verified.err + caplog.text
+    finally:
+        vault_admin.sys.disable_secrets_engine(path=transit)
+
+
+def test_notifications_with_debug_on_carry_no_value(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """plan/apply/rotation due --notify with canaries everywhere: neither the messages nor the
+    output nor envmatrix's documents hold a value (or the channel URL)."""
+    import os
+
+    from tests.envmatrix.test_notify import Receiver
+
+    for name in list(os.environ):
+        if name == "CI" or name.startswith("GITHUB_"):
+            monkeypatch.delenv(name)
+    caplog.set_level(logging.DEBUG)
+    receiver = Receiver()
+    try:
+        world.write_policy(
+            world.policy_path.read_text()
+            + "\nnotifications:\n  - slack: {webhook_url_env: SLACK_WEBHOOK_URL}\n"
+            + "  - webhook: {url_env: ENVMATRIX_WEBHOOK_URL}\n"
+        )
+        world.env.update(
+            SLACK_WEBHOOK_URL=receiver.url(f"/slack/{CANARY}-url"),
+            ENVMATRIX_WEBHOOK_URL=receiver.url("/hook"),
+            ENVMATRIX_DEBUG="1",
+        )
+        world.seed()
+        planted = plant(world)
+        results = [world.run("apply", "--yes", "--notify")]
+        world.set_vault_value("SHOPIFY_ADMIN_TOKEN", "production", " ")
+        world.sandbox.advance_clock(5)
+        world.sandbox.write_secret_outside(REPO, "production", "ZOHO_CLIENT_ID", f"{CANARY}-x")
+        results.append(world.run("plan", "--notify"))
+        results.append(world.run("apply", "--yes", "--notify"))
+        results.append(world.run("rotation", "due", "--notify", "--at", "2099-01-01T00:00:00Z"))
+        assert receiver.on("/hook"), [r.err[-300:] for r in results]
+        sent = json.dumps([body for _, body in receiver.received])
+        shown = "\n".join(r.out + r.err for r in results) + caplog.text
+        assert "SHOPIFY_ADMIN_TOKEN" in sent and "rotation-overdue" in sent
+        for value in planted.values():
+            assert value not in sent
+        assert CANARY not in sent and CANARY not in shown
+        assert CANARY not in envmatrix_documents(world)
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()

@@ -28,12 +28,13 @@ Limits: OpenBao refuses request bodies with more than 1,000 JSON strings
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -377,6 +378,67 @@ class VaultAdapter:
             return None
         return mount or KV_DEFAULT_MAX_VERSIONS
 
+    def transit_hmac(
+        self, mount: str, key: str, values: Sequence[SecretValue], key_version: int | None = None
+    ) -> list[str]:
+        """Vault transit HMACs (`vault:vN:<base64>`) of `values`, in order, under the named key.
+
+        Each value goes base64-encoded to `POST /v1/<mount>/hmac/<key>` only, in `batch_input`
+        batches of at most TRANSIT_BATCH_ITEMS values and TRANSIT_BATCH_BYTES of input (under
+        OpenBao's 1,000-JSON-string and request-size limits); the key never leaves Vault.
+        `key_version`: the transit key version to use (default: the latest). hvac's
+        `secrets.transit.generate_hmac` takes one `input` only, so batches are posted through
+        hvac's adapter to the same endpoint. Raises VaultPermissionDenied (no `update` on the
+        endpoint), VaultError (no transit engine at `mount`, no such key, an item refused).
+        """
+        results: list[str] = []
+        for batch in _transit_batches(values):
+            results += self._transit_batch(mount, key, batch, key_version)
+        return results
+
+    def _transit_batch(
+        self, mount: str, key: str, batch: list[str], key_version: int | None
+    ) -> list[str]:
+        api_path = f"{mount.strip('/')}/hmac/{quote(key, safe='')}"
+        op = _Operation("POST", api_path, "update", _Retry.TRANSIENT)
+        body: dict[str, Any] = {"batch_input": [{"input": item} for item in batch]}
+        if key_version is not None:
+            body["key_version"] = key_version
+
+        def send() -> Any:
+            if len(batch) == 1 and key_version is None:
+                return self._client.secrets.transit.generate_hmac(
+                    name=key, hash_input=batch[0], mount_point=mount.strip("/")
+                )
+            return self._client.adapter.post(f"/v1/{api_path}", json=body)
+
+        def translate(failure: Exception, op: _Operation) -> VaultError:
+            said = ""
+            if isinstance(failure, hvac.exceptions.VaultError):
+                said = " ".join(str(error) for error in failure.errors or ())
+            if isinstance(failure, hvac.exceptions.InvalidPath) or "no handler" in said:
+                return VaultError(
+                    f"Vault at {self.shown_addr} has no transit engine at {mount}/"
+                    " (vault.transit.mount in the policy)"
+                )
+            if isinstance(failure, hvac.exceptions.InvalidRequest) and "not found" in said:
+                return VaultError(
+                    f"Vault at {self.shown_addr} has no transit key {key!r} at {mount}/"
+                    " (vault.transit.key in the policy)"
+                )
+            return self._translate(failure, op)
+
+        answer = self._call(op, send, translate)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict):
+            raise VaultError(f"Vault at {self.shown_addr} gave no JSON answer to {op.endpoint}")
+        items = data.get("batch_results", [data])
+        hmacs = [item.get("hmac") if isinstance(item, dict) else None for item in items]
+        if len(hmacs) != len(batch) or not all(isinstance(h, str) and h for h in hmacs):
+            # an item's error text is not shown: it is Vault's, about an input we never show
+            raise VaultError(f"Vault at {self.shown_addr} refused an item of {op.endpoint}")
+        return [str(h) for h in hmacs]
+
     def identity(self) -> str:
         """`token:<display_name> accessor:<first 8 characters>…` of the token, looked up once.
 
@@ -598,6 +660,29 @@ class VaultAdapter:
         return VaultError(
             f"Vault at {self.shown_addr} answered {status or 'an error'} to {op.endpoint}"
         )
+
+
+TRANSIT_BATCH_ITEMS = 200  # 2 JSON strings each: far under OpenBao's 1,000 per request
+TRANSIT_BATCH_BYTES = 4 * 1024 * 1024  # base64 input per request, under max_request_size
+
+
+def _transit_batches(values: Sequence[SecretValue]) -> list[list[str]]:
+    """`values` base64-encoded, cut into batches that stay under OpenBao's request limits."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for value in values:
+        encoded = base64.b64encode(value.reveal().encode()).decode("ascii")
+        if current and (
+            len(current) >= TRANSIT_BATCH_ITEMS or size + len(encoded) > TRANSIT_BATCH_BYTES
+        ):
+            batches.append(current)
+            current, size = [], 0
+        current.append(encoded)
+        size += len(encoded)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _login_from(environ: Mapping[str, str]) -> Callable[[VaultAdapter], None] | None:

@@ -56,6 +56,13 @@ SecretsOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+NotifyOption = Annotated[
+    bool,
+    typer.Option(
+        "--notify",
+        help="Send the policy's notifications now (in CI: on the default branch or a schedule).",
+    ),
+]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 

@@ -99,9 +99,13 @@ class Applier:
         probe: Callable[[str, str], str | None] | None = None,
         on_result: Callable[[ItemResult], None] | None = None,
         on_start: Callable[[int], None] | None = None,
+        transit: tuple[str, str] | None = None,
     ) -> None:
+        """`transit`: (mount, key) of the Vault transit key whose HMAC of each value written is
+        kept in the sync record (`hmac`), or None."""
         self._vault, self._github, self._sync = vault, github, sync
         self._on_result, self._on_start = on_result, on_start
+        self._transit = transit
         self._probe = probe  # (kind, logical environment) -> None when it passed, else why not
         self._audit = audit or NullSink()
         self._actor = actor
@@ -385,17 +389,42 @@ class Applier:
             return None
         path = state_path(run.target)
         before = self._sync.get(run.target, SyncState({}, None))
+        where = f"{run.target.repository}/{run.target.github_environment or REPOSITORY_LEVEL}"
+        unfingerprinted = self._fingerprint(run)
         failpoints.hit("apply.before-state")
         try:
             self._write_state(path, before, run)
         except EnvmatrixError as exc:
-            where = f"{run.target.repository}/{run.target.github_environment or REPOSITORY_LEVEL}"
             return f"sync state for {where} not saved: {exc}"
+        if unfingerprinted is not None:
+            return f"value fingerprints for {where} not recorded: {unfingerprinted}"
         failpoints.hit("apply.after-state")
         self._audit.record(
             AuditEvent("state.write", f"vault:{self._vault.mount}/{path}", "ok", self._actor)
         )
         return None
+
+    def _fingerprint(self, run: _TargetRun) -> str | None:
+        """Put the transit HMAC of each landed value into its record (one batched call per
+        target); None, or why not (the records are then kept without `hmac`)."""
+        if self._transit is None or not run.landed:
+            return None
+        names = sorted(run.landed)
+        try:
+            values = [self._landed_value(run.landed[name]) for name in names]
+            hmacs = self._vault.transit_hmac(*self._transit, values)
+        except EnvmatrixError as exc:
+            return str(exc)
+        for name, hmac in zip(names, hmacs, strict=True):
+            run.landed[name] = replace(run.landed[name], hmac=hmac)
+        return None
+
+    def _landed_value(self, record: SyncRecord) -> SecretValue:
+        """The value a landed record was written from (read once per apply, kept in memory)."""
+        key = (record.vault_path, record.vault_version)
+        if key not in self._values:
+            self._values[key] = self._read_values(record.vault_path, record.vault_version)
+        return self._values[key][record.vault_key]
 
     def _write_state(self, path: str, before: SyncState, run: _TargetRun) -> None:
         deleted = frozenset(run.deleted)

@@ -15,6 +15,10 @@ Entries are packed as one string each (`version|time|path#key`) because OpenBao 
 bodies with more than 1,000 JSON strings; 100 secrets (GitHub's per-environment limit) stay at 400
 with their owners.
 
+With `vault.transit` in the policy each entry also carries the transit HMAC of the value written
+(`hmac`: secret -> `vault:vN:...`, beside `secrets`; 100 secrets add 200 strings), which
+`verify --fingerprint` compares with the HMAC of the value a job received.
+
 Several policies may target one environment, so each record names the policy that wrote it
 (`managed_by`: secret -> policy name, beside `secrets` in the same document; one read per target
 still tells every policy's records apart). A policy manages, and prunes, only its own records. A
@@ -44,6 +48,7 @@ class SyncRecord:
     vault_key: str
     vault_version: int
     written_at: datetime  # GitHub's clock (the write response's Date header)
+    hmac: str | None = None  # Vault transit HMAC of the value written (`vault.transit` set)
 
     def pack(self) -> str:
         stamp = iso_utc(self.written_at)
@@ -118,6 +123,10 @@ class SyncState:
             for name, packed in (raw.items() if isinstance(raw, Mapping) else ())
             if isinstance(packed, str) and (record := SyncRecord.unpack(packed)) is not None
         }
+        raw_hmacs = document.data.get("hmac", {})
+        for name, hmac in raw_hmacs.items() if isinstance(raw_hmacs, Mapping) else ():
+            if name in records and isinstance(hmac, str) and hmac:
+                records[name] = replace(records[name], hmac=hmac)
         raw_owners = document.data.get("managed_by", {})
         owners = {
             name: owner
@@ -137,6 +146,9 @@ class SyncState:
             document["variables"] = {
                 n: f"{p}|{iso_utc(when)}" for n, (p, when) in sorted(self.variables.items())
             }
+        hmacs = {n: r.hmac for n, r in sorted(self.records.items()) if r.hmac}
+        if hmacs:
+            document["hmac"] = hmacs
         return document
 
     def with_changes(

@@ -45,9 +45,22 @@ def sync_cells(
         lambda c: c.kind is Kind.ENVIRONMENT or (c.kind is Kind.SECRET and c.name in names)
     )
     applier = Applier(
-        vault, github, observed.sync, audit, actor, on_result=on_result, on_start=on_start
+        vault,
+        github,
+        observed.sync,
+        audit,
+        actor,
+        on_result=on_result,
+        on_start=on_start,
+        transit=transit_key(policy),
     )
     return applier.apply(plan)
+
+
+def transit_key(policy: Policy) -> tuple[str, str] | None:
+    """(mount, key) of the policy's `vault.transit` HMAC key, or None when it names none."""
+    transit = policy.vault.transit
+    return (transit.mount, transit.key) if transit is not None else None
 
 
 Probe = Callable[[str, str], str | None]  # (probe kind, logical environment) -> why it failed
@@ -93,7 +106,9 @@ def sync_flags(
         return ApplyReport((), (), ())
     observed = observe(desired, vault, github)
     plan = _flag_writes(diff(desired, observed))
-    return Applier(vault, github, observed.sync, audit, actor, probe=probe).apply(plan)
+    return Applier(
+        vault, github, observed.sync, audit, actor, probe=probe, transit=transit_key(policy)
+    ).apply(plan)
 
 
 def _flag_writes(plan: Plan) -> Plan:
@@ -135,7 +150,7 @@ def remove_copies(
         for change in plan.blocked
         if _written_from(observed, change, written_from)
     )
-    return Applier(vault, github, observed.sync, audit, actor).apply(
+    return Applier(vault, github, observed.sync, audit, actor, transit=transit_key(policy)).apply(
         Plan(deletes, plan.fingerprint)
     )
 

@@ -512,8 +512,23 @@ def verify_lines(report: VerifyReport) -> list[str]:
         f"{f.requirement.name} missing in {f.where} — owner: {f.requirement.owner_text()}"
         for f in report.missing
     ]
+    lines += [
+        f"{m.requirement.name}: {m.reason} — owner: {m.requirement.owner_text()}"
+        for m in report.mismatched
+    ]
     total = len(report.checked)
-    if report.ok:
+    if report.ok and report.fingerprinted:
+        lines.append(
+            f"verify {report.environment} ({report.source}): all {total} required secrets"
+            " present and the values envmatrix synced"
+        )
+    elif report.mismatched:
+        lines.append(
+            f"verify {report.environment} ({report.source}): "
+            f"{len(report.missing_names())} of {total} required secrets missing,"
+            f" {len(report.mismatched_names())} not the value envmatrix synced"
+        )
+    elif report.ok:
         lines.append(
             f"verify {report.environment} ({report.source}): all {total} required secrets present"
         )

@@ -29,14 +29,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from hmac import compare_digest
 from typing import Any
 
 from envmatrix.connect import github_session, vault_session
 from envmatrix.errors import GitHubError, UsageError, VaultNotFound, VaultPermissionDenied
-from envmatrix.pipeline.desired import owner_with_contact, resolve_environments, resolve_repository
+from envmatrix.pipeline.desired import (
+    Target,
+    owner_with_contact,
+    resolve_environments,
+    resolve_repository,
+)
+from envmatrix.pipeline.state import SyncRecord, SyncState, state_path
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
-from envmatrix.secret import absence
+from envmatrix.secret import SecretValue, absence
 
 
 class Source(StrEnum):
@@ -78,6 +85,14 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Mismatch:
+    """A required secret a job received that is not the value envmatrix synced (by HMAC)."""
+
+    requirement: Requirement
+    reason: str  # why: "differs from ...", "no fingerprint recorded ..."; never a value
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     """What was checked in one environment and what is missing."""
 
@@ -87,13 +102,18 @@ class VerifyReport:
     checked: tuple[Requirement, ...]
     missing: tuple[Finding, ...]
     warnings: tuple[str, ...] = ()  # what could not be checked (e.g. shadowing without a token)
+    mismatched: tuple[Mismatch, ...] = ()  # --fingerprint: present, but not the synced value
+    fingerprinted: bool = False  # whether --fingerprint compared the values
 
     @property
     def ok(self) -> bool:
-        return not self.missing
+        return not self.missing and not self.mismatched
 
     def missing_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(f.requirement.name for f in self.missing))
+
+    def mismatched_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.requirement.name for m in self.mismatched))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +133,21 @@ class VerifyReport:
                 for f in self.missing
             ],
             "warnings": list(self.warnings),
+            **(
+                {
+                    "mismatched": [
+                        {
+                            "name": m.requirement.name,
+                            "owner": m.requirement.owner,
+                            "contact": m.requirement.contact,
+                            "reason": m.reason,
+                        }
+                        for m in self.mismatched
+                    ]
+                }
+                if self.fingerprinted
+                else {}
+            ),
         }
 
 
@@ -282,6 +317,90 @@ def _vault_absences(vault: VaultPort, path: str, warnings: list[str]) -> dict[st
     return {key: absence(value) for key, value in values.items()}
 
 
+def verify_fingerprints(
+    policy: Policy,
+    report: VerifyReport,
+    repository: str | None,
+    environ: Mapping[str, str],
+    vault: VaultPort,
+) -> tuple[Mismatch, ...]:
+    """The present required secrets whose value in `environ` is not the version envmatrix
+    synced to this job's repository (`repository`, else $GITHUB_REPOSITORY, else the only one).
+
+    Each received value goes only to Vault's transit HMAC endpoint (batched), under the key
+    version of the HMAC recorded at apply; the HMACs are compared in constant time. A secret
+    with no recorded HMAC (synced before `vault.transit` was set, or never by envmatrix) is a
+    mismatch too: it cannot be vouched for. Raises VaultError when transit refuses.
+    """
+    transit = policy.vault.transit
+    assert transit is not None
+    absent = {f.requirement.name for f in report.missing}
+    job_repo = repository or environ.get("GITHUB_REPOSITORY") or None
+    states: dict[Target, SyncState] = {}
+    found: list[Mismatch] = []
+    to_check: dict[int | None, list[tuple[Requirement, str, SyncRecord]]] = {}
+    for req in report.checked:
+        if req.name in absent:
+            continue
+        repo = _job_repository(req, job_repo)
+        target = (
+            Target.repository_level(repo)
+            if req.repository_level
+            else Target(repo, report.environment, report.github_environment)
+        )
+        if target not in states:
+            states[target] = SyncState.from_document(vault.read_document(state_path(target)))
+        record = states[target].records.get(req.name)
+        if record is None or record.hmac is None:
+            found.append(
+                Mismatch(
+                    req,
+                    f"no fingerprint recorded for {repo}: envmatrix has not synced it since"
+                    " vault.transit was set (run apply)",
+                )
+            )
+            continue
+        version = _hmac_version(record.hmac)
+        to_check.setdefault(version, []).append((req, environ[req.name], record))
+    for version, items in to_check.items():
+        received = vault.transit_hmac(
+            transit.mount, transit.key, [SecretValue(v) for _, v, _ in items], key_version=version
+        )
+        for (req, _, record), hmac in zip(items, received, strict=True):
+            if not compare_digest(hmac, record.hmac or ""):
+                found.append(
+                    Mismatch(
+                        req,
+                        "the value this job received is not the one envmatrix synced from"
+                        f" {vault.mount}/{record.vault_path}#{record.vault_key}"
+                        f" v{record.vault_version} (written outside envmatrix, or shadowed)",
+                    )
+                )
+    order = {r.name: i for i, r in enumerate(report.checked)}
+    return tuple(sorted(found, key=lambda m: order[m.requirement.name]))
+
+
+def _job_repository(req: Requirement, job_repo: str | None) -> str:
+    if job_repo is not None:
+        for repo in req.repositories:
+            if repo.lower() == job_repo.lower():
+                return repo
+    if len(req.repositories) == 1:
+        return req.repositories[0]
+    raise UsageError(
+        f"{req.name} is synced to {', '.join(req.repositories)}: say which repository this job"
+        " runs in (--repository, or GITHUB_REPOSITORY)"
+    )
+
+
+def _hmac_version(hmac: str) -> int | None:
+    """The transit key version of a `vault:vN:...` HMAC; None when it names none."""
+    parts = hmac.split(":")
+    if len(parts) >= 3 and parts[1].startswith("v") and parts[1][1:].isdigit():
+        return int(parts[1][1:])
+    return None
+
+
 def _report(
     policy: Policy,
     environment: str,
@@ -319,6 +438,11 @@ def error_annotations(report: VerifyReport) -> list[str]:
         if report.source is not Source.ENVIRON or finding.shadowed_by is not None:
             message = f"{req.name} is missing in {finding.where} — owner: {req.owner_text()}"
         lines.append(f"::error title={title}::{escape_data(message)}")
+    for mismatch in report.mismatched:
+        req = mismatch.requirement
+        title = escape_property(f"Wrong value for {req.name}")
+        message = f"{req.name}: {mismatch.reason} — owner: {req.owner_text()}"
+        lines.append(f"::error title={title}::{escape_data(message)}")
     return lines
 
 
@@ -353,11 +477,26 @@ def run_verify(
     repository: str | None,
     source: str | None,
     environ: Mapping[str, str],
+    fingerprint: bool = False,
 ) -> VerifyReport:
-    """Resolve the options and run the check against the chosen source."""
+    """Resolve the options and run the check against the chosen source; with `fingerprint`
+    (environ source only) also compare each received value's transit HMAC with the recorded one.
+    Raises UsageError for `--fingerprint` without `--source environ` or `vault.transit`."""
     (logical,) = resolve_environments(policy, [environment])
     check_repository(policy, repository)
     chosen = _source(source, environ)
+    if fingerprint:
+        if chosen is not Source.ENVIRON:
+            raise UsageError("--fingerprint compares received values: use it with --source environ")
+        if policy.vault.transit is None:
+            raise UsageError(
+                "--fingerprint needs the policy's vault.transit (mount and key of a transit key)"
+            )
+        report = verify_environ(policy, logical, repository, environ)
+        with vault_session(policy, environ) as vault:
+            mismatched = verify_fingerprints(policy, report, repository, environ, vault)
+        report = replace(report, mismatched=mismatched, fingerprinted=True)
+        return with_shadows(report, policy, repository, environ)
     if chosen is Source.GITHUB:
         with github_session(environ) as github:
             return verify_github(policy, logical, repository, github)

@@ -16,6 +16,9 @@ from envmatrix.strategy_registry import STRATEGIES, require_valid_options
 # Asks the owner for a secret's new value: (secret name, Vault key) -> value. None when the
 # run cannot ask anyone (`rotate --due` in CI).
 ValueSource = Callable[[str, str], SecretValue]
+# Reads a policy secret's current value from Vault: (secret name, logical environment or None
+# for the repository level) -> value. UsageError for a name the policy does not declare.
+SecretReader = Callable[[str, str | None], SecretValue]
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class StrategySettings:
 
     policy_dir: Path = Path(".")  # relative paths in options are resolved against it
     value_source: ValueSource | None = None
+    read_secret: SecretReader | None = None  # set by the rotation engine for its Vault
 
 
 def get_strategy(

@@ -61,7 +61,9 @@ def test_generate_refuses_bad_options(options) -> None:
 
 
 def test_an_unknown_strategy_names_the_ones_available() -> None:
-    with pytest.raises(UsageError, match="not available.*command, generate, manual"):
+    with pytest.raises(
+        UsageError, match="not available.*command, gcp-service-account-key, generate, manual"
+    ):
         get_strategy("vault-magic", {})
 
 

@@ -15,6 +15,7 @@ from envmatrix import interrupt
 from envmatrix.cli.options import (
     EnvironmentOption,
     JsonOption,
+    NotifyOption,
     PolicyOption,
     YesOption,
     ask_yes,
@@ -84,11 +85,14 @@ def rotate(
         ),
     ] = None,
     json_output: JsonOption = False,
+    notify: NotifyOption = False,
 ) -> None:
     """Rotate a credential: create, stage, test, promote, sync; revoke the old one after grace."""
     from envmatrix.rotation.run import rotate_request, selected_groups
     from envmatrix.rotation.strategies import StrategySettings
+    from envmatrix.views.notify import failed_rotation_notices
     from envmatrix.workflow import rotate as run_rotate
+    from envmatrix.workflow import send_notifications
 
     path = policy_path(policy)
     loaded = load_policy(path)
@@ -112,6 +116,7 @@ def rotate(
     with LiveWrites.for_command(json_output) as live:
         step = None if json_output else _print_step
         outcomes = run_rotate(path, loaded, request, groups, settings, step, warn, live)
+    send_notifications(loaded, failed_rotation_notices(loaded, outcomes), notify, warn, "rotate")
     _render_rotation(outcomes, json_output)
 
 
@@ -225,12 +230,16 @@ def rotation_due(
     environment: EnvironmentOption = None,
     json_output: JsonOption = False,
     at: AtOption = None,
+    notify: NotifyOption = False,
 ) -> None:
     """List overdue rotations; exit 1 when any is overdue (for a scheduled CI job)."""
     from envmatrix.rotation.schedule import overdue_statuses
+    from envmatrix.views.notify import overdue_notices
+    from envmatrix.workflow import send_notifications
 
-    _, (statuses, _), moment = _rotation_statuses(policy, environment, at)
+    loaded, (statuses, _), moment = _rotation_statuses(policy, environment, at)
     overdue = overdue_statuses(statuses)
+    send_notifications(loaded, overdue_notices(overdue), notify, warn, "rotation due")
     if actions.active(os.environ):
         actions.emit(actions.publish_rotation_due(overdue, os.environ), json_output)
     if json_output:

@@ -11,6 +11,7 @@ import typer
 from envmatrix.cli.options import (
     EnvironmentOption,
     JsonOption,
+    NotifyOption,
     PolicyOption,
     RepositoriesOption,
     SecretsOption,
@@ -81,14 +82,18 @@ def plan(
     ] = False,
     repository: RepositoriesOption = None,
     secret: SecretsOption = None,
+    notify: NotifyOption = False,
 ) -> None:
     """Show what apply would change, never a value."""
-    from envmatrix.workflow import plan_policy
+    from envmatrix.views.notify import overdue_notices, plan_notices
+    from envmatrix.workflow import plan_policy, send_notifications
 
     with alive("Planning: reading Vault and GitHub…"):
         run = plan_policy(
             policy_path(policy), environment or (), out, repository or (), secret or ()
         )
+    notices = plan_notices(run.plan) + overdue_notices(run.rotations)
+    send_notifications(run.policy, notices, notify, warn, "plan")
     if actions.active(os.environ):
         actions.emit(actions.publish_plan(run.plan, os.environ), json_output)
     if (note := name_warning(run.policy)) is not None:
@@ -119,10 +124,12 @@ def apply(
     lock_timeout: LockTimeoutOption = "0s",
     repository: RepositoriesOption = None,
     secret: SecretsOption = None,
+    notify: NotifyOption = False,
 ) -> None:
     """Make GitHub match the policy (Vault is the source of truth); a saved PLANFILE is applied
     without asking (reviewing it was the approval)."""
-    from envmatrix.workflow import apply_policy
+    from envmatrix.views.notify import plan_notices
+    from envmatrix.workflow import apply_policy, send_notifications
 
     timeout = parsed("--lock-timeout", lock_timeout, parse_timeout, "a duration like 0s, 30s, 5m")
     given = policy if plan_file else policy_path(policy)
@@ -148,6 +155,9 @@ def apply(
             secrets=secret or (),
             progress=live,
         )
+    if outcome.policy is not None:
+        rows = [r.change for r in outcome.report.results] + list(outcome.report.blocked)
+        send_notifications(outcome.policy, plan_notices(rows), notify, warn, "apply")
     if actions.active(os.environ):
         actions.emit(actions.publish_apply(outcome.report, os.environ), json_output)
     if outcome.unchanged is not None and not json_output:

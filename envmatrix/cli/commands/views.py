@@ -167,13 +167,21 @@ def verify(
     ] = None,
     policy: PolicyOption = None,
     json_output: JsonOption = False,
+    fingerprint: Annotated[
+        bool,
+        typer.Option(
+            "--fingerprint",
+            help="With --source environ: also check each value is the version envmatrix synced"
+            " (Vault transit HMACs; needs vault.transit and a Vault login).",
+        ),
+    ] = False,
 ) -> None:
     """CI gate: fail (exit 1) when a secret the policy requires here is missing or empty."""
     from envmatrix.views.verify import run_verify
 
     loaded = load_policy(policy_path(policy))
     repository = actions.default_repository(loaded, repository, os.environ)
-    report = run_verify(loaded, environment, repository, source, os.environ)
+    report = run_verify(loaded, environment, repository, source, os.environ, fingerprint)
     for note in report.warnings:
         warn(note)
     if actions.active(os.environ):
