@@ -160,6 +160,7 @@ EXTRAS = {
     "supabase": "supabase",
     "supabase_auth": "supabase",
     "openbao": "demo",
+    "google": "gcp",
 }
 
 

@@ -48,7 +48,7 @@ from envmatrix.rotation.run import RotateRequest, run_rotation
 from envmatrix.rotation.schedule import RotationStatus, load_statuses, rotation_statuses
 from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.views.matrix import Matrix, matrix_for_run
-from envmatrix.views.probe import ProbeResult, run_probe
+from envmatrix.views.probe import ProbeReport, ProbeResult, all_probes, run_probe
 from envmatrix.views.scan import ScanReport, scan_workflows
 
 
@@ -355,3 +355,30 @@ def probe(policy: Policy, environment: str, name: str) -> tuple[str, ProbeResult
     (logical,) = resolve_environments(policy, [environment])
     with vault_session(policy) as vault:
         return logical, run_probe(name, policy, vault, logical)
+
+
+def probe_declared(
+    policy: Policy,
+    environments: Sequence[str],
+    allow_pull_request: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> ProbeReport:
+    """`probe`: every declared probe in the selected environments (all when none is given).
+    In a pull-request-triggered run nothing is read or sent unless `allow_pull_request`."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    resolve_environments(policy, environments)  # a bad --environment is a usage error first
+    note = probes_withheld(allow_pull_request, environ)
+    if note is not None:
+        return ProbeReport((), note)
+    with vault_session(policy) as vault:
+        return all_probes(policy, vault, environments, environ, allow_pull_request)
+
+
+def probes_withheld(allow_pull_request: bool, environ: Mapping[str, str]) -> str | None:
+    """Why probes must not run now (a pull-request-triggered run), or None."""
+    from envmatrix.views.probe import pull_request_event, pull_request_note
+
+    event = pull_request_event(environ)
+    return pull_request_note(event) if event is not None and not allow_pull_request else None
