@@ -162,6 +162,7 @@ EXTRAS = {
     "openbao": "demo",
     "jwt": "gcp",
     "httpx": "gcp",
+    "google": "gcp",
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -204,6 +205,61 @@ Duration = Annotated[
 ]
 
 
+PROBE_PRESETS = ("supabase", "zoho", "shopify", "chatwoot", "ga-mcp")
+# the inputs a preset takes from other secrets of the same environment (`uses:`), and which of
+# them it cannot do without
+PROBE_USES = {
+    "supabase": ("url",),
+    "zoho": ("client_id", "client_secret"),
+    "shopify": (),
+    "chatwoot": (),
+    "ga-mcp": (),
+}
+PROBE_USES_REQUIRED = {"zoho": ("client_id", "client_secret")}
+# keys only one preset takes
+PROBE_PRESET_KEYS = {"shop_domain": "shopify", "api_version": "shopify", "token_url": "ga-mcp"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+SHOPIFY_API_VERSION = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _check_probe_url(text: str) -> str:
+    """An address a probe may send a credential to: https, or http to this machine only (local
+    stand-ins); no user:password@ and no #fragment."""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ValueError(f"{text!r} is not a URL") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"{text!r} must be an https:// URL")
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ValueError(
+            f"{text!r}: a probe sends a credential, so only https (http only to 127.0.0.1,"
+            " localhost or ::1)"
+        )
+    if "@" in parts.netloc or parts.fragment:
+        raise ValueError(f"{text!r} must not carry user:password@ or a #fragment")
+    return text.rstrip("/")
+
+
+def _check_header(text: str) -> str:
+    """`Name` (the value is the header's value) or `Name: template` with `{value}` in it."""
+    name, colon, template = text.partition(":")
+    if not HEADER_NAME.match(name.strip()) or (colon and "{value}" not in template):
+        raise ValueError(
+            f"header {text!r} must be a header name (X-Api-Key) or 'Name: text with {{value}}'"
+            " (Authorization: Bearer {value})"
+        )
+    return text
+
+
+ProbeUrl = Annotated[
+    str, AfterValidator(_check_probe_url), _schema(description="An https URL (http to loopback).")
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -378,6 +434,89 @@ class RotationSpec(_Strict):
         return self
 
 
+class ProbeSpec(_Strict):
+    """A live check of a secret: a preset (`supabase`, `zoho`, `shopify`, `chatwoot`, `ga-mcp`)
+    or a custom GET (`url:`, `header:`, `expect:`). Probes send the value only to the preset's
+    public host or to the `base_url:`/`url:` given here (README: Probes)."""
+
+    preset: Literal["supabase", "zoho", "shopify", "chatwoot", "ga-mcp"] | None = None
+    base_url: ProbeUrl | None = None
+    uses: dict[str, SecretName] = Field(default_factory=dict)
+    shop_domain: str | None = None
+    api_version: str | None = None
+    token_url: ProbeUrl | None = None
+    url: ProbeUrl | None = None
+    header: Annotated[str, AfterValidator(_check_header)] | None = None
+    expect: int | tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _keys_of_the_kind(self) -> ProbeSpec:
+        if self.preset is None:
+            self._custom_keys()
+        else:
+            self._preset_keys(self.preset)
+        return self
+
+    def _custom_keys(self) -> None:
+        given = [k for k in ("base_url", "uses", *PROBE_PRESET_KEYS) if k in self.model_fields_set]
+        if given:
+            raise ValueError(f"{given[0]} belongs to a preset; a custom probe takes url, header")
+        if self.url is None or self.header is None:
+            raise ValueError(
+                "a probe takes preset: (one of " + ", ".join(PROBE_PRESETS) + ") or url: and"
+                " header:"
+            )
+        for status in self.expected_statuses:
+            if not 100 <= status <= 599:
+                raise ValueError(f"expect: {status} is not an HTTP status")
+
+    def _preset_keys(self, preset: str) -> None:
+        for key in ("url", "header", "expect"):
+            if key in self.model_fields_set:
+                raise ValueError(f"{key} is for a custom probe; preset {preset} does not take it")
+        for key, owner in PROBE_PRESET_KEYS.items():
+            if key in self.model_fields_set and owner != preset:
+                raise ValueError(f"{key} is for preset {owner}, not {preset}")
+        unknown = sorted(set(self.uses) - set(PROBE_USES[preset]))
+        if unknown:
+            takes = ", ".join(PROBE_USES[preset]) or "nothing"
+            raise ValueError(f"uses: preset {preset} takes {takes}, not {unknown[0]}")
+        missing = [k for k in PROBE_USES_REQUIRED.get(preset, ()) if k not in self.uses]
+        if missing:
+            raise ValueError(f"preset {preset} needs uses: {{{missing[0]}: SECRET_NAME}}")
+        if preset == "shopify":
+            self._shopify_keys()
+        if preset == "supabase" and self.base_url is not None and "url" in self.uses:
+            raise ValueError("preset supabase takes the project URL from base_url or uses.url")
+
+    def _shopify_keys(self) -> None:
+        if self.shop_domain is None or not SHOP_DOMAIN.match(self.shop_domain):
+            raise ValueError("preset shopify needs shop_domain: <shop>.myshopify.com")
+        if self.api_version is not None and not SHOPIFY_API_VERSION.match(self.api_version):
+            raise ValueError(
+                f"api_version {self.api_version!r} is not a Shopify API version (2025-10)"
+            )
+
+    @property
+    def kind(self) -> str:
+        """The preset's name, or `url` for a custom probe."""
+        return self.preset or "url"
+
+    @property
+    def expected_statuses(self) -> tuple[int, ...]:
+        if self.expect is None:
+            return (200,)
+        return self.expect if isinstance(self.expect, tuple) else (self.expect,)
+
+    def input_secrets(self) -> dict[str, str]:
+        """The secrets a preset reads besides the probed one: `uses:`, and for supabase the
+        project URL from SUPABASE_URL unless base_url or uses.url says otherwise."""
+        inputs = dict(self.uses)
+        if self.preset == "supabase" and self.base_url is None:
+            inputs.setdefault("url", "SUPABASE_URL")
+        return inputs
+
+
 class SecretSpec(_Strict):
     """One GitHub secret, its Vault source and its targets.
 
@@ -405,6 +544,7 @@ class SecretSpec(_Strict):
     description: str | None = None
     # one Vault value deliberately sent to every environment (see _check_environment_placeholder)
     shared: bool = False
+    probe: ProbeSpec | None = None  # a live check of the value (README: Probes)
 
     @property
     def repository_level(self) -> bool:
@@ -435,7 +575,9 @@ class FlagSpec(_Strict):
     environments: tuple[str, ...] = Field(min_length=1)
     repositories: tuple[RepositoryName, ...] | None = None
     variable: bool = True
-    probe: Literal["supabase"] | None = None
+    # a live check that must pass too: supabase (SUPABASE_URL + SUPABASE_SERVICE_KEY, or the
+    # supabase probe a required secret declares), or a preset a required secret declares
+    probe: Literal["supabase", "zoho", "shopify", "chatwoot", "ga-mcp"] | None = None
     description: str | None = None
 
 
@@ -773,6 +915,33 @@ def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> I
         yield _Reference(
             (*loc, "repositories"), "no repositories: set github.repositories or repositories here"
         )
+    if secret.probe is not None:
+        yield from _raised(_check_probe_inputs, policy, name, secret, secret.probe)
+
+
+def _check_probe_inputs(policy: Policy, name: str, secret: SecretSpec, probe: ProbeSpec) -> None:
+    """Each secret a probe uses is declared wherever the probed secret is (same environment)."""
+    for role, used in probe.input_secrets().items():
+        loc = (
+            ("secrets", name, "probe", "uses", role)
+            if role in probe.uses
+            else ("secrets", name, "probe")
+        )
+        spec = policy.secrets.get(used)
+        if spec is None:
+            raise _Reference(
+                loc,
+                f"preset {probe.preset} reads {role} from {used}, which is not"
+                " declared under secrets (name it in uses:, or set base_url:)",
+            )
+        missing = [e for e in secret.environments if e not in spec.environments]
+        if missing or spec.repository_level != secret.repository_level:
+            where = ", ".join(missing) or "the same scope"
+            raise _Reference(
+                loc,
+                f"{used} ({role}) is not declared for {where}; a probe reads"
+                " its inputs from the probed secret's environment",
+            )
 
 
 def _undeclared_environments(
@@ -861,6 +1030,7 @@ def _check_flag_references(policy: Policy, name: str, flag: FlagSpec) -> Iterato
         yield from _check_requirement(policy, loc, i, flag, required)
     if not policy.repositories_for(flag):
         yield _Reference((*loc, "repositories"), "no repositories for this flag")
+    yield from _raised(_check_flag_probe, policy, name, flag)
 
 
 def _check_requirement(
@@ -939,6 +1109,24 @@ def _check_variable_places(policy: Policy, name: str, variable: VariableSpec) ->
                 f"vault reference {variable.vault!r} resolves to {exc.path}:"
                 f" {RESERVED_VAULT_PREFIX} is envmatrix's own",
             ) from None
+
+
+def _check_flag_probe(policy: Policy, name: str, flag: FlagSpec) -> None:
+    """A flag's probe other than the classic supabase one is a probe a required secret declares."""
+    loc = ("flags", name)
+    if flag.probe is not None and flag.probe != "supabase":
+        declared = [r for r in flag.requires if _preset_of(policy, r) == flag.probe]
+        if not declared:
+            raise _Reference(
+                (*loc, "probe"),
+                f"probe {flag.probe}: none of the secrets this flag requires declares"
+                f" probe: {{preset: {flag.probe}}}",
+            )
+
+
+def _preset_of(policy: Policy, name: str) -> str | None:
+    probe = policy.secrets[name].probe
+    return probe.preset if probe is not None else None
 
 
 def load_policy(path: str | Path) -> Policy:

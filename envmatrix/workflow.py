@@ -58,7 +58,7 @@ from envmatrix.rotation.strategies import StrategySettings
 from envmatrix.safeio import UnsafeInput, read_regular_file
 from envmatrix.views.matrix import Matrix, matrix_for_run
 from envmatrix.views.notify import Notice
-from envmatrix.views.probe import ProbeResult, run_probe
+from envmatrix.views.probe import ProbeReport, ProbeResult, all_probes, run_probe
 from envmatrix.views.scan import ScanReport, scan_workflows
 
 
@@ -489,3 +489,30 @@ def send_notifications(
             notify(policy, notices, vault, env, warn, command)
     except EnvmatrixError as exc:
         warn(f"notifications not sent: {exc}")
+
+
+def probe_declared(
+    policy: Policy,
+    environments: Sequence[str],
+    allow_pull_request: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> ProbeReport:
+    """`probe`: every declared probe in the selected environments (all when none is given).
+    In a pull-request-triggered run nothing is read or sent unless `allow_pull_request`."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    resolve_environments(policy, environments)  # a bad --environment is a usage error first
+    note = probes_withheld(allow_pull_request, environ)
+    if note is not None:
+        return ProbeReport((), note)
+    with vault_session(policy) as vault:
+        return all_probes(policy, vault, environments, environ, allow_pull_request)
+
+
+def probes_withheld(allow_pull_request: bool, environ: Mapping[str, str]) -> str | None:
+    """Why probes must not run now (a pull-request-triggered run), or None."""
+    from envmatrix.views.probe import pull_request_event, pull_request_note
+
+    event = pull_request_event(environ)
+    return pull_request_note(event) if event is not None and not allow_pull_request else None

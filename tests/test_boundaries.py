@@ -27,6 +27,7 @@ ALLOWED = {
     "supabase": {"envmatrix.adapters.supabase"},
     "supabase_auth": {"envmatrix.adapters.supabase"},
     "psycopg": {"envmatrix.adapters.postgres"},
+    "google": {"envmatrix.adapters.google_oauth"},
 }
 
 LEAVES = (

@@ -92,6 +92,7 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
         ("verify", "--environment", "production", "--source", "vault", "--json"),
         ("scan", "--workflows", str(workflows), "--json"),
         ("probe", "supabase", "--environment", "production"),
+        ("probe", "--json"),
         ("rotation", "status", "--json"),
         ("rotation", "due"),
         ("rotation", "calendar", "--ics", str(out / "rotations.ics")),
@@ -430,3 +431,49 @@ def test_notifications_with_debug_on_carry_no_value(
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+def test_every_declared_probe_with_debug_on_shows_no_value(world: World, tmp_path: Path) -> None:
+    """Each preset with a working and a wrong credential, ENVMATRIX_DEBUG=1: the values (the
+    ones sent and the ones a provider echoes or mints) appear nowhere in what a user sees."""
+    from tests.envmatrix.support_gates import example_policy
+    from tests.envmatrix.test_probes_declared import Providers, declare, put, seed
+    from tests.standins.ga_mcp import GoogleAnalyticsMcp
+    from tests.standins.services import Chatwoot, ShopifyAdmin, ZohoAccounts
+    from tests.standins.supabase import SupabaseSandbox
+
+    with (
+        ZohoAccounts() as zoho,
+        ShopifyAdmin() as shopify,
+        Chatwoot() as chatwoot,
+        GoogleAnalyticsMcp() as ga,
+        SupabaseSandbox() as supabase,
+    ):
+        providers = Providers(zoho, shopify, chatwoot, ga, supabase)
+        assert example_policy(tmp_path, world.vault.mount, declare(providers)) == world.policy_path
+        good = seed(world.vault, providers, "staging")
+        seed(world.vault, providers, "production")
+        wrong = {
+            "SUPABASE_SERVICE_KEY": f"sb_secret_{CANARY}",
+            "ZOHO_REFRESH_TOKEN": f"1000.{CANARY}",
+            "SHOPIFY_ADMIN_TOKEN": f"shpat_{CANARY}",
+            "CHATWOOT_API_TOKEN": CANARY,
+            "GA_MCP_SERVICE_ACCOUNT_JSON": ga.create_key().replace("ga-mcp@", f"{CANARY}@"),
+        }
+        for name, value in wrong.items():
+            put(world.vault, name, "production", value)
+        world.env["ENVMATRIX_DEBUG"] = "1"
+        runs = [
+            world.run("probe", "--environment", "staging"),
+            world.run("probe", "--environment", "staging", "--json"),
+            world.run("probe", "--environment", "production"),
+            world.run("probe", "--json"),
+        ]
+        minted = set(ga.access_tokens)  # the access tokens Google's stand-in handed out
+    assert [r.code for r in runs] == [0, 0, 1, 1], [r.out + r.err for r in runs]
+    shown = "\n".join(r.out + r.err for r in runs)
+    # debug really was on: the probes' requests are logged, without their paths
+    assert "INFO http: POST (path not shown) -> 200" in shown
+    for value in [*good.values(), *wrong.values(), *minted]:
+        assert value not in shown
+    assert CANARY not in shown and "PRIVATE KEY" not in shown

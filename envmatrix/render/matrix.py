@@ -27,6 +27,7 @@ from envmatrix.render.symbols import OVERDUE, STATUS_MARKS, ready_mark
 from envmatrix.timefmt import human_utc, iso_utc
 from envmatrix.views.flags import FlagReadiness
 from envmatrix.views.matrix import Matrix, MatrixCell, Status
+from envmatrix.views.probe import ProbeReport
 from envmatrix.views.scan import ScanReport, unknown_environment_line
 from envmatrix.views.verify import VerifyReport
 
@@ -557,5 +558,24 @@ def scan_lines(report: ScanReport) -> list[str]:
     lines.append(
         f"scanned {len(report.jobs)} jobs: {len(report.undeclared)} undeclared, "
         f"{len(report.unused)} unused, {len(report.environment_unknown)} environment unknown"
+    )
+    return lines
+
+
+def probe_lines(report: ProbeReport) -> list[str]:
+    """`probe shopify SHOPIFY_ADMIN_TOKEN in production: ok: ...`, one line per probe, and a
+    count; nothing when the run was withheld (the warning says why)."""
+    if report.skipped:
+        return []
+    if not report.results:
+        return ["no probes declared (probe: on a secret) for the selected environments"]
+    lines = []
+    for r in report.results:
+        where = r.environment or "(repository)"
+        what = f"{r.probe} {r.secret}" if r.secret else r.probe
+        lines.append(f"probe {what} in {where}: {'ok' if r.ok else 'failed'}: {r.detail}")
+    failed = sum(not r.ok for r in report.results)
+    lines.append(
+        f"{len(report.results)} probes: {len(report.results) - failed} ok, {failed} failed"
     )
     return lines

@@ -153,7 +153,10 @@ def apply_probes(
             outcomes[key] = run_probe(*key)
         failure = outcomes[key]
         if failure is not None:
-            blocker = Blocker(None, "probe-failed", None, None, f"probe {item.probe}: {failure}")
+            # a declared probe's failure names the credential's owner (views/probe.ProbeFailure)
+            owner, contact = getattr(failure, "owner", None), getattr(failure, "contact", None)
+            detail = f"probe {item.probe}: {failure}"
+            blocker = Blocker(None, "probe-failed", owner, contact, detail)
             item = replace(item, blockers=(blocker,))
         result.append(item)
     return tuple(result)

@@ -218,7 +218,41 @@ def scan(
         raise typer.Exit(ExitCode.FAILURE)
 
 
-probe_app = typer.Typer(help="Check that credentials really work.", no_args_is_help=True)
+probe_app = typer.Typer(help="Check that credentials really work.")
+AllowPullRequestOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-pull-request",
+        help="Run probes even in a pull-request-triggered run (the policy may come from the PR).",
+    ),
+]
+
+
+@probe_app.callback(invoke_without_command=True)
+def probe_all(
+    ctx: typer.Context,
+    environment: EnvironmentOption = None,
+    policy: PolicyOption = None,
+    json_output: JsonOption = False,
+    allow_pull_request: AllowPullRequestOption = False,
+) -> None:
+    """Every probe the policy declares (probe: on secrets), per environment: exit 1 if one fails."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from envmatrix.cli.options import warn
+    from envmatrix.workflow import probe_declared
+
+    loaded = load_policy(policy_path(policy))
+    report = probe_declared(loaded, environment or (), allow_pull_request)
+    if report.skipped:
+        warn(report.skipped)
+    if json_output:
+        render.print_json(report.to_json())
+    else:
+        for line in render_matrix.probe_lines(report):
+            render.console().print(line, markup=False)
+    if not report.ok:
+        raise typer.Exit(ExitCode.FAILURE)
 
 
 @probe_app.command("supabase")
@@ -226,10 +260,16 @@ def probe_supabase(
     environment: OneEnvironmentOption,
     policy: PolicyOption = None,
     json_output: JsonOption = False,
+    allow_pull_request: AllowPullRequestOption = False,
 ) -> None:
     """SUPABASE_URL + SUPABASE_SERVICE_KEY from Vault: does an admin call succeed?"""
-    from envmatrix.workflow import probe
+    from envmatrix.cli.options import warn
+    from envmatrix.workflow import probe, probes_withheld
 
+    withheld = probes_withheld(allow_pull_request, os.environ)
+    if withheld is not None:
+        warn(withheld)
+        return
     logical, result = probe(load_policy(policy_path(policy)), environment, "supabase")
     if json_output:
         render.print_json(result.to_json())
