@@ -310,20 +310,28 @@ def _secret_cells(
     policy: Policy, selected: set[str], with_repository: bool
 ) -> Iterable[SecretCell]:
     for name, spec in policy.secrets.items():
-        if spec.repository_level:
-            targets = [Target.repository_level(r) for r in policy.repositories_for(spec)]
-            places = [(t, "") for t in targets] if with_repository else []
-        else:
-            places = [
-                (_target(policy, repo, env), env)
-                for env in spec.environments
-                if env in selected
-                for repo in policy.repositories_for(spec)
-            ]
-        for target, env in places:
+        for target, env in _places(policy, spec, selected, with_repository):
             yield SecretCell(
                 target, name, spec.vault_path(env), spec.vault_key(name), spec.owner, spec.service
             )
+
+
+def _places(
+    policy: Policy, spec: SecretSpec | VariableSpec, selected: set[str], with_repository: bool
+) -> list[tuple[Target, str]]:
+    """(target, logical environment) of each copy a secret or variable has: one per repository
+    at the repository level (`scope: repository`, when the run covers it; environment ""), else
+    one per selected environment and repository."""
+    if spec.repository_level:
+        if not with_repository:
+            return []
+        return [(Target.repository_level(r), "") for r in policy.repositories_for(spec)]
+    return [
+        (_target(policy, repo, env), env)
+        for env in spec.environments
+        if env in selected
+        for repo in policy.repositories_for(spec)
+    ]
 
 
 def _flag_cells(policy: Policy, selected: set[str]) -> Iterable[FlagCell]:
@@ -341,20 +349,7 @@ def _variable_cells(
     policy: Policy, selected: set[str], with_repository: bool
 ) -> Iterable[VariableCell]:
     for name, spec in policy.variables.items():
-        if spec.repository_level:
-            places = (
-                [(Target.repository_level(r), "") for r in policy.repositories_for(spec)]
-                if with_repository
-                else []
-            )
-        else:
-            places = [
-                (_target(policy, repo, env), env)
-                for env in spec.environments
-                if env in selected
-                for repo in policy.repositories_for(spec)
-            ]
-        for target, env in places:
+        for target, env in _places(policy, spec, selected, with_repository):
             if spec.vault is None:
                 yield VariableCell(target, name, spec.owner, spec.value)
             else:

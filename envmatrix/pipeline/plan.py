@@ -409,9 +409,23 @@ def _change(
     entry: VaultEntry,
     updated_at: datetime | None = None,
 ) -> Change:
+    return _cell_row(Kind.SECRET, cell, action, reason, detail, entry.version, updated_at)
+
+
+def _cell_row(
+    kind: Kind,
+    cell: SecretCell | VariableCell,
+    action: Action,
+    reason: Reason,
+    detail: str,
+    version: int | None,
+    updated_at: datetime | None,
+    value: str | None = None,
+) -> Change:
+    """A secret or variable row of one cell: its address, Vault source and owner."""
     return Change(
         action,
-        Kind.SECRET,
+        kind,
         cell.target.repository,
         cell.target.github_environment,
         cell.name,
@@ -421,8 +435,9 @@ def _change(
         owner=cell.owner,
         vault_path=cell.vault_path,
         vault_key=cell.vault_key,
-        vault_version=entry.version,
+        vault_version=version,
         github_updated_at=updated_at,
+        value=value,
     )
 
 
@@ -559,21 +574,8 @@ def _variable_row(
     version: int | None,
     updated_at: datetime | None = None,
 ) -> Change:
-    return Change(
-        action,
-        Kind.VARIABLE,
-        cell.target.repository,
-        cell.target.github_environment,
-        cell.name,
-        reason,
-        detail,
-        logical_environment=cell.target.environment or None,
-        owner=cell.owner,
-        vault_path=cell.vault_path,
-        vault_key=cell.vault_key,
-        vault_version=version,
-        github_updated_at=updated_at,
-        value=cell.value,
+    return _cell_row(
+        Kind.VARIABLE, cell, action, reason, detail, version, updated_at, value=cell.value
     )
 
 
