@@ -122,7 +122,7 @@ def snapshot(world: World) -> dict[tuple[str, str, str], tuple[str | None, str |
     return {
         (c.target.repository, c.target.github_environment, c.name): (
             world.sandbox.secret_value(c.target.repository, c.target.github_environment, c.name),
-            world.vault_value(c.name, c.target.environment),
+            world.vault_value(c.name, c.target.logical_environment),
         )
         for c in desired_state(world.policy).secrets
     }

@@ -473,7 +473,7 @@ def _each_copy_absent_or_vaults(
         actual = world.sandbox.secret_value(
             cell.target.repository, cell.target.github_environment, cell.name
         )
-        assert actual in (None, vault_values[(cell.name, cell.target.environment)]), cell
+        assert actual in (None, vault_values[(cell.name, cell.target.logical_environment)]), cell
 
 
 def _targets(world: World) -> list[Target]:

@@ -105,7 +105,7 @@ class World:
         """Cells whose GitHub copy is not Vault's value (blocked cells excluded)."""
         wrong = []
         for cell in desired_state(self.policy).secrets:
-            expected = self.vault_value(cell.name, cell.target.environment)
+            expected = self.vault_value(cell.name, cell.target.logical_environment)
             actual = github_value(self.sandbox, cell.target, cell.name)
             if expected is not None and expected != actual:
                 where = cell.target.github_environment or "(repository)"

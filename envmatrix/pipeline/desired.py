@@ -27,7 +27,7 @@ class Target:
     """A GitHub environment of a repository that the policy writes to."""
 
     repository: str
-    environment: str  # logical name from the policy; "" for the repository level
+    logical_environment: str  # the policy's name for it; "" for the repository level
     github_environment: str | None  # None for the repository level (Actions repository secrets)
 
     @classmethod

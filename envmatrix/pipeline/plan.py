@@ -217,7 +217,7 @@ def _environment_create(target: Target) -> Change:
         target.github_environment,
         Reason.MISSING,
         f"GitHub environment {target.github_environment} does not exist in {target.repository}",
-        logical_environment=target.environment,
+        logical_environment=target.logical_environment,
     )
 
 
@@ -237,7 +237,7 @@ def _protection_change(desired: DesiredState, observed: Observed, target: Target
         target.github_environment,
         Reason.PROTECTION_DIFFERS,
         difference.detail,
-        logical_environment=target.environment,
+        logical_environment=target.logical_environment,
         protection=difference.write,
     )
 
@@ -431,7 +431,7 @@ def _cell_row(
         cell.name,
         reason,
         detail,
-        logical_environment=cell.target.environment or None,
+        logical_environment=cell.target.logical_environment or None,
         owner=cell.owner,
         vault_path=cell.vault_path,
         vault_key=cell.vault_key,
@@ -466,7 +466,7 @@ def _leftovers(
             name,
             reason,
             f"in GitHub, not in the policy ({_leftover_detail(sync, name, ours)})",
-            logical_environment=target.environment or None,
+            logical_environment=target.logical_environment or None,
             github_updated_at=secret.updated_at,
             managed_by=other if other is not None and other != sync.policy else None,
         )
@@ -505,7 +505,7 @@ def _flag_change(
         flag.name,
         reason,
         f"{was} -> {value}: {detail}",
-        logical_environment=flag.target.environment,
+        logical_environment=flag.target.logical_environment,
         value=value,
         requires=flag.requires,
         probe=flag.probe,
@@ -605,6 +605,6 @@ def _variable_leftovers(
             name,
             reason,
             f"in GitHub, not in the policy ({by})",
-            logical_environment=target.environment or None,
+            logical_environment=target.logical_environment or None,
             github_updated_at=variable.updated_at,
         )

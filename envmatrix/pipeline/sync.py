@@ -91,7 +91,7 @@ def sync_flags(
         for f in full.flags
         if f.variable
         and wanted & set(f.requires)
-        and (environments is None or f.target.environment in environments)
+        and (environments is None or f.target.logical_environment in environments)
     )
     targets = {f.target for f in flags}
     needed = {(f.target, name) for f in flags for name in f.requires}

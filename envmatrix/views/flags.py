@@ -120,7 +120,7 @@ def _readiness(
         flag.name,
         target.repository,
         target.github_environment,
-        target.environment,
+        target.logical_environment,
         flag.requires,
         tuple(blockers),
         flag.variable,

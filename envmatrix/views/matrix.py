@@ -226,8 +226,8 @@ def _columns(targets: Iterable[Target], repository: str, order: Sequence[str]) -
     last = len(rank) + 1  # the repository level comes after every environment
 
     def position(t: Target) -> tuple[int, str]:
-        place = last if t.is_repository_level else rank.get(t.environment, len(rank))
-        return (place, t.environment)
+        place = last if t.is_repository_level else rank.get(t.logical_environment, len(rank))
+        return (place, t.logical_environment)
 
     return sorted(mine, key=position)
 
@@ -252,7 +252,7 @@ def _cell(
     return MatrixCell(
         target.repository,
         target.github_environment,
-        target.environment,
+        target.logical_environment,
         sample.name,
         status,
         sample.owner,

@@ -30,7 +30,9 @@ PROD = Target(REPO, "production", "prod")
 
 
 def cell(target: Target, name: str) -> SecretCell:
-    return SecretCell(target, name, f"apps/{target.environment}/x", name.lower(), "team", "svc")
+    return SecretCell(
+        target, name, f"apps/{target.logical_environment}/x", name.lower(), "team", "svc"
+    )
 
 
 def change(action: Action, reason: Reason, name: str = "A", target: Target = PROD) -> Change:
@@ -42,7 +44,7 @@ def change(action: Action, reason: Reason, name: str = "A", target: Target = PRO
         name,
         reason,
         "detail",
-        logical_environment=target.environment,
+        logical_environment=target.logical_environment,
         owner="team",
     )
 
@@ -283,7 +285,9 @@ def test_terminal_table_and_flags_table_print_bracketed_names_as_they_are() -> N
     text = matrix_text(build_matrix(desired, Plan(())))
     assert "x[/]y" in text and "[bold]b" in text
     rows = [
-        FlagReadiness("F_X", "o/r", t.github_environment or "", t.environment, ("A",), (), True)
+        FlagReadiness(
+            "F_X", "o/r", t.github_environment or "", t.logical_environment, ("A",), (), True
+        )
         for t in targets
     ]
     console = Console(width=160, no_color=True, record=True, file=io.StringIO())

@@ -36,7 +36,7 @@ def state(secret_names: int) -> DesiredState:
     all_targets = targets()
     # deliberately interleaved (not grouped by target): the index must keep the given order
     secrets = tuple(
-        SecretCell(t, f"S{i}", f"apps/{t.environment}/s{i}", "value", "team", None)
+        SecretCell(t, f"S{i}", f"apps/{t.logical_environment}/s{i}", "value", "team", None)
         for i in range(secret_names)
         for t in all_targets
     )

@@ -46,11 +46,13 @@ def test_apply_reads_and_records_inside_vault_namespace(
     assert result.code == 0, result.err
     checked = 0
     for cell in desired_state(world.policy).secrets:
-        path = world.policy.secrets[cell.name].vault_path(cell.target.environment)
+        path = world.policy.secrets[cell.name].vault_path(cell.target.logical_environment)
         key = world.policy.secrets[cell.name].vault_key(cell.name)
         expected = namespaced.read_values(path)[key].reveal()
         assert github_value(world.sandbox, cell.target, cell.name) == expected
-        assert world.vault_value(cell.name, cell.target.environment) != expected  # not the root's
+        assert (
+            world.vault_value(cell.name, cell.target.logical_environment) != expected
+        )  # not the root's
         checked += 1
     assert checked
     # the sync state went to the namespace's mount, not the root's
