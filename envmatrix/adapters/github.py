@@ -51,6 +51,12 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from envmatrix import debuglog
 from envmatrix.adapters.accounting import RequestStats
+from envmatrix.adapters.github_cache import (
+    GitHubCache,
+    app_identity,
+    conditional_reads,
+    token_identity,
+)
 from envmatrix.adapters.github_settings import AppLogin, TokenLogin, github_settings
 from envmatrix.errors import GitHubError, GitHubRateLimited, UsageError
 from envmatrix.ports import (
@@ -135,9 +141,11 @@ class GitHubAdapter:
         sleep: Callable[[float], None] = time.sleep,
         url_source: str = "GITHUB_API_URL",
         concurrency: int = 1,
+        cache: GitHubCache | None = None,
     ) -> None:
         """`login`: a token (str or TokenLogin) or a GitHub App (AppLogin). Raises UsageError
-        for an App private key PyGithub cannot sign with. Nothing is sent until the first call."""
+        for an App private key PyGithub cannot sign with. Nothing is sent until the first call.
+        `cache`: where GET answers are kept for conditional requests (None: none are)."""
         self.api_url = api_url.rstrip("/")
         self.shown_url = url_for_display(self.api_url)  # what messages name: no credentials
         self._url_source = url_source
@@ -162,6 +170,9 @@ class GitHubAdapter:
             self._requester = self._github.requester
         self.requests = RequestStats()  # what this adapter sent (`--json`'s `requests`)
         _count_requests(self._requester, self.requests)
+        self._cache = cache
+        if isinstance(self._login, TokenLogin):
+            self._conditional(self._requester, token_identity(self.api_url, self._login.token))
         # reads the caller may send at once (observe's pool); an App's per-owner requesters
         # are not made per thread, so an App login reads one at a time
         self.concurrency = concurrency if self._app is None else 1
@@ -195,6 +206,7 @@ class GitHubAdapter:
             write_interval=interval,
             url_source=settings.url_source,
             concurrency=github_concurrency(environ, host == "api.github.com"),
+            cache=GitHubCache.from_environment(environ),
         )
 
     # -- reads ---------------------------------------------------------------------------------
@@ -409,6 +421,9 @@ class GitHubAdapter:
             if thread not in requesters:
                 requesters[thread] = base.withAuth(base.auth)  # a new Requester, always
                 _count_requests(requesters[thread], self.requests)
+                if isinstance(self._login, TokenLogin):
+                    identity = token_identity(self.api_url, self._login.token)
+                    self._conditional(requesters[thread], identity)
             mine: Requester = requesters[thread]
             return mine
 
@@ -528,7 +543,18 @@ class GitHubAdapter:
         if not getattr(requester, "_envmatrix_counted", False):
             _count_requests(requester, self.requests)
             requester._envmatrix_counted = True  # type: ignore[attr-defined]
+            installation = self._app.installation_of(requester)
+            if installation is not None and isinstance(self._login, AppLogin):
+                identity = app_identity(self.api_url, self._login.app_id, installation)
+                self._conditional(requester, identity)
         return requester
+
+    def _conditional(self, requester: Requester, identity: str) -> None:
+        """Send `requester`'s GETs with the ETag of the answer cached for `identity`, if any
+        (see envmatrix/adapters/github_cache.py); wrapped after the counting: a 304 counts."""
+        scope = self._cache.scope(identity) if self._cache is not None else None
+        if scope is not None:
+            conditional_reads(requester, scope, urlparse(self.api_url).path)
 
     def _translate(self, endpoint: str, fn: Callable[[], T]) -> T:
         try:
@@ -629,6 +655,13 @@ class _AppInstallations:
             return clients[0].requester if clients else self.integration.requester
         client = self._clients.get(installation) or self._client(installation, attempts)
         return client.requester
+
+    def installation_of(self, requester: Requester) -> int | None:
+        """The installation whose client owns `requester` (None: the App's own, JWT-signed)."""
+        for installation, client in self._clients.items():
+            if client.requester is requester:
+                return installation
+        return None
 
     def forget_token(self, url: str) -> bool:
         """Drop the installation token used for `url` (GitHub refused it); False if none was."""

@@ -305,8 +305,10 @@ def _primary_rate_limited() -> Response:
     )
 
 
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+def _etag(body: bytes, link: str = "") -> str:
+    """A strong validator of the answer: its body and its ``Link`` header, so a page whose
+    neighbours appear or disappear (same items, another ``rel="next"``) gets a new ETag."""
+    return '"' + hashlib.sha256(body + b"\n" + link.encode()).hexdigest()[:40] + '"'
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -320,7 +322,7 @@ def _conditional(req: Request, response: Response) -> Response:
     """Add an ETag to 200 GETs and answer 304 when If-None-Match carries it."""
     if req.method != "GET" or response.status != 200:
         return response
-    etag = _etag(response.body)
+    etag = _etag(response.body, response.headers.get("Link", ""))
     if _etag_matches(req.headers.get("if-none-match"), etag):
         return Response(304, b"", None, {"ETag": etag})
     response.headers["ETag"] = etag
@@ -628,6 +630,12 @@ class GitHubSandbox:
         """Set the primary limit's remaining budget (0 exhausts it) and its reset time."""
         with self.state.lock:
             self.state.rate.set(self.clock.now(), remaining, reset_in, limit)
+
+    def rate_limit_used(self) -> int:
+        """Primary rate-limit points spent in the current window (`GET /rate_limit`'s `used`):
+        every answered request but 304s, `GET /rate_limit` and the admin API."""
+        with self.state.lock:
+            return self.state.rate.snapshot(self.clock.now())["used"]
 
     def _count(self, method: str, operation: str) -> None:
         with self._stats_lock:
