@@ -59,6 +59,13 @@ class Connections:
         to_json = getattr(stats, "to_json", None)
         return to_json() if callable(to_json) else None
 
+    def vault_request_stats(self) -> dict[str, Any] | None:
+        """The Vault adapter's round trips (`--json`'s `vault_requests`: `by_operation`,
+        `total`), or None for a Vault port that keeps none."""
+        stats = getattr(self.vault, "requests", None)
+        to_json = getattr(stats, "to_json", None)
+        return to_json() if callable(to_json) else None
+
     def close(self) -> None:
         """Close the adapters' HTTP sessions."""
         for adapter in (self.vault, self.github):

@@ -76,6 +76,7 @@ class PlanRun:
     in_progress: tuple[RotationInProgress, ...] = ()  # rotations left half-way (journals)
     narrowing: Narrowing = NO_NARROWING  # --repository / --secret
     requests: Mapping[str, Any] | None = None  # GitHub request accounting (plan_policy sets it)
+    vault_requests: Mapping[str, Any] | None = None  # Vault round trips (plan_policy sets it)
 
 
 def make_plan(
@@ -269,6 +270,7 @@ class ApplyOutcome:
     report: ApplyReport
     unchanged: Plan | None = None  # the fresh plan, when it had no writes (nothing was applied)
     requests: Mapping[str, Any] | None = None  # GitHub request accounting of the whole run
+    vault_requests: Mapping[str, Any] | None = None  # Vault round trips of the whole run
     policy: Policy | None = None  # the policy applied (for notifications)
 
 
@@ -314,14 +316,30 @@ def apply_policy(
     ):
         if plan_file:
             report = apply_saved(plan_file, connections, sink, path, policy, check, progress)
-            return ApplyOutcome(report, requests=connections.request_stats(), policy=policy)
+            return ApplyOutcome(
+                report,
+                requests=connections.request_stats(),
+                vault_requests=connections.vault_request_stats(),
+                policy=policy,
+            )
         run = make_plan(path, connections, environments, policy, narrowing)
         if not run.plan.has_writes:
             unchanged = ApplyReport((), run.plan.blocked)
-            return ApplyOutcome(unchanged, run.plan, connections.request_stats(), policy=policy)
+            return ApplyOutcome(
+                unchanged,
+                run.plan,
+                connections.request_stats(),
+                connections.vault_request_stats(),
+                policy=policy,
+            )
         confirm(run.plan)
         report = apply_run(run, connections, sink, check, progress)
-        return ApplyOutcome(report, requests=connections.request_stats(), policy=policy)
+        return ApplyOutcome(
+            report,
+            requests=connections.request_stats(),
+            vault_requests=connections.vault_request_stats(),
+            policy=policy,
+        )
 
 
 def plan_policy(
@@ -338,7 +356,11 @@ def plan_policy(
     narrowing = resolve_narrowing(policy, repositories, secrets)
     with connect(policy) as connections:
         run = make_plan(policy_path, connections, environments, policy, narrowing)
-        run = replace(run, requests=connections.request_stats())
+        run = replace(
+            run,
+            requests=connections.request_stats(),
+            vault_requests=connections.vault_request_stats(),
+        )
     if out:
         write_plan_file(run, out)
     return run

@@ -98,3 +98,65 @@ class RequestStats:
                 "max_in_flight": self.max_in_flight,
                 "rate_limit_remaining": self.rate_limit_remaining,
             }
+
+
+_VAULT_VERBS = {"GET": "read", "LIST": "list", "POST": "write", "PUT": "write", "DELETE": "delete"}
+
+
+def vault_operation(method: str, url: str, kv_mount: str) -> str:
+    """`kv metadata list secret/` for `LIST https://vault:8200/v1/secret/metadata/apps/x`: the
+    operation and the mount it went to, never a path below the mount nor a key name.
+
+    KV v2 under `kv_mount`: `kv read|write|delete` (data/), `kv metadata list|read|write|delete`,
+    `kv config read`, `kv delete|undelete|destroy` (versions); `transit hmac MOUNT/`;
+    `token lookup-self`; `login auth/METHOD/`; anything else `VERB FIRST-SEGMENT/`."""
+    parsed = urlparse(url)
+    path = parsed.path.split("/v1/", 1)[-1].strip("/")
+    verb = method.upper()
+    if verb == "GET" and "list=true" in parsed.query:
+        verb = "LIST"
+    word = _VAULT_VERBS.get(verb, verb.lower())
+    mount = kv_mount.strip("/")
+    if path == mount or path.startswith(mount + "/"):
+        part = path[len(mount) :].strip("/").split("/", 1)[0]
+        if part in ("data", "metadata", "config"):
+            what = {"data": "", "metadata": " metadata", "config": " config"}[part]
+            return f"kv{what} {word} {mount}/"
+        if part in ("delete", "undelete", "destroy"):
+            return f"kv {part} {mount}/"
+        return f"kv {word} {mount}/"
+    parts = path.split("/")
+    if path == "auth/token/lookup-self":
+        return "token lookup-self"
+    if parts[0] == "auth" and parts[-1] == "login":
+        return f"login {'/'.join(parts[:-1])}/"
+    if len(parts) >= 2 and parts[1] == "hmac":
+        return f"transit hmac {parts[0]}/"
+    return f"{word} {parts[0]}/"
+
+
+class VaultRequests:
+    """Thread-safe counts of the HTTP round trips one Vault adapter made (each retry, each
+    login), by `vault_operation`; for `--json`'s `vault_requests`."""
+
+    def __init__(self, kv_mount: str) -> None:
+        self._lock = threading.Lock()
+        self._mount = kv_mount
+        self.by_operation: Counter[str] = Counter()
+
+    def answered(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """A `requests` response hook: count the round trip `response` ended."""
+        request = getattr(response, "request", None)
+        method, url = getattr(request, "method", None), getattr(request, "url", None)
+        if isinstance(method, str) and isinstance(url, str):
+            operation = vault_operation(method, url, self._mount)
+            with self._lock:
+                self.by_operation[operation] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"by_operation": {"kv read secret/": 40, ...}, "total": 43}`."""
+        with self._lock:
+            return {
+                "by_operation": dict(sorted(self.by_operation.items())),
+                "total": sum(self.by_operation.values()),
+            }

@@ -48,6 +48,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from envmatrix.adapters import actions_oidc
+from envmatrix.adapters.accounting import VaultRequests
 from envmatrix.adapters.vault_tls import VaultTLS, tls_failure_reason
 from envmatrix.errors import (
     UnsafeInput,
@@ -207,6 +208,8 @@ class VaultAdapter:
         self._token_source = token_source
         self._token_valid: bool | None = None
         session = self.tls.session()
+        self.requests = VaultRequests(self.mount)  # round trips (`--json`'s `vault_requests`)
+        session.hooks["response"].append(self.requests.answered)
         self._client = hvac.Client(
             url=self.addr,
             token=token,

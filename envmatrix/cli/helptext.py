@@ -65,6 +65,8 @@ ENVIRONMENT: dict[str, str] = {
     "ENVMATRIX_GITHUB_TIMEOUT": "seconds per GitHub request (default 15)",
     "ENVMATRIX_GITHUB_WRITE_INTERVAL": "seconds between GitHub writes",
     "ENVMATRIX_GITHUB_CONCURRENCY": "GitHub reads in flight at once (default 4, 16 off github.com)",
+    "ENVMATRIX_CACHE_DIR": "the GitHub ETag cache (default ~/.cache/envmatrix/github)",
+    "ENVMATRIX_NO_CACHE": "1: no GitHub ETag cache (always off in pull-request runs)",
     "VAULT_ADDR": "Vault's address, as the Vault CLI",
     "VAULT_TOKEN": "a Vault token, as the Vault CLI",
     "VAULT_ROLE_ID": "AppRole login, with VAULT_SECRET_ID",
@@ -94,7 +96,8 @@ ENVIRONMENT: dict[str, str] = {
     "GITHUB_OUTPUT": "set by GitHub Actions: where outputs go",
     "GITHUB_STEP_SUMMARY": "set by GitHub Actions: where the summary goes",
     "GITHUB_REPOSITORY": "set by GitHub Actions: verify and flags check default to it",
-    "GITHUB_EVENT_NAME": "set by GitHub Actions: notifications only on the default branch/schedule",
+    "GITHUB_EVENT_NAME": "set by GitHub Actions: notifications only on the default branch/schedule;"
+    " no ETag cache in pull_request* runs",
     "GITHUB_EVENT_PATH": "set by GitHub Actions: the event payload (the default branch)",
     "GITHUB_REF": "set by GitHub Actions: the branch of the run (notifications)",
     "GITHUB_ACTOR": "set by GitHub Actions: recorded in the audit trail",

@@ -57,9 +57,11 @@ def plan_json(
     overdue: Sequence[RotationStatus] = (),
     in_progress: Sequence[RotationInProgress] = (),
     requests: Mapping[str, Any] | None = None,
+    vault_requests: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The contract's `plan --json` object, plus overdue rotations and those left half-way, and
-    (when given) the run's GitHub request accounting under `requests`."""
+    (when given) the run's GitHub request accounting under `requests` and its Vault round trips
+    under `vault_requests`."""
     summary = plan.summary()
     document = {
         "changes": [_contract_change(c) for c in plan.changes],
@@ -69,6 +71,8 @@ def plan_json(
     }
     if requests is not None:
         document["requests"] = dict(requests)
+    if vault_requests is not None:
+        document["vault_requests"] = dict(vault_requests)
     return document
 
 
@@ -147,9 +151,13 @@ def _change_line(change: Change, width: int) -> str:
     return f"  [{style}]{escape(head)}[/]  {escape(str(change.reason))}: {escape(change.detail)}"
 
 
-def apply_json(report: ApplyReport, requests: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def apply_json(
+    report: ApplyReport,
+    requests: Mapping[str, Any] | None = None,
+    vault_requests: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The contract's `apply --json` object (with `requests`, the run's GitHub request
-    accounting, when given)."""
+    accounting, and `vault_requests`, its Vault round trips, when given)."""
     document: dict[str, Any] = {
         "results": [r.to_json() for r in report.results],
         "blocked": [_contract_change(c) for c in report.blocked],
@@ -161,6 +169,8 @@ def apply_json(report: ApplyReport, requests: Mapping[str, Any] | None = None) -
         document["not_attempted"] = [_contract_change(c) for c in report.not_attempted]
     if requests is not None:
         document["requests"] = dict(requests)
+    if vault_requests is not None:
+        document["vault_requests"] = dict(vault_requests)
     return document
 
 

@@ -99,7 +99,11 @@ def plan(
     if (note := name_warning(run.policy)) is not None:
         warn(note)
     if json_output:
-        render.print_json(render.plan_json(run.plan, run.rotations, run.in_progress, run.requests))
+        render.print_json(
+            render.plan_json(
+                run.plan, run.rotations, run.in_progress, run.requests, run.vault_requests
+            )
+        )
     else:
         render.render_plan(run.plan, render.console())
         render.render_overdue(run.rotations, render.console())
@@ -165,7 +169,9 @@ def apply(
         render.console().print("Nothing to apply.")
         return
     if json_output:
-        render.print_json(render.apply_json(outcome.report, outcome.requests))
+        render.print_json(
+            render.apply_json(outcome.report, outcome.requests, outcome.vault_requests)
+        )
     else:
         render.render_apply(outcome.report, render.console(), results_shown=live.prints_lines)
     report = outcome.report
