@@ -43,6 +43,8 @@ from envmatrix.sandbox.state import (
     InvalidSecret,
     Repository,
     SandboxState,
+    SecretScope,
+    VariableScope,
     valid_name,
 )
 
@@ -502,7 +504,7 @@ class GitHubSandbox:
             organization = self.state.organization(org)
             if organization is None:
                 return None
-            scope = {
+            scope: SecretScope | VariableScope = {
                 ("secret", "actions"): organization.secrets,
                 ("secret", "dependabot"): organization.dependabot,
                 ("variable", "actions"): organization.variables,
