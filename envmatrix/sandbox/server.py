@@ -504,11 +504,9 @@ class GitHubSandbox:
             organization = self.state.organization(org)
             if organization is None:
                 return None
-            scope: SecretScope | VariableScope = {
-                ("secret", "actions"): organization.secrets,
-                ("secret", "dependabot"): organization.dependabot,
-                ("variable", "actions"): organization.variables,
-            }[(kind, store)]
+            scope: SecretScope | VariableScope = organization.variables
+            if kind == "secret":
+                scope = organization.dependabot if store == "dependabot" else organization.secrets
             record = scope.get(name)
             if record is None:
                 return None
