@@ -278,11 +278,30 @@ class VaultSettings(_Strict):
     transit: TransitSettings | None = None
 
 
+def _check_organization(login: str) -> str:
+    if not GITHUB_LOGIN.match(login) or "--" in login or login.endswith("-"):
+        raise ValueError(f"organization {login!r} is not a GitHub login (letters, digits, '-')")
+    return login
+
+
 class GitHubSettings(_Strict):
-    """Default target repositories and pruning."""
+    """Default target repositories and pruning; `organization`: the organization that
+    `scope: organization` secrets and variables are written to."""
 
     repositories: tuple[RepositoryName, ...] = ()
     prune: bool = False
+    organization: (
+        Annotated[
+            str,
+            AfterValidator(_check_organization),
+            _schema(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$", description="A GitHub organization."),
+        ]
+        | None
+    ) = None
+
+
+Visibility = Literal["all", "private", "selected"]
+DEFAULT_VISIBILITY = "private"  # as `gh secret set --org` and `gh variable set --org`
 
 
 def _check_login(login: str) -> str:
@@ -523,12 +542,17 @@ class SecretSpec(_Strict):
     `scope: environment` (the default) writes it to the GitHub environments listed under
     `environments`; `scope: repository` writes it once per target repository as an Actions
     repository secret, which every job of the repository sees, so it takes no `environments`
-    and its Vault path has no `{environment}`.
+    and its Vault path has no `{environment}`. `scope: organization` writes it once, to
+    `github.organization`, with `visibility` (default private) and, for selected, the
+    `repositories` that see it. `store: dependabot` writes a Dependabot secret instead of an
+    Actions one (repository or organization scope: Dependabot has no environment secrets).
     """
 
     service: str | None = None
     owner: str
-    scope: Literal["environment", "repository"] = "environment"
+    scope: Literal["environment", "repository", "organization"] = "environment"
+    store: Literal["actions", "dependabot"] = "actions"
+    visibility: Visibility | None = None  # scope: organization only (see _check_scope)
     vault: Annotated[
         str,
         AfterValidator(_check_vault_ref),
@@ -549,7 +573,13 @@ class SecretSpec(_Strict):
     @property
     def repository_level(self) -> bool:
         """Whether this is an Actions repository secret rather than an environment secret."""
-        return self.scope == "repository"
+        return self.scope == "repository" and self.store == "actions"
+
+    @property
+    def beyond_environments(self) -> bool:
+        """An organization or Dependabot secret: none of the per-environment features (flags,
+        probes, verify) see it."""
+        return self.scope == "organization" or self.store == "dependabot"
 
     @property
     def vault_path_template(self) -> str:
@@ -584,12 +614,15 @@ class FlagSpec(_Strict):
 class VariableSpec(_Strict):
     """A plain Actions variable (not secret: a URL, a region): a literal `value`, or `vault:
     PATH#KEY` read when planning and applying. Targeting as for secrets: `scope: environment`
-    (the default) writes it to each listed environment, `scope: repository` once per repository.
+    (the default) writes it to each listed environment, `scope: repository` once per repository,
+    `scope: organization` once to `github.organization` with `visibility` (and `repositories`
+    for selected).
     """
 
     service: str | None = None
     owner: str
-    scope: Literal["environment", "repository"] = "environment"
+    scope: Literal["environment", "repository", "organization"] = "environment"
+    visibility: Visibility | None = None  # scope: organization only
     value: Annotated[str, Field(max_length=48 * 1024)] | None = None
     vault: Annotated[str, AfterValidator(_check_vault_ref)] | None = None
     environments: tuple[str, ...] = Field(default=(), min_length=1)
@@ -719,7 +752,10 @@ class Policy(_Strict):
         return self.name or ""
 
     def repositories_for(self, secret: SecretSpec | FlagSpec | VariableSpec) -> tuple[str, ...]:
-        """A secret's or flag's target repositories: its own, else github.repositories."""
+        """A secret's or flag's target repositories: its own, else github.repositories (for
+        `scope: organization`: the selected repositories, none for all or private)."""
+        if getattr(secret, "scope", None) == "organization":
+            return secret.repositories or ()
         return secret.repositories if secret.repositories is not None else self.github.repositories
 
     def github_environment(self, logical: str) -> str:
@@ -737,6 +773,7 @@ class _Reference(Exception):
 def _check_references(policy: Policy) -> Iterator[_Reference]:
     """Everything that needs more than one part of the policy to check: every problem."""
     yield from _check_repository_spellings(policy)
+    yield from _check_organization_scopes(policy)
     for name, secret in policy.secrets.items():
         yield from _check_secret_references(policy, name, secret)
     for name, flag in policy.flags.items():
@@ -824,6 +861,8 @@ def _limit_places(policy: Policy) -> Iterator[tuple[str, str, str]]:
     there; undeclared environments are a problem of their own, reported apart."""
     declared = policy.environments
     for secret in policy.secrets.values():
+        if secret.beyond_environments:  # another store or the organization: counted apart
+            continue
         for repo in policy.repositories_for(secret):
             for env in secret.environments or ("",):
                 if not env or env in declared:
@@ -911,7 +950,7 @@ def _check_secret_references(policy: Policy, name: str, secret: SecretSpec) -> I
     yield from _raised(_check_environment_placeholder, name, secret)
     if len(set(secret.environments)) != len(secret.environments):
         yield _Reference((*loc, "environments"), "an environment is listed twice")
-    if not policy.repositories_for(secret):
+    if not policy.repositories_for(secret) and secret.scope != "organization":
         yield _Reference(
             (*loc, "repositories"), "no repositories: set github.repositories or repositories here"
         )
@@ -982,6 +1021,20 @@ def _check_scope(name: str, secret: SecretSpec) -> Iterator[_Reference]:
     """Environment secrets list their environments; repository secrets have none to list."""
     loc = ("secrets", name)
     given = "environments" in secret.model_fields_set
+    if secret.store == "dependabot" and secret.scope == "environment":
+        yield _Reference(
+            (*loc, "store"),
+            "Dependabot has no environment secrets: a store: dependabot secret takes"
+            " scope: repository or scope: organization",
+        )
+        return
+    if secret.scope == "organization" or secret.store == "dependabot":
+        yield from _check_wide_scope("secrets", name, secret, given)
+        return
+    if secret.visibility is not None:
+        yield _Reference(
+            (*loc, "visibility"), "visibility is for scope: organization only (who sees it)"
+        )
     if not secret.repository_level:
         if not given:
             yield _Reference((*loc, "environments"), "required key is missing")
@@ -997,6 +1050,77 @@ def _check_scope(name: str, secret: SecretSpec) -> Iterator[_Reference]:
             "a scope: repository secret has one value for every environment;"
             " its vault path cannot use {environment}",
         )
+
+
+def _check_wide_scope(
+    section: str, name: str, spec: SecretSpec | VariableSpec, given: bool
+) -> Iterator[_Reference]:
+    """A scope: repository Dependabot secret, or a scope: organization secret or variable: one
+    value, no environments; organization ones have a visibility and, for selected, the
+    repositories of the organization that see them."""
+    loc = (section, name)
+    noun = "secret" if section == "secrets" else "variable"
+    if given:
+        yield _Reference(
+            (*loc, "environments"),
+            f"a scope: {spec.scope} {noun} is seen by every environment; remove environments:",
+        )
+    if spec.vault is not None and "{environment}" in spec.vault:
+        yield _Reference(
+            (*loc, "vault"),
+            f"a scope: {spec.scope} {noun} has one value for every environment;"
+            " its vault path cannot use {environment}",
+        )
+    if spec.scope != "organization":
+        if spec.visibility is not None:
+            yield _Reference(
+                (*loc, "visibility"), "visibility is for scope: organization only (who sees it)"
+            )
+        return
+    yield from _check_selected(loc, spec)
+
+
+def _check_selected(loc: tuple[str, str], spec: SecretSpec | VariableSpec) -> Iterator[_Reference]:
+    visibility = spec.visibility or DEFAULT_VISIBILITY
+    if visibility == "selected" and not spec.repositories:
+        yield _Reference(
+            (*loc, "repositories"),
+            "visibility: selected needs repositories: (the repositories that see it)",
+        )
+    if visibility != "selected" and spec.repositories is not None:
+        yield _Reference(
+            (*loc, "repositories"),
+            f"repositories: names the selected repositories; with visibility: {visibility}"
+            " every repository of the organization that it allows sees it: remove repositories:"
+            " or say visibility: selected",
+        )
+
+
+def _check_organization_scopes(policy: Policy) -> Iterator[_Reference]:
+    """scope: organization needs github.organization; selected repositories belong to it."""
+    org = policy.github.organization
+    sections: tuple[tuple[str, Mapping[str, SecretSpec | VariableSpec]], ...] = (
+        ("secrets", policy.secrets),
+        ("variables", policy.variables),
+    )
+    for section, specs in sections:
+        for name, spec in specs.items():
+            if spec.scope != "organization":
+                continue
+            if org is None:
+                yield _Reference(
+                    (section, name, "scope"),
+                    "scope: organization needs github.organization (the organization that"
+                    " holds it)",
+                )
+                continue
+            for i, repository in enumerate(spec.repositories or ()):
+                if repository.split("/", 1)[0].lower() != org.lower():
+                    yield _Reference(
+                        (section, name, "repositories", i),
+                        f"{repository} is not a repository of {org} (github.organization);"
+                        " an organization secret or variable reaches only its own repositories",
+                    )
 
 
 def _check_environment_placeholder(name: str, secret: SecretSpec) -> None:
@@ -1044,14 +1168,15 @@ def _check_requirement(
             f"{required!r} is not declared under secrets" + _suggestion(required, policy.secrets),
         )
         return
-    if secret.repository_level:
+    if secret.repository_level or secret.beyond_environments:
+        what = "Dependabot" if secret.store == "dependabot" else f"scope: {secret.scope}"
         yield _Reference(
             (*loc, "requires", i),
-            f"{required} is a scope: repository secret; a flag can require only environment"
+            f"{required} is a {what} secret; a flag can require only environment"
             " secrets (flags are set per environment)",
         )
     extra = [e for e in flag.environments if e not in secret.environments]
-    if extra and not secret.repository_level:
+    if extra and not (secret.repository_level or secret.beyond_environments):
         yield _Reference(
             (*loc, "environments"),
             f"{required} is not required in {', '.join(extra)}; a flag's environments must be"
@@ -1066,6 +1191,15 @@ def _check_variable_references(policy: Policy, name: str, variable: VariableSpec
     if name in policy.flags:
         raise _Reference(loc, f"variable {name} has the name of a flag (flags are variables too)")
     given = "environments" in variable.model_fields_set
+    if variable.scope == "organization":
+        for ref in _check_wide_scope("variables", name, variable, given):
+            raise ref
+        _check_variable_places(policy, name, variable)
+        return
+    if variable.visibility is not None:
+        raise _Reference(
+            (*loc, "visibility"), "visibility is for scope: organization only (who sees it)"
+        )
     if not variable.repository_level and not given:
         raise _Reference((*loc, "environments"), "required key is missing")
     if variable.repository_level and given:

@@ -93,6 +93,8 @@ class ObservedSecret:
     created_at: datetime
     updated_at: datetime
     visibility: str | None = None  # organization secrets only: all | private | selected
+    # organization secrets of visibility selected, when looked up: the repositories' full names
+    selected_repositories: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class ObservedVariable:
     name: str
     value: str
     updated_at: datetime
+    visibility: str | None = None  # organization variables only: all | private | selected
+    selected_repositories: tuple[str, ...] | None = None  # as for ObservedSecret
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,74 @@ class GitHubPort(Protocol):
 
     def delete_repository_variable(self, repository: str, name: str) -> WriteReceipt:
         """Delete a repository variable; absent is not an error."""
+        ...
+
+    # organization secrets and variables, Dependabot secrets (policy keys scope: organization,
+    # store: dependabot). `store` is "actions" or "dependabot".
+
+    def list_organization_variables(self, organization: str) -> list[ObservedVariable]:
+        """An organization's Actions variables with their visibility (one list, paginated)."""
+        ...
+
+    def list_dependabot_secrets(self, repository: str) -> list[ObservedSecret]:
+        """A repository's Dependabot secrets (one list, paginated)."""
+        ...
+
+    def list_dependabot_organization_secrets(self, organization: str) -> list[ObservedSecret]:
+        """An organization's Dependabot secrets with their visibility (one list, paginated)."""
+        ...
+
+    def list_selected_repositories(self, organization: str, kind: str, name: str) -> list[str]:
+        """Full names of the repositories an organization secret or variable of visibility
+        selected reaches; `kind` is "actions/secrets", "dependabot/secrets" or
+        "actions/variables" (`GET /orgs/{org}/{kind}/{name}/repositories`, paginated)."""
+        ...
+
+    def repository_id(self, repository: str) -> int | None:
+        """A repository's id (`GET /repos/{owner}/{repo}`, once per run); None when absent."""
+        ...
+
+    def put_organization_secret(
+        self,
+        organization: str,
+        name: str,
+        value: SecretValue,
+        visibility: str,
+        repository_ids: Sequence[int] = (),
+        store: str = "actions",
+    ) -> WriteReceipt:
+        """Encrypt with the organization's (or its Dependabot) public key and PUT, with the
+        visibility and, for selected, the repository ids."""
+        ...
+
+    def delete_organization_secret(
+        self, organization: str, name: str, store: str = "actions"
+    ) -> WriteReceipt:
+        """Delete an organization secret; absent is not an error."""
+        ...
+
+    def put_dependabot_secret(self, repository: str, name: str, value: SecretValue) -> WriteReceipt:
+        """Encrypt with the repository's Dependabot public key and PUT."""
+        ...
+
+    def delete_dependabot_secret(self, repository: str, name: str) -> WriteReceipt:
+        """Delete a repository's Dependabot secret; absent is not an error."""
+        ...
+
+    def set_organization_variable(
+        self,
+        organization: str,
+        name: str,
+        value: str,
+        visibility: str,
+        repository_ids: Sequence[int],
+        exists: bool,
+    ) -> WriteReceipt:
+        """Create (exists=False) or update an organization variable with its visibility."""
+        ...
+
+    def delete_organization_variable(self, organization: str, name: str) -> WriteReceipt:
+        """Delete an organization variable; absent is not an error."""
         ...
 
     def identity(self) -> str:

@@ -29,7 +29,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -181,6 +181,7 @@ class GitHubAdapter:
         self._keys: dict[str, _PublicKey] = {}
         self._user_ids: dict[str, int | None] = {}  # looked up once per run (reviewers)
         self._team_ids: dict[str, int | None] = {}
+        self._repository_ids: dict[str, int | None] = {}  # selected repositories, by name
         self._last_write = 0.0
 
     @classmethod
@@ -238,6 +239,89 @@ class GitHubAdapter:
         url = f"/orgs/{quote(organization, safe='')}/actions/secrets"
         items = self._list(OrganizationSecret, url, "secrets")
         return [replace(_observed_secret(s), visibility=s.visibility) for s in items]
+
+    # -- organization secrets and variables, Dependabot secrets -------------------------------
+
+    def list_organization_variables(self, organization: str) -> list[ObservedVariable]:
+        url = f"/orgs/{quote(organization, safe='')}/actions/variables"
+        return [_observed_org_variable(v) for v in self._list_json(url, "variables", per_page=30)]
+
+    def list_dependabot_secrets(self, repository: str) -> list[ObservedSecret]:
+        url = f"/repos/{repository}/dependabot/secrets"
+        return [_observed_secret(s) for s in self._list(Secret, url, "secrets")]
+
+    def list_dependabot_organization_secrets(self, organization: str) -> list[ObservedSecret]:
+        url = f"/orgs/{quote(organization, safe='')}/dependabot/secrets"
+        items = self._list(OrganizationSecret, url, "secrets")
+        return [replace(_observed_secret(s), visibility=s.visibility) for s in items]
+
+    def list_selected_repositories(self, organization: str, kind: str, name: str) -> list[str]:
+        if kind not in ("actions/secrets", "dependabot/secrets", "actions/variables"):
+            raise ValueError(f"unknown kind {kind!r}")
+        url = f"/orgs/{quote(organization, safe='')}/{kind}/{quote(name, safe='')}/repositories"
+        return [str(r["full_name"]) for r in self._list_json(url, "repositories")]
+
+    def repository_id(self, repository: str) -> int | None:
+        key = repository.lower()
+        if key not in self._repository_ids:
+            self._repository_ids[key] = self._lookup(f"/repos/{repository}")
+        return self._repository_ids[key]
+
+    def put_organization_secret(
+        self,
+        organization: str,
+        name: str,
+        value: SecretValue,
+        visibility: str,
+        repository_ids: Sequence[int] = (),
+        store: str = "actions",
+    ) -> WriteReceipt:
+        scope = f"/orgs/{quote(organization, safe='')}/{_store(store)}"
+        access: dict[str, Any] = {"visibility": visibility}
+        if visibility == "selected":
+            access["selected_repository_ids"] = list(repository_ids)
+        url = f"{scope}/secrets/{quote(name, safe='')}"
+        return self._put_secret(scope, url, value, access)
+
+    def delete_organization_secret(
+        self, organization: str, name: str, store: str = "actions"
+    ) -> WriteReceipt:
+        url = f"/orgs/{quote(organization, safe='')}/{_store(store)}/secrets/{quote(name, safe='')}"
+        return self._write("DELETE", url, None, absent_ok=True)
+
+    def put_dependabot_secret(self, repository: str, name: str, value: SecretValue) -> WriteReceipt:
+        scope = f"/repos/{repository}/dependabot"
+        return self._put_secret(scope, f"{scope}/secrets/{quote(name, safe='')}", value)
+
+    def delete_dependabot_secret(self, repository: str, name: str) -> WriteReceipt:
+        url = f"/repos/{repository}/dependabot/secrets/{quote(name, safe='')}"
+        return self._write("DELETE", url, None, absent_ok=True)
+
+    def set_organization_variable(
+        self,
+        organization: str,
+        name: str,
+        value: str,
+        visibility: str,
+        repository_ids: Sequence[int],
+        exists: bool,
+    ) -> WriteReceipt:
+        base = f"/orgs/{quote(organization, safe='')}/actions/variables"
+        body: dict[str, Any] = {"name": name, "value": value, "visibility": visibility}
+        if visibility == "selected":
+            body["selected_repository_ids"] = list(repository_ids)
+        if exists:
+            return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
+        try:
+            return self._write("POST", base, body)
+        except GitHubError as exc:
+            if exc.status != 409:  # 409: it exists after all (an earlier attempt landed)
+                raise
+            return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
+
+    def delete_organization_variable(self, organization: str, name: str) -> WriteReceipt:
+        url = f"/orgs/{quote(organization, safe='')}/actions/variables/{quote(name, safe='')}"
+        return self._write("DELETE", url, None, absent_ok=True)
 
     def _list(self, cls: type[T], url: str, item: str) -> list[T]:
         def fetch(requester: Requester) -> list[T]:
@@ -381,11 +465,11 @@ class GitHubAdapter:
         url = f"{_env_url(repository, environment)}/deployment-branch-policies/{policy_id}"
         return self._write("DELETE", url, None, absent_ok=True)
 
-    def _list_json(self, url: str, item: str) -> list[dict[str, Any]]:
-        """Every item of a paginated list answer (per_page=100, following Link rel=next)."""
+    def _list_json(self, url: str, item: str, per_page: int = 100) -> list[dict[str, Any]]:
+        """Every item of a paginated list answer (per_page, following Link rel=next)."""
         found: list[dict[str, Any]] = []
         page: str | None = url
-        parameters: dict[str, Any] | None = {"per_page": 100}
+        parameters: dict[str, Any] | None = {"per_page": per_page}
         while page is not None:
 
             def fetch(
@@ -445,7 +529,10 @@ class GitHubAdapter:
             return f"github-actions:{actor} run:{run}"
         return f"github-token@{host}"
 
-    def _put_secret(self, scope: str, url: str, value: SecretValue) -> WriteReceipt:
+    def _put_secret(
+        self, scope: str, url: str, value: SecretValue, access: dict[str, Any] | None = None
+    ) -> WriteReceipt:
+        """`access`: what else the body carries (an organization secret's visibility)."""
         size = len(value.reveal().encode())
         if size > MAX_SECRET_BYTES:  # GitHub would answer a bare 422; say why, send nothing
             raise GitHubError(
@@ -454,6 +541,7 @@ class GitHubAdapter:
             )
         key = self._public_key(scope)
         body = {"encrypted_value": encrypt(key.key, value.reveal()), "key_id": key.key_id}
+        body.update(access or {})
         try:
             return self._write("PUT", url, body)
         except GitHubError as exc:
@@ -463,6 +551,7 @@ class GitHubAdapter:
             self._keys.pop(scope, None)
             key = self._public_key(scope)
             body = {"encrypted_value": encrypt(key.key, value.reveal()), "key_id": key.key_id}
+            body.update(access or {})
             return self._write("PUT", url, body)
 
     def _public_key(self, scope: str) -> _PublicKey:
@@ -811,6 +900,20 @@ def _env_url(repository: str, environment: str) -> str:
 
 def _observed_secret(secret: Secret) -> ObservedSecret:
     return ObservedSecret(secret.name.upper(), _aware(secret.created_at), _aware(secret.updated_at))
+
+
+def _store(store: str) -> str:
+    if store not in ("actions", "dependabot"):
+        raise ValueError(f"unknown store {store!r}")
+    return store
+
+
+def _observed_org_variable(item: Mapping[str, Any]) -> ObservedVariable:
+    """An `organization-actions-variable` list item."""
+    when = datetime.fromisoformat(str(item["updated_at"]).replace("Z", "+00:00"))
+    return ObservedVariable(
+        str(item["name"]).upper(), str(item["value"]), _aware(when), str(item["visibility"])
+    )
 
 
 def _observed_variable(variable: Variable) -> ObservedVariable:

@@ -206,13 +206,43 @@ class Applier:
         return result
 
     def _put_secret(self, change: Change, value: SecretValue) -> WriteReceipt:
+        if change.scope == "organization":
+            return self._github.put_organization_secret(
+                change.repository,
+                change.name,
+                value,
+                change.visibility or "private",
+                self._repository_ids(change),
+                change.store or "actions",
+            )
+        if change.store == "dependabot":
+            return self._github.put_dependabot_secret(change.repository, change.name, value)
         if change.environment is None:  # repository level
             return self._github.put_repository_secret(change.repository, change.name, value)
         return self._github.put_environment_secret(
             change.repository, change.environment, change.name, value
         )
 
+    def _repository_ids(self, change: Change) -> list[int]:
+        """The ids of an organization copy's selected repositories (looked up once per run)."""
+        ids: list[int] = []
+        for repository in change.selected_repositories:
+            found = self._github.repository_id(repository)
+            if found is None:
+                raise EnvmatrixError(
+                    f"selected repository {repository} of {change.name} does not exist"
+                    f" (GET /repos/{repository}: 404) — owner: {change.owner}"
+                )
+            ids.append(found)
+        return ids
+
     def _delete_secret(self, change: Change) -> WriteReceipt:
+        if change.scope == "organization":
+            return self._github.delete_organization_secret(
+                change.repository, change.name, change.store or "actions"
+            )
+        if change.store == "dependabot":
+            return self._github.delete_dependabot_secret(change.repository, change.name)
         if change.environment is None:  # repository level
             return self._github.delete_repository_secret(change.repository, change.name)
         return self._github.delete_environment_secret(
@@ -262,6 +292,15 @@ class Applier:
 
     def _set_variable(self, change: Change, value: str) -> WriteReceipt:
         exists = change.action is Action.UPDATE
+        if change.scope == "organization":
+            return self._github.set_organization_variable(
+                change.repository,
+                change.name,
+                value,
+                change.visibility or "private",
+                self._repository_ids(change),
+                exists=exists,
+            )
         if change.environment is None:  # repository level
             return self._github.set_repository_variable(
                 change.repository, change.name, value, exists=exists
@@ -271,6 +310,8 @@ class Applier:
         )
 
     def _delete_variable(self, change: Change) -> WriteReceipt:
+        if change.scope == "organization":
+            return self._github.delete_organization_variable(change.repository, change.name)
         if change.environment is None:  # repository level
             return self._github.delete_repository_variable(change.repository, change.name)
         return self._github.delete_environment_variable(
@@ -334,6 +375,10 @@ class Applier:
             if change.environment is None
             else (f"{change.repository}/{change.environment}")
         )
+        if change.scope == "organization":
+            where = f"orgs/{where}"
+        if change.store == "dependabot":
+            where += "/dependabot"
         target = f"github:{where}/{change.name}"
         self._landed(result)
         self._audit.record(
@@ -369,7 +414,13 @@ class Applier:
                 run.landed[name] = replace(record, written_at=secret.updated_at)
 
     def _list_secrets(self, target: Target) -> dict[str, ObservedSecret]:
-        if target.github_environment is None:
+        if target.organization and target.store == "dependabot":
+            found = self._github.list_dependabot_organization_secrets(target.repository)
+        elif target.organization:
+            found = self._github.list_organization_secrets(target.repository)
+        elif target.store == "dependabot":
+            found = self._github.list_dependabot_secrets(target.repository)
+        elif target.github_environment is None:
             found = self._github.list_repository_secrets(target.repository)
         else:
             found = self._github.list_environment_secrets(
@@ -476,6 +527,5 @@ def _stopped_report(
 def _by_target(changes: Iterable[Change]) -> list[tuple[Target, list[Change]]]:
     groups: dict[Target, list[Change]] = {}
     for change in changes:
-        target = Target(change.repository, change.logical_environment or "", change.environment)
-        groups.setdefault(target, []).append(change)
+        groups.setdefault(change.target, []).append(change)
     return list(groups.items())

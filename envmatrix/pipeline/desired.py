@@ -15,7 +15,14 @@ from functools import cached_property
 from typing import TypeVar
 
 from envmatrix.errors import UsageError
-from envmatrix.policy import FlagSpec, Policy, ProtectionSpec, SecretSpec, VariableSpec
+from envmatrix.policy import (
+    DEFAULT_VISIBILITY,
+    FlagSpec,
+    Policy,
+    ProtectionSpec,
+    SecretSpec,
+    VariableSpec,
+)
 from envmatrix.ports import BranchPattern
 
 # What output shows where an environment name would stand, for repository-level items.
@@ -24,20 +31,38 @@ REPOSITORY_LEVEL = "(repository)"
 
 @dataclass(frozen=True, order=True)
 class Target:
-    """A GitHub environment of a repository that the policy writes to."""
+    """A GitHub environment of a repository that the policy writes to (or a repository's own
+    secrets, or an organization's: `organization` True, `repository` is then its login).
+
+    `store` is "actions" (Actions secrets and variables) or "dependabot" (Dependabot secrets).
+    """
 
     repository: str
     logical_environment: str  # the policy's name for it; "" for the repository level
     github_environment: str | None  # None for the repository level (Actions repository secrets)
+    store: str = "actions"
+    organization: bool = False
 
     @classmethod
-    def repository_level(cls, repository: str) -> Target:
-        """The repository's own Actions secrets, seen by every environment."""
-        return cls(repository, "", None)
+    def repository_level(cls, repository: str, store: str = "actions") -> Target:
+        """The repository's own Actions (or Dependabot) secrets, seen by every environment."""
+        return cls(repository, "", None, store)
+
+    @classmethod
+    def organization_level(cls, organization: str, store: str = "actions") -> Target:
+        """An organization's Actions (or Dependabot) secrets and variables."""
+        return cls(organization, "", None, store, True)
 
     @property
     def is_repository_level(self) -> bool:
-        return self.github_environment is None
+        return self.github_environment is None and not self.organization
+
+    @property
+    def scope(self) -> str:
+        """ "environment", "repository" or "organization" (the policy's `scope:`)."""
+        if self.organization:
+            return "organization"
+        return "repository" if self.github_environment is None else "environment"
 
 
 @dataclass(frozen=True, order=True)
@@ -50,6 +75,8 @@ class SecretCell:
     vault_key: str
     owner: str
     service: str | None
+    visibility: str | None = None  # organization targets: all | private | selected
+    selected: tuple[str, ...] = ()  # visibility selected: the repositories (owner/name)
 
     @property
     def vault_ref(self) -> str:
@@ -78,6 +105,8 @@ class VariableCell:
     value: str | None
     vault_path: str | None = None
     vault_key: str | None = None
+    visibility: str | None = None  # organization targets: all | private | selected
+    selected: tuple[str, ...] = ()  # visibility selected: the repositories (owner/name)
 
     @property
     def vault_ref(self) -> str | None:
@@ -310,10 +339,29 @@ def _secret_cells(
     policy: Policy, selected: set[str], with_repository: bool
 ) -> Iterable[SecretCell]:
     for name, spec in policy.secrets.items():
+        visibility, chosen = _access(spec)
         for target, env in _places(policy, spec, selected, with_repository):
             yield SecretCell(
-                target, name, spec.vault_path(env), spec.vault_key(name), spec.owner, spec.service
+                target,
+                name,
+                spec.vault_path(env),
+                spec.vault_key(name),
+                spec.owner,
+                spec.service,
+                visibility,
+                chosen,
             )
+
+
+def _access(spec: SecretSpec | VariableSpec) -> tuple[str | None, tuple[str, ...]]:
+    """(visibility, selected repositories) of an org secret or variable, else (None, ())."""
+    if spec.scope != "organization":
+        return None, ()
+    visibility = spec.visibility or DEFAULT_VISIBILITY
+    chosen = (
+        tuple(sorted(spec.repositories or (), key=str.lower)) if visibility == "selected" else ()
+    )
+    return visibility, chosen
 
 
 def _places(
@@ -321,7 +369,19 @@ def _places(
 ) -> list[tuple[Target, str]]:
     """(target, logical environment) of each copy a secret or variable has: one per repository
     at the repository level (`scope: repository`, when the run covers it; environment ""), else
-    one per selected environment and repository."""
+    one per selected environment and repository. Organization and Dependabot copies are
+    outside every environment too: one per organization (`github.organization`) or per
+    repository's Dependabot secrets."""
+    store = getattr(spec, "store", "actions")
+    if spec.scope == "organization":
+        org = policy.github.organization
+        if not with_repository or org is None:
+            return []
+        return [(Target.organization_level(org, store), "")]
+    if spec.scope == "repository" and store != "actions":
+        if not with_repository:
+            return []
+        return [(Target.repository_level(r, store), "") for r in policy.repositories_for(spec)]
     if spec.repository_level:
         if not with_repository:
             return []
@@ -349,9 +409,12 @@ def _variable_cells(
     policy: Policy, selected: set[str], with_repository: bool
 ) -> Iterable[VariableCell]:
     for name, spec in policy.variables.items():
+        visibility, chosen = _access(spec)
         for target, env in _places(policy, spec, selected, with_repository):
             if spec.vault is None:
-                yield VariableCell(target, name, spec.owner, spec.value)
+                yield VariableCell(
+                    target, name, spec.owner, spec.value, visibility=visibility, selected=chosen
+                )
             else:
                 path, key = spec.vault_path(env), spec.vault_key(name)
-                yield VariableCell(target, name, spec.owner, None, path, key)
+                yield VariableCell(target, name, spec.owner, None, path, key, visibility, chosen)

@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from envmatrix.errors import GitHubError, VaultNotFound, VaultPermissionDenied
@@ -68,6 +68,22 @@ class Shadows:
     repository: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     organization: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
+    # for organization targets: (store, repository lower-case) -> upper-case name -> label of
+    # the repository or environment secret that wins over the organization's in that repository
+    narrower: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
+
+    def over_organization(
+        self, store: str, organization: str, name: str, reaches: tuple[str, ...] | None
+    ) -> str | None:
+        """The narrower secret that jobs get instead of the organization's `name`, in one of the
+        repositories it `reaches` (None: every repository of the organization observed)."""
+        wanted = {r.lower() for r in reaches} if reaches is not None else None
+        for (kind, repo), names in sorted(self.narrower.items()):
+            if kind != store or not repo.startswith(f"{organization.lower()}/"):
+                continue
+            if (wanted is None or repo in wanted) and name.upper() in names:
+                return names[name.upper()]
+        return None
 
     def of(self, repository: str, name: str) -> str | None:
         """The scope a job of `repository` falls back to for `name`, if any (nearest first)."""
@@ -110,7 +126,10 @@ class Observed:
 
 
 def _key(target: Target) -> str:
-    return f"{target.repository}|{target.github_environment or ''}"
+    key = f"{target.repository}|{target.github_environment or ''}"
+    if target.organization or target.store != "actions":  # the older keys stay as they were
+        key += f"|{target.scope}|{target.store}"
+    return key
 
 
 def _canonical_sync(state: SyncState) -> object:
@@ -121,9 +140,19 @@ def _canonical_env(env: ObservedEnvironment | None) -> object:
     if env is None:
         return None
     return {
-        "secrets": {n: s.updated_at.isoformat() for n, s in env.secrets.items()},
-        "variables": {n: v.value for n, v in env.variables.items()},
+        "secrets": {
+            n: _canonical_item(s.updated_at.isoformat(), s) for n, s in env.secrets.items()
+        },
+        "variables": {n: _canonical_item(v.value, v) for n, v in env.variables.items()},
     }
+
+
+def _canonical_item(seen: str, item: ObservedSecret | ObservedVariable) -> object:
+    """What the fingerprint keeps of a secret or variable: its time or value, and for an
+    organization's its visibility and selected repositories too."""
+    if item.visibility is None:
+        return seen
+    return [seen, item.visibility, list(item.selected_repositories or ())]
 
 
 def observe(
@@ -142,9 +171,10 @@ def observe(
     digests = _variable_digests(variable_entries, vault)
     pool = _Pool(concurrency)
     repository_secrets = _repository_secrets(desired, github, pool)
+    organizations = _organization_secrets(desired, github)
     protection = observe_protection(desired, github)
     environments = _observe_github(
-        desired, github, repository_secrets, protection.environments, pool
+        desired, github, repository_secrets, protection.environments, pool, organizations
     )
     # Vault's HTTP session keeps 10 connections (requests' default pool): stay below it
     vault_pool = _Pool(min(concurrency, VAULT_CONCURRENCY))
@@ -159,7 +189,7 @@ def observe(
         for path, values in current.items()
         for key, value in values.items()
     }
-    shadows = _shadows(desired, github, repository_secrets)
+    shadows = _shadows(desired, github, repository_secrets, organizations, environments)
     all_entries = {**variable_entries, **entries}
     return Observed(all_entries, environments, sync, unchanged, facts, shadows, digests, protection)
 
@@ -273,10 +303,12 @@ def _observe_github(
     repository_secrets: Mapping[str, list[ObservedSecret]],
     listed: Mapping[str, frozenset[str]],
     pool: _Pool | None = None,
+    organizations: Mapping[tuple[str, str], _Listing] | None = None,
 ) -> dict[Target, ObservedEnvironment | None]:
-    """`listed`: environment names of the repositories already listed (with their protection)."""
+    """`listed`: environment names of the repositories already listed (with their protection);
+    `organizations`: each (organization, store)'s secrets list (or why it failed)."""
     pool = pool or _Pool(1)
-    repos = sorted({t.repository for t in desired.targets if not t.is_repository_level})
+    repos = sorted({t.repository for t in desired.targets if t.github_environment is not None})
     unlisted = [r for r in repos if r not in listed]
     fetched = dict(zip(unlisted, pool.map(github.list_environments, unlisted), strict=True))
     existing = {
@@ -285,6 +317,10 @@ def _observe_github(
     }
 
     def one(t: Target) -> ObservedEnvironment | None:
+        if t.organization:
+            return _observe_organization(desired, t, github, organizations or {})
+        if t.store == "dependabot":
+            return _observe_repository(github.list_dependabot_secrets(t.repository), [])
         if t.is_repository_level:
             return _observe_repository(
                 repository_secrets[t.repository],
@@ -300,8 +336,12 @@ def _observe_github(
 def _repository_secrets(
     desired: DesiredState, github: GitHubPort, pool: _Pool | None = None
 ) -> dict[str, list[ObservedSecret]]:
-    """One repository secrets list per targeted repository (for its own target and shadows)."""
-    repos = sorted({t.repository for t in desired.targets})
+    """One repository secrets list per targeted repository (for its own target and shadows),
+    and per repository an organization secret of the run is selected for (shadows)."""
+    repos = sorted(
+        {t.repository for t in desired.targets if not t.organization and t.store == "actions"}
+        | _selected_repositories(desired, "actions")
+    )
     listed = (pool or _Pool(1)).map(github.list_repository_secrets, repos)
     return dict(zip(repos, listed, strict=True))
 
@@ -314,30 +354,165 @@ def _observe_repository(
     )
 
 
+_Listing = list[ObservedSecret] | GitHubError
+
+
+def _selected_repositories(desired: DesiredState, store: str) -> set[str]:
+    """The repositories the run's organization secrets of `store` are selected for."""
+    return {
+        repo
+        for cell in desired.secrets
+        if cell.target.organization and cell.target.store == store
+        for repo in cell.selected
+    }
+
+
+def _organization_secrets(
+    desired: DesiredState, github: GitHubPort
+) -> dict[tuple[str, str], _Listing]:
+    """One secrets list per (organization, store): the organizations of the run's organization
+    targets, and the owners of its environment targets (the scope their jobs fall back to)."""
+    wanted = {(t.repository, t.store) for t in desired.targets if t.organization}
+    wanted |= {
+        (t.repository.split("/", 1)[0], "actions")
+        for t in desired.targets
+        if t.github_environment is not None
+    }
+    found: dict[tuple[str, str], _Listing] = {}
+    for org, store in sorted(wanted, key=lambda w: (w[0].lower(), w[1])):
+        if (org.lower(), store) in found:
+            continue
+        try:
+            if store == "dependabot":
+                found[(org.lower(), store)] = github.list_dependabot_organization_secrets(org)
+            else:
+                found[(org.lower(), store)] = github.list_organization_secrets(org)
+        except GitHubError as exc:
+            found[(org.lower(), store)] = exc
+    return found
+
+
+def _observe_organization(
+    desired: DesiredState,
+    target: Target,
+    github: GitHubPort,
+    organizations: Mapping[tuple[str, str], _Listing],
+) -> ObservedEnvironment:
+    """An organization target: its secrets (one list, shared with shadows), its variables when
+    the run declares some (one list), and the selected repositories of each declared secret or
+    variable that is selected both in the policy and in GitHub (one list each)."""
+    org = target.repository
+    listing = organizations.get((org.lower(), target.store))
+    if listing is None:
+        listing = _organization_secrets(desired, github)[(org.lower(), target.store)]
+    if isinstance(listing, GitHubError):
+        raise listing
+    kind = f"{target.store}/secrets"
+    wanted = {c.name: c.visibility for c in desired.secrets_in(target)}
+    secrets = {
+        s.name.upper(): _with_selected(github, org, kind, s, wanted.get(s.name.upper()))
+        for s in listing
+    }
+    variables: dict[str, ObservedVariable] = {}
+    if desired.variables_in(target):
+        wanted_variables = {c.name: c.visibility for c in desired.variables_in(target)}
+        variables = {
+            v.name.upper(): _with_selected(
+                github, org, "actions/variables", v, wanted_variables.get(v.name.upper())
+            )
+            for v in github.list_organization_variables(org)
+        }
+    return ObservedEnvironment("", secrets, variables)
+
+
+_Item = TypeVar("_Item", ObservedSecret, ObservedVariable)
+
+
+def _with_selected(
+    github: GitHubPort, org: str, kind: str, item: _Item, wanted: str | None
+) -> _Item:
+    if wanted != "selected" or item.visibility != "selected":
+        return item
+    selected = github.list_selected_repositories(org, kind, item.name)
+    return replace(item, selected_repositories=tuple(sorted(selected, key=str.lower)))
+
+
 def _shadows(
     desired: DesiredState,
     github: GitHubPort,
     repository_secrets: Mapping[str, list[ObservedSecret]],
+    organizations: Mapping[tuple[str, str], _Listing] | None = None,
+    environments: Mapping[Target, ObservedEnvironment | None] | None = None,
 ) -> Shadows:
-    """The repository and organization secrets jobs of environment targets fall back to."""
-    repos = sorted({t.repository for t in desired.targets if not t.is_repository_level})
+    """The repository and organization secrets jobs of environment targets fall back to, and
+    the repository and environment secrets that win over the run's organization secrets."""
+    repos = sorted({t.repository for t in desired.targets if t.github_environment is not None})
     repository = {
         r: {s.name.upper(): "repository secret" for s in repository_secrets[r]} for r in repos
     }
     organization: dict[str, dict[str, str]] = {}
     unknown: list[str] = []
+    listings = dict(organizations or {})
     for org in sorted({r.split("/", 1)[0] for r in repos}, key=str.lower):
-        try:
-            listed = github.list_organization_secrets(org)
-        except GitHubError as exc:
-            if exc.status != 404:  # 404: the owner is a user account, which has none
-                unknown.append(f"organization {org} secrets ({exc})")
+        listed = listings.get((org.lower(), "actions"))
+        if listed is None:
+            try:
+                listed = github.list_organization_secrets(org)
+            except GitHubError as exc:
+                listed = exc
+        if isinstance(listed, GitHubError):
+            if listed.status != 404:  # 404: the owner is a user account, which has none
+                unknown.append(f"organization {org} secrets ({listed})")
             continue
         labels = {s.name.upper(): _org_label(org, s) for s in listed}
         for repo in repos:
             if repo.split("/", 1)[0].lower() == org.lower():
                 organization[repo] = labels
-    return Shadows(repository, organization, tuple(unknown))
+    narrower = _narrower(desired, github, repository_secrets, environments or {})
+    return Shadows(repository, organization, tuple(unknown), narrower)
+
+
+def _narrower(
+    desired: DesiredState,
+    github: GitHubPort,
+    repository_secrets: Mapping[str, list[ObservedSecret]],
+    environments: Mapping[Target, ObservedEnvironment | None],
+) -> dict[tuple[str, str], dict[str, str]]:
+    """For runs with organization targets: per (store, repository) the repository and
+    environment secrets observed (listed already; a selected repository of a Dependabot
+    organization secret that the run does not target costs one Dependabot secrets list)."""
+    stores = {t.store for t in desired.targets if t.organization}
+    if not stores:
+        return {}
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    if "actions" in stores:
+        for repo, listed in repository_secrets.items():
+            labels = found.setdefault(("actions", repo.lower()), {})
+            labels.update({s.name.upper(): f"repository secret of {repo}" for s in listed})
+    for target, env in sorted(environments.items()):
+        if env is None or target.organization or target.store not in stores:
+            continue
+        where = target.repository
+        if target.github_environment is not None:
+            where += f" (environment {target.github_environment})"
+        label = ("environment" if target.github_environment else "repository") + " secret"
+        labels = found.setdefault((target.store, target.repository.lower()), {})
+        for name in env.secrets:
+            labels.setdefault(name, f"{label} of {where}")
+    if "dependabot" in stores:
+        _selected_dependabot(desired, github, found)
+    return found
+
+
+def _selected_dependabot(
+    desired: DesiredState, github: GitHubPort, found: dict[tuple[str, str], dict[str, str]]
+) -> None:
+    for repo in sorted(_selected_repositories(desired, "dependabot")):
+        if ("dependabot", repo.lower()) not in found:
+            listed = github.list_dependabot_secrets(repo)
+            found[("dependabot", repo.lower())] = {
+                s.name.upper(): f"Dependabot repository secret of {repo}" for s in listed
+            }
 
 
 def _org_label(org: str, secret: ObservedSecret) -> str:

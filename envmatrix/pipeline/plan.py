@@ -30,6 +30,8 @@ from envmatrix.ports import (
     SECRETS_PER_SCOPE,
     VARIABLES_PER_SCOPE,
     ObservedEnvironment,
+    ObservedSecret,
+    ObservedVariable,
     VaultEntry,
 )
 from envmatrix.timefmt import iso_utc
@@ -71,6 +73,9 @@ class Reason(StrEnum):
     # envmatrix wrote it: the policy's literal or the Vault source changed
     VALUE_DIFFERS = "value-differs"
     PROTECTION_DIFFERS = "protection-differs"  # environment protection is not the policy's
+    # an organization secret or variable whose visibility or selected repositories are not the
+    # policy's (apply writes it again with the policy's)
+    VISIBILITY_DIFFERS = "visibility-differs"
 
 
 WRITE_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE})
@@ -99,6 +104,23 @@ class Change:
     managed_by: str | None = None  # the other policy whose sync state records this secret
     shadowed_by: str | None = None  # reason shadowed: the scope jobs fall back to (display only)
     protection: ProtectionWrite | None = None  # environments only: the protection apply sets
+    # secrets and variables: where the copy lives: scope environment | repository | organization
+    # (`repository` then holds the organization's login) and store actions | dependabot
+    scope: str | None = None
+    store: str | None = None
+    visibility: str | None = None  # organization scope: the visibility apply sets
+    selected_repositories: tuple[str, ...] = ()  # visibility selected: the repositories
+
+    @property
+    def target(self) -> Target:
+        """The target this change writes to."""
+        return Target(
+            self.repository,
+            self.logical_environment or "",
+            self.environment,
+            self.store or "actions",
+            self.scope == "organization",
+        )
 
     @property
     def is_write(self) -> bool:
@@ -114,6 +136,7 @@ class Change:
         data["github_updated_at"] = _iso(self.github_updated_at)
         data["requires"] = list(self.requires)
         data["protection"] = self.protection.to_json() if self.protection else None
+        data["selected_repositories"] = list(self.selected_repositories)
         return data
 
     @classmethod
@@ -124,6 +147,7 @@ class Change:
         stamp = data.get("github_updated_at")
         fields["github_updated_at"] = datetime.fromisoformat(stamp) if stamp else None
         fields["requires"] = tuple(data.get("requires", ()))
+        fields["selected_repositories"] = tuple(data.get("selected_repositories", ()))
         protection = data.get("protection")
         fields["protection"] = ProtectionWrite.from_json(protection) if protection else None
         return cls(**fields)
@@ -187,6 +211,8 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
     ]
     secret_changes = _within_limit(target, secret_changes, env, Kind.SECRET, desired.contacts)
     secret_changes = [_shadowed(c, observed, env) for c in secret_changes]
+    if target.organization:
+        secret_changes = _organization_rows(desired, target, cells, secret_changes, env, observed)
     yield from secret_changes
     yield from _leftovers(target, {c.name for c in cells}, env, sync, desired.prune)
     blocked = {c.name for c in secret_changes if c.action is Action.BLOCKED}
@@ -199,7 +225,7 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
     flag_changes += [
         change
         for cell in variable_cells
-        if (change := _variable_change(desired, cell, observed, env, sync)) is not None
+        if (change := _organization_variable(cell, observed, env, desired, sync)) is not None
     ]
     yield from _within_limit(target, flag_changes, env, Kind.VARIABLE, desired.contacts)
     if variable_cells:
@@ -315,7 +341,7 @@ def _within_limit(
     """Creates past GitHub's count limit for the target become blocked rows, so apply starts no
     write GitHub must refuse. What the target holds counts, managed or not; deletes in the same
     run do not free room first (apply writes before it deletes)."""
-    scope = "repository" if target.is_repository_level else "environment"
+    scope = target.scope
     limit = (SECRETS_PER_SCOPE if kind is Kind.SECRET else VARIABLES_PER_SCOPE)[scope]
     held = len(env.secrets if kind is Kind.SECRET else env.variables) if env is not None else 0
     creates = [c for c in changes if c.action is Action.CREATE]
@@ -325,7 +351,7 @@ def _within_limit(
     over = {id(c) for c in creates[room:]}
     where = (
         target.repository
-        if target.is_repository_level
+        if target.github_environment is None
         else (f"{target.github_environment} of {target.repository}")
     )
     noun = "secrets" if kind is Kind.SECRET else "variables"
@@ -423,6 +449,7 @@ def _cell_row(
     value: str | None = None,
 ) -> Change:
     """A secret or variable row of one cell: its address, Vault source and owner."""
+    organization = cell.target.organization
     return Change(
         action,
         kind,
@@ -438,6 +465,126 @@ def _cell_row(
         vault_version=version,
         github_updated_at=updated_at,
         value=value,
+        scope=cell.target.scope,
+        store=cell.target.store,
+        visibility=cell.visibility if organization else None,
+        selected_repositories=cell.selected if organization else (),
+    )
+
+
+def _access_differs(
+    cell: SecretCell | VariableCell, present: ObservedSecret | ObservedVariable
+) -> str | None:
+    """How an organization copy's visibility or selected repositories differ from the cell's."""
+    if cell.visibility is None:
+        return None
+    if present.visibility != cell.visibility:
+        return f"visibility {present.visibility} in GitHub, {cell.visibility} in the policy"
+    if cell.visibility != "selected":
+        return None
+    held = tuple(sorted(present.selected_repositories or (), key=str.lower))
+    if tuple(r.lower() for r in held) == tuple(r.lower() for r in cell.selected):
+        return None
+    return (
+        f"selected repositories {', '.join(held) or 'none'} in GitHub,"
+        f" {', '.join(cell.selected)} in the policy"
+    )
+
+
+def _access_change(
+    cell: SecretCell | VariableCell, change: Change | None, env: ObservedEnvironment | None
+) -> Change | None:
+    """An organization secret's or variable's row, with a visibility difference planned: an
+    update when the copy is otherwise in sync (`visibility-differs`), the difference named in
+    the detail of an update planned anyway (the write carries the policy's visibility)."""
+    if not cell.target.organization or env is None:
+        return change
+    present: ObservedSecret | ObservedVariable | None = (
+        env.secrets.get(cell.name) if isinstance(cell, SecretCell) else env.variables.get(cell.name)
+    )
+    if present is None or (differs := _access_differs(cell, present)) is None:
+        return change
+    if change is not None:
+        if change.action is Action.UPDATE:
+            return replace(change, detail=f"{change.detail}; {differs}")
+        return change
+    kind = Kind.SECRET if isinstance(cell, SecretCell) else Kind.VARIABLE
+    version: int | None = None
+    source = "policy value"
+    if cell.vault_path is not None:
+        version = None  # filled in by the caller for secrets (the observed Vault version)
+        source = f"Vault {cell.vault_ref}"
+    value = cell.value if isinstance(cell, VariableCell) else None
+    return _cell_row(
+        kind,
+        cell,
+        Action.UPDATE,
+        Reason.VISIBILITY_DIFFERS,
+        f"{differs}; {source}",
+        version,
+        present.updated_at,
+        value=value,
+    )
+
+
+def _organization_variable(
+    cell: VariableCell,
+    observed: Observed,
+    env: ObservedEnvironment | None,
+    desired: DesiredState,
+    sync: SyncState,
+) -> Change | None:
+    """A variable's row; an organization variable's visibility difference planned too."""
+    change = _access_change(cell, _variable_change(desired, cell, observed, env, sync), env)
+    if change is None or change.reason is not Reason.VISIBILITY_DIFFERS or not cell.vault_path:
+        return change
+    entry = observed.vault.get(cell.vault_path, VaultEntry(cell.vault_path, None))
+    return replace(change, vault_version=entry.version, detail=f"{change.detail} v{entry.version}")
+
+
+def _organization_rows(
+    desired: DesiredState,
+    target: Target,
+    cells: tuple[SecretCell, ...],
+    changes: list[Change],
+    env: ObservedEnvironment | None,
+    observed: Observed,
+) -> list[Change]:
+    """An organization target's secret rows: visibility differences planned, and a write a
+    narrower secret overrides in a repository it reaches marked shadowed."""
+    by_name = {c.name: c for c in changes}
+    rows: list[Change] = []
+    for cell in cells:
+        change = _access_change(cell, by_name.get(cell.name), env)
+        if change is not None and change.reason is Reason.VISIBILITY_DIFFERS:
+            entry = observed.vault.get(cell.vault_path, VaultEntry(cell.vault_path, None))
+            change = replace(change, vault_version=entry.version)
+            if entry.version is None:
+                continue  # nothing to write it from; the blocked row is planned already
+        if change is not None:
+            rows.append(_organization_shadowed(change, cell, observed))
+    return rows
+
+
+def _organization_shadowed(change: Change, cell: SecretCell, observed: Observed) -> Change:
+    """A write to an organization secret that a same-named repository or environment secret
+    overrides in a repository it reaches: jobs there get the narrower one (apply writes it
+    anyway; the row says who wins)."""
+    if change.action not in (Action.CREATE, Action.UPDATE, Action.BLOCKED):
+        return change
+    reaches = cell.selected if cell.visibility == "selected" else None
+    store = cell.target.store
+    winner = observed.shadows.over_organization(store, cell.target.repository, cell.name, reaches)
+    if winner is None:
+        return change
+    return replace(
+        change,
+        reason=Reason.SHADOWED,
+        detail=(
+            f"jobs get {change.name} from the {winner}, not from the organization"
+            f" (environment > repository > organization); {change.detail}"
+        ),
+        shadowed_by=winner,
     )
 
 
@@ -451,6 +598,8 @@ def _leftovers(
     for name, secret in sorted(env.secrets.items()):
         if name in wanted:
             continue
+        if target.organization and name not in sync.records:
+            continue  # an organization holds many teams' secrets: only envmatrix's are listed
         record, other = sync.own_record(name), sync.owner_of(name)
         ours = record is not None and secret.updated_at <= record.written_at
         action, reason = (
@@ -469,6 +618,8 @@ def _leftovers(
             logical_environment=target.logical_environment or None,
             github_updated_at=secret.updated_at,
             managed_by=other if other is not None and other != sync.policy else None,
+            scope=target.scope,
+            store=target.store,
         )
 
 
@@ -589,6 +740,8 @@ def _variable_leftovers(
     for name, variable in sorted(env.variables.items()):
         if name in wanted:
             continue
+        if target.organization and name not in sync.variables:
+            continue  # as for secrets: only the organization variables envmatrix wrote
         written = sync.own_variable(name)
         ours = written is not None and variable.updated_at <= written
         action, reason = (
@@ -607,4 +760,6 @@ def _variable_leftovers(
             f"in GitHub, not in the policy ({by})",
             logical_environment=target.logical_environment or None,
             github_updated_at=variable.updated_at,
+            scope=target.scope,
+            store=target.store,
         )

@@ -179,8 +179,15 @@ def _variables(data: Mapping[str, object]) -> dict[str, tuple[str, datetime]]:
 
 
 def state_path(target: Target) -> str:
-    """The Vault document path (relative to the mount) for a target's sync state."""
+    """The Vault document path (relative to the mount) for a target's sync state.
+
+    An organization's is `<prefix>/<org>` (its repositories' documents are beneath it); a
+    Dependabot store's adds `/@dependabot` to the repository's or organization's path ('@' is
+    neither in a repository name nor in a percent-encoded environment name)."""
+    suffix = "/@dependabot" if target.store == "dependabot" else ""
+    if target.organization:
+        return f"{STATE_PREFIX}/{target.repository}{suffix}"
     owner, repo = target.repository.split("/", 1)
     if target.github_environment is None:
-        return f"{STATE_PREFIX}/{owner}/{repo}"
+        return f"{STATE_PREFIX}/{owner}/{repo}{suffix}"
     return f"{STATE_PREFIX}/{owner}/{repo}/{quote(target.github_environment, safe='')}"

@@ -1,7 +1,7 @@
 """The GitHub REST operations the sandbox serves: routing table and handlers.
 
 Handlers are pure functions of (state, request) -> response; the HTTP layer around them does
-authentication, faults, rate limiting and ETags. Exactly the 41 operations of
+authentication, faults, rate limiting and ETags. Exactly the 62 operations of
 ``tests/data/github-openapi/api.github.com.subset.json`` are routed.
 """
 
@@ -33,7 +33,9 @@ from envmatrix.sandbox.state import (
     Repository,
     Reviewer,
     SandboxState,
+    SecretRecord,
     SecretScope,
+    VariableRecord,
     VariableScope,
     valid_name,
 )
@@ -323,24 +325,189 @@ class GitHubApi:
 
     def put_org_secret(self, req: Request, params: Params) -> Response:
         org = self._org(params)
+        return self._put_org_secret(req, org, org.secrets, params["name"])
+
+    def _put_org_secret(
+        self, req: Request, org: Organization, scope: SecretScope, name: str
+    ) -> Response:
         body = req.json_object()
-        visibility, selected = body.get("visibility"), body.get("selected_repository_ids", [])
+        visibility = body.get("visibility")
         if visibility not in VISIBILITIES:
             raise validation_failed(
                 "Secret", "visibility", "visibility must be all, private or selected", "missing"
             )
-        if not isinstance(selected, list) or not all(isinstance(i, int) for i in selected):
-            raise validation_failed("Secret", "selected_repository_ids", "must be integers")
-        value = self._open_secret(org.secrets, params["name"], body)
-        existing, held = org.secrets.get(params["name"]), len(org.secrets.secrets)
+        selected = self._selected_ids(org, body, "Secret")
+        value = self._open_secret(scope, name, body)
+        existing, held = scope.get(name), len(scope.secrets)
         _check_room("Secret", "organization", existing, held, SECRET_LIMITS)
-        record, created = org.secrets.put(params["name"], value, req.now)
+        record, created = scope.put(name, value, req.now)
         record.visibility = visibility
-        record.selected_repository_ids = list(selected) if visibility == "selected" else []
+        record.selected_repository_ids = selected if visibility == "selected" else []
         return Response.of_json(201, {}) if created else Response.empty()
 
     def delete_org_secret(self, req: Request, params: Params) -> Response:
         return self._delete_secret(self._org(params).secrets, params["name"])
+
+    # -- selected repositories of organization secrets and variables --------------------------
+    def _selected_ids(self, org: Organization, body: dict[str, Any], resource: str) -> list[int]:
+        """`selected_repository_ids` of a body: ids of repositories the organization owns."""
+        selected = body.get("selected_repository_ids", [])
+        if not isinstance(selected, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in selected
+        ):
+            raise validation_failed(resource, "selected_repository_ids", "must be integers")
+        for ident in selected:
+            repo = self.state.repository_by_id(ident)
+            if repo is None or repo.owner.lower() != org.login.lower():
+                raise validation_failed(
+                    resource, "selected_repository_ids", f"repository {ident} is not in {org.login}"
+                )
+        return list(dict.fromkeys(selected))
+
+    def _list_selected(
+        self, req: Request, record: SecretRecord | VariableRecord | None
+    ) -> Response:
+        if record is None:
+            raise not_found()
+        if record.visibility != "selected":
+            raise ApiError(409, "Visibility is not set to selected")
+        repos = [r for i in record.selected_repository_ids if (r := self.state.repository_by_id(i))]
+        items = [payloads.minimal_repository(req.base_url, r) for r in repos]
+        return Response.of_json(200, {"total_count": len(items), "repositories": items})
+
+    def _set_selected(
+        self, req: Request, org: Organization, record: SecretRecord | VariableRecord | None
+    ) -> Response:
+        if record is None:
+            raise not_found()
+        body = req.json_object()
+        if "selected_repository_ids" not in body:
+            raise validation_failed(
+                "Secret",
+                "selected_repository_ids",
+                "selected_repository_ids is required",
+                "missing",
+            )
+        selected = self._selected_ids(org, body, "Secret")
+        if record.visibility != "selected":
+            raise ApiError(409, "Visibility is not set to selected")
+        record.selected_repository_ids = selected
+        return Response.empty()
+
+    def list_org_secret_repos(self, req: Request, params: Params) -> Response:
+        return self._list_selected(req, self._org(params).secrets.get(params["name"]))
+
+    def set_org_secret_repos(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        return self._set_selected(req, org, org.secrets.get(params["name"]))
+
+    # -- Dependabot secrets (repository and organization; their own key pairs) -----------------
+    def list_dependabot_repo_secrets(self, req: Request, params: Params) -> Response:
+        return self._list_secrets(req, self._repo(params).dependabot)
+
+    def dependabot_repo_public_key(self, req: Request, params: Params) -> Response:
+        return self._public_key(self._repo(params).dependabot)
+
+    def get_dependabot_repo_secret(self, req: Request, params: Params) -> Response:
+        return self._get_secret(self._repo(params).dependabot, params["name"])
+
+    def put_dependabot_repo_secret(self, req: Request, params: Params) -> Response:
+        return self._put_secret(req, self._repo(params).dependabot, params["name"], "repository")
+
+    def delete_dependabot_repo_secret(self, req: Request, params: Params) -> Response:
+        return self._delete_secret(self._repo(params).dependabot, params["name"])
+
+    def list_dependabot_org_secrets(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        records = org.dependabot.sorted()
+        chunk, headers = paginate(req, records, default=30, maximum=MAX_PER_PAGE)
+        items = [payloads.org_secret(req.base_url, org, r, "dependabot") for r in chunk]
+        return Response.of_json(200, {"total_count": len(records), "secrets": items}, headers)
+
+    def dependabot_org_public_key(self, req: Request, params: Params) -> Response:
+        return self._public_key(self._org(params).dependabot)
+
+    def get_dependabot_org_secret(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        record = org.dependabot.get(params["name"])
+        if record is None:
+            raise not_found()
+        return Response.of_json(200, payloads.org_secret(req.base_url, org, record, "dependabot"))
+
+    def put_dependabot_org_secret(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        return self._put_org_secret(req, org, org.dependabot, params["name"])
+
+    def delete_dependabot_org_secret(self, req: Request, params: Params) -> Response:
+        return self._delete_secret(self._org(params).dependabot, params["name"])
+
+    def list_dependabot_org_secret_repos(self, req: Request, params: Params) -> Response:
+        return self._list_selected(req, self._org(params).dependabot.get(params["name"]))
+
+    def set_dependabot_org_secret_repos(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        return self._set_selected(req, org, org.dependabot.get(params["name"]))
+
+    # -- organization variables ----------------------------------------------------------------
+    def list_org_variables(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        records = org.variables.sorted()
+        chunk, headers = paginate(req, records, default=10, maximum=MAX_VARIABLES_PER_PAGE)
+        items = [payloads.org_variable(req.base_url, org, r) for r in chunk]
+        return Response.of_json(200, {"total_count": len(records), "variables": items}, headers)
+
+    def create_org_variable(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        body = req.json_object()
+        visibility = body.get("visibility")
+        if visibility not in VISIBILITIES:
+            raise validation_failed(
+                "Variable", "visibility", "visibility must be all, private or selected", "missing"
+            )
+        selected = self._selected_ids(org, body, "Variable")
+        response = self._create_variable(req, org.variables, "organization")
+        record = org.variables.get(str(body["name"]))
+        assert record is not None
+        record.visibility = visibility
+        record.selected_repository_ids = selected if visibility == "selected" else []
+        return response
+
+    def get_org_variable(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        record = org.variables.get(params["name"])
+        if record is None:
+            raise not_found()
+        return Response.of_json(200, payloads.org_variable(req.base_url, org, record))
+
+    def update_org_variable(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        body = req.json_object()
+        visibility = body.get("visibility")
+        if visibility is not None and visibility not in VISIBILITIES:
+            raise validation_failed(
+                "Variable", "visibility", "visibility must be all, private or selected"
+            )
+        selected = self._selected_ids(org, body, "Variable")
+        response = self._update_variable(req, org.variables, params["name"])
+        record = org.variables.get(str(body.get("name") or params["name"]))
+        assert record is not None
+        if visibility is not None:
+            record.visibility = visibility
+        if record.visibility != "selected":
+            record.selected_repository_ids = []
+        elif "selected_repository_ids" in body:
+            record.selected_repository_ids = selected
+        return response
+
+    def delete_org_variable(self, req: Request, params: Params) -> Response:
+        return self._delete_variable(self._org(params).variables, params["name"])
+
+    def list_org_variable_repos(self, req: Request, params: Params) -> Response:
+        return self._list_selected(req, self._org(params).variables.get(params["name"]))
+
+    def set_org_variable_repos(self, req: Request, params: Params) -> Response:
+        org = self._org(params)
+        return self._set_selected(req, org, org.variables.get(params["name"]))
 
     # -- variables ---------------------------------------------------------------------------
     @staticmethod
@@ -578,6 +745,112 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
     ("GET", f"{_O}/actions/secrets/{_N}", "actions/get-org-secret", A.get_org_secret),
     ("PUT", f"{_O}/actions/secrets/{_N}", "actions/create-or-update-org-secret", A.put_org_secret),
     ("DELETE", f"{_O}/actions/secrets/{_N}", "actions/delete-org-secret", A.delete_org_secret),
+    (
+        "GET",
+        f"{_O}/actions/secrets/{_N}/repositories",
+        "actions/list-selected-repos-for-org-secret",
+        A.list_org_secret_repos,
+    ),
+    (
+        "PUT",
+        f"{_O}/actions/secrets/{_N}/repositories",
+        "actions/set-selected-repos-for-org-secret",
+        A.set_org_secret_repos,
+    ),
+    ("GET", f"{_O}/actions/variables", "actions/list-org-variables", A.list_org_variables),
+    ("POST", f"{_O}/actions/variables", "actions/create-org-variable", A.create_org_variable),
+    ("GET", f"{_O}/actions/variables/{_N}", "actions/get-org-variable", A.get_org_variable),
+    ("PATCH", f"{_O}/actions/variables/{_N}", "actions/update-org-variable", A.update_org_variable),
+    (
+        "DELETE",
+        f"{_O}/actions/variables/{_N}",
+        "actions/delete-org-variable",
+        A.delete_org_variable,
+    ),
+    (
+        "GET",
+        f"{_O}/actions/variables/{_N}/repositories",
+        "actions/list-selected-repos-for-org-variable",
+        A.list_org_variable_repos,
+    ),
+    (
+        "PUT",
+        f"{_O}/actions/variables/{_N}/repositories",
+        "actions/set-selected-repos-for-org-variable",
+        A.set_org_variable_repos,
+    ),
+    (
+        "GET",
+        f"{_R}/dependabot/secrets",
+        "dependabot/list-repo-secrets",
+        A.list_dependabot_repo_secrets,
+    ),
+    (
+        "GET",
+        f"{_R}/dependabot/secrets/public-key",
+        "dependabot/get-repo-public-key",
+        A.dependabot_repo_public_key,
+    ),
+    (
+        "GET",
+        f"{_R}/dependabot/secrets/{_N}",
+        "dependabot/get-repo-secret",
+        A.get_dependabot_repo_secret,
+    ),
+    (
+        "PUT",
+        f"{_R}/dependabot/secrets/{_N}",
+        "dependabot/create-or-update-repo-secret",
+        A.put_dependabot_repo_secret,
+    ),
+    (
+        "DELETE",
+        f"{_R}/dependabot/secrets/{_N}",
+        "dependabot/delete-repo-secret",
+        A.delete_dependabot_repo_secret,
+    ),
+    (
+        "GET",
+        f"{_O}/dependabot/secrets",
+        "dependabot/list-org-secrets",
+        A.list_dependabot_org_secrets,
+    ),
+    (
+        "GET",
+        f"{_O}/dependabot/secrets/public-key",
+        "dependabot/get-org-public-key",
+        A.dependabot_org_public_key,
+    ),
+    (
+        "GET",
+        f"{_O}/dependabot/secrets/{_N}",
+        "dependabot/get-org-secret",
+        A.get_dependabot_org_secret,
+    ),
+    (
+        "PUT",
+        f"{_O}/dependabot/secrets/{_N}",
+        "dependabot/create-or-update-org-secret",
+        A.put_dependabot_org_secret,
+    ),
+    (
+        "DELETE",
+        f"{_O}/dependabot/secrets/{_N}",
+        "dependabot/delete-org-secret",
+        A.delete_dependabot_org_secret,
+    ),
+    (
+        "GET",
+        f"{_O}/dependabot/secrets/{_N}/repositories",
+        "dependabot/list-selected-repos-for-org-secret",
+        A.list_dependabot_org_secret_repos,
+    ),
+    (
+        "PUT",
+        f"{_O}/dependabot/secrets/{_N}/repositories",
+        "dependabot/set-selected-repos-for-org-secret",
+        A.set_dependabot_org_secret_repos,
+    ),
     ("GET", "/rate_limit", "rate-limit/get", A.get_rate_limit),
     ("GET", "/app/installations", "apps/list-installations", apps.list_installations),
     (

@@ -331,15 +331,33 @@ def secret(record: SecretRecord) -> JSON:
     }
 
 
-def org_secret(base: str, org: Organization, record: SecretRecord) -> JSON:
-    """The ``organization-actions-secret`` schema."""
+def org_secret(base: str, org: Organization, record: SecretRecord, store: str = "actions") -> JSON:
+    """The ``organization-actions-secret`` schema (``organization-dependabot-secret`` for
+    `store` "dependabot": the same fields)."""
     body = secret(record)
     body["visibility"] = record.visibility or "all"
     if record.visibility == "selected":
         body["selected_repositories_url"] = (
-            f"{base}/orgs/{org.login}/actions/secrets/{record.name}/repositories"
+            f"{base}/orgs/{org.login}/{store}/secrets/{record.name}/repositories"
         )
     return body
+
+
+def org_variable(base: str, org: Organization, record: VariableRecord) -> JSON:
+    """The ``organization-actions-variable`` schema."""
+    body = variable(record)
+    body["visibility"] = record.visibility or "all"
+    if record.visibility == "selected":
+        body["selected_repositories_url"] = (
+            f"{base}/orgs/{org.login}/actions/variables/{record.name}/repositories"
+        )
+    return body
+
+
+def minimal_repository(base: str, repo: Repository) -> JSON:
+    """The ``minimal-repository`` schema (selected repositories of an org secret/variable)."""
+    full = full_repository(base, repo)
+    return {k: v for k, v in full.items() if k != "license"}  # an object there, never null
 
 
 def variable(record: VariableRecord) -> JSON:

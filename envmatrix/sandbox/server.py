@@ -43,6 +43,8 @@ from envmatrix.sandbox.state import (
     InvalidSecret,
     Repository,
     SandboxState,
+    SecretScope,
+    VariableScope,
     valid_name,
 )
 
@@ -473,6 +475,46 @@ class GitHubSandbox:
             organization = self.state.organization(org)
             record = organization.secrets.get(name) if organization is not None else None
             return record.text if record is not None else None
+
+    def dependabot_secret_value(self, repo: str, name: str) -> str | None:
+        """Decrypted value of a repository's Dependabot secret, or None if absent."""
+        with self.state.lock:
+            record = self._repository(repo).dependabot.get(name)
+            return record.text if record is not None else None
+
+    def organization_dependabot_secret_value(self, org: str, name: str) -> str | None:
+        """Decrypted value of an organization's Dependabot secret, or None if absent."""
+        with self.state.lock:
+            organization = self.state.organization(org)
+            record = organization.dependabot.get(name) if organization is not None else None
+            return record.text if record is not None else None
+
+    def organization_variable_value(self, org: str, name: str) -> str | None:
+        """Value of an organization variable, or None if absent."""
+        with self.state.lock:
+            organization = self.state.organization(org)
+            record = organization.variables.get(name) if organization is not None else None
+            return record.value if record is not None else None
+
+    def organization_access(
+        self, org: str, name: str, kind: str = "secret", store: str = "actions"
+    ) -> tuple[str, list[str]] | None:
+        """(visibility, full names of the selected repositories, sorted) of an organization
+        secret (`kind` "secret", `store` "actions" or "dependabot") or variable (`kind`
+        "variable"); None if absent."""
+        with self.state.lock:
+            organization = self.state.organization(org)
+            if organization is None:
+                return None
+            scope: SecretScope | VariableScope = organization.variables
+            if kind == "secret":
+                scope = organization.dependabot if store == "dependabot" else organization.secrets
+            record = scope.get(name)
+            if record is None:
+                return None
+            repos = [self.state.repository_by_id(i) for i in record.selected_repository_ids]
+            names = sorted(r.full_name for r in repos if r is not None)
+            return record.visibility or "all", names
 
     def variable_value(self, repo: str, environment: str, name: str) -> str | None:
         """Value of an environment variable, or None if absent."""

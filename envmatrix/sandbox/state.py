@@ -109,12 +109,14 @@ class SecretRecord:
 
 @dataclass
 class VariableRecord:
-    """A stored Actions variable."""
+    """A stored Actions variable (org variables also carry visibility)."""
 
     name: str
     value: str
     created_at: datetime
     updated_at: datetime
+    visibility: str | None = None
+    selected_repository_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -238,6 +240,7 @@ class Repository:
     environments: dict[str, Environment] = field(default_factory=dict)
     secrets: SecretScope = field(default_factory=SecretScope)
     variables: VariableScope = field(default_factory=VariableScope)
+    dependabot: SecretScope = field(default_factory=SecretScope)  # its own key pair
 
     @property
     def full_name(self) -> str:
@@ -253,11 +256,13 @@ class Repository:
 
 @dataclass
 class Organization:
-    """An owner account; org-level secrets live here."""
+    """An owner account; org-level secrets, variables and Dependabot secrets live here."""
 
     id: int
     login: str
     secrets: SecretScope = field(default_factory=SecretScope)
+    variables: VariableScope = field(default_factory=VariableScope)
+    dependabot: SecretScope = field(default_factory=SecretScope)
     teams: dict[str, Team] = field(default_factory=dict)  # keyed by slug, lower-case
 
 
@@ -382,6 +387,9 @@ class SandboxState:
 
     def organization(self, login: str) -> Organization | None:
         return self.organizations.get(login.lower())
+
+    def repository_by_id(self, ident: int) -> Repository | None:
+        return next((r for r in self.repositories.values() if r.id == ident), None)
 
     def create_environment(self, repo: Repository, name: str, now: datetime) -> Environment:
         """Create the environment if missing; return it either way."""

@@ -257,10 +257,10 @@ MISTAKES = [
     (
         "unknown scope",
         "    owner: data\n",
-        "    owner: data\n    scope: organization\n",
+        "    owner: data\n    scope: enterprise\n",
         "secrets.GA_MCP_SERVICE_ACCOUNT_JSON.scope",
-        "'environment' or 'repository'",
-        "scope: organization",
+        "'environment', 'repository' or 'organization'",
+        "scope: enterprise",
     ),
     (
         "flag requires a repository secret",

@@ -1,4 +1,4 @@
-"""Every successful response of all 41 operations validates against GitHub's OpenAPI document."""
+"""Every successful response of all 62 operations validates against GitHub's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -109,8 +109,8 @@ def checker(sandbox: GitHubSandbox, openapi: OpenAPI) -> Checker:
     return Checker(sandbox, openapi)
 
 
-def test_spec_document_has_the_41_operations(spec_document: dict[str, Any]) -> None:
-    assert len(_document_operations(spec_document)) == 41
+def test_spec_document_has_the_62_operations(spec_document: dict[str, Any]) -> None:
+    assert len(_document_operations(spec_document)) == 62
 
 
 def test_every_operation_validates(checker: Checker, spec_document: dict[str, Any]) -> None:
@@ -153,6 +153,9 @@ def test_every_operation_validates(checker: Checker, spec_document: dict[str, An
     _exercise_secrets(checker, f"{repo}/actions/secrets")
     _exercise_variables(checker, f"{repo}/actions/variables")
     _exercise_org_secrets(checker, f"/orgs/{ORG}/actions/secrets")
+    _exercise_secrets(checker, f"{repo}/dependabot/secrets")
+    _exercise_org_secrets(checker, f"/orgs/{ORG}/dependabot/secrets")
+    _exercise_org_variables(checker, f"/orgs/{ORG}/actions/variables")
 
     rate = send("GET", "/rate_limit", expect=200).json()
     assert rate["resources"]["core"]["limit"] == 5000
@@ -218,19 +221,47 @@ def _exercise_variables(checker: Checker, base: str) -> None:
 
 def _exercise_org_secrets(checker: Checker, base: str) -> None:
     send = checker.send
+    repo_id = send("GET", f"/repos/{REPO}", expect=200).json()["id"]
     body: dict[str, Any] = {
         **checker.secret_body(f"{base}/public-key", "org"),
         "visibility": "selected",
-        "selected_repository_ids": [1],
+        "selected_repository_ids": [repo_id],
     }
     assert send("PUT", f"{base}/SHARED", body, expect=201).body == b"{}"
     selected = send("GET", f"{base}/shared", expect=200).json()
     assert selected["selected_repositories_url"].endswith("/SHARED/repositories")
+    _exercise_selected(checker, f"{base}/SHARED/repositories", repo_id)
     body["visibility"] = "all"
     send("PUT", f"{base}/SHARED", body, expect=204)
     assert send("GET", f"{base}/shared", expect=200).json()["visibility"] == "all"
     assert send("GET", base, expect=200).json()["total_count"] == 1
     send("DELETE", f"{base}/shared", expect=204)
+
+
+def _exercise_selected(checker: Checker, path: str, repo_id: int) -> None:
+    send = checker.send
+    listed = send("GET", path, expect=200).json()
+    assert [r["full_name"] for r in listed["repositories"]] == [REPO]
+    send("PUT", path, {"selected_repository_ids": []}, expect=204)
+    assert send("GET", path, expect=200).json()["total_count"] == 0
+    send("PUT", path, {"selected_repository_ids": [repo_id]}, expect=204)
+
+
+def _exercise_org_variables(checker: Checker, base: str) -> None:
+    send = checker.send
+    repo_id = send("GET", f"/repos/{REPO}", expect=200).json()["id"]
+    body = {"name": "region", "value": "eu-1", "visibility": "selected"}
+    body["selected_repository_ids"] = [repo_id]  # type: ignore[assignment]
+    assert send("POST", base, body, expect=201).body == b"{}"
+    one = send("GET", f"{base}/REGION", expect=200).json()
+    assert (one["value"], one["visibility"]) == ("eu-1", "selected")
+    _exercise_selected(checker, f"{base}/REGION/repositories", repo_id)
+    send("PATCH", f"{base}/region", {"value": "eu-2", "visibility": "private"}, expect=204)
+    listing = send("GET", base, expect=200).json()
+    assert [(v["name"], v["value"], v["visibility"]) for v in listing["variables"]] == [
+        ("REGION", "eu-2", "private")
+    ]
+    send("DELETE", f"{base}/region", expect=204)
 
 
 def test_304_is_a_documented_answer_for_rate_limit(
