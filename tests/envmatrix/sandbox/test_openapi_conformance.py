@@ -1,4 +1,4 @@
-"""Every successful response of all 41 operations validates against GitHub's OpenAPI document."""
+"""Every successful response of all 42 operations validates against GitHub's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -109,8 +109,8 @@ def checker(sandbox: GitHubSandbox, openapi: OpenAPI) -> Checker:
     return Checker(sandbox, openapi)
 
 
-def test_spec_document_has_the_41_operations(spec_document: dict[str, Any]) -> None:
-    assert len(_document_operations(spec_document)) == 41
+def test_spec_document_has_the_42_operations(spec_document: dict[str, Any]) -> None:
+    assert len(_document_operations(spec_document)) == 42
 
 
 def test_every_operation_validates(checker: Checker, spec_document: dict[str, Any]) -> None:
@@ -153,6 +153,8 @@ def test_every_operation_validates(checker: Checker, spec_document: dict[str, An
     _exercise_secrets(checker, f"{repo}/actions/secrets")
     _exercise_variables(checker, f"{repo}/actions/variables")
     _exercise_org_secrets(checker, f"/orgs/{ORG}/actions/secrets")
+    listed_repos = send("GET", f"/orgs/{ORG}/repos?per_page=1", expect=200)
+    assert [r["full_name"] for r in listed_repos.json()] == [REPO]
 
     rate = send("GET", "/rate_limit", expect=200).json()
     assert rate["resources"]["core"]["limit"] == 5000
