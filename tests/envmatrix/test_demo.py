@@ -29,6 +29,6 @@ def test_demo_runs_the_main_job_end_to_end() -> None:
     ):
         assert expected in text, expected
     assert "demo-" not in text  # generated values never shown
-    final = text.split("7. final plan")[1]
-    assert "No changes. GitHub matches the policy and Vault." in final.split("8. the environment")[0]
-    assert "eu-central-1" not in final.split("8. the environment")[1]
+    final_plan, matrix = text.split("7. final plan")[1].split("8. the environment")
+    assert "No changes. GitHub matches the policy and Vault." in final_plan
+    assert "eu-central-1" not in matrix
