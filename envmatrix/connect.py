@@ -94,6 +94,21 @@ def connect(policy: Policy, environ: Mapping[str, str] = os.environ) -> Connecti
     return Connections(vault, github)
 
 
+def connect_mount(mount: str, environ: Mapping[str, str] = os.environ) -> Connections:
+    """Vault (the named KV v2 mount) and GitHub from the environment, for a command that has no
+    policy yet (`import`); close them (or use `with`)."""
+    from envmatrix.adapters.github import GitHubAdapter
+    from envmatrix.adapters.vault import VaultAdapter
+
+    github = GitHubAdapter.from_environment(environ)
+    try:
+        vault = VaultAdapter.from_environment(mount, environ)
+    except BaseException:
+        github.close()
+        raise
+    return Connections(vault, github)
+
+
 def connections_at(
     vault_addr: str, vault_token: str, mount: str, github_url: str, github_token: str
 ) -> Connections:

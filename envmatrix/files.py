@@ -49,6 +49,31 @@ def write_atomic(path: str | Path, data: str | bytes, what: str = "file") -> Non
         raise
 
 
+def create_atomic(path: str | Path, data: str | bytes, what: str = "file") -> None:
+    """Create `path` with `data` (text is UTF-8) in one step, never over an existing file: the
+    data goes to a temporary file that is then hard-linked into place (the link fails when
+    `path` exists). Created 0600, as `write_atomic` creates. UsageError if `path` exists or
+    cannot be written."""
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the {what} ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, target)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; pass --force to replace it") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the {what} ({exc.strerror})") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def make_private_folders(folder: str | Path) -> None:
     """Create `folder` and its missing parents 0700; existing ones are left alone."""
     missing: list[Path] = []

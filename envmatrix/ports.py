@@ -48,6 +48,11 @@ class VaultPort(Protocol):
         """Current version, its creation time and key names; never the values."""
         ...
 
+    def list_folder(self, path: str) -> list[str]:
+        """The names under a folder of the mount (KV v2 metadata LIST, never a read of a value):
+        sub-folders end in "/"; an absent or empty folder gives []."""
+        ...
+
     def read_values(self, path: str, version: int | None = None) -> dict[str, SecretValue]:
         """All key/values of a version (default: current). Raises VaultNotFound."""
         ...
@@ -224,6 +229,11 @@ class GitHubPort(Protocol):
     def list_organization_secrets(self, organization: str) -> list[ObservedSecret]:
         """An organization's Actions secrets with their visibility (one list, paginated).
         Raises GitHubError (status 404 for a user account, 403 without organization access)."""
+        ...
+
+    def list_organization_repositories(self, organization: str) -> list[str]:
+        """An organization's repositories as "owner/name" (`GET /orgs/{org}/repos`, paginated).
+        Raises GitHubError (status 404 when there is no such organization)."""
         ...
 
     def put_repository_secret(self, repository: str, name: str, value: SecretValue) -> WriteReceipt:

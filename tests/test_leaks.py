@@ -97,6 +97,8 @@ def test_no_value_anywhere(world: World, tmp_path: Path, caplog: pytest.LogCaptu
         ("rotation", "due"),
         ("rotation", "calendar", "--ics", str(out / "rotations.ics")),
         ("audit", "--json"),
+        ("import", "-r", REPO, "--mount", world.vault.mount, "--out", str(out / "import.yaml")),
+        ("import", "--organization", "occ-labs", "--mount", world.vault.mount, "--json"),
     ]
     results = [world.run(*c) for c in commands]
     assert [r.code for r in results[:5]] == [0, 0, 0, 0, 0], [r.err[-300:] for r in results[:5]]

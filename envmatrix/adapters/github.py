@@ -323,6 +323,11 @@ class GitHubAdapter:
         url = f"/orgs/{quote(organization, safe='')}/actions/variables/{quote(name, safe='')}"
         return self._write("DELETE", url, None, absent_ok=True)
 
+    def list_organization_repositories(self, organization: str) -> list[str]:
+        # GET /orgs/{org}/repos answers a JSON array (no wrapping object)
+        url = f"/orgs/{quote(organization, safe='')}/repos"
+        return [str(r["full_name"]) for r in self._list_json(url, None)]
+
     def _list(self, cls: type[T], url: str, item: str) -> list[T]:
         def fetch(requester: Requester) -> list[T]:
             pages: PaginatedList[Any] = PaginatedList(cls, requester, url, None, list_item=item)
@@ -465,8 +470,9 @@ class GitHubAdapter:
         url = f"{_env_url(repository, environment)}/deployment-branch-policies/{policy_id}"
         return self._write("DELETE", url, None, absent_ok=True)
 
-    def _list_json(self, url: str, item: str, per_page: int = 100) -> list[dict[str, Any]]:
-        """Every item of a paginated list answer (per_page, following Link rel=next)."""
+    def _list_json(self, url: str, item: str | None, per_page: int = 100) -> list[dict[str, Any]]:
+        """Every item of a paginated list answer (per_page, following Link rel=next);
+        `item`: the answer's key holding the list, None when the answer is the list itself."""
         found: list[dict[str, Any]] = []
         page: str | None = url
         parameters: dict[str, Any] | None = {"per_page": per_page}
@@ -478,7 +484,7 @@ class GitHubAdapter:
                 return requester.requestJsonAndCheck("GET", page, query)
 
             headers, data = self._call("GET", page, fetch)
-            found += [dict(entry) for entry in data[item]]
+            found += [dict(entry) for entry in (data if item is None else data[item])]
             page, parameters = _next_page(headers), None
         return found
 

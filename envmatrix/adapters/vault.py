@@ -314,6 +314,21 @@ class VaultAdapter:
             keys=frozenset(subkeys),
         )
 
+    def list_folder(self, path: str) -> list[str]:
+        """The names under a folder (`LIST /v1/<mount>/metadata/<path>`): sub-folders end in
+        "/". Only metadata is listed, never a value; an absent or empty folder gives []."""
+        op = self._operation("LIST", "metadata", path, "list", _Retry.TRANSIENT)
+
+        def ask() -> list[str]:
+            response = self._client.adapter.request("LIST", f"/v1/{op.api_path}")
+            keys = response.get("data", {}).get("keys") if isinstance(response, dict) else None
+            return [str(k) for k in keys or ()]
+
+        try:
+            return self._call(op, ask)
+        except VaultNotFound:
+            return []
+
     def read_values(self, path: str, version: int | None = None) -> dict[str, SecretValue]:
         """All key/values of a version (default: current); non-string values as JSON text.
 

@@ -21,7 +21,7 @@ import typer
 
 from envmatrix import debuglog, interrupt
 from envmatrix.cli import helptext
-from envmatrix.cli.commands import demo, rotation, schema, sync, views
+from envmatrix.cli.commands import adopt, demo, rotation, schema, sync, views
 from envmatrix.errors import EnvmatrixError, ExitCode, missing_extra
 from envmatrix.render import report as render
 
@@ -56,7 +56,7 @@ def _options(
     """Sync secrets from Vault into GitHub Actions environments; rotate them; gate flags."""
 
 
-for group in (sync, views, rotation, demo, schema):
+for group in (sync, views, rotation, demo, schema, adopt):
     group.register(app)
 helptext.add_help(app)
 

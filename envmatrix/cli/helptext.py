@@ -42,6 +42,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "rotation calendar": ("envmatrix rotation calendar --days 30 --ics rotations.ics",),
     "demo": ("envmatrix demo",),
     "schema": ("envmatrix schema > schema/envmatrix.schema.json",),
+    "import": (
+        "envmatrix import --organization occ-labs --out envmatrix.yaml",
+        "envmatrix import -r occ-labs/operator-console --mount kv --json",
+    ),
 }
 
 EXIT_CODES = (

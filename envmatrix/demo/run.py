@@ -2,19 +2,22 @@
 
 Starts an OpenBao dev server and the GitHub-API sandbox on free loopback ports, seeds Vault from
 policies/example.yaml with generated values (leaving one secret out so a blocked row shows),
-then runs plan -> apply -> plan, shows an out-of-band change being detected and repaired, and
+then runs plan -> apply -> plan, shows an out-of-band change being detected and repaired, then
+the go-live (production protected, a plain variable: envmatrix/demo/golive.py) converged, and
 stops both servers. Values are generated, compared in-process and never printed.
 """
 
 from __future__ import annotations
 
 import secrets as random_source
+import tempfile
 import time
 from pathlib import Path
 
 from rich.console import Console
 
 from envmatrix.connect import Connections, connections_at
+from envmatrix.demo.golive import write_go_live_policy
 from envmatrix.demo.openbao import OpenBaoDevServer
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL, Target, desired_state
 from envmatrix.policy import Policy, load_policy
@@ -46,11 +49,18 @@ def run_demo(out: Console, policy_file: Path = EXAMPLE_POLICY) -> int:
             f"Seeded Vault at {bao.addr} with {seeded} generated values "
             f"(left out {LEFT_OUT[0]} in {LEFT_OUT[1]}); GitHub sandbox at {sandbox.url}.\n"
         )
-        return _steps(out, str(policy_file), policy, connections, sandbox)
+        with tempfile.TemporaryDirectory(prefix="envmatrix-demo-") as folder:
+            go_live = write_go_live_policy(policy_file, Path(folder), sandbox)
+            return _steps(out, str(policy_file), policy, connections, sandbox, go_live)
 
 
 def _steps(
-    out: Console, path: str, policy: Policy, connections: Connections, sandbox: GitHubSandbox
+    out: Console,
+    path: str,
+    policy: Policy,
+    connections: Connections,
+    sandbox: GitHubSandbox,
+    go_live: Path,
 ) -> int:
     def plan_step(title: str) -> PlanRun:
         out.rule(title)
@@ -84,11 +94,19 @@ def _steps(
     sandbox.write_secret_outside(repo, policy.github_environment(env), name, "pasted-by-hand")
     ok &= apply_step(plan_step("4. someone ran `gh secret set` by hand: detected, repaired"))
 
-    final = plan_step("5. final plan")
-    out.rule("6. the environment matrix (envmatrix matrix)")
+    settled = plan_step("5. plan: nothing left to do")
+    path, policy = str(go_live), load_policy(go_live)  # plan_step reads these from here on
+    out.print(
+        "The go-live: production gets required reviewers, a 30-minute wait timer, self-review"
+        " prevented and protected branches only; SUPABASE_REGION is a plain variable."
+    )
+    ok &= apply_step(plan_step("6. plan: protection-differs and the new variable; apply"))
+    final = plan_step("7. final plan: protection and variable converged")
+    out.rule("8. the environment matrix (envmatrix matrix)")
     out.print(matrix_renderable(matrix_for_run(final)))
     mismatched += _mismatches(policy, connections, sandbox)
-    ok = ok and not mismatched and not converged.plan.has_writes and not final.plan.changes
+    clean = not settled.plan.changes and not final.plan.changes
+    ok = ok and not mismatched and not converged.plan.has_writes and clean
     out.print(f"\nDemo {'finished: every step did what it should' if ok else 'FAILED'}.")
     return 0 if ok else 1
 

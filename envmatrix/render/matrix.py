@@ -64,6 +64,14 @@ def cell_label(status: Status, rotation_overdue: bool = False) -> str:
     return f"{SYMBOLS[status][0]} {status}" + (f" {OVERDUE.symbol}" if rotation_overdue else "")
 
 
+VARIABLE_MARK = "(variable)"  # after a plain variable's name: the row is not a secret
+
+
+def row_name(cell: MatrixCell) -> str:
+    """A row's label: the secret's name, or a variable's name marked `(variable)`."""
+    return f"{cell.secret} {VARIABLE_MARK}" if cell.is_variable else cell.secret
+
+
 def ready_label(ready: bool) -> str:
     """`✓ ready` or `✗ blocked` (the matrix's own symbols)."""
     return f"{ready_mark(ready).symbol} {'ready' if ready else 'blocked'}"
@@ -173,7 +181,7 @@ def _rich_grid(matrix: Matrix, repository: str) -> Table:
     for row in matrix.rows(repository):
         first = row[0]
         table.add_row(
-            _name(first.secret),
+            _name(row_name(first)),
             Text(first.service or ""),
             Text(first.owner),
             *(_cell_text(c) for c in row),
@@ -190,7 +198,7 @@ def _stacked_grid(matrix: Matrix, repository: str) -> RenderableType:
     parts: list[RenderableType] = []
     for row in matrix.rows(repository):
         first = row[0]
-        parts.append(_name(first.secret, "bold"))
+        parts.append(_name(row_name(first), "bold"))
         about = ", ".join(x for x in (first.service, f"owner {first.owner}") if x)
         parts.append(Padding(Text(about, style="dim"), (0, 0, 0, 4)))
         table = Table(box=None, pad_edge=False, show_header=False, show_edge=False)
@@ -238,8 +246,8 @@ def _stacked_flags(lines: list[FlagLine]) -> RenderableType:
 
 def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
     lines = [
-        f"orphan: {o.secret} in {o.repository}/{o.environment or REPOSITORY_LEVEL}"
-        f" ({o.action}): {o.detail}"
+        f"orphan{' variable' if o.kind == 'variable' else ''}: {o.secret} in"
+        f" {o.repository}/{o.environment or REPOSITORY_LEVEL} ({o.action}): {o.detail}"
         for o in matrix.orphans
     ]
     if scan is not None:
@@ -278,9 +286,8 @@ def matrix_markdown(matrix: Matrix, scan: ScanReport | None = None) -> str:
         for row in matrix.rows(repository):
             cells = " | ".join(cell_label(c.status, c.rotation_overdue) for c in row)
             first = row[0]
-            lines.append(
-                f"| `{first.secret}` | {_md(first.service or '')} | {_md(first.owner)} | {cells} |"
-            )
+            name = f"`{first.secret}`" + (f" {VARIABLE_MARK}" if first.is_variable else "")
+            lines.append(f"| {name} | {_md(first.service or '')} | {_md(first.owner)} | {cells} |")
         lines.append("")
         lines += _markdown_flags(matrix, repository)
     lines.append(
@@ -380,9 +387,14 @@ def _html_grid(matrix: Matrix, repository: str) -> str:
     for row in matrix.rows(repository):
         first = row[0]
         cells = "".join(_html_cell(c) for c in row)
+        mark, tr = (
+            (f" {VARIABLE_MARK}", '<tr data-kind="variable">')
+            if first.is_variable
+            else ("", "<tr>")
+        )
         rows.append(
-            f"<tr><td><code>{_h(first.secret)}</code></td><td>{_h(first.service or '')}"
-            f"</td><td>{_h(first.owner)}</td>{cells}</tr>"
+            f"{tr}<td><code>{_h(first.secret)}</code>{mark}</td>"
+            f"<td>{_h(first.service or '')}</td><td>{_h(first.owner)}</td>{cells}</tr>"
         )
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 

@@ -1,6 +1,6 @@
 """A GitHub REST API sandbox: a real local HTTP server for the operations envmatrix uses.
 
-It speaks exactly the 62 operations of ``tests/data/github-openapi/api.github.com.subset.json``
+It speaks exactly the 63 operations of ``tests/data/github-openapi/api.github.com.subset.json``
 (repositories, environments with their protection and deployment branch policies, users and
 teams looked up for reviewers, environment/repository/organization secrets and variables (org
 ones with visibility and selected repositories), Dependabot repository and organization secrets,

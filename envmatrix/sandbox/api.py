@@ -1,7 +1,7 @@
 """The GitHub REST operations the sandbox serves: routing table and handlers.
 
 Handlers are pure functions of (state, request) -> response; the HTTP layer around them does
-authentication, faults, rate limiting and ETags. Exactly the 62 operations of
+authentication, faults, rate limiting and ETags. Exactly the 63 operations of
 ``tests/data/github-openapi/api.github.com.subset.json`` are routed.
 """
 
@@ -134,6 +134,18 @@ class GitHubApi:
     # -- repositories and environments -----------------------------------------------------
     def get_repo(self, req: Request, params: Params) -> Response:
         return Response.of_json(200, payloads.full_repository(req.base_url, self._repo(params)))
+
+    def list_org_repos(self, req: Request, params: Params) -> Response:
+        """`GET /orgs/{org}/repos`: the organization's repositories by full name (a JSON array,
+        paginated: per_page default 30, at most 100)."""
+        org = self._org(params)
+        repos = sorted(
+            (r for r in self.state.repositories.values() if r.owner.lower() == org.login.lower()),
+            key=lambda r: r.full_name.lower(),
+        )
+        chunk, headers = paginate(req, repos, default=30, maximum=MAX_PER_PAGE)
+        body = [payloads.full_repository(req.base_url, r) for r in chunk]
+        return Response.of_json(200, body, headers)
 
     def list_environments(self, req: Request, params: Params) -> Response:
         repo = self._repo(params)
@@ -740,6 +752,7 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
         "actions/delete-repo-variable",
         A.delete_repo_variable,
     ),
+    ("GET", f"{_O}/repos", "repos/list-for-org", A.list_org_repos),
     ("GET", f"{_O}/actions/secrets", "actions/list-org-secrets", A.list_org_secrets),
     ("GET", f"{_O}/actions/secrets/public-key", "actions/get-org-public-key", A.org_public_key),
     ("GET", f"{_O}/actions/secrets/{_N}", "actions/get-org-secret", A.get_org_secret),

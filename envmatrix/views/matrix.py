@@ -18,6 +18,12 @@ disagree with `plan --json`:
 
 Orphans (`orphan` and pruned `delete` rows) are listed below the grid.
 
+Plain variables (`variables:` in the policy) get rows of their own below a repository's secrets,
+`kind: variable` in JSON, with the same statuses from the plan's `kind: variable` rows (a
+value that differs from the policy's is `stale`). The matrix never shows a variable's value,
+though variables are not secret: it is a document of where things are, not what they hold.
+Flag variables are not rows: the flags table shows them.
+
 A repository with `scope: repository` secrets gets one more column, `(repository)` (its Actions
 repository secrets, environment `null` in JSON, as in `plan --json`): its repository secrets have a
 status there and `not-required` under the environment columns; its environment secrets are
@@ -33,7 +39,13 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from envmatrix.pipeline.desired import REPOSITORY_LEVEL, DesiredState, SecretCell, Target
+from envmatrix.pipeline.desired import (
+    REPOSITORY_LEVEL,
+    DesiredState,
+    SecretCell,
+    Target,
+    VariableCell,
+)
 from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
 from envmatrix.rotation.schedule import overdue_cells
 
@@ -64,6 +76,7 @@ _STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
     (Action.BLOCKED, Reason.LIMIT_EXCEEDED): Status.BLOCKED,
     (Action.CREATE, Reason.SHADOWED): Status.SHADOWED,
     (Action.BLOCKED, Reason.SHADOWED): Status.SHADOWED,
+    (Action.UPDATE, Reason.VALUE_DIFFERS): Status.STALE,  # variables: the policy's value moved
 }
 
 
@@ -80,6 +93,11 @@ class MatrixCell:
     service: str | None
     detail: str
     rotation_overdue: bool = False
+    kind: str = "secret"  # "secret" | "variable" (a plain Actions variable; no value shown)
+
+    @property
+    def is_variable(self) -> bool:
+        return self.kind == "variable"
 
     @property
     def column(self) -> str:
@@ -97,6 +115,7 @@ class MatrixCell:
             "logical_environment": self.logical_environment,
             "detail": self.detail,
             "rotation_overdue": self.rotation_overdue,
+            "kind": self.kind,
         }
 
 
@@ -109,6 +128,7 @@ class Orphan:
     secret: str
     action: str  # "orphan" (left alone) or "delete" (pruned by the next apply)
     detail: str
+    kind: str = "secret"  # "secret" | "variable"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +137,7 @@ class Orphan:
             "secret": self.secret,
             "action": self.action,
             "detail": self.detail,
+            "kind": self.kind,
         }
 
 
@@ -139,10 +160,10 @@ class Matrix:
         return tuple(dict.fromkeys(c.column for c in self._by_repository.get(repository, ())))
 
     def rows(self, repository: str) -> tuple[tuple[MatrixCell, ...], ...]:
-        """One tuple of cells per secret of a repository, in column order."""
-        by_secret: dict[str, list[MatrixCell]] = {}
+        """One tuple of cells per secret (then per variable) of a repository, in column order."""
+        by_secret: dict[tuple[str, str], list[MatrixCell]] = {}
         for cell in self._by_repository.get(repository, ()):
-            by_secret.setdefault(cell.secret, []).append(cell)
+            by_secret.setdefault((cell.kind, cell.secret), []).append(cell)
         return tuple(tuple(row) for row in by_secret.values())
 
     def flags_of(self, repository: str) -> tuple[FlagReadiness, ...]:
@@ -203,13 +224,71 @@ def matrix_cells(
 def build_matrix(
     desired: DesiredState, plan: Plan, environment_order: Sequence[str] = ()
 ) -> Matrix:
-    """The matrix and its orphans, from one plan."""
+    """The matrix (secret rows, then variable rows, per repository) and its orphans, from one
+    plan."""
     orphans = tuple(
-        Orphan(c.repository, c.environment, c.name, str(c.action), c.detail)
+        Orphan(c.repository, c.environment, c.name, str(c.action), c.detail, str(c.kind))
         for c in plan.changes
-        if c.kind is Kind.SECRET and c.action in (Action.ORPHAN, Action.DELETE)
+        if c.kind in (Kind.SECRET, Kind.VARIABLE) and c.action in (Action.ORPHAN, Action.DELETE)
     )
-    return Matrix(matrix_cells(desired, plan, environment_order), orphans, desired.contacts)
+    secrets = matrix_cells(desired, plan, environment_order)
+    variables = variable_matrix_cells(desired, plan, environment_order)
+    by_repository = sorted(
+        (*secrets, *variables), key=lambda c: c.repository
+    )  # stable: each repository's secret rows stay before its variable rows
+    return Matrix(tuple(by_repository), orphans, desired.contacts)
+
+
+def variable_matrix_cells(
+    desired: DesiredState, plan: Plan, environment_order: Sequence[str] = ()
+) -> tuple[MatrixCell, ...]:
+    """Every (repository, environment, variable) cell of the policy's plain variables, laid
+    out as `matrix_cells` lays out secrets; statuses from the plan's `kind: variable` rows."""
+    changes = {
+        (c.repository, c.environment, c.name): c
+        for c in plan.changes
+        if c.kind is Kind.VARIABLE and c.action not in (Action.ORPHAN, Action.DELETE)
+    }
+    wanted = {(v.target, v.name): v for v in desired.variables}
+    targets_of: dict[str, list[Target]] = {}
+    for t in desired.targets:
+        targets_of.setdefault(t.repository, []).append(t)
+    cells: list[MatrixCell] = []
+    for repository in sorted(targets_of):
+        targets = _columns(targets_of[repository], repository, environment_order)
+        rows = {v.name: v for v in desired.variables if v.target.repository == repository}
+        for name, sample in sorted(rows.items()):
+            for target in targets:
+                change = changes.get((target.repository, target.github_environment, name))
+                cells.append(_variable_cell(target, sample, wanted.get((target, name)), change))
+    return tuple(cells)
+
+
+def _variable_cell(
+    target: Target, sample: VariableCell, cell: VariableCell | None, change: Change | None
+) -> MatrixCell:
+    if cell is None:
+        status = Status.NOT_REQUIRED
+        detail = (
+            "a repository variable: every environment sees it"
+            if sample.target.is_repository_level and not target.is_repository_level
+            else "the policy does not target this environment"
+        )
+    else:
+        status = cell_status(change)
+        source = f"Vault {cell.vault_ref}" if cell.vault_ref else "the policy's value"
+        detail = change.detail if change is not None else f"in sync with {source}"
+    return MatrixCell(
+        target.repository,
+        target.github_environment,
+        target.logical_environment,
+        sample.name,
+        status,
+        sample.owner,
+        None,
+        detail,
+        kind="variable",
+    )
 
 
 def _secret_changes(plan: Plan) -> dict[tuple[str, str | None, str], Change]:
@@ -283,7 +362,7 @@ def matrix_for_run(
         matrix,
         cells=tuple(
             replace(c, rotation_overdue=(c.secret, c.logical_environment) in overdue)
-            if c.status is not Status.NOT_REQUIRED
+            if c.status is not Status.NOT_REQUIRED and not c.is_variable
             else c
             for c in matrix.cells
         ),

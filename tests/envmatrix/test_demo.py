@@ -22,6 +22,13 @@ def test_demo_runs_the_main_job_end_to_end() -> None:
         "changed-outside: GitHub copy updated",  # a hand edit is noticed
         "No changes. GitHub matches the policy and Vault.",
         "Demo finished: every step did what it should.",
+        "protection-differs",  # the go-live: production protected by apply
+        "create  variable    SUPABASE_REGION",
+        "7. final plan",
+        "SUPABASE_REGION (variable)",  # the matrix shows the variable, never its value
     ):
         assert expected in text, expected
     assert "demo-" not in text  # generated values never shown
+    final_plan, matrix = text.split("7. final plan")[1].split("8. the environment")
+    assert "No changes. GitHub matches the policy and Vault." in final_plan
+    assert "eu-central-1" not in matrix

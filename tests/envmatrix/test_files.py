@@ -12,7 +12,8 @@ import pytest
 
 from envmatrix.audit.events import AuditEvent
 from envmatrix.audit.store import SqliteAuditSink
-from envmatrix.files import ensure_private_file, write_atomic
+from envmatrix.errors import UsageError
+from envmatrix.files import create_atomic, ensure_private_file, write_atomic
 from tests.world import World
 
 
@@ -92,3 +93,18 @@ def test_a_calendar_someone_made_readable_keeps_its_mode(world: World) -> None:
     os.chmod(ics, 0o644)  # published on purpose
     assert world.run("rotation", "calendar", "--ics", str(ics)).code == 0
     assert mode(ics) == 0o644
+
+
+def test_create_atomic_makes_a_private_file_and_never_replaces_one(
+    tmp_path: Path, umask: int
+) -> None:
+    target = tmp_path / "policy.yaml"
+    create_atomic(target, "version: 1\n", "policy")
+    assert target.read_text() == "version: 1\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    for existing in (target, tmp_path):  # a file, or a folder in its place
+        before = sorted(p.name for p in tmp_path.iterdir())
+        with pytest.raises(UsageError):
+            create_atomic(existing, "other\n", "policy")
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary file left
+    assert target.read_text() == "version: 1\n"

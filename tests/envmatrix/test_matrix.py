@@ -365,6 +365,7 @@ def test_repository_secrets_get_a_repository_column() -> None:
             "secret": "OLD",
             "action": "orphan",
             "detail": "detail",
+            "kind": "secret",
         }
     ]
     text = matrix_text(matrix)

@@ -1,4 +1,4 @@
-"""Every successful response of all 62 operations validates against GitHub's OpenAPI document."""
+"""Every successful response of all 63 operations validates against GitHub's OpenAPI document."""
 
 from __future__ import annotations
 
@@ -109,8 +109,8 @@ def checker(sandbox: GitHubSandbox, openapi: OpenAPI) -> Checker:
     return Checker(sandbox, openapi)
 
 
-def test_spec_document_has_the_62_operations(spec_document: dict[str, Any]) -> None:
-    assert len(_document_operations(spec_document)) == 62
+def test_spec_document_has_the_63_operations(spec_document: dict[str, Any]) -> None:
+    assert len(_document_operations(spec_document)) == 63
 
 
 def test_every_operation_validates(checker: Checker, spec_document: dict[str, Any]) -> None:
@@ -156,6 +156,8 @@ def test_every_operation_validates(checker: Checker, spec_document: dict[str, An
     _exercise_secrets(checker, f"{repo}/dependabot/secrets")
     _exercise_org_secrets(checker, f"/orgs/{ORG}/dependabot/secrets")
     _exercise_org_variables(checker, f"/orgs/{ORG}/actions/variables")
+    listed_repos = send("GET", f"/orgs/{ORG}/repos?per_page=1", expect=200)
+    assert [r["full_name"] for r in listed_repos.json()] == [REPO]
 
     rate = send("GET", "/rate_limit", expect=200).json()
     assert rate["resources"]["core"]["limit"] == 5000
