@@ -395,6 +395,10 @@ def rotate(
         audit_sink(policy, policy_path, warn) as sink,
         interrupt.writing(),
     ):
+        if settings.value_probe is None:  # manual rotations: the probes confirm the value
+            from envmatrix.views.probe import RotationProbes
+
+            settings = replace(settings, value_probe=RotationProbes(policy, connections.vault))
         engine = RotationEngine(
             policy,
             connections.vault,
