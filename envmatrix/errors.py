@@ -21,6 +21,7 @@
         ├── LockHeldError           another runner holds the lock (names the holder)
         ├── StrategyFailed          a rotation strategy step failed (message is our own text)
         │   └── RotationTestFailed  the new credential did not work; stopped before cut-over
+        ├── AwaitingOwner           a manual rotation's new value failed its probe: kept open
         ├── OpenBaoError            the demo's OpenBao dev server could not be found or started
         ├── CheckFailed             a check (verify, flags check, rotation due) found a problem
         └── RunStopped              a run stopped writing part-way (never raised per item)
@@ -146,6 +147,12 @@ class StrategyFailed(RuntimeFailure):
 
 class RotationTestFailed(StrategyFailed):
     """The new credential did not work; the rotation stops before cut-over."""
+
+
+class AwaitingOwner(RuntimeFailure):
+    """A manual rotation waits for its owner: the new value failed the secret's probe. The
+    rotation is kept open where it is (staged in Vault, never promoted or synced) for
+    `rotate --resume`; the message names the owner, never a value."""
 
 
 class OpenBaoError(RuntimeFailure):

@@ -36,7 +36,10 @@ class GenerateOptions(StrategyOptions):
 
 
 class ManualOptions(StrategyOptions):
-    """`manual`: the owner supplies the value; no options."""
+    """`manual`: the owner supplies the value. `service` picks the printed steps and links
+    when the secret declares no probe preset (zoho, shopify); optional."""
+
+    service: Literal["zoho", "shopify"] | None = None
 
 
 class CommandOptions(StrategyOptions):

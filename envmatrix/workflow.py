@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,11 +106,24 @@ def apply_run(
     audit: AuditSink | None = None,
     check: Callable[[], None] | None = None,
     progress: ApplyProgress | None = None,
+    probes: ProbeLog | None = None,
 ) -> ApplyReport:
     """Carry out a fresh plan. `check` runs before each GitHub write and may raise RunStopped
     (see envmatrix/guard.py: the lock still held, no Ctrl-C pending); `progress` is told of
-    each write as it lands."""
-    return _applier(run, connections, audit, check, progress).apply(run.plan)
+    each write as it lands; `probes` says whether the flags' probes may run in a pull-request
+    run and collects what they found."""
+    return _applier(run, connections, audit, check, progress, probes).apply(run.plan)
+
+
+@dataclass
+class ProbeLog:
+    """The flags' probes of one apply: whether they may run in a pull-request-triggered run
+    (`--allow-pull-request`), the ones that failed (for notifications), and why they were
+    withheld, if they were."""
+
+    allow_pull_request: bool = False
+    failed: list[ProbeResult] = field(default_factory=list)
+    withheld: str | None = None
 
 
 class ApplyProgress(Protocol):
@@ -190,6 +203,7 @@ def apply_saved(
     policy: Policy | None = None,
     check: Callable[[], None] | None = None,
     progress: ApplyProgress | None = None,
+    probes: ProbeLog | None = None,
 ) -> ApplyReport:
     """Apply exactly a saved plan, refusing it when the policy, Vault or GitHub changed since.
 
@@ -212,7 +226,7 @@ def apply_saved(
         )
     require_policy_changes(plan_file, saved_changes(plan_file, saved), fresh.plan)
     # equal in every field apply acts on: carry out the plan computed now, not the file's copy
-    return _applier(fresh, connections, audit, check, progress).apply(fresh.plan)
+    return _applier(fresh, connections, audit, check, progress, probes).apply(fresh.plan)
 
 
 def write_plan_file(run: PlanRun, out: str) -> None:
@@ -233,6 +247,7 @@ def _applier(
     audit: AuditSink | None,
     check: Callable[[], None] | None = None,
     progress: ApplyProgress | None = None,
+    probes: ProbeLog | None = None,
 ) -> Applier:
     """An applier over the sync state `run` observed, acting as this run's actor; `check` runs
     before each GitHub write; `progress` follows the writes."""
@@ -243,18 +258,35 @@ def _applier(
         run.observed.sync,
         audit,
         connections.actor,
-        probe=_prober(run.policy, connections),
+        probe=_prober(run.policy, connections, probes),
         on_result=None if progress is None else progress.result,
         on_start=None if progress is None else progress.start,
         transit=transit_key(run.policy),
     )
 
 
-def _prober(policy: Policy, connections: Connections) -> Callable[[str, str], str | None]:
-    """Live checks a flag may require before it is set true (see envmatrix/probe.py)."""
-    from envmatrix.views.probe import probe_runner
+def _prober(
+    policy: Policy, connections: Connections, probes: ProbeLog | None = None
+) -> Callable[[str, str], str | None]:
+    """Live checks a flag may require before it is set true (see envmatrix/views/probe.py);
+    with `probes`, withheld in pull-request runs unless it allows them, and their failures
+    recorded in it."""
+    from envmatrix.views.probe import ProbeFailure, ProbesWithheld, probe_runner
 
-    return probe_runner(policy, connections.vault)
+    allow = probes.allow_pull_request if probes is not None else False
+    runner = probe_runner(policy, connections.vault, allow_pull_request=allow)
+    if probes is None:
+        return runner
+
+    def run(kind: str, environment: str) -> str | None:
+        answer = runner(kind, environment)
+        if isinstance(answer, ProbesWithheld):
+            probes.withheld = str(answer)
+        elif isinstance(answer, ProbeFailure) and answer.result is not None:
+            probes.failed.append(answer.result)
+        return answer
+
+    return run
 
 
 # -- whole commands: what the command line calls, one function each ---------------------------
@@ -272,6 +304,7 @@ class ApplyOutcome:
     requests: Mapping[str, Any] | None = None  # GitHub request accounting of the whole run
     vault_requests: Mapping[str, Any] | None = None  # Vault round trips of the whole run
     policy: Policy | None = None  # the policy applied (for notifications)
+    probes: ProbeLog | None = None  # the flags' probes: failed (notifications) or withheld
 
 
 def apply_policy(
@@ -285,6 +318,7 @@ def apply_policy(
     repositories: Sequence[str] = (),
     secrets: Sequence[str] = (),
     progress: ApplyProgress | None = None,
+    allow_pull_request: bool = False,
 ) -> ApplyOutcome:
     """`apply`: a saved plan exactly, or a fresh plan of the policy, under the mount's apply lock.
 
@@ -293,7 +327,9 @@ def apply_policy(
     with a saved plan they may only repeat its narrowing. The lock covers planning too, so a
     runner that waited plans after the previous one's writes. `confirm` is asked before anything
     is written, and only for a fresh plan (a saved plan was reviewed: it is the approval, as with
-    `terraform apply PLANFILE`). `progress` follows the writes as they land.
+    `terraform apply PLANFILE`). `progress` follows the writes as they land. The flags' probes
+    do not run in a pull-request-triggered run unless `allow_pull_request` (the flag stays off;
+    the outcome's `probes.withheld` says why).
     Raises UsageError, StalePlanError, LockHeldError and the adapters' errors.
     """
     if plan_file and not is_plan_file(plan_file):
@@ -314,32 +350,37 @@ def apply_policy(
         audit_sink(policy, path, warn) as sink,
         _held(state_lock(connections, sink, lock_timeout), warn) as check,
     ):
+        probes = ProbeLog(allow_pull_request)
         if plan_file:
-            report = apply_saved(plan_file, connections, sink, path, policy, check, progress)
-            return ApplyOutcome(
-                report,
-                requests=connections.request_stats(),
-                vault_requests=connections.vault_request_stats(),
-                policy=policy,
+            report = apply_saved(
+                plan_file, connections, sink, path, policy, check, progress, probes
             )
+            return _outcome(report, connections, policy, probes)
         run = make_plan(path, connections, environments, policy, narrowing)
         if not run.plan.has_writes:
             unchanged = ApplyReport((), run.plan.blocked)
-            return ApplyOutcome(
-                unchanged,
-                run.plan,
-                connections.request_stats(),
-                connections.vault_request_stats(),
-                policy=policy,
-            )
+            return _outcome(unchanged, connections, policy, probes, run.plan)
         confirm(run.plan)
-        report = apply_run(run, connections, sink, check, progress)
-        return ApplyOutcome(
-            report,
-            requests=connections.request_stats(),
-            vault_requests=connections.vault_request_stats(),
-            policy=policy,
-        )
+        report = apply_run(run, connections, sink, check, progress, probes)
+        return _outcome(report, connections, policy, probes)
+
+
+def _outcome(
+    report: ApplyReport,
+    connections: Connections,
+    policy: Policy,
+    probes: ProbeLog,
+    unchanged: Plan | None = None,
+) -> ApplyOutcome:
+    """An apply's outcome with the run's request accounting (GitHub and Vault)."""
+    return ApplyOutcome(
+        report,
+        unchanged,
+        connections.request_stats(),
+        connections.vault_request_stats(),
+        policy=policy,
+        probes=probes,
+    )
 
 
 def plan_policy(
@@ -417,6 +458,10 @@ def rotate(
         audit_sink(policy, policy_path, warn) as sink,
         interrupt.writing(),
     ):
+        if settings.value_probe is None:  # manual rotations: the probes confirm the value
+            from envmatrix.views.probe import RotationProbes
+
+            settings = replace(settings, value_probe=RotationProbes(policy, connections.vault))
         engine = RotationEngine(
             policy,
             connections.vault,

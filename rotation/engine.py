@@ -28,6 +28,7 @@ from envmatrix import failpoints, interrupt
 from envmatrix.actor import actor_identity, holder_identity
 from envmatrix.audit.events import AuditEvent, AuditSink, NullSink
 from envmatrix.errors import (
+    AwaitingOwner,
     EnvmatrixError,
     LockHeldError,
     RunStopped,
@@ -447,7 +448,8 @@ class RotationEngine:
         self._call(run, "set", lambda: run.strategy.set(ctx, pending))
         self._call(run, "test", lambda: run.strategy.test(ctx, pending))
         skipped = skip_reason(run.strategy, "test")
-        detail = skipped or "the new credential works"
+        confirmed = "; ".join(getattr(run.strategy, "confirmed", ()))  # manual: its probes
+        detail = skipped or confirmed or "the new credential works"
         self._advance(run, Step.TESTED, detail, skipped=skipped is not None)
 
     def _promote(self, run: _Run) -> None:
@@ -691,7 +693,10 @@ class RotationEngine:
             if isinstance(cause, LockHeldError)
             else f"; the journal is at {step.value}: {_resume_command(run.journal)} continues it"
         )
-        return self._finished(run, f"{cause}{hint}")
+        outcome = self._finished(run, f"{cause}{hint}")
+        if isinstance(cause, AwaitingOwner):  # open, staged, waiting for the owner: not failed
+            outcome.result = "needs-owner"
+        return outcome
 
     def _finished(self, run: _Run, failure: str | None = None) -> RotationOutcome:
         journal, outcome = run.journal, run.outcome
@@ -763,6 +768,8 @@ class RotationEngine:
         """Run a strategy step; whatever it raises becomes a StrategyFailed with a safe message."""
         try:
             return action()
+        except AwaitingOwner:  # kept open for the owner (manual: a probe refused the value)
+            raise
         except EnvmatrixError as exc:
             message = f"{run.strategy.name} {step}: {exc}"
         except Exception as exc:  # library text may carry a value: keep only the type

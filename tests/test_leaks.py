@@ -479,3 +479,75 @@ def test_every_declared_probe_with_debug_on_shows_no_value(world: World, tmp_pat
     for value in [*good.values(), *wrong.values(), *minted]:
         assert value not in shown
     assert CANARY not in shown and "PRIVATE KEY" not in shown
+
+
+def test_guided_manual_rotations_with_debug_on_show_no_value(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zoho and Shopify rotated by hand with ENVMATRIX_DEBUG=1: a value the probe refuses (kept
+    open, then resumed), a value it accepts, the failed probes notified: neither the new values
+    nor the old ones appear in what a user sees, the logs, the messages or envmatrix's
+    documents (the staged copy under envmatrix/pending/ is a secret and is skipped)."""
+    import os
+
+    from tests.envmatrix.support_gates import example_policy
+    from tests.envmatrix.test_notify import Receiver
+    from tests.envmatrix.test_probes_declared import Providers, declare, put, seed
+    from tests.standins.ga_mcp import GoogleAnalyticsMcp
+    from tests.standins.services import Chatwoot, ShopifyAdmin, ZohoAccounts
+    from tests.standins.supabase import SupabaseSandbox
+
+    for name in list(os.environ):
+        if name == "CI" or name.startswith("GITHUB_"):
+            monkeypatch.delenv(name)
+    caplog.set_level(logging.DEBUG)
+    receiver = Receiver()
+    with (
+        ZohoAccounts() as zoho,
+        ShopifyAdmin() as shopify,
+        Chatwoot() as chatwoot,
+        GoogleAnalyticsMcp() as ga,
+        SupabaseSandbox() as supabase,
+    ):
+        providers = Providers(zoho, shopify, chatwoot, ga, supabase)
+        edit = declare(providers)
+
+        def with_hook(document: dict[str, Any]) -> None:
+            edit(document)
+            document["notifications"] = [{"webhook": {"url_env": "ENVMATRIX_WEBHOOK_URL"}}]
+
+        example_policy(tmp_path, world.vault.mount, with_hook)
+        world.seed()
+        good = seed(world.vault, providers, "staging")
+        world.env.update(ENVMATRIX_DEBUG="1", ENVMATRIX_WEBHOOK_URL=receiver.url("/hook"))
+        wrong, new_token = f"shpat_{CANARY}", shopify.add_token()
+        new_refresh = zoho.add_refresh_token(good["ZOHO_CLIENT_ID"])
+        files = {}
+        for name, value in (("wrong", wrong), ("shop", new_token), ("zoho", new_refresh)):
+            files[name] = tmp_path / f"{name}.txt"
+            files[name].write_text(value + "\n")
+        rotate = ("rotate", "-e", "staging", "--yes", "--notify")
+        runs = [
+            world.run(*rotate, "SHOPIFY_ADMIN_TOKEN", "--from-file", str(files["wrong"])),
+            world.run(*rotate, "SHOPIFY_ADMIN_TOKEN", "--resume", "--json"),
+        ]
+        put(world.vault, "CHATWOOT_API_TOKEN", "staging", f"{CANARY}-chatwoot")
+        runs.append(world.run("probe", "-e", "staging", "--notify"))
+        shopify.tokens.add(wrong)  # the owner fixes it at the provider
+        runs += [
+            world.run(*rotate, "SHOPIFY_ADMIN_TOKEN", "--resume"),
+            world.run(*rotate, "ZOHO_REFRESH_TOKEN", "--from-file", str(files["zoho"])),
+        ]
+    try:
+        assert [r.code for r in runs] == [1, 1, 1, 0, 0], [r.err[-400:] for r in runs]
+        sent = json.dumps([body for _, body in receiver.received])
+        assert "rotation-needs-owner" in sent and "probe-failed" in sent
+        shown = "\n".join(r.out + r.err for r in runs) + caplog.text
+        assert "api-console.zoho.com" in shown and "DEBUG" in shown  # guided, debug on
+        documents = envmatrix_documents(world)
+        for value in [*good.values(), wrong, new_token, new_refresh]:
+            assert value not in shown and value not in sent and value not in documents
+        assert CANARY not in shown + sent + documents
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()

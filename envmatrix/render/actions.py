@@ -16,7 +16,9 @@ annotation lines. Outputs per command (the action's outputs are the first ones):
 - apply: the counts `written`, `failed`, `blocked`;
 - flags check: `ready` (`true`/`false`);
 - rotation due: `overdue` (secret names, comma-separated, each once; empty when none);
-- scan: the counts `undeclared`, `unused`.
+- scan: the counts `undeclared`, `unused`;
+- probe: `failed` (secret names, comma-separated, each once; empty when none) and the counts
+  `probes_ok`, `probes_failed`.
 
 No value of a secret reaches this module: changes, reports and statuses carry names only.
 """
@@ -36,6 +38,7 @@ from envmatrix.pipeline.plan import Action, Change, Plan
 from envmatrix.policy import Policy
 from envmatrix.rotation.schedule import RotationStatus
 from envmatrix.views.flags import FlagReadiness
+from envmatrix.views.probe import ProbeReport
 from envmatrix.views.scan import ScanReport
 from envmatrix.views.verify import (
     VerifyReport,
@@ -56,6 +59,7 @@ __all__ = [
     "publish_apply",
     "publish_flags_check",
     "publish_plan",
+    "publish_probe",
     "publish_rotation_due",
     "publish_scan",
     "publish_verify",
@@ -364,3 +368,45 @@ def _reference_line(file: str, secret: str) -> int | None:
         if pattern.search(line):
             return number
     return None
+
+
+# -- probe -----------------------------------------------------------------------------------
+
+
+def publish_probe(report: ProbeReport, environ: Mapping[str, str]) -> list[str]:
+    """`failed=` (the secrets whose probe failed), the counts, a table of the probes; one
+    `::error` per failed probe naming the secret, the environment and the owner (the probe's
+    detail is envmatrix's own words, never a value); one `::warning` when probes were withheld
+    (a pull-request-triggered run)."""
+    failed = [r for r in report.results if not r.ok]
+    names = ",".join(dict.fromkeys(r.secret or r.probe for r in failed))
+    outputs = output_text(
+        {
+            "failed": names,
+            "probes_ok": str(len(report.results) - len(failed)),
+            "probes_failed": str(len(failed)),
+        }
+    )
+    lines = ["| Probe | Secret | Environment | Result | Owner |", "|---|---|---|---|---|"]
+    for r in report.results:
+        mark = "✅ ok" if r.ok else "❌ failed"
+        lines.append(
+            f"| {r.probe} | `{_md(r.secret or '-')}` | {_md(r.environment or REPOSITORY_LEVEL)}"
+            f" | {mark} | {_md(r.owner or '-')} |"
+        )
+    head = f"### envmatrix probe: {len(failed)} failed of {len(report.results)}"
+    if report.skipped:
+        lines = [_md(report.skipped)]
+    _write(environ, "\n".join([head, "", *lines, "", ""]), outputs)
+    annotations = [
+        annotation(
+            "error",
+            r.detail,
+            title=f"Probe {r.probe} failed: {r.secret or r.probe} in"
+            f" {r.environment or REPOSITORY_LEVEL} (owner: {r.owner or 'unknown'})",
+        )
+        for r in failed
+    ]
+    if report.skipped:
+        annotations.append(annotation("warning", report.skipped, title="Probes withheld"))
+    return annotations

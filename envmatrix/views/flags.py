@@ -206,10 +206,15 @@ def readiness_for_run(
 
 
 def readiness_for_policy(
-    policy_path: str, environments: Sequence[str], with_probes: bool = True
+    policy_path: str,
+    environments: Sequence[str],
+    with_probes: bool = True,
+    allow_pull_request: bool = False,
 ) -> tuple[FlagReadiness, ...]:
     """Load the policy, plan the selected environments and compute flag readiness (the
-    `flags` commands). Connects to Vault and GitHub from the environment."""
+    `flags` commands). Connects to Vault and GitHub from the environment. In a
+    pull-request-triggered run the probes are withheld (a flag waiting for one is not ready,
+    its blocker says why) unless `allow_pull_request`."""
     from envmatrix.connect import connect
     from envmatrix.policy import load_policy
     from envmatrix.views.probe import probe_runner
@@ -218,5 +223,9 @@ def readiness_for_policy(
     policy = load_policy(policy_path)
     with connect(policy) as connections:
         run = make_plan(policy_path, connections, environments, policy)
-        runner = probe_runner(policy, connections.vault) if with_probes else None
+        runner = (
+            probe_runner(policy, connections.vault, allow_pull_request=allow_pull_request)
+            if with_probes
+            else None
+        )
         return readiness_for_run(run, runner)

@@ -105,16 +105,22 @@ class ProbeReport:
 
 class ProbeFailure(str):
     """Why a probe failed (the text), with the owner to name: what a flag's probe runner
-    returns, so a blocked flag names the credential's owner."""
+    returns, so a blocked flag names the credential's owner (and notifications the secret)."""
 
     owner: str | None = None
     contact: str | None = None
+    result: ProbeResult | None = None  # the failed probe (secret, environment, owner)
 
     @classmethod
     def of(cls, result: ProbeResult) -> ProbeFailure:
         failure = cls(result.detail)
-        failure.owner, failure.contact = result.owner, result.contact
+        failure.owner, failure.contact, failure.result = result.owner, result.contact, result
         return failure
+
+
+class ProbesWithheld(str):
+    """What a flag's probe runner returns in a pull-request-triggered run: the probe did not
+    run (the flag stays off), which is not a failed probe."""
 
 
 @dataclass(frozen=True)
@@ -160,8 +166,14 @@ class ProbeSession:
     """The probes of one run: values read from Vault once, each distinct credential checked
     once (in memory only; nothing is written anywhere)."""
 
-    def __init__(self, policy: Policy, vault: VaultPort) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        vault: VaultPort,
+        candidates: Mapping[str, SecretValue] | None = None,
+    ) -> None:
         self.policy, self.vault = policy, vault
+        self.candidates = dict(candidates or {})  # secret name -> a value to check instead
         self._values: dict[str, dict[str, SecretValue]] = {}
         self._outcomes: dict[tuple[str, ...], tuple[bool, str]] = {}
 
@@ -200,6 +212,8 @@ class ProbeSession:
         return self._outcomes[key]
 
     def _read(self, name: str, environment: str) -> SecretValue:
+        if name in self.candidates:
+            return self.candidates[name]
         spec = self.policy.secrets[name]
         path, key = spec.vault_path(environment), spec.vault_key(name)
         if path not in self._values:
@@ -372,7 +386,7 @@ def probe_runner(
     def run(kind: str, environment: str) -> str | None:
         event = pull_request_event(environ)
         if event is not None and not allow_pull_request:
-            return pull_request_note(event)
+            return ProbesWithheld(pull_request_note(event))
         declared = flag_probes(policy, kind, environment)
         results = [session.run(p) for p in declared]
         if not declared:
@@ -408,3 +422,68 @@ def _classic_supabase_wanted(policy: Policy, environment: str) -> bool:
         f.probe == "supabase" and environment in f.environments for f in policy.flags.values()
     )
     return wanted and not flag_probes(policy, "supabase", environment)
+
+
+# -- a manual rotation's new value, confirmed by the secret's probes -------------------------
+
+
+def probes_touching(
+    policy: Policy, names: Sequence[str], environment: str | None
+) -> tuple[DeclaredProbe, ...]:
+    """The declared probes that check one of `names` in `environment` (None: the repository
+    level): probes on those secrets and probes that use them as inputs (zoho's client_secret)."""
+    wanted = set(names)
+    found = []
+    for name, spec in policy.secrets.items():
+        probe = spec.probe
+        if probe is None or not ({name, *probe.input_secrets().values()} & wanted):
+            continue
+        if spec.repository_level:
+            if environment is None:
+                found.append(DeclaredProbe(name, "", probe))
+        elif environment is not None and environment in spec.environments:
+            found.append(DeclaredProbe(name, environment, probe))
+    return tuple(found)
+
+
+class RotationProbes:
+    """`StrategySettings.value_probe`: a manual rotation's guide is picked by the probe preset,
+    and its staged value must pass the declared probes before it is promoted and synced."""
+
+    def __init__(self, policy: Policy, vault: VaultPort) -> None:
+        self.policy, self.vault = policy, vault
+
+    def preset(self, names: Sequence[str]) -> str | None:
+        """The first preset declared on (or using) one of `names`, or None."""
+        for name, spec in self.policy.secrets.items():
+            probe = spec.probe
+            if probe is not None and probe.preset is not None:
+                if {name, *probe.input_secrets().values()} & set(names):
+                    return probe.preset
+        return None
+
+    def confirm(
+        self, keys: Mapping[str, str], environment: str | None, pending: Mapping[str, SecretValue]
+    ) -> tuple[str, ...]:
+        """Run the probes touching `keys` with the pending values; what passed, one line each.
+        AwaitingOwner (naming the secret, environment and owner, never a value) if one fails."""
+        from envmatrix.errors import AwaitingOwner
+
+        candidates = {name: pending[key] for name, key in keys.items() if key in pending}
+        session = ProbeSession(self.policy, self.vault, candidates)
+        passed = []
+        for probe in probes_touching(self.policy, tuple(keys), environment):
+            result = session.run(probe)
+            where = probe.environment or "(repository)"
+            if not result.ok:
+                raise AwaitingOwner(
+                    f"the {result.probe} probe refused the new value in {where}: {result.detail};"
+                    " the rotation stays open, staged in Vault (nothing promoted or synced)"
+                )
+            passed.append(f"probe {result.probe} {probe.secret} in {where}: {result.detail}")
+        return tuple(passed)
+
+
+def probe_failures(results: Sequence[ProbeResult]) -> tuple[ProbeResult, ...]:
+    """The failed probes among `results` (for notifications and annotations)."""
+    return tuple(r for r in results if not r.ok)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from envmatrix.errors import UsageError, missing_extra
 from envmatrix.rotation.strategies.base import Strategy
@@ -20,6 +20,24 @@ ValueSource = Callable[[str, str], SecretValue]
 # for the repository level) -> value. UsageError for a name the policy does not declare.
 SecretReader = Callable[[str, str | None], SecretValue]
 
+# Shows the owner a manual rotation's steps and links (the CLI prints them to stderr).
+Show = Callable[[str], None]
+
+
+class ValueProbe(Protocol):
+    """The policy's declared probes, as a manual rotation uses them (the application builds
+    one from envmatrix.views.probe; the rotation layer never imports it)."""
+
+    def preset(self, names: Sequence[str]) -> str | None:
+        """The probe preset (zoho, shopify, ...) declared on or using one of `names`, or None."""
+
+    def confirm(
+        self, keys: Mapping[str, str], environment: str | None, pending: Mapping[str, SecretValue]
+    ) -> tuple[str, ...]:
+        """Run every probe that checks one of `keys` (secret name -> Vault key) with the pending
+        values in place of Vault's current ones; what passed, one line each. Raises
+        AwaitingOwner naming the secret, environment and owner when one fails."""
+
 
 @dataclass(frozen=True)
 class StrategySettings:
@@ -28,6 +46,8 @@ class StrategySettings:
     policy_dir: Path = Path(".")  # relative paths in options are resolved against it
     value_source: ValueSource | None = None
     read_secret: SecretReader | None = None  # set by the rotation engine for its Vault
+    value_probe: ValueProbe | None = None  # manual: probes confirm the new value (application)
+    show: Show | None = None  # manual: where the owner's steps and links are shown
 
 
 def get_strategy(

@@ -111,13 +111,21 @@ def rotate(
         paths = [g.path for g in groups]
         ask_yes(f"{request.mode.value.capitalize()} {', '.join(paths) or 'everything due'}")
     settings = StrategySettings(
-        Path(path).resolve().parent, None if due else _manual_value_source(from_file)
+        Path(path).resolve().parent,
+        None if due else _manual_value_source(from_file),
+        show=_show_guide,
     )
     with LiveWrites.for_command(json_output) as live:
         step = None if json_output else _print_step
         outcomes = run_rotate(path, loaded, request, groups, settings, step, warn, live)
     send_notifications(loaded, failed_rotation_notices(loaded, outcomes), notify, warn, "rotate")
     _render_rotation(outcomes, json_output)
+
+
+def _show_guide(line: str) -> None:
+    """A manual rotation's steps and links for the owner: on stderr (stdout may be --json)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _manual_value_source(from_file: str | None) -> Callable[[str, str], SecretValue]:

@@ -33,6 +33,7 @@ from envmatrix.timefmt import parse_since, parse_timeout
 
 if TYPE_CHECKING:
     from envmatrix.pipeline.plan import Plan
+    from envmatrix.workflow import ApplyOutcome
 
 LockTimeoutOption = Annotated[
     str,
@@ -129,11 +130,17 @@ def apply(
     repository: RepositoriesOption = None,
     secret: SecretsOption = None,
     notify: NotifyOption = False,
+    allow_pull_request: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pull-request",
+            help="Run the flags' probes even in a pull-request-triggered run.",
+        ),
+    ] = False,
 ) -> None:
     """Make GitHub match the policy (Vault is the source of truth); a saved PLANFILE is applied
     without asking (reviewing it was the approval)."""
-    from envmatrix.views.notify import plan_notices
-    from envmatrix.workflow import apply_policy, send_notifications
+    from envmatrix.workflow import apply_policy
 
     timeout = parsed("--lock-timeout", lock_timeout, parse_timeout, "a duration like 0s, 30s, 5m")
     given = policy if plan_file else policy_path(policy)
@@ -158,10 +165,9 @@ def apply(
             repositories=repository or (),
             secrets=secret or (),
             progress=live,
+            allow_pull_request=allow_pull_request,
         )
-    if outcome.policy is not None:
-        rows = [r.change for r in outcome.report.results] + list(outcome.report.blocked)
-        send_notifications(outcome.policy, plan_notices(rows), notify, warn, "apply")
+    _notify_apply(outcome, notify)
     if actions.active(os.environ):
         actions.emit(actions.publish_apply(outcome.report, os.environ), json_output)
     if outcome.unchanged is not None and not json_output:
@@ -179,6 +185,21 @@ def apply(
         raise _stop_error(report.stopped, report.summary(), report.stop_code)
     if not report.ok:
         raise typer.Exit(ExitCode.FAILURE)
+
+
+def _notify_apply(outcome: ApplyOutcome, notify: bool) -> None:
+    """Say when the flags' probes were withheld; notify owners of blocked secrets, outside
+    changes and failed probes."""
+    from envmatrix.views.notify import plan_notices, probe_notices
+    from envmatrix.workflow import send_notifications
+
+    probes = outcome.probes
+    if probes is not None and probes.withheld:
+        warn(probes.withheld)
+    if outcome.policy is not None:
+        rows = [r.change for r in outcome.report.results] + list(outcome.report.blocked)
+        notices = plan_notices(rows) + probe_notices(probes.failed if probes else ())
+        send_notifications(outcome.policy, notices, notify, warn, "apply")
 
 
 def _stop_error(reason: str, counts: dict[str, int], code: int | None) -> EnvmatrixError:

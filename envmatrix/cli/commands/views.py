@@ -11,6 +11,7 @@ import typer
 from envmatrix.cli.options import (
     EnvironmentOption,
     JsonOption,
+    NotifyOption,
     OneEnvironmentOption,
     PolicyOption,
     RepositoryOption,
@@ -25,6 +26,22 @@ from envmatrix.render import report as render
 from envmatrix.render.progress import alive
 
 NoProbeOption = Annotated[bool, typer.Option("--no-probe", help="Skip the flags' probes.")]
+AllowPullRequestOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-pull-request",
+        help="Run probes even in a pull-request-triggered run (the policy may come from the PR).",
+    ),
+]
+
+
+def _say_if_withheld(with_probes: bool, allow_pull_request: bool) -> None:
+    """One warning when this run's probes are withheld (a pull-request-triggered run)."""
+    from envmatrix.workflow import probes_withheld
+
+    note = probes_withheld(allow_pull_request, os.environ) if with_probes else None
+    if note is not None:
+        warn(note)
 
 
 def matrix(
@@ -109,14 +126,18 @@ def flags(
     environment: EnvironmentOption = None,
     json_output: JsonOption = False,
     no_probe: NoProbeOption = False,
+    allow_pull_request: AllowPullRequestOption = False,
 ) -> None:
     """Every flag x environment: ready or not, what blocks it and whose it is."""
     if ctx.invoked_subcommand is not None:
         return
     from envmatrix.views.flags import readiness_for_policy
 
+    _say_if_withheld(not no_probe, allow_pull_request)
     with alive("Reading Vault and GitHub…"):
-        readiness = readiness_for_policy(policy_path(policy), environment or (), not no_probe)
+        readiness = readiness_for_policy(
+            policy_path(policy), environment or (), not no_probe, allow_pull_request
+        )
     if json_output:
         render.print_json(render_matrix.flags_json(readiness))
     else:
@@ -133,14 +154,16 @@ def flags_check(
     policy: PolicyOption = None,
     json_output: JsonOption = False,
     no_probe: NoProbeOption = False,
+    allow_pull_request: AllowPullRequestOption = False,
 ) -> None:
     """Exit 0 when the flag is ready in the environment, 1 (naming blockers and owners) if not."""
     from envmatrix.views.flags import readiness_for_policy, select
 
     path = policy_path(policy)
     repository = actions.default_repository(load_policy(path), repository, os.environ)
+    _say_if_withheld(not no_probe, allow_pull_request)
     with alive("Checking the flag: reading Vault and GitHub…"):
-        readiness = readiness_for_policy(path, [environment], not no_probe)
+        readiness = readiness_for_policy(path, [environment], not no_probe, allow_pull_request)
     logical = readiness[0].logical_environment if readiness else environment
     rows = select(readiness, name, logical, repository)
     if actions.active(os.environ):
@@ -219,13 +242,6 @@ def scan(
 
 
 probe_app = typer.Typer(help="Check that credentials really work.")
-AllowPullRequestOption = Annotated[
-    bool,
-    typer.Option(
-        "--allow-pull-request",
-        help="Run probes even in a pull-request-triggered run (the policy may come from the PR).",
-    ),
-]
 
 
 @probe_app.callback(invoke_without_command=True)
@@ -235,17 +251,23 @@ def probe_all(
     policy: PolicyOption = None,
     json_output: JsonOption = False,
     allow_pull_request: AllowPullRequestOption = False,
+    notify: NotifyOption = False,
 ) -> None:
     """Every probe the policy declares (probe: on secrets), per environment: exit 1 if one fails."""
     if ctx.invoked_subcommand is not None:
         return
     from envmatrix.cli.options import warn
-    from envmatrix.workflow import probe_declared
+    from envmatrix.views.notify import probe_notices
+    from envmatrix.workflow import probe_declared, send_notifications
 
     loaded = load_policy(policy_path(policy))
     report = probe_declared(loaded, environment or (), allow_pull_request)
     if report.skipped:
         warn(report.skipped)
+    else:
+        send_notifications(loaded, probe_notices(report.results), notify, warn, "probe")
+    if actions.active(os.environ):
+        actions.emit(actions.publish_probe(report, os.environ), json_output)
     if json_output:
         render.print_json(report.to_json())
     else:
