@@ -52,6 +52,13 @@ class Connections:
         value = getattr(self.github, "concurrency", 1)
         return value if isinstance(value, int) else 1
 
+    @property
+    def write_concurrency(self) -> int:
+        """How many targets apply may write at once (the GitHub adapter's
+        ENVMATRIX_GITHUB_WRITE_CONCURRENCY; 1 for a port that does not say)."""
+        value = getattr(self.github, "write_concurrency", 1)
+        return value if isinstance(value, int) else 1
+
     def request_stats(self) -> dict[str, Any] | None:
         """The GitHub adapter's request accounting (`--json`'s `requests` object), or None for a
         GitHub port that keeps none."""

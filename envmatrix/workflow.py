@@ -291,6 +291,7 @@ def _applier(
         on_result=None if progress is None else progress.result,
         on_start=None if progress is None else progress.start,
         transit=transit_key(run.policy),
+        write_concurrency=connections.write_concurrency,
     )
 
 
