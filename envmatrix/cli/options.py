@@ -59,8 +59,8 @@ ShardOption = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
         "--shard",
-        metavar="K/N",
-        help="Only shard K of N of the repositories (a CI matrix; organization-level items: 1).",
+        metavar="SHARD",
+        help="K/N: only shard K of N of the repositories (a CI matrix); org-level items in 1.",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
