@@ -28,7 +28,7 @@ from typing import Any
 from envmatrix.actor import actor_identity
 from envmatrix.audit.events import AuditSink
 from envmatrix.audit.store import GuardedSink, audit_sink_for
-from envmatrix.lock import APPLY_LOCK, VaultLock
+from envmatrix.lock import APPLY_LOCK, ApplyLock, VaultLock
 from envmatrix.policy import Policy
 from envmatrix.ports import GitHubPort, VaultPort
 
@@ -50,6 +50,13 @@ class Connections:
         """How many reads observation may have in flight (the GitHub adapter's
         ENVMATRIX_GITHUB_CONCURRENCY; 1 for a port that does not say)."""
         value = getattr(self.github, "concurrency", 1)
+        return value if isinstance(value, int) else 1
+
+    @property
+    def write_concurrency(self) -> int:
+        """How many targets apply may write at once (the GitHub adapter's
+        ENVMATRIX_GITHUB_WRITE_CONCURRENCY; 1 for a port that does not say)."""
+        value = getattr(self.github, "write_concurrency", 1)
         return value if isinstance(value, int) else 1
 
     def request_stats(self) -> dict[str, Any] | None:
@@ -168,3 +175,15 @@ def state_lock(
     previous runner's writes (see envmatrix/lock.py).
     """
     return VaultLock(connections.vault, name, operation, connections.actor, audit, timeout)
+
+
+def apply_lock(
+    connections: Connections,
+    audit: AuditSink | None = None,
+    timeout: float = 0.0,
+    shard: tuple[int, int] | None = None,
+    operation: str = "apply",
+) -> ApplyLock:
+    """The apply lock of a run as this run's actor: the mount's `apply` lock, or with `shard`
+    (K, N) shard K of N's lock (see envmatrix/lock.py, ApplyLock)."""
+    return ApplyLock(connections.vault, operation, connections.actor, audit, timeout, shard)

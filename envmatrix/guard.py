@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from envmatrix import interrupt
-from envmatrix.lock import VaultLock
+from envmatrix.lock import ApplyLock, VaultLock
 from envmatrix.ports import GitHubPort
 
 _WRITES = ("create_", "put_", "set_", "delete_")
@@ -39,7 +39,7 @@ def guard_writes(github: GitHubPort, check: Callable[[], None]) -> GitHubPort:
     return cast(GitHubPort, _GuardedGitHub(github, check))
 
 
-def run_checks(lock: VaultLock | None) -> Callable[[], None]:
+def run_checks(lock: VaultLock | ApplyLock | None) -> Callable[[], None]:
     """The check before each write: no pending signal (Interrupted), the lock held (LockLost)."""
 
     def check() -> None:

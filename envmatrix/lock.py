@@ -482,3 +482,151 @@ class VaultLock:
 
 def _seconds(lease: timedelta) -> str:
     return f"{lease.total_seconds():g}s"
+
+
+# -- the apply lock with shards (`--shard K/N`, issue 13) ---------------------------------------
+
+SHARD_INDEX = "apply-shards"  # lists the shard locks ever taken on the mount (never shrinks)
+_SHARD_LOCK = re.compile(r"^apply/shard-(\d+)-of-(\d+)$")
+
+
+def shard_lock_name(index: int, count: int) -> str:
+    """`apply/shard-K-of-N`: the lock shard K of N holds (force-unlock --lock takes it)."""
+    return f"apply/shard-{index}-of-{count}"
+
+
+class ApplyLock:
+    """The apply lock of one run: the mount's `apply` lock, or its shard's lock.
+
+    - unsharded (`shard` None): `<mount>/envmatrix/locks/apply`, and no shard lock may be held;
+    - shard K of N: `<mount>/envmatrix/locks/apply/shard-K-of-N`, and neither `apply` nor a
+      shard lock of another N (their repositories overlap) may be held. Shards K and K' of the
+      same N hold disjoint repositories and run at once.
+
+    Shard locks are found through an index document (`envmatrix/locks/apply-shards`: the names
+    of every shard lock taken on the mount, written with check-and-set). Each side takes its
+    own lock first, then (a shard after adding itself to the index) looks at the others': with
+    Vault's linearizable writes, of two runs that conflict at least one sees the other, and it
+    releases its lock and waits (up to `timeout`) or raises LockHeldError naming the holder.
+    A conflicting lock whose lease expired, or whose holder process is gone from this host,
+    does not count. Used like VaultLock: `with lock:`, `check_held()`, `took_over`,
+    `release_error`.
+    """
+
+    def __init__(
+        self,
+        vault: VaultPort,
+        operation: str,
+        actor: str,
+        audit: AuditSink | None = None,
+        timeout: float = 0.0,
+        shard: tuple[int, int] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._vault, self._operation, self._actor = vault, operation, actor
+        self._audit, self._timeout, self._sleep = audit, timeout, sleep
+        self.shard = shard
+        self.name = APPLY_LOCK if shard is None else shard_lock_name(*shard)
+        self._inner: VaultLock | None = None
+
+    @property
+    def took_over(self) -> str | None:
+        return self._inner.took_over if self._inner is not None else None
+
+    @property
+    def release_error(self) -> str | None:
+        return self._inner.release_error if self._inner is not None else None
+
+    def __enter__(self) -> HeldLock:
+        waited = 0.0
+        while True:
+            lock = VaultLock(
+                self._vault,
+                self.name,
+                self._operation,
+                self._actor,
+                self._audit,
+                timeout=max(0.0, self._timeout - waited),
+                sleep=self._sleep,
+            )
+            started = time.monotonic()
+            try:
+                held = lock.acquire()
+            except LockHeldError as exc:
+                if self.shard is None:
+                    raise
+                raise LockHeldError(f"{exc} --lock {self.name}") from None
+            waited += time.monotonic() - started
+            if self.shard is not None:
+                self._register()
+            conflict = self._conflict()
+            if conflict is None:
+                self._inner = lock
+                lock.start_renewing()
+                return held
+            lock.release()
+            if waited >= self._timeout:
+                name, other = conflict
+                raise LockHeldError(
+                    f"{held_message(other)} --lock {name} (an unsharded apply excludes every"
+                    " shard, and shards of different N exclude each other)"
+                )
+            pause = min(POLL_INTERVAL, self._timeout - waited)
+            self._sleep(pause)
+            waited += pause
+
+    def __exit__(self, *exc: object) -> None:
+        if self._inner is not None:
+            self._inner.release()
+
+    def check_held(self) -> None:
+        """LockLost unless this run still holds its lock (VaultLock.check_held)."""
+        if self._inner is None:
+            raise LockLost("the lock is not held")
+        self._inner.check_held()
+
+    def _conflict(self) -> tuple[str, HeldLock] | None:
+        """A live lock this run may not run beside: (its name, it), or None."""
+        names = [] if self.shard is None else [APPLY_LOCK]
+        names += [n for n in self._index()[1] if self._excludes(n)]
+        for name in names:
+            document = self._vault.read_document(lock_path(name))
+            other = HeldLock.from_document(document) if document is not None else None
+            if other is not None and not other.expired() and not other.holder_gone():
+                return name, other
+        return None
+
+    def _excludes(self, name: str) -> bool:
+        """Whether the shard lock `name` excludes this run (unsharded: every one; shard K/N:
+        those of another N)."""
+        found = _SHARD_LOCK.match(name)
+        if found is None or name == self.name:
+            return False
+        return self.shard is None or int(found[2]) != self.shard[1]
+
+    def _index(self) -> tuple[int, list[str]]:
+        """(version, shard lock names) of the index document; (0, []) when there is none."""
+        document = self._vault.read_document(LOCK_PREFIX + SHARD_INDEX)
+        if document is None:
+            return 0, []
+        names = document.data.get("locks")
+        listed = [str(n) for n in names] if isinstance(names, list) else []
+        return document.version, listed
+
+    def _register(self) -> None:
+        """Add this shard's lock name to the index (check-and-set; retried on a race)."""
+        for _ in range(20):
+            version, names = self._index()
+            if self.name in names:
+                return
+            try:
+                self._vault.write_document(
+                    LOCK_PREFIX + SHARD_INDEX, {"locks": sorted([*names, self.name])}, cas=version
+                )
+                return
+            except VaultCasMismatch:
+                continue
+        raise RuntimeFailure(
+            f"cannot record lock {self.name} in {self._vault.mount}/{LOCK_PREFIX}{SHARD_INDEX}:"
+            " it kept changing; try again"
+        )

@@ -72,3 +72,26 @@ def github_concurrency(environ: Mapping[str, str], dotcom: bool) -> int:
         integer=True,
     )
     return int(value)
+
+
+# writes: one at a time on api.github.com and GHE.com (GitHub asks for writes in series, a second
+# apart); GHES and the sandbox take several at once (issue 13 item 3)
+GITHUB_WRITE_CONCURRENCY_DOTCOM = 1
+GITHUB_WRITE_CONCURRENCY_OTHER = 8
+
+
+def github_write_concurrency(environ: Mapping[str, str], dotcom: bool) -> int:
+    """ENVMATRIX_GITHUB_WRITE_CONCURRENCY: how many GitHub writes apply may have in flight at
+    once, a whole number in [1, 100]; default 1 on api.github.com and *.ghe.com, 8 elsewhere
+    (GHES, the sandbox). The write interval spaces the starts of all writers' writes.
+    Raises UsageError for anything else."""
+    default = GITHUB_WRITE_CONCURRENCY_DOTCOM if dotcom else GITHUB_WRITE_CONCURRENCY_OTHER
+    value = number_setting(
+        environ,
+        "ENVMATRIX_GITHUB_WRITE_CONCURRENCY",
+        default,
+        minimum=1,
+        maximum=GITHUB_CONCURRENCY_MAX,
+        integer=True,
+    )
+    return int(value)

@@ -18,11 +18,18 @@ from typing import Any, Protocol
 
 from envmatrix import interrupt
 from envmatrix.audit.events import AuditEvent, AuditSink
-from envmatrix.connect import Connections, audit_sink, connect, state_lock, vault_session
+from envmatrix.connect import (
+    Connections,
+    apply_lock,
+    audit_sink,
+    connect,
+    state_lock,
+    vault_session,
+)
 from envmatrix.errors import StalePlanError, UsageError
 from envmatrix.files import write_atomic
 from envmatrix.guard import guard_writes, run_checks
-from envmatrix.lock import HeldLock, VaultLock
+from envmatrix.lock import ApplyLock, HeldLock, VaultLock
 from envmatrix.pipeline.apply import Applier, ApplyReport, ItemResult
 from envmatrix.pipeline.desired import (
     DesiredState,
@@ -47,6 +54,7 @@ from envmatrix.pipeline.planfile import (
     require_policy_changes,
     saved_changes,
 )
+from envmatrix.pipeline.shard import Shard, parse_shard, shard_desired
 from envmatrix.pipeline.sync import transit_key
 from envmatrix.policy import Policy, load_policy, name_warning
 from envmatrix.rotation.engine import RotationEngine, RotationOutcome, StepResult
@@ -77,6 +85,7 @@ class PlanRun:
     narrowing: Narrowing = NO_NARROWING  # --repository / --secret
     requests: Mapping[str, Any] | None = None  # GitHub request accounting (plan_policy sets it)
     vault_requests: Mapping[str, Any] | None = None  # Vault round trips (plan_policy sets it)
+    shard: Shard | None = None  # --shard K/N: this run's share of the repositories
 
 
 def make_plan(
@@ -85,18 +94,33 @@ def make_plan(
     environments: Sequence[str] = (),
     policy: Policy | None = None,
     narrowing: Narrowing = NO_NARROWING,
+    shard: Shard | None = None,
 ) -> PlanRun:
     """Observe the world for the selected environments (and `narrowing`: names already resolved,
-    see pipeline/narrow.py) and diff it against the policy."""
+    see pipeline/narrow.py; `shard`: only its repositories, see pipeline/shard.py) and diff it
+    against the policy. Overdue and half-way rotations (not tied to one repository) are
+    reported by shard 1 only."""
     policy = policy or load_policy(policy_path)
     selected = resolve_environments(policy, environments)
-    desired = narrow_desired(desired_state(policy, selected), narrowing)
+    desired = shard_desired(narrow_desired(desired_state(policy, selected), narrowing), shard)
     observed = observe(desired, connections.vault, connections.github, connections.concurrency)
-    rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
-    in_progress = rotations_in_progress(policy, connections.vault, selected)
+    rotations: tuple[RotationStatus, ...] = ()
+    in_progress: tuple[RotationInProgress, ...] = ()
+    if shard is None or shard.holds_organization:
+        rotations = rotation_statuses(policy, selected, observed.vault, datetime.now(UTC))
+        in_progress = rotations_in_progress(policy, connections.vault, selected)
     plan = narrow_plan(diff(desired, observed), narrowing)
     return PlanRun(
-        policy_path, policy, selected, desired, observed, plan, rotations, in_progress, narrowing
+        policy_path,
+        policy,
+        selected,
+        desired,
+        observed,
+        plan,
+        tuple(rotations),
+        tuple(in_progress),
+        narrowing,
+        shard=shard,
     )
 
 
@@ -142,15 +166,17 @@ def saved_plan_policy(
     environments: Sequence[str] = (),
     repositories: Sequence[str] = (),
     secrets: Sequence[str] = (),
+    shard: str | None = None,
 ) -> tuple[str, Policy]:
     """The policy a saved plan is applied with, checked against the command line.
 
     It is the file the plan was made from; `--policy` may name it, or the same policy moved
     elsewhere (same content). `--environment`, `--repository` and `--secret` may repeat the
     plan's narrowing but never change it: a saved plan is applied whole, so another selection
-    would silently write more or other than it says (UsageError).
+    would silently write more or other than it says (UsageError). So may `--shard`.
     """
     saved = read_plan_file(plan_file)
+    _same_shard(plan_file, saved_shard(saved), None if shard is None else parse_shard(shard))
     recorded = str(saved["policy"])
     path = recorded if given is None else _given_policy(plan_file, saved, given)
     if not Path(path).exists():
@@ -169,6 +195,22 @@ def saved_plan_policy(
         plan_file, Narrowing.from_json(saved), resolve_narrowing(policy, repositories, secrets)
     )
     return path, policy
+
+
+def saved_shard(saved: Mapping[str, Any]) -> Shard | None:
+    """The shard a saved plan was made for (read_plan_file checked its form); None: all."""
+    recorded = saved.get("shard")
+    return None if recorded is None else parse_shard(str(recorded))
+
+
+def _same_shard(plan_file: str, planned: Shard | None, given: Shard | None) -> None:
+    """`--shard` given with a saved plan must repeat the plan's shard (UsageError)."""
+    if given is not None and given != planned:
+        covers = f"shard {planned}" if planned is not None else "every shard (made without --shard)"
+        raise UsageError(
+            f"saved plan {plan_file} covers {covers} and is applied whole;"
+            f" to apply shard {given}, plan again with --shard {given}"
+        )
 
 
 def _same_narrowing(plan_file: str, planned: Narrowing, given: Narrowing) -> None:
@@ -218,7 +260,9 @@ def apply_saved(
             f"saved plan {plan_file} is stale: {policy_path} changed since; plan again"
         )
     narrowing = Narrowing.from_json(saved)
-    fresh = make_plan(policy_path, connections, tuple(saved["environments"]), policy, narrowing)
+    environments = tuple(saved["environments"])
+    shard = saved_shard(saved)
+    fresh = make_plan(policy_path, connections, environments, policy, narrowing, shard)
     if fresh.observed.fingerprint() != saved["fingerprint"]:
         raise StalePlanError(
             f"saved plan {plan_file} is stale: Vault or GitHub changed since it was made;"
@@ -237,6 +281,7 @@ def write_plan_file(run: PlanRun, out: str) -> None:
         run.environments,
         run.plan,
         run.narrowing.to_json(),
+        None if run.shard is None else str(run.shard),
     )
     write_atomic(out, json.dumps(document, indent=2) + "\n", "plan")
 
@@ -262,6 +307,7 @@ def _applier(
         on_result=None if progress is None else progress.result,
         on_start=None if progress is None else progress.start,
         transit=transit_key(run.policy),
+        write_concurrency=connections.write_concurrency,
     )
 
 
@@ -305,6 +351,7 @@ class ApplyOutcome:
     vault_requests: Mapping[str, Any] | None = None  # Vault round trips of the whole run
     policy: Policy | None = None  # the policy applied (for notifications)
     probes: ProbeLog | None = None  # the flags' probes: failed (notifications) or withheld
+    shard: Shard | None = None  # --shard K/N (or the saved plan's): the share applied
 
 
 def apply_policy(
@@ -319,6 +366,7 @@ def apply_policy(
     secrets: Sequence[str] = (),
     progress: ApplyProgress | None = None,
     allow_pull_request: bool = False,
+    shard: str | None = None,
 ) -> ApplyOutcome:
     """`apply`: a saved plan exactly, or a fresh plan of the policy, under the mount's apply lock.
 
@@ -329,40 +377,44 @@ def apply_policy(
     is written, and only for a fresh plan (a saved plan was reviewed: it is the approval, as with
     `terraform apply PLANFILE`). `progress` follows the writes as they land. The flags' probes
     do not run in a pull-request-triggered run unless `allow_pull_request` (the flag stays off;
-    the outcome's `probes.withheld` says why).
+    the outcome's `probes.withheld` says why). `shard` (`K/N`) applies that shard's
+    repositories under that shard's lock (a saved plan's own shard is used; `shard` may only
+    repeat it).
     Raises UsageError, StalePlanError, LockHeldError and the adapters' errors.
     """
     if plan_file and not is_plan_file(plan_file):
         raise UsageError(f"{plan_file} is not a saved plan; pass a policy with --policy")
     if plan_file:
         path, policy = saved_plan_policy(
-            plan_file, policy_path or None, environments, repositories, secrets
+            plan_file, policy_path or None, environments, repositories, secrets, shard
         )
-        narrowing = NO_NARROWING
+        narrowing, sharded = NO_NARROWING, saved_shard(read_plan_file(plan_file))
     else:
+        sharded = None if shard is None else parse_shard(shard)
         path, policy = policy_path, load_policy(policy_path)
         resolve_environments(policy, environments)  # a usage error before anything connects
         narrowing = resolve_narrowing(policy, repositories, secrets)
+    held_shard = None if sharded is None else (sharded.index, sharded.count)
     if (note := name_warning(policy)) is not None:
         warn(note)
     with (
         connect(policy) as connections,
         audit_sink(policy, path, warn) as sink,
-        _held(state_lock(connections, sink, lock_timeout), warn) as check,
+        _held(apply_lock(connections, sink, lock_timeout, held_shard), warn) as check,
     ):
         probes = ProbeLog(allow_pull_request)
         if plan_file:
             report = apply_saved(
                 plan_file, connections, sink, path, policy, check, progress, probes
             )
-            return _outcome(report, connections, policy, probes)
-        run = make_plan(path, connections, environments, policy, narrowing)
+            return _outcome(report, connections, policy, probes, sharded)
+        run = make_plan(path, connections, environments, policy, narrowing, sharded)
         if not run.plan.has_writes:
             unchanged = ApplyReport((), run.plan.blocked)
-            return _outcome(unchanged, connections, policy, probes, run.plan)
+            return _outcome(unchanged, connections, policy, probes, sharded, run.plan)
         confirm(run.plan)
         report = apply_run(run, connections, sink, check, progress, probes)
-        return _outcome(report, connections, policy, probes)
+        return _outcome(report, connections, policy, probes, sharded)
 
 
 def _outcome(
@@ -370,6 +422,7 @@ def _outcome(
     connections: Connections,
     policy: Policy,
     probes: ProbeLog,
+    shard: Shard | None,
     unchanged: Plan | None = None,
 ) -> ApplyOutcome:
     """An apply's outcome with the run's request accounting (GitHub and Vault)."""
@@ -380,6 +433,7 @@ def _outcome(
         connections.vault_request_stats(),
         policy=policy,
         probes=probes,
+        shard=shard,
     )
 
 
@@ -389,14 +443,17 @@ def plan_policy(
     out: str | None,
     repositories: Sequence[str] = (),
     secrets: Sequence[str] = (),
+    shard: str | None = None,
 ) -> PlanRun:
     """`plan`: observe and diff (narrowed by `repositories` and `secrets`, see
-    pipeline/narrow.py); with `out`, save the plan (and its narrowing) for `apply PLANFILE`."""
+    pipeline/narrow.py; `shard` `K/N`: that shard's repositories, see pipeline/shard.py); with
+    `out`, save the plan (and its narrowing and shard) for `apply PLANFILE`."""
+    sharded = None if shard is None else parse_shard(shard)
     policy = load_policy(policy_path)
     resolve_environments(policy, environments)  # a usage error before anything connects
     narrowing = resolve_narrowing(policy, repositories, secrets)
     with connect(policy) as connections:
-        run = make_plan(policy_path, connections, environments, policy, narrowing)
+        run = make_plan(policy_path, connections, environments, policy, narrowing, sharded)
         run = replace(
             run,
             requests=connections.request_stats(),
@@ -478,7 +535,7 @@ def rotate(
 
 
 @contextmanager
-def _held(lock: VaultLock, warn: Warn) -> Iterator[Callable[[], None]]:
+def _held(lock: VaultLock | ApplyLock, warn: Warn) -> Iterator[Callable[[], None]]:
     """Hold (and renew) a lock, giving the check to run before each write (the lock still held,
     no Ctrl-C pending); a lock taken over or not released is passed to `warn`."""
     try:

@@ -38,7 +38,7 @@ from envmatrix.errors import (
     VaultNotFound,
 )
 from envmatrix.guard import guard_writes, run_checks
-from envmatrix.lock import APPLY_LOCK, VaultLock
+from envmatrix.lock import ApplyLock
 from envmatrix.pipeline.apply import ApplyReport, ItemResult
 from envmatrix.pipeline.plan import Action
 from envmatrix.pipeline.sync import Probe, remove_copies, sync_cells, sync_flags
@@ -484,13 +484,9 @@ class RotationEngine:
 
     def _sync_copies(self, run: _Run, rolled_back_from: int | None = None) -> ApplyReport:
         # under the mount's apply lock: an apply planned before the promotion must not land after
-        lock = VaultLock(
-            self.vault,
-            APPLY_LOCK,
-            "rotate",
-            self.actor,
-            self.audit,
-            timeout=self.apply_lock_timeout,
+        # (an unsharded lock: it excludes every `--shard` apply too, see ApplyLock)
+        lock = ApplyLock(
+            self.vault, "rotate", self.actor, self.audit, timeout=self.apply_lock_timeout
         )
         with lock:
             github = guard_writes(self.github, run_checks(lock))  # stop if the lock is lost

@@ -27,7 +27,12 @@ PINNED = re.compile(r"uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
 
 def test_example_workflows_parse_and_run_envmatrix_through_the_action() -> None:
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert [f.name for f in files] == ["deploy.yml", "envmatrix-sync.yml", "rotation.yml"]
+    assert [f.name for f in files] == [
+        "deploy.yml",
+        "envmatrix-sync.yml",
+        "rotation.yml",
+        "sharded-apply.yml",
+    ]
     for file in files:
         workflow = YAML(typ="safe").load(file.read_text())
         steps = [s for job in workflow["jobs"].values() for s in job["steps"]]

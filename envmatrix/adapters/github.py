@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -71,7 +72,7 @@ from envmatrix.ports import (
 )
 from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
-from envmatrix.settings import github_concurrency, number_setting
+from envmatrix.settings import github_concurrency, github_write_concurrency, number_setting
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
@@ -142,6 +143,7 @@ class GitHubAdapter:
         url_source: str = "GITHUB_API_URL",
         concurrency: int = 1,
         cache: GitHubCache | None = None,
+        write_concurrency: int = 1,
     ) -> None:
         """`login`: a token (str or TokenLogin) or a GitHub App (AppLogin). Raises UsageError
         for an App private key PyGithub cannot sign with. Nothing is sent until the first call.
@@ -176,7 +178,11 @@ class GitHubAdapter:
         # reads the caller may send at once (observe's pool); an App's per-owner requesters
         # are not made per thread, so an App login reads one at a time
         self.concurrency = concurrency if self._app is None else 1
+        # writes apply may send at once (its pool of targets); the interval spaces them all
+        self.write_concurrency = write_concurrency if self._app is None else 1
         self._write_interval = write_interval
+        self._pace_lock = threading.Lock()  # one pacing decision at a time, across writers
+        self._paused_until = 0.0  # monotonic: a rate limit's wait holds every thread until then
         self._sleep = sleep
         self._keys: dict[str, _PublicKey] = {}
         self._user_ids: dict[str, int | None] = {}  # looked up once per run (reviewers)
@@ -196,7 +202,8 @@ class GitHubAdapter:
             _log.warning(warning)
         debuglog.show_paths_for(settings.api_url)
         host = (urlparse(settings.api_url).hostname or "").lower()
-        interval = 1.0 if host == "api.github.com" or host.endswith(".ghe.com") else 0.0
+        dotcom_writes = host == "api.github.com" or host.endswith(".ghe.com")
+        interval = 1.0 if dotcom_writes else 0.0
         interval = number_setting(
             environ, "ENVMATRIX_GITHUB_WRITE_INTERVAL", interval, minimum=0, maximum=60
         )
@@ -208,6 +215,7 @@ class GitHubAdapter:
             url_source=settings.url_source,
             concurrency=github_concurrency(environ, host == "api.github.com"),
             cache=GitHubCache.from_environment(environ),
+            write_concurrency=github_write_concurrency(environ, dotcom_writes),
         )
 
     # -- reads ---------------------------------------------------------------------------------
@@ -560,6 +568,32 @@ class GitHubAdapter:
             body.update(access or {})
             return self._write("PUT", url, body)
 
+    def prefetch_public_keys(self, targets: Sequence[tuple[str, str | None]]) -> None:
+        """Fetch the public keys of (repository, environment or None: the repository level)
+        not fetched yet, `concurrency` at a time, before apply's writes need them. A key that
+        cannot be fetched is left for the write, which fetches it again and fails with its own
+        error."""
+        scopes = list(
+            dict.fromkeys(
+                f"/repos/{repo}/actions" if env is None else _env_url(repo, env)
+                for repo, env in targets
+            )
+        )
+        missing = [scope for scope in scopes if scope not in self._keys]
+
+        def fetch(scope: str) -> None:
+            try:
+                self._public_key(scope)
+            except GitHubError:
+                pass
+
+        if self.concurrency <= 1 or len(missing) < 2:
+            for scope in missing:
+                fetch(scope)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(missing))) as pool:
+            list(pool.map(fetch, missing))
+
     def _public_key(self, scope: str) -> _PublicKey:
         if scope not in self._keys:
             url = f"{scope}/secrets/public-key"
@@ -586,11 +620,25 @@ class GitHubAdapter:
         return WriteReceipt(_server_time(headers))
 
     def _pace_writes(self) -> None:
-        """GitHub asks integrations to leave >= 1 s between content-creating requests."""
-        wait = self._last_write + self._write_interval - time.monotonic()
+        """GitHub asks integrations to leave >= 1 s between content-creating requests: each
+        write (of any thread) starts at least the write interval after the one before."""
+        with self._pace_lock:
+            now = time.monotonic()
+            start = max(now, self._last_write + self._write_interval)
+            self._last_write = start
+        if start > now:
+            self._sleep(start - now)
+
+    def _hold_for_rate_limit(self) -> None:
+        """Wait out a rate limit another thread was told of (Retry-After, secondary limit):
+        no thread sends anything until it has passed."""
+        wait = self._paused_until - time.monotonic()
         if wait > 0:
             self._sleep(wait)
-        self._last_write = time.monotonic()
+
+    def _pause_everyone(self, seconds: float) -> None:
+        with self._pace_lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     # -- retries -------------------------------------------------------------------------------
 
@@ -614,6 +662,7 @@ class GitHubAdapter:
         endpoint = f"{verb} {self.shown_url}{url}"
         for attempt in range(1, self._retry.attempts + 1):
             sender = requester or self._requester_for(url)
+            self._hold_for_rate_limit()
             self._wait_for_primary_limit(endpoint, sender)
             try:
                 return self._translate(endpoint, partial(fn, sender))
@@ -621,7 +670,10 @@ class GitHubAdapter:
                 if attempt == self._retry.attempts:
                     why = f"{retry.why}; gave up after {attempt} attempts"
                     raise GitHubError(f"{endpoint}: {why}") from None
-                self._sleep(self._pause(endpoint, attempt, retry))
+                pause = self._pause(endpoint, attempt, retry)
+                if retry.wait is not None:  # the server's wait: every thread holds off
+                    self._pause_everyone(pause)
+                self._sleep(pause)
         raise AssertionError("unreachable")
 
     def _pause(self, endpoint: str, attempt: int, retry: _Retry) -> float:

@@ -18,8 +18,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "plan": (
         "envmatrix plan --environment production",
         "envmatrix plan --out plan.json --detailed-exitcode",
+        "envmatrix plan --shard 1/4 --out plan.json",
     ),
-    "apply": ("envmatrix apply plan.json --yes", "envmatrix apply --policy envmatrix.yaml"),
+    "apply": (
+        "envmatrix apply plan.json --yes",
+        "envmatrix apply --policy envmatrix.yaml",
+        "envmatrix apply --shard 2/4 --yes",
+    ),
     "force-unlock": ("envmatrix force-unlock 5f1c2a7e --lock apply",),
     "audit": ("envmatrix audit --since 7d", "envmatrix audit --since 2027-01-01 --json"),
     "matrix": (
@@ -71,6 +76,9 @@ ENVIRONMENT: dict[str, str] = {
     "ENVMATRIX_GITHUB_CONCURRENCY": "GitHub reads in flight at once (default 4, 16 off github.com)",
     "ENVMATRIX_CACHE_DIR": "the GitHub ETag cache (default ~/.cache/envmatrix/github)",
     "ENVMATRIX_NO_CACHE": "1: no GitHub ETag cache (always off in pull-request runs)",
+    "ENVMATRIX_GITHUB_WRITE_CONCURRENCY": (
+        "GitHub writes apply sends at once (default 1 on github.com/ghe.com, 8 elsewhere)"
+    ),
     "VAULT_ADDR": "Vault's address, as the Vault CLI",
     "VAULT_TOKEN": "a Vault token, as the Vault CLI",
     "VAULT_ROLE_ID": "AppRole login, with VAULT_SECRET_ID",

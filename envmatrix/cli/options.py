@@ -55,6 +55,14 @@ SecretsOption = Annotated[
         help="Only this secret (repeatable; like -target): no flags, no prune.",
     ),
 ]
+ShardOption = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--shard",
+        metavar="SHARD",
+        help="K/N: only shard K of N of the repositories (a CI matrix); org-level items in 1.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 NotifyOption = Annotated[
     bool,

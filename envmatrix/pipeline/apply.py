@@ -12,11 +12,25 @@ it, and lists the writes not attempted.
 Progress: `on_start(total)` is called once with the number of planned writes, `on_result(result)`
 once per result as it lands (the same results, in the same order, as the report's) — the caller
 renders them live; the core never prints.
+
+Concurrency (`write_concurrency` > 1: ENVMATRIX_GITHUB_WRITE_CONCURRENCY, see the GitHub
+adapter): targets are applied in a bounded pool, that many at once; inside a target the order
+stays (environment created, then protection, secrets, the read-back of their timestamps, the
+sync state, flags). Before any write the public keys of the targets whose environments exist are
+fetched in the adapter's read pool (`prefetch_public_keys`). Results, audit events and progress
+are handed to the calling thread (the audit store and the terminal are not shared between
+threads), in the order the writes landed; the report lists them in that order. A stop
+(`RunStopped`) in one worker stops the others before their next write; the report keeps what
+landed in every target. The GitHub adapter paces all writers together (its write interval) and
+holds every thread while a rate limit's Retry-After runs.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -100,9 +114,11 @@ class Applier:
         on_result: Callable[[ItemResult], None] | None = None,
         on_start: Callable[[int], None] | None = None,
         transit: tuple[str, str] | None = None,
+        write_concurrency: int = 1,
     ) -> None:
         """`transit`: (mount, key) of the Vault transit key whose HMAC of each value written is
-        kept in the sync record (`hmac`), or None."""
+        kept in the sync record (`hmac`), or None. `write_concurrency`: targets applied at once
+        (1: one after another in the calling thread)."""
         self._vault, self._github, self._sync = vault, github, sync
         self._on_result, self._on_start = on_result, on_start
         self._transit = transit
@@ -112,6 +128,10 @@ class Applier:
         self._values: dict[tuple[str, int], dict[str, SecretValue]] = {}
         self._vault_down: VaultUnavailable | None = None
         self._emitted: list[ItemResult] = []  # every result so far, for a report cut short
+        self._write_concurrency = max(1, write_concurrency)
+        self._values_lock = threading.Lock()
+        self._outbox: queue.Queue[Callable[[], None] | None] | None = None  # workers -> caller
+        self._stopping: RunStopped | None = None  # a worker's stop: the others stop too
 
     def apply(self, plan: Plan) -> ApplyReport:
         """Carry out every write of the plan, target by target; never raises for one item."""
@@ -125,9 +145,13 @@ class Applier:
             self._values.clear()  # values live no longer than the apply
 
     def _apply_all(self, plan: Plan) -> ApplyReport:
+        groups = _by_target(plan.writes)
+        self._prefetch_keys(groups)
+        if self._write_concurrency > 1 and len(groups) > 1:
+            return self._apply_parallel(plan, groups)
         results: list[ItemResult] = []
         state_errors: list[str] = []
-        for target, changes in _by_target(plan.writes):
+        for target, changes in groups:
             run = _TargetRun(target)
             stop: RunStopped | None = None
             try:
@@ -141,6 +165,88 @@ class Applier:
             if stop is not None:
                 return _stopped_report(plan, self._emitted, tuple(state_errors), stop)
         return ApplyReport(tuple(results), plan.blocked, tuple(state_errors))
+
+    def _prefetch_keys(self, groups: list[tuple[Target, list[Change]]]) -> None:
+        """Fetch, in the adapter's read pool, the public keys the secret PUTs will need (not
+        for environments this apply creates: they have no key yet)."""
+        prefetch = getattr(self._github, "prefetch_public_keys", None)
+        if not callable(prefetch):
+            return
+        wanted = [
+            (target.repository, target.github_environment)
+            for target, changes in groups
+            if any(c.kind is Kind.SECRET and c.action is not Action.DELETE for c in changes)
+            and not any(c.kind is Kind.ENVIRONMENT and c.protection is None for c in changes)
+        ]
+        if wanted:
+            prefetch(wanted)
+
+    def _apply_parallel(self, plan: Plan, groups: list[tuple[Target, list[Change]]]) -> ApplyReport:
+        """The targets in a pool of `write_concurrency` workers; their results, audit events
+        and progress delivered here, in the calling thread, as they land."""
+        outbox: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._outbox, self._stopping = outbox, None
+        state_errors: list[str] = []
+        failures: list[BaseException] = []
+
+        def one(target: Target, changes: list[Change]) -> None:
+            try:
+                if self._stopping is None:
+                    error = self._target_in_worker(target, changes)
+                    if error is not None:
+                        outbox.put(lambda: state_errors.append(error))
+            except BaseException as exc:  # a bug, not an item's failure: raised below
+                failures.append(exc)
+            finally:
+                outbox.put(None)  # this target is done
+
+        workers = min(self._write_concurrency, len(groups))
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+                for target, changes in groups:
+                    pool.submit(one, target, changes)
+                self._drain(outbox, len(groups))
+        finally:
+            self._outbox = None
+        if failures:
+            raise failures[0]
+        if self._stopping is not None:
+            return _stopped_report(plan, self._emitted, tuple(state_errors), self._stopping)
+        return ApplyReport(tuple(self._emitted), plan.blocked, tuple(state_errors))
+
+    def _drain(self, outbox: queue.Queue[Callable[[], None] | None], targets: int) -> None:
+        """Run what the workers hand over until all `targets` are done."""
+        done = 0
+        try:
+            while done < targets:
+                delivery = outbox.get()
+                if delivery is None:
+                    done += 1
+                else:
+                    delivery()
+        except BaseException:  # a second Ctrl-C: the workers stop before their next write
+            self._stopping = self._stopping or RunStopped("apply abandoned")
+            raise
+
+    def _target_in_worker(self, target: Target, changes: list[Change]) -> str | None:
+        """One target in a worker thread: its writes in order, the read-back, its sync state;
+        the state error, if any. A stop is kept for every worker to see."""
+        run = _TargetRun(target)
+        try:
+            self._apply_target(run, changes)
+        except RunStopped as exc:
+            if self._stopping is None:
+                self._stopping = exc
+        else:
+            self._read_back_times(run)
+        return self._record_state(run)
+
+    def _deliver(self, action: Callable[[], None]) -> None:
+        """Run `action` now (serial apply), or hand it to the calling thread (a worker)."""
+        if self._outbox is None:
+            action()
+        else:
+            self._outbox.put(action)
 
     def _apply_target(self, run: _TargetRun, changes: list[Change]) -> list[ItemResult]:
         creates = [c for c in changes if c.kind is Kind.ENVIRONMENT and c.protection is None]
@@ -331,9 +437,11 @@ class Applier:
     def _value(self, change: Change) -> SecretValue:
         assert change.vault_path and change.vault_key and change.vault_version
         cache_key = (change.vault_path, change.vault_version)
-        if cache_key not in self._values:
-            self._values[cache_key] = self._read_values(change.vault_path, change.vault_version)
-        values = self._values[cache_key]
+        with self._values_lock:  # one Vault read per path and version, whatever the workers
+            if cache_key not in self._values:
+                values = self._read_values(change.vault_path, change.vault_version)
+                self._values[cache_key] = values
+            values = self._values[cache_key]
         if change.vault_key not in values:
             raise EnvmatrixError(
                 f"key {change.vault_key} is not in {change.vault_path} v{change.vault_version}"
@@ -359,6 +467,8 @@ class Applier:
 
     def _attempt(self, change: Change, action: str, write: Callable[[], object]) -> ItemResult:
         try:
+            if self._stopping is not None:  # another worker stopped: so does this one
+                raise self._stopping
             interrupt.check()
             write()
             result = ItemResult(change, True)
@@ -381,16 +491,15 @@ class Applier:
             where += "/dependabot"
         target = f"github:{where}/{change.name}"
         self._landed(result)
-        self._audit.record(
-            AuditEvent(
-                action,
-                target,
-                "ok" if result.ok else "failed",
-                self._actor,
-                change.vault_version,
-                result.error or "",
-            )
+        event = AuditEvent(
+            action,
+            target,
+            "ok" if result.ok else "failed",
+            self._actor,
+            change.vault_version,
+            result.error or "",
         )
+        self._deliver(lambda: self._audit.record(event))
 
     def _read_back_times(self, run: _TargetRun) -> None:
         """Record each landed write at the `updated_at` GitHub gave it, not the response's Date.
@@ -430,9 +539,13 @@ class Applier:
 
     def _landed(self, result: ItemResult) -> None:
         """Keep a result for a report cut short and tell the caller it landed."""
-        self._emitted.append(result)
-        if self._on_result is not None:
-            self._on_result(result)
+
+        def keep() -> None:
+            self._emitted.append(result)
+            if self._on_result is not None:
+                self._on_result(result)
+
+        self._deliver(keep)
 
     def _record_state(self, run: _TargetRun) -> str | None:
         """Write the sync state for what landed; None, or the one-line cause of failure."""
@@ -450,9 +563,8 @@ class Applier:
         if unfingerprinted is not None:
             return f"value fingerprints for {where} not recorded: {unfingerprinted}"
         failpoints.hit("apply.after-state")
-        self._audit.record(
-            AuditEvent("state.write", f"vault:{self._vault.mount}/{path}", "ok", self._actor)
-        )
+        event = AuditEvent("state.write", f"vault:{self._vault.mount}/{path}", "ok", self._actor)
+        self._deliver(lambda: self._audit.record(event))
         return None
 
     def _fingerprint(self, run: _TargetRun) -> str | None:
@@ -473,9 +585,10 @@ class Applier:
     def _landed_value(self, record: SyncRecord) -> SecretValue:
         """The value a landed record was written from (read once per apply, kept in memory)."""
         key = (record.vault_path, record.vault_version)
-        if key not in self._values:
-            self._values[key] = self._read_values(record.vault_path, record.vault_version)
-        return self._values[key][record.vault_key]
+        with self._values_lock:
+            if key not in self._values:
+                self._values[key] = self._read_values(record.vault_path, record.vault_version)
+            return self._values[key][record.vault_key]
 
     def _write_state(self, path: str, before: SyncState, run: _TargetRun) -> None:
         deleted = frozenset(run.deleted)

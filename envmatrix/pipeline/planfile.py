@@ -4,8 +4,9 @@ rule that a saved plan is a review artefact, never a list of orders.
 A plan file is JSON: `{format: "envmatrix-plan", version: 1, policy, policy_sha256, environments,
 repositories, secrets, fingerprint, changes: [Change.to_json()...]}` — metadata only, never a
 value. `environments`, `repositories` and `secrets` are the run's narrowing (`repositories` and
-`secrets` empty or absent: not narrowed). `apply PLANFILE` recomputes the plan with the same
-narrowing and carries out only the changes the current policy and world produce
+`secrets` empty or absent: not narrowed); `shard` is `K/N` (`--shard`), null or absent (every
+repository). `apply PLANFILE` recomputes the plan with the same narrowing and shard and carries
+out only the changes the current policy and world produce
 (`require_policy_changes`): a hand-edited file cannot write anything the policy does not ask for
 (Terraform refuses a plan that does not match its configuration the same way).
 """
@@ -21,6 +22,7 @@ from typing import Any
 from envmatrix.errors import PlanMismatchError, UnsafeInput, UsageError
 from envmatrix.pipeline.desired import REPOSITORY_LEVEL
 from envmatrix.pipeline.plan import Change, Kind, Plan
+from envmatrix.pipeline.shard import parse_shard
 from envmatrix.policy import MAX_POLICY_BYTES
 from envmatrix.safeio import read_regular_file
 
@@ -35,9 +37,11 @@ def plan_document(
     environments: Sequence[str],
     plan: Plan,
     narrowing: Mapping[str, Sequence[str]] | None = None,
+    shard: str | None = None,
 ) -> dict[str, Any]:
     """The saved form of a plan made from the policy file at `policy` (an absolute path);
-    `narrowing` is `{"repositories": [...], "secrets": [...]}` (see pipeline/narrow.py)."""
+    `narrowing` is `{"repositories": [...], "secrets": [...]}` (see pipeline/narrow.py);
+    `shard` is `K/N` or None (see pipeline/shard.py)."""
     return {
         "format": PLAN_FORMAT,
         "version": 1,
@@ -45,6 +49,7 @@ def plan_document(
         "policy_sha256": policy_sha256,
         "environments": list(environments),
         **{key: list(names) for key, names in (narrowing or {}).items()},
+        "shard": shard,
         "fingerprint": plan.fingerprint,
         "changes": [c.to_json() for c in plan.changes],
     }
@@ -167,8 +172,23 @@ def _check_plan_fields(path: str, document: Mapping[str, Any]) -> None:
             bad.append(key)
     if not isinstance(document["changes"], list):
         bad.append("changes")
+    if not _shard_field_ok(document.get("shard")):
+        bad.append("shard")
     if bad:
         raise UsageError(f"{path}: not a saved envmatrix plan ({', '.join(bad)} malformed)")
+
+
+def _shard_field_ok(value: object) -> bool:
+    """`shard`: absent or null (every repository), or `K/N` as --shard takes it."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_shard(value)
+    except UsageError:
+        return False
+    return True
 
 
 def is_plan_file(path: str) -> bool:

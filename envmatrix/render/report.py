@@ -76,6 +76,24 @@ def plan_json(
     return document
 
 
+def with_shard(document: dict[str, Any], shard: object | None) -> dict[str, Any]:
+    """`plan --json`/`apply --json` of a `--shard K/N` run: `"shard": "K/N"` at the top and on
+    each row (`changes`, `results`, `blocked`, `not_attempted`); the same document unsharded."""
+    if shard is None:
+        return document
+    label = str(shard)
+    for key in ("changes", "results", "blocked", "not_attempted"):
+        for row in document.get(key, ()):
+            row["shard"] = label
+    return {"shard": label, **document}
+
+
+def render_shard(shard: object | None, out: Console) -> None:
+    """`Shard 2/3 of the policy's repositories.` before a sharded run's rows; nothing unsharded."""
+    if shard is not None:
+        out.print(f"Shard {shard} of the policy's repositories.", markup=False)
+
+
 def render_in_progress(in_progress: Sequence[RotationInProgress], out: Console) -> None:
     """One line per secret whose rotation stopped half-way, with the command that finishes it."""
     for row in in_progress:

@@ -69,6 +69,8 @@ def world(
 ) -> tuple[Path, dict[str, str], list[str]]:
     canaries = plant_canaries(vault)
     env = {**os.environ, **cli_env(vault_env, sandbox), "NO_COLOR": "1"}
+    # one writer, so exactly one write is in flight (test_apply_concurrency.py covers several)
+    env["ENVMATRIX_GITHUB_WRITE_CONCURRENCY"] = "1"
     return write_policy(tmp_path, vault.mount), env, canaries
 
 

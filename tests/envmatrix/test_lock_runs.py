@@ -82,6 +82,8 @@ def world(
 ) -> tuple[Path, dict[str, str], list[str]]:
     canaries = plant_canaries(vault)
     env = {**os.environ, **cli_env(vault_env, sandbox)}
+    # one writer: the delays below add up write after write (the lease outlives them)
+    env["ENVMATRIX_GITHUB_WRITE_CONCURRENCY"] = "1"
     return write_policy(tmp_path, vault.mount), env, canaries
 
 

@@ -15,6 +15,7 @@ from envmatrix.cli.options import (
     PolicyOption,
     RepositoriesOption,
     SecretsOption,
+    ShardOption,
     YesOption,
     answered_yes,
     ask_yes,
@@ -84,6 +85,7 @@ def plan(
     repository: RepositoriesOption = None,
     secret: SecretsOption = None,
     notify: NotifyOption = False,
+    shard: ShardOption = None,
 ) -> None:
     """Show what apply would change, never a value."""
     from envmatrix.views.notify import overdue_notices, plan_notices
@@ -91,7 +93,7 @@ def plan(
 
     with alive("Planning: reading Vault and GitHub…"):
         run = plan_policy(
-            policy_path(policy), environment or (), out, repository or (), secret or ()
+            policy_path(policy), environment or (), out, repository or (), secret or (), shard
         )
     notices = plan_notices(run.plan) + overdue_notices(run.rotations)
     send_notifications(run.policy, notices, notify, warn, "plan")
@@ -100,12 +102,12 @@ def plan(
     if (note := name_warning(run.policy)) is not None:
         warn(note)
     if json_output:
-        render.print_json(
-            render.plan_json(
-                run.plan, run.rotations, run.in_progress, run.requests, run.vault_requests
-            )
+        document = render.plan_json(
+            run.plan, run.rotations, run.in_progress, run.requests, run.vault_requests
         )
+        render.print_json(render.with_shard(document, run.shard))
     else:
+        render.render_shard(run.shard, render.console())
         render.render_plan(run.plan, render.console())
         render.render_overdue(run.rotations, render.console())
         render.render_in_progress(run.in_progress, render.console())
@@ -137,6 +139,7 @@ def apply(
             help="Run the flags' probes even in a pull-request-triggered run.",
         ),
     ] = False,
+    shard: ShardOption = None,
 ) -> None:
     """Make GitHub match the policy (Vault is the source of truth); a saved PLANFILE is applied
     without asking (reviewing it was the approval)."""
@@ -166,18 +169,19 @@ def apply(
             secrets=secret or (),
             progress=live,
             allow_pull_request=allow_pull_request,
+            shard=shard,
         )
     _notify_apply(outcome, notify)
     if actions.active(os.environ):
         actions.emit(actions.publish_apply(outcome.report, os.environ), json_output)
+    render.render_shard(None if json_output else outcome.shard, render.console())
     if outcome.unchanged is not None and not json_output:
         render.render_plan(outcome.unchanged, render.console())
         render.console().print("Nothing to apply.")
         return
     if json_output:
-        render.print_json(
-            render.apply_json(outcome.report, outcome.requests, outcome.vault_requests)
-        )
+        document = render.apply_json(outcome.report, outcome.requests, outcome.vault_requests)
+        render.print_json(render.with_shard(document, outcome.shard))
     else:
         render.render_apply(outcome.report, render.console(), results_shown=live.prints_lines)
     report = outcome.report
