@@ -42,7 +42,7 @@ from envmatrix.ports import (
 )
 from envmatrix.secret import SecretValue, absence
 
-VAULT_CONCURRENCY = 8  # sync-state reads in flight at once, at most
+VAULT_CONCURRENCY = 8  # Vault reads (entries, values, sync states) in flight at once, at most
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
@@ -160,11 +160,15 @@ def observe(
 ) -> Observed:
     """Read what the desired state needs to be diffed, and nothing more.
 
-    `concurrency`: how many GitHub list requests (and sync-state reads) may be in flight at once,
-    in a bounded thread pool; the same requests as a serial run (1: no threads at all). The
+    `concurrency`: how many GitHub list requests (and Vault reads, at most VAULT_CONCURRENCY)
+    may be in flight at once, in bounded thread pools; the same requests as a serial run (1: no
+    threads at all). The
     ports must then be safe to call from several threads (GitHubAdapter and VaultAdapter are)."""
-    entries = {path: vault.read_entry(path) for path in desired.vault_paths()}
-    current = _current_values(entries, vault)
+    # Vault's HTTP session keeps 10 connections (requests' default pool): stay below it
+    vault_pool = _Pool(min(concurrency, VAULT_CONCURRENCY))
+    paths = list(desired.vault_paths())
+    entries = dict(zip(paths, vault_pool.map(vault.read_entry, paths), strict=True))
+    current = _current_values(entries, vault, vault_pool)
     variable_entries = {
         path: entries.get(path) or vault.read_entry(path) for path in desired.variable_vault_paths()
     }
@@ -176,8 +180,6 @@ def observe(
     environments = _observe_github(
         desired, github, repository_secrets, protection.environments, pool, organizations
     )
-    # Vault's HTTP session keeps 10 connections (requests' default pool): stay below it
-    vault_pool = _Pool(min(concurrency, VAULT_CONCURRENCY))
     documents = vault_pool.map(lambda t: vault.read_document(state_path(t)), desired.targets)
     sync = {
         t: _sync_state(desired, t, document)
@@ -217,20 +219,27 @@ def _variable_digests(
 
 
 def _current_values(
-    entries: Mapping[str, VaultEntry], vault: VaultPort
+    entries: Mapping[str, VaultEntry], vault: VaultPort, pool: _Pool | None = None
 ) -> dict[str, dict[str, SecretValue]]:
-    """Each path's values at the version observed (in memory, for this observation only)."""
-    current: dict[str, dict[str, SecretValue]] = {}
-    for path, entry in entries.items():
-        if entry.version is None:
-            continue
+    """Each path's values at the version observed (in memory, for this observation only),
+    read in `pool` (one read per path, as a serial run)."""
+
+    def read(item: tuple[str, int]) -> dict[str, SecretValue] | None:
+        path, version = item
         try:
-            current[path] = vault.read_values(path, entry.version)
+            return vault.read_values(path, version)
         except (VaultNotFound, VaultPermissionDenied):
             # deleted since read_entry, or a plan-only token that may read metadata alone: the
             # facts stay unknown and apply checks the value before it sends anything
-            continue
-    return current
+            return None
+
+    wanted = [(path, e.version) for path, e in entries.items() if e.version is not None]
+    read_all = (pool or _Pool(1)).map(read, wanted)
+    return {
+        path: values
+        for (path, _), values in zip(wanted, read_all, strict=True)
+        if values is not None
+    }
 
 
 def _sync_state(desired: DesiredState, target: Target, document: VaultDocument | None) -> SyncState:
