@@ -95,3 +95,25 @@ def github_write_concurrency(environ: Mapping[str, str], dotcom: bool) -> int:
         integer=True,
     )
     return int(value)
+
+
+# GitHub's secondary limit: 900 points per minute per REST endpoint (GET 1, writes 5) on
+# api.github.com and *.ghe.com; 850 leaves a margin; GHES and the sandbox: off (issue 13)
+GITHUB_POINTS_PER_MINUTE_DOTCOM = 850
+GITHUB_POINTS_PER_MINUTE_MAX = 1_000_000
+
+
+def github_points_per_minute(environ: Mapping[str, str], dotcom: bool) -> int:
+    """ENVMATRIX_GITHUB_POINTS_PER_MINUTE: the secondary-limit points one endpoint may be sent
+    in any 60 s, a whole number in [0, 1000000] (0: no pacing); default 850 on api.github.com
+    and *.ghe.com, 0 elsewhere (GHES, the sandbox). Raises UsageError for anything else."""
+    default = GITHUB_POINTS_PER_MINUTE_DOTCOM if dotcom else 0
+    value = number_setting(
+        environ,
+        "ENVMATRIX_GITHUB_POINTS_PER_MINUTE",
+        default,
+        minimum=0,
+        maximum=GITHUB_POINTS_PER_MINUTE_MAX,
+        integer=True,
+    )
+    return int(value)

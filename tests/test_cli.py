@@ -225,12 +225,14 @@ def test_plan_json_matches_the_contract_shape(world: World) -> None:
         "rotation_overdue",
         "rotations_in_progress",
         "requests",  # contract Additions (issue 13)
+        "vault_requests",
     }
     assert set(data["requests"]) == {
         "by_endpoint",
         "not_modified",
         "max_in_flight",
         "rate_limit_remaining",
+        "paced_seconds",
     }
     assert data["rotations_in_progress"] == []
     assert set(data["summary"]) == {"create", "update", "delete", "blocked", "orphan"}

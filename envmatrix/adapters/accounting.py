@@ -2,7 +2,8 @@
 
 Counts every HTTP request (each page of a list, each retry) by endpoint template
 (`GET /repos/{owner}/{repo}/environments`), the answers 304 Not Modified, the largest number of
-requests in flight at once and the primary rate limit left after the last answer. Thread-safe:
+requests in flight at once, the primary rate limit left after the last answer and the seconds
+requests waited for GitHub's secondary-limit budget (github_budget.py). Thread-safe:
 observation may send requests from several threads. Holds no URL values beyond the templates,
 no headers and no bodies.
 """
@@ -62,6 +63,7 @@ class RequestStats:
         self.in_flight = 0
         self.max_in_flight = 0
         self.rate_limit_remaining: int | None = None
+        self.paced_seconds = 0.0
 
     @contextmanager
     def request(self, verb: str, url: str) -> Iterator[None]:
@@ -88,15 +90,23 @@ class RequestStats:
                 except ValueError:
                     pass
 
+    def paced(self, seconds: float) -> None:
+        """A request waited `seconds` for the secondary-limit budget before it was sent."""
+        with self._lock:
+            self.paced_seconds += seconds
+
     def to_json(self) -> dict[str, Any]:
         """The contract's `requests` object; `rate_limit_remaining` is null when no answer
-        carried the header (GHES with rate limiting off, or no request sent)."""
+        carried the header (GHES with rate limiting off, or no request sent); `paced_seconds`:
+        the seconds requests waited for the secondary-limit budget, summed over threads
+        (rounded to milliseconds; 0 when the budget is off)."""
         with self._lock:
             return {
                 "by_endpoint": dict(sorted(self.by_endpoint.items())),
                 "not_modified": self.not_modified,
                 "max_in_flight": self.max_in_flight,
                 "rate_limit_remaining": self.rate_limit_remaining,
+                "paced_seconds": round(self.paced_seconds, 3),
             }
 
 

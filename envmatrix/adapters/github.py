@@ -52,6 +52,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from envmatrix import debuglog
 from envmatrix.adapters.accounting import RequestStats
+from envmatrix.adapters.github_budget import RequestBudget, paced_requests
 from envmatrix.adapters.github_cache import (
     GitHubCache,
     app_identity,
@@ -72,7 +73,12 @@ from envmatrix.ports import (
 )
 from envmatrix.redact import host_for_display, url_for_display
 from envmatrix.secret import SecretValue
-from envmatrix.settings import github_concurrency, github_write_concurrency, number_setting
+from envmatrix.settings import (
+    github_concurrency,
+    github_points_per_minute,
+    github_write_concurrency,
+    number_setting,
+)
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
@@ -144,10 +150,14 @@ class GitHubAdapter:
         concurrency: int = 1,
         cache: GitHubCache | None = None,
         write_concurrency: int = 1,
+        points_per_minute: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`login`: a token (str or TokenLogin) or a GitHub App (AppLogin). Raises UsageError
         for an App private key PyGithub cannot sign with. Nothing is sent until the first call.
-        `cache`: where GET answers are kept for conditional requests (None: none are)."""
+        `cache`: where GET answers are kept for conditional requests (None: none are).
+        `points_per_minute`: GitHub's secondary-limit budget per endpoint, every request paced
+        under it with `clock` and `sleep` (0: none; see envmatrix/adapters/github_budget.py)."""
         self.api_url = api_url.rstrip("/")
         self.shown_url = url_for_display(self.api_url)  # what messages name: no credentials
         self._url_source = url_source
@@ -172,6 +182,8 @@ class GitHubAdapter:
             self._requester = self._github.requester
         self.requests = RequestStats()  # what this adapter sent (`--json`'s `requests`)
         _count_requests(self._requester, self.requests)
+        self._budget = RequestBudget(points_per_minute, clock=clock, sleep=sleep)
+        paced_requests(self._requester, self._budget, self.requests)
         self._cache = cache
         if isinstance(self._login, TokenLogin):
             self._conditional(self._requester, token_identity(self.api_url, self._login.token))
@@ -216,6 +228,7 @@ class GitHubAdapter:
             concurrency=github_concurrency(environ, host == "api.github.com"),
             cache=GitHubCache.from_environment(environ),
             write_concurrency=github_write_concurrency(environ, dotcom_writes),
+            points_per_minute=github_points_per_minute(environ, dotcom_writes),
         )
 
     # -- reads ---------------------------------------------------------------------------------
@@ -519,6 +532,7 @@ class GitHubAdapter:
             if thread not in requesters:
                 requesters[thread] = base.withAuth(base.auth)  # a new Requester, always
                 _count_requests(requesters[thread], self.requests)
+                paced_requests(requesters[thread], self._budget, self.requests)
                 if isinstance(self._login, TokenLogin):
                     identity = token_identity(self.api_url, self._login.token)
                     self._conditional(requesters[thread], identity)
@@ -689,6 +703,7 @@ class GitHubAdapter:
         requester = self._app.requester_for(url, self._attempts)
         if not getattr(requester, "_envmatrix_counted", False):
             _count_requests(requester, self.requests)
+            paced_requests(requester, self._budget, self.requests)
             requester._envmatrix_counted = True  # type: ignore[attr-defined]
             installation = self._app.installation_of(requester)
             if installation is not None and isinstance(self._login, AppLogin):

@@ -74,6 +74,9 @@ ENVIRONMENT: dict[str, str] = {
     "ENVMATRIX_GITHUB_TIMEOUT": "seconds per GitHub request (default 15)",
     "ENVMATRIX_GITHUB_WRITE_INTERVAL": "seconds between GitHub writes",
     "ENVMATRIX_GITHUB_CONCURRENCY": "GitHub reads in flight at once (default 4, 16 off github.com)",
+    "ENVMATRIX_GITHUB_POINTS_PER_MINUTE": (
+        "GitHub points per endpoint a minute, GET 1, write 5 (default 850 on github.com, 0=off)"
+    ),
     "ENVMATRIX_CACHE_DIR": "the GitHub ETag cache (default ~/.cache/envmatrix/github)",
     "ENVMATRIX_NO_CACHE": "1: no GitHub ETag cache (always off in pull-request runs)",
     "ENVMATRIX_GITHUB_WRITE_CONCURRENCY": (
