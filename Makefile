@@ -38,6 +38,11 @@ bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/cpu_scale.py
 	$(BIN)/python bench/observe_concurrency.py
+	$(BIN)/python bench/side_by_side.py $(SIDE_BY_SIDE_ARGS)
+
+# bench/side_by_side.py's sizes under `make bench`; `make bench SIDE_BY_SIDE_ARGS=` runs all three
+# (10, 50, 200: the first applies at 200 take a quarter of an hour each while writes are serial)
+SIDE_BY_SIDE_ARGS ?= --sizes 10,50
 
 # the GitHub Action's install lock (requirements/action.txt): core dependencies with hashes
 lock-action: $(BIN)/.installed-dev

@@ -86,6 +86,10 @@ class _Server(ThreadingHTTPServer):
     """ThreadingHTTPServer that remembers its open connections so stop() can close them."""
 
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of new connections beyond it (a client
+    # opening its pool of 16) waits for a SYN retransmission (1 s), serializing what a delay
+    # fault should hold concurrently
+    request_queue_size = 128
     sandbox: GitHubSandbox
 
     def __init__(self, address: tuple[str, int], sandbox: GitHubSandbox) -> None:

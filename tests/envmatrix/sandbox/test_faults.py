@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +14,7 @@ import requests
 from github import Auth, Github, GithubException, GithubRetry
 
 from envmatrix.sandbox import Fault, GitHubSandbox
-from tests.envmatrix.sandbox import REPO, TOKEN, call, put_secret_body
+from tests.envmatrix.sandbox import OTHER_REPO, REPO, TOKEN, call, put_secret_body
 
 REPO_PATH = f"/repos/{REPO}"
 SECRETS = f"{REPO_PATH}/environments/staging/secrets"
@@ -70,6 +71,27 @@ def test_delay(sandbox: GitHubSandbox) -> None:
     started = time.monotonic()
     call(sandbox.url, "GET", REPO_PATH)
     assert time.monotonic() - started < 0.3
+
+
+@pytest.mark.parametrize(("clients", "operation"), [(8, None), (5, "repos/get"), (12, None)])
+def test_a_delay_on_every_request_holds_concurrent_requests_at_once_never_one_after_another(
+    sandbox: GitHubSandbox, clients: int, operation: str | None
+) -> None:
+    # bench/side_by_side.py's latency: a delay answered one request at a time would make every
+    # concurrent client look serial; the threaded server holds them all in the delay together
+    sandbox.inject(Fault(operation=operation, delay=0.5))
+    paths = [REPO_PATH, f"{REPO_PATH}/environments", f"/repos/{OTHER_REPO}"]
+    gate = threading.Barrier(clients)
+
+    def one(i: int) -> int:
+        gate.wait()
+        return call(sandbox.url, "GET", REPO_PATH if operation else paths[i % 3]).status
+
+    with ThreadPoolExecutor(clients) as pool:
+        statuses = list(pool.map(one, range(clients)))
+    assert statuses == [200] * clients
+    assert sandbox.max_in_flight() == clients
+    assert sum(sandbox.request_counts().values()) == clients
 
 
 def test_reset_gives_connection_error(sandbox: GitHubSandbox) -> None:

@@ -1,0 +1,1 @@
+"""Tests of the benchmark helpers under bench/ (real sockets only)."""
