@@ -67,7 +67,8 @@ def matrix_evidence(
     if second:
         out.print(
             f"error: {MATRIX_FILE} no longer matches the matrix; regenerate it with"
-            f" envmatrix matrix --out {MATRIX_FILE}  (exit {ExitCode.FAILURE:d})",
+            f" envmatrix matrix --format markdown --out {MATRIX_FILE}"
+            f"  (exit {ExitCode.FAILURE:d})",
             markup=False,
             highlight=False,
         )
