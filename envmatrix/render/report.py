@@ -17,7 +17,6 @@ from rich.table import Table
 
 from envmatrix.audit.events import AuditEvent
 from envmatrix.pipeline.apply import ApplyReport, ItemResult
-from envmatrix.pipeline.desired import REPOSITORY_LEVEL
 from envmatrix.pipeline.plan import Change, Plan
 from envmatrix.render.symbols import ACTION_MARKS, change_mark
 from envmatrix.rotation.progress import RotationInProgress, in_progress_line
@@ -144,8 +143,8 @@ def render_plan(plan: Plan, out: Console) -> None:
         out.print("No changes. GitHub matches the policy and Vault.")
         return
     width = max(len(c.name) for c in plan.changes)
-    for (repository, environment), changes in _grouped(plan.changes).items():
-        heading = f"[bold]{escape(repository)}[/] · {escape(environment or REPOSITORY_LEVEL)}"
+    for (repository, place), changes in _grouped(plan.changes).items():
+        heading = f"[bold]{escape(repository)}[/] · {escape(place)}"
         # one print per group, not per row: rich's per-call overhead dominated 12,000+ rows
         out.print("\n".join([heading, *(_change_line(c, width) for c in changes)]))
     counts = plan.summary()
@@ -155,11 +154,21 @@ def render_plan(plan: Plan, out: Console) -> None:
     )
 
 
-def _grouped(changes: Iterable[Change]) -> dict[tuple[str, str | None], list[Change]]:
-    groups: dict[tuple[str, str | None], list[Change]] = {}
+def _grouped(changes: Iterable[Change]) -> dict[tuple[str, str], list[Change]]:
+    groups: dict[tuple[str, str], list[Change]] = {}
     for change in changes:
-        groups.setdefault((change.repository, change.environment), []).append(change)
+        groups.setdefault((change.repository, change_place(change)), []).append(change)
     return groups
+
+
+def change_place(change: Change) -> str:
+    """Where a change's copy lives, in words: its GitHub environment, `(repository)` (Actions
+    repository secrets and variables), `(organization)`, with `, Dependabot` added for the
+    Dependabot store: `(repository, Dependabot)`."""
+    if change.environment is not None:
+        return change.environment
+    level = "organization" if change.scope == "organization" else "repository"
+    return f"({level}, Dependabot)" if change.store == "dependabot" else f"({level})"
 
 
 def _change_line(change: Change, width: int) -> str:
@@ -200,7 +209,7 @@ def render_apply(report: ApplyReport, out: Console, results_shown: bool = False)
     for change in report.blocked:
         out.print(
             f"[yellow]warning[/]: {escape(change.name)} in {escape(change.repository)}/"
-            f"{escape(change.environment or REPOSITORY_LEVEL)} not synced: {escape(change.detail)}"
+            f"{escape(change_place(change))} not synced: {escape(change.detail)}"
         )
     for change in report.not_attempted:
         out.print(f"[yellow]-[/] {escape(_change_words(change))}: not attempted")
@@ -218,7 +227,7 @@ def render_apply(report: ApplyReport, out: Console, results_shown: bool = False)
 
 
 def _change_words(c: Change) -> str:
-    what = f"{c.action} {c.kind} {c.repository}/{c.environment or REPOSITORY_LEVEL} {c.name}"
+    what = f"{c.action} {c.kind} {c.repository}/{change_place(c)} {c.name}"
     if c.kind.value == "variable":
         what += f" = {c.value}"
     return what

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from envmatrix.pipeline.apply import ItemResult
 from envmatrix.pipeline.plan import Action, Change, Kind, Plan, Reason
 from envmatrix.render import report as render
 
@@ -151,3 +152,45 @@ def test_at_80_columns_every_name_is_printed_whole_on_one_line(
 def test_a_matrix_that_fits_stays_a_grid() -> None:
     text = wide_matrix(["A_KEY", "B_KEY"], ["staging", "production"])
     assert re.search(r"^secret\s+service\s+owner\s+staging\s+production", text, re.M)
+
+
+def test_plan_and_apply_name_where_each_copy_lives() -> None:
+    """Organization and Dependabot copies are not shown as Actions repository secrets: the plan
+    groups them under their own heading, and apply's lines name the place the same way."""
+
+    def change(repository: str, environment: str | None, scope: str, store: str) -> Change:
+        return Change(
+            Action.CREATE,
+            Kind.SECRET,
+            repository,
+            environment,
+            f"{scope.upper()}_{store.upper()}",
+            Reason.MISSING,
+            "why",
+            scope=scope,
+            store=store,
+        )
+
+    changes = (
+        change("o/r", "prod", "environment", "actions"),
+        change("o/r", None, "repository", "actions"),
+        change("o/r", None, "repository", "dependabot"),
+        change("o", None, "organization", "actions"),
+        change("o", None, "organization", "dependabot"),
+    )
+    expected = ["prod", "(repository)", "(repository, Dependabot)", "(organization)"]
+    assert [render.change_place(c) for c in changes] == [*expected, "(organization, Dependabot)"]
+    out = io.StringIO()
+    render.render_plan(Plan(changes), render.console(out))
+    headings = [line for line in out.getvalue().splitlines() if " · " in line]
+    assert headings == [
+        "o/r · prod",
+        "o/r · (repository)",
+        "o/r · (repository, Dependabot)",
+        "o · (organization)",
+        "o · (organization, Dependabot)",
+    ]
+    words = [render.result_line(ItemResult(c, True)) for c in changes]
+    assert "create secret o/(organization, Dependabot) ORGANIZATION_DEPENDABOT" in words[-1]
+    assert "create secret o/r/(repository, Dependabot) REPOSITORY_DEPENDABOT" in words[2]
+    assert "create secret o/r/(repository) REPOSITORY_ACTIONS" in words[1]
