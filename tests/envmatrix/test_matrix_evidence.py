@@ -197,6 +197,7 @@ def test_check_is_0_while_the_committed_matrix_is_current_and_1_with_a_diff_afte
     sandbox.write_secret_outside(REPO, "staging", "SUPABASE_URL", "pasted")
     code, out, err = run(capsys, "matrix", "--check", str(committed), "-p", policy)
     assert code == 1 and "no longer matches" in err and err.count("\n") == 1
+    assert f"envmatrix matrix --format {fmt} --out {committed}" in err  # the hint regenerates it
     lines = out.splitlines()
     assert lines[0] == f"--- {committed} (committed)" and lines[1] == "+++ matrix now"
     removed = [line for line in lines if line.startswith("-") and not line.startswith("---")]
@@ -219,6 +220,24 @@ def test_check_takes_the_format_from_format_over_the_suffix(
     assert code == 0
     code, out, _ = run(capsys, "matrix", "--check", str(committed), "-f", "json", "-p", str(world))
     assert code == 1 and "+++ matrix now" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "marker"),
+    [("matrix.md", "| Secret"), ("matrix.json", '"cells"'), ("matrix.html", "<!DOCTYPE html>")],
+)
+def test_out_takes_the_format_from_the_suffix_as_check_reads_it(
+    world: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, marker: str
+) -> None:
+    written = tmp_path / name
+    code, _, err = run(capsys, "matrix", "--out", str(written), "-p", str(world))
+    assert code == 0, err
+    assert marker in written.read_text()
+    code, out, err = run(capsys, "matrix", "--check", str(written), "-p", str(world))
+    assert (code, err) == (0, "") and "matches" in out
+    unknown = tmp_path / "matrix.evidence"  # no suffix to go by: the table, as before
+    code, _, err = run(capsys, "matrix", "--out", str(unknown), "-p", str(world))
+    assert code == 0 and unknown.read_text().startswith("Generated ")  # the table format
 
 
 @pytest.mark.parametrize(

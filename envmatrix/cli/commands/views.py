@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -54,7 +55,7 @@ def matrix(
             "--format",
             "-f",
             metavar="FORMAT",
-            help="table|markdown|json|html (default table; with --check FILE's suffix).",
+            help="table|markdown|json|html (default table; with --check or --out: FILE's suffix).",
         ),
     ] = None,
     out: Annotated[
@@ -85,13 +86,16 @@ def matrix(
             raise UsageError("--check and --out exclude each other: --check never writes")
         fmt = render_matrix.check_format(check, fmt)
         committed = committed_matrix(check)
+    elif out is not None and fmt is None:
+        # as --check reads it: FILE's suffix picks the format (docs/matrix.md -> markdown)
+        fmt = render_matrix.FORMAT_BY_SUFFIX.get(Path(out).suffix.lower())
     fmt = fmt or "table"
     if fmt not in render_matrix.FORMATS:
         raise UsageError(f"--format {fmt!r}: one of {', '.join(render_matrix.FORMATS)}")
     with alive("Building the matrix: reading Vault and GitHub…"):
         grid, scanned = matrix_of(policy_path(policy), environment or (), repository, workflows)
     if check is not None:
-        _check_matrix(check, committed, render_matrix.render_matrix(grid, fmt, scanned))
+        _check_matrix(check, committed, render_matrix.render_matrix(grid, fmt, scanned), fmt)
     elif out:
         write_atomic(out, render_matrix.render_matrix(grid, fmt, scanned), "matrix")
         render.console().print(f"Wrote the matrix ({fmt}) to {out}")
@@ -101,7 +105,7 @@ def matrix(
         sys.stdout.write(render_matrix.render_matrix(grid, fmt, scanned))
 
 
-def _check_matrix(path: str, committed: str, current: str) -> None:
+def _check_matrix(path: str, committed: str, current: str, fmt: str) -> None:
     """`terraform fmt -check`: say whether FILE is current; exit 1 with a short diff if not."""
     diff = render_matrix.matrix_diff(committed, current, path)
     if not diff:
@@ -111,7 +115,7 @@ def _check_matrix(path: str, committed: str, current: str) -> None:
         sys.stdout.write(line + "\n")
     sys.stderr.write(
         f"error: {path} no longer matches the matrix; regenerate it with"
-        f" envmatrix matrix --out {path}\n"
+        f" envmatrix matrix --format {fmt} --out {path}\n"
     )
     raise typer.Exit(ExitCode.FAILURE)
 
