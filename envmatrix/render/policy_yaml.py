@@ -18,7 +18,9 @@ Vault mount's key names (no secret value was read). Before the first apply:
 - every entry's owner is the placeholder `{PLACEHOLDER_OWNER}`: declare the real owners under
   owners: and name them on each entry;
 - check each vault: reference, then run `envmatrix plan`: the adopted secrets show as
-  update / changed-outside until the first apply rewrites them from Vault."""
+  update / changed-outside until the first apply rewrites them from Vault;
+- scope: organization entries are the organization's own secrets and variables, seen by every
+  repository their visibility reaches: keep them only in the policy that should own them."""
 
 
 def draft_yaml(draft: ImportDraft) -> str:

@@ -2,9 +2,12 @@
 
 What is read:
 - GitHub: every environment of each repository with its secret names and its variables (names and
-  values: variables are not secret), the repository's Actions secret names and variables, and,
-  for `--organization`, the organization's repositories (`GET /orgs/{org}/repos`) and its
-  secret names.
+  values: variables are not secret), the repository's Actions secret names, variables and
+  Dependabot secret names, and, for `--organization`, the organization's repositories
+  (`GET /orgs/{org}/repos`), its Actions secret names, variables and Dependabot secret names
+  with their visibility (one list call each), and for each of visibility `selected` the
+  selected repositories (`GET /orgs/{org}/{actions|dependabot}/{secrets|variables}/{name}/
+  repositories`).
 - Vault: the KV v2 mount's folders (metadata LIST) and, per path, its key names (the `subkeys`
   endpoint answers key names with every value replaced by null). No KV data read happens.
 
@@ -17,10 +20,15 @@ The matching rule (documented in the README, "Importing an existing organization
   becomes the template `apps/{environment}/supabase#service_key` when one and the same template
   matches in every environment that holds it; failing that, one path outside every
   environment's folders matching it is used as is (`shared: true` when several environments
-  hold the secret). A repository secret uses one path outside every environment's folders.
+  hold the secret). A repository secret, a Dependabot secret and an organization secret use one
+  path outside every environment's folders.
+- A name is one policy entry: held at several levels, the narrowest is imported (environment,
+  then repository, then organization; Actions before Dependabot at one level) and the others are
+  left out.
 - Anything else (no match, several matches, environments needing different paths, a name held
-  at two scopes or in different environments per repository, a variable whose value differs
-  between its places, organization-level items) is listed as not imported, with the reason.
+  at two levels or stores or in different environments per repository, a variable whose value
+  differs between its places, visibility selected with no repository selected, a list GitHub
+  refused) is listed as not imported, with the reason.
 
 Every imported entry names the placeholder owner `unassigned`, declared under `owners:` with a
 contact the user must replace. Logical environment names are the GitHub names, lower-case, with
@@ -31,8 +39,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envmatrix.errors import GitHubError, RuntimeFailure, UsageError
@@ -48,13 +56,27 @@ MAX_VAULT_PATHS = 10_000  # a walk that finds more stops: import is for a team's
 @dataclass(frozen=True)
 class Holding:
     """One secret or variable GitHub holds: `environment` is the GitHub environment name (None:
-    repository level); `value` only for variables."""
+    repository or organization level); `value` only for variables. An organization's own item
+    has `organization` True, `repository` the organization's login, its `visibility` (all |
+    private | selected) and, for selected, the `selected` repositories' full names. `store` is
+    "actions" or "dependabot" (Dependabot secrets: repository or organization level)."""
 
     kind: str  # "secret" | "variable"
     name: str
     repository: str
     environment: str | None
     value: str | None = None
+    store: str = "actions"
+    organization: bool = False
+    visibility: str | None = None
+    selected: tuple[str, ...] = ()
+
+    @property
+    def scope(self) -> str:
+        """The policy's `scope:` for it: environment, repository or organization."""
+        if self.organization:
+            return "organization"
+        return "repository" if self.environment is None else "environment"
 
     @property
     def sort_key(self) -> tuple[str, str, str, str]:
@@ -67,11 +89,13 @@ class NotImported:
     """Something GitHub holds that the draft leaves out, and why (a list of reasons a human
     can act on; never a value)."""
 
-    kind: str  # "secret" | "variable" | "organization-secret"
-    name: str
-    repository: str | None
+    kind: str  # "secret" | "variable"
+    name: str  # "*": a whole list GitHub refused
+    repository: str | None  # scope organization: the organization's login
     environment: str | None
     reason: str
+    scope: str = "repository"  # environment | repository | organization
+    store: str = "actions"  # actions | dependabot
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,16 +103,21 @@ class NotImported:
             "name": self.name,
             "repository": self.repository,
             "environment": self.environment,
+            "scope": self.scope,
+            "store": self.store,
             "reason": self.reason,
         }
 
     def line(self) -> str:
         where = self.repository or "organization"
-        if self.environment is not None:
+        if self.scope == "organization":
+            where = f"organization {self.repository}"
+        elif self.environment is not None:
             where += f" environment {self.environment}"
-        elif self.repository is not None:
+        else:
             where += " (repository)"
-        return f"{self.kind} {self.name} in {where}: {self.reason}"
+        what = f"dependabot {self.kind}" if self.store == "dependabot" else self.kind
+        return f"{what} {self.name} in {where}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -97,12 +126,14 @@ class DraftEntry:
     (variables); `environments` are logical names (empty for scope repository)."""
 
     name: str
-    scope: str  # "environment" | "repository"
+    scope: str  # "environment" | "repository" | "organization"
     environments: tuple[str, ...]
-    repositories: tuple[str, ...]
+    repositories: tuple[str, ...]  # scope organization: the selected ones (visibility selected)
     vault: str | None = None
     value: str | None = None
     shared: bool = False
+    store: str = "actions"
+    visibility: str | None = None  # scope organization only
 
 
 @dataclass(frozen=True)
@@ -115,13 +146,17 @@ class ImportDraft:
     secrets: tuple[DraftEntry, ...]
     variables: tuple[DraftEntry, ...]
     not_imported: tuple[NotImported, ...]
+    organization: str | None = None  # github.organization: set when organization items are in
 
     def policy_data(self) -> dict[str, Any]:
         """The policy as plain data (YAML and JSON), in the contract's key order."""
+        github: dict[str, Any] = {"repositories": list(self.repositories)}
+        if self.organization is not None:
+            github = {"organization": self.organization, **github}
         return {
             "version": 1,
             "vault": {"mount": self.mount},
-            "github": {"repositories": list(self.repositories)},
+            "github": github,
             "environments": {k: {"github": v} for k, v in self.environments.items()},
             "owners": {PLACEHOLDER_OWNER: {"contact": PLACEHOLDER_CONTACT}},
             "secrets": {e.name: self._entry(e, "vault") for e in self.secrets},
@@ -130,14 +165,21 @@ class ImportDraft:
 
     def _entry(self, entry: DraftEntry, source: str) -> dict[str, Any]:
         data: dict[str, Any] = {"owner": PLACEHOLDER_OWNER}
-        if entry.scope == "repository":
-            data["scope"] = "repository"
+        if entry.scope != "environment":
+            data["scope"] = entry.scope
+        if entry.store != "actions":
+            data["store"] = entry.store
+        if entry.visibility is not None:
+            data["visibility"] = entry.visibility
         data[source] = entry.vault if source == "vault" else entry.value
         if entry.environments:
             data["environments"] = list(entry.environments)
         if entry.shared:
             data["shared"] = True
-        if entry.repositories != self.repositories:
+        if entry.scope == "organization":
+            if entry.visibility == "selected":
+                data["repositories"] = list(entry.repositories)
+        elif entry.repositories != self.repositories:
             data["repositories"] = list(entry.repositories)
         return data
 
@@ -182,7 +224,8 @@ def import_repositories(
 
 
 def github_holdings(github: GitHubPort, repository: str) -> list[Holding]:
-    """Every secret name and variable of a repository: per environment and at its level."""
+    """Every secret name and variable of a repository: per environment and at its level, and
+    its Dependabot secret names."""
     held = [
         Holding("secret", s.name, repository, None)
         for s in github.list_repository_secrets(repository)
@@ -190,6 +233,10 @@ def github_holdings(github: GitHubPort, repository: str) -> list[Holding]:
     held += [
         Holding("variable", v.name, repository, None, v.value)
         for v in github.list_repository_variables(repository)
+    ]
+    held += [
+        Holding("secret", s.name, repository, None, store="dependabot")
+        for s in github.list_dependabot_secrets(repository)
     ]
     for environment in github.list_environments(repository):
         held += [
@@ -203,20 +250,66 @@ def github_holdings(github: GitHubPort, repository: str) -> list[Holding]:
     return held
 
 
-def organization_items(github: GitHubPort, organization: str | None) -> list[NotImported]:
-    """The organization's own secrets, each listed as not imported: `scope: organization` is
-    what would take them (switch them on here once it exists). 403: none can be listed."""
+def organization_items(
+    github: GitHubPort, organization: str | None
+) -> tuple[list[Holding], list[NotImported]]:
+    """The organization's own Actions secrets, Actions variables and Dependabot secrets (one list
+    call each) with their visibility, and for visibility selected the selected repositories (one
+    list call per such item). A list GitHub refuses (403, 404) is one not-imported item with
+    name "*"; other errors raise GitHubError."""
     if organization is None:
-        return []
-    try:
-        secrets = github.list_organization_secrets(organization)
-    except GitHubError as exc:
-        if exc.status not in (403, 404):
-            raise
-        why = f"the organization's secrets could not be listed (HTTP {exc.status})"
-        return [NotImported("organization-secret", "*", None, None, why)]
-    reason = "organization scope: not imported (yet); declare it with scope: organization"
-    return [NotImported("organization-secret", s.name, None, None, reason) for s in secrets]
+        return [], []
+    held: list[Holding] = []
+    left_out: list[NotImported] = []
+    lists: tuple[tuple[str, str, str, Callable[[str], Sequence[Any]]], ...] = (
+        ("secret", "actions", "actions/secrets", github.list_organization_secrets),
+        ("variable", "actions", "actions/variables", github.list_organization_variables),
+        ("secret", "dependabot", "dependabot/secrets", github.list_dependabot_organization_secrets),
+    )
+    for kind, store, path, list_items in lists:
+        try:
+            items = list_items(organization)
+        except GitHubError as exc:
+            if exc.status not in (403, 404):
+                raise
+            why = f"GET /orgs/{organization}/{path} was refused (HTTP {exc.status})"
+            left_out.append(NotImported(kind, "*", organization, None, why, "organization", store))
+            continue
+        for item in items:
+            holding = Holding(
+                kind,
+                item.name,
+                organization,
+                None,
+                getattr(item, "value", None),
+                store,
+                organization=True,
+                visibility=item.visibility,
+            )
+            if holding.visibility == "selected":
+                try:
+                    selected = github.list_selected_repositories(organization, path, item.name)
+                except GitHubError as exc:
+                    if exc.status not in (403, 404):
+                        raise
+                    why = f"its selected repositories could not be listed (HTTP {exc.status})"
+                    left_out.append(_left_out(holding, why))
+                    continue
+                holding = replace(holding, selected=tuple(sorted(selected, key=str.lower)))
+            held.append(holding)
+    return held, left_out
+
+
+def _left_out(holding: Holding, reason: str) -> NotImported:
+    return NotImported(
+        holding.kind,
+        holding.name,
+        holding.repository,
+        holding.environment,
+        reason,
+        holding.scope,
+        holding.store,
+    )
 
 
 def vault_catalog(vault: VaultPort) -> dict[str, frozenset[str]]:
@@ -343,6 +436,7 @@ class _Builder:
     secrets: list[DraftEntry] = field(default_factory=list)
     variables: list[DraftEntry] = field(default_factory=list)
     left_out: list[NotImported] = field(default_factory=list)
+    organization: str | None = None  # set by the first organization entry imported
 
     logical_of: dict[str, str] = field(default_factory=dict)  # GitHub name, lower -> logical
 
@@ -358,9 +452,7 @@ class _Builder:
         return self.logical_of[key]
 
     def leave_out(self, holdings: Iterable[Holding], reason: str) -> None:
-        self.left_out += [
-            NotImported(h.kind, h.name, h.repository, h.environment, reason) for h in holdings
-        ]
+        self.left_out += [_left_out(h, reason) for h in holdings]
 
 
 def build_draft(
@@ -391,24 +483,85 @@ def build_draft(
         tuple(builder.secrets),
         tuple(builder.variables),
         tuple(builder.left_out),
+        builder.organization,
     )
 
 
+# Where a name is held, narrowest first: one policy entry takes the first level holding it.
+LEVELS = (
+    ("environment", "actions"),
+    ("repository", "actions"),
+    ("repository", "dependabot"),
+    ("organization", "actions"),
+    ("organization", "dependabot"),
+)
+_LEVEL_NAMES = {
+    ("environment", "actions"): "an environment",
+    ("repository", "actions"): "a repository",
+    ("repository", "dependabot"): "a Dependabot repository",
+    ("organization", "actions"): "an organization",
+    ("organization", "dependabot"): "a Dependabot organization",
+}
+
+
 def _add(builder: _Builder, kind: str, name: str, held: list[Holding]) -> None:
-    environment_level = [h for h in held if h.environment is not None]
-    repository_level = [h for h in held if h.environment is None]
-    if environment_level and repository_level:
-        why = "also an environment secret or variable; one policy entry has one scope"
-        builder.leave_out(repository_level, why)
-        repository_level = []
-    if kind == "variable":
-        held = _one_value(builder, environment_level or repository_level)
+    by_level: dict[tuple[str, str], list[Holding]] = {}
+    for holding in held:
+        by_level.setdefault((holding.scope, holding.store), []).append(holding)
+    taken = min(by_level, key=LEVELS.index)
+    for level, group in by_level.items():
+        if level != taken:
+            why = (
+                f"also held as {_LEVEL_NAMES[taken]} {kind}; one policy entry has one scope and"
+                " store (the narrowest is taken)"
+            )
+            builder.leave_out(group, why)
+    held = by_level[taken]
+    if taken[0] == "organization":
+        (holding,) = held  # one organization: one item per name and store
+        entry = _organization_entry(builder, kind, name, holding)
     else:
-        held = environment_level or repository_level
-    placed = _one_shape(builder, held)
-    entry = _entry(builder, kind, name, placed)
+        if kind == "variable":
+            held = _one_value(builder, held)
+        entry = _entry(builder, kind, name, _one_shape(builder, held), taken[1])
     if entry is not None:
         (builder.secrets if kind == "secret" else builder.variables).append(entry)
+
+
+def _organization_entry(
+    builder: _Builder, kind: str, name: str, holding: Holding
+) -> DraftEntry | None:
+    """A `scope: organization` entry: its visibility, for selected the selected repositories."""
+    if holding.visibility == "selected" and not holding.selected:
+        why = (
+            "visibility selected with no repository selected; a policy entry names at least one"
+            " (select one in GitHub, or declare it by hand)"
+        )
+        builder.leave_out([holding], why)
+        return None
+    if holding.visibility not in ("all", "private", "selected"):
+        builder.leave_out(
+            [holding], f"visibility {holding.visibility!r} is not all, private or selected"
+        )
+        return None
+    vault: str | None = None
+    if kind == "secret":
+        source = repository_source(name, list(builder.environments), builder.catalog)
+        if source.vault is None:
+            builder.leave_out([holding], source.reason)
+            return None
+        vault = source.vault
+    builder.organization = holding.repository
+    return DraftEntry(
+        name,
+        "organization",
+        (),
+        holding.selected,
+        vault=vault,
+        value=(holding.value or "") if kind == "variable" else None,
+        store=holding.store,
+        visibility=holding.visibility,
+    )
 
 
 def _one_value(builder: _Builder, held: list[Holding]) -> list[Holding]:
@@ -441,7 +594,9 @@ def _one_shape(builder: _Builder, held: list[Holding]) -> list[Holding]:
     return keep
 
 
-def _entry(builder: _Builder, kind: str, name: str, held: list[Holding]) -> DraftEntry | None:
+def _entry(
+    builder: _Builder, kind: str, name: str, held: list[Holding], store: str = "actions"
+) -> DraftEntry | None:
     repositories = tuple(r for r in builder.repositories if r in {h.repository for h in held})
     environments = tuple(
         sorted({builder.logical(h.environment) for h in held if h.environment is not None})
@@ -459,7 +614,13 @@ def _entry(builder: _Builder, kind: str, name: str, held: list[Holding]) -> Draf
         builder.leave_out(held, source.reason)
         return None
     return DraftEntry(
-        name, scope, environments, repositories, vault=source.vault, shared=source.shared
+        name,
+        scope,
+        environments,
+        repositories,
+        vault=source.vault,
+        shared=source.shared,
+        store=store,
     )
 
 
@@ -469,18 +630,20 @@ def import_draft(
     mount: str,
     environ: Mapping[str, str] = os.environ,
 ) -> ImportDraft:
-    """`import`: read GitHub (names, variables) and the Vault mount's catalog (names only), and
-    build the draft. Raises UsageError (nothing to import from), RuntimeFailure (no GitHub
-    environment: a policy needs one), GitHubError and VaultError."""
+    """`import`: read GitHub (names, variables; with `organization` its own secrets, variables
+    and Dependabot secrets) and the Vault mount's catalog (names only), and build the draft.
+    Raises UsageError (nothing to import from), RuntimeFailure (no GitHub environment: a policy
+    needs one), GitHubError and VaultError."""
     from envmatrix.connect import connect_mount  # the composition root builds the adapters
 
     with connect_mount(mount, environ) as connections:
         github = connections.github
         names = import_repositories(github, repositories, organization)
         holdings = [h for repository in names for h in github_holdings(github, repository)]
-        organization_level = organization_items(github, organization)
+        organization_held, organization_left_out = organization_items(github, organization)
         catalog = vault_catalog(connections.vault)
-    draft = build_draft(mount, names, holdings, catalog, organization_level)
+    holdings += organization_held
+    draft = build_draft(mount, names, holdings, catalog, organization_left_out)
     if not draft.environments:
         raise RuntimeFailure(
             f"nothing to import: {', '.join(names)} hold no GitHub environment with secrets or"

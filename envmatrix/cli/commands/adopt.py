@@ -23,7 +23,10 @@ def import_policy(
             "--organization",
             "-o",
             metavar="ORG",
-            help="Import every repository of this organization (GET /orgs/{org}/repos).",
+            help=(
+                "Import every repository of this organization (GET /orgs/{org}/repos) and the"
+                " organization's own secrets, variables and Dependabot secrets."
+            ),
         ),
     ] = None,
     out: Annotated[
@@ -37,7 +40,8 @@ def import_policy(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Write a starting policy from the secret and variable names GitHub holds, matched against
+    """Write a starting policy from the secret and variable names GitHub holds (environment,
+    repository, Dependabot and, with --organization, the organization's own), matched against
     the Vault mount's paths and key names. Reads no secret value and writes no sync state."""
     from envmatrix.files import create_atomic, write_atomic
     from envmatrix.render.policy_yaml import draft_yaml, not_imported_lines
