@@ -84,7 +84,9 @@ def applied_ok(world: World) -> None:
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_transient_5xx_is_retried_and_apply_succeeds(fast: World, status: int) -> None:
-    fast.sandbox.inject(Fault(method="PUT", path="/secrets/SUPABASE_URL$", status=status, times=2))
+    fast.sandbox.inject(
+        Fault(method="PUT", path="/production/secrets/SUPABASE_URL$", status=status, times=2)
+    )
     applied_ok(fast)
     assert statuses(fast.sandbox, "PUT", "/production/secrets/SUPABASE_URL")[:3] == [
         status,
@@ -105,9 +107,8 @@ def test_persistent_500_fails_that_item_only_and_rerun_converges(fast: World) ->
     assert (failed["environment"], failed["name"]) == ("production", "ZOHO_CLIENT_SECRET")
     assert "500" in failed["error"] and "gave up after 4 attempts" in failed["error"]
     assert report["summary"] == {"written": 19, "failed": 1, "blocked": 0}
-    assert statuses(fast.sandbox, "PUT", "/ZOHO_CLIENT_SECRET") == [500] * 4 + [
-        201
-    ]  # staging landed
+    assert statuses(fast.sandbox, "PUT", "/production/secrets/ZOHO_CLIENT_SECRET") == [500] * 4
+    assert statuses(fast.sandbox, "PUT", "/staging/secrets/ZOHO_CLIENT_SECRET") == [201]
     # sync state holds only what landed: the failed cell has no record
     state = SyncState.from_document(
         fast.vault.read_document(

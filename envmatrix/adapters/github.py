@@ -776,12 +776,26 @@ class GitHubAdapter:
         return self._login.source
 
     def _wait_for_primary_limit(self, endpoint: str, requester: Requester) -> None:
-        remaining, _ = requester.rate_limiting
-        if remaining == 0:
-            reset = requester.rate_limiting_resettime
-            wait = reset - time.time() + 1
+        """Wait for the reset when the login's primary limit is spent. A token login's threads
+        each have their own Requester (see `_requester`) but share one limit: the last answer
+        any of them saw counts, so a thread that has sent nothing yet waits too."""
+        for seen in self._same_limit(requester):
+            remaining, _ = seen.rate_limiting
+            if remaining != 0:
+                continue
+            wait = seen.rate_limiting_resettime - time.time() + 1
             if wait > 0:
                 self._sleep(self._bounded(endpoint, wait, "primary rate limit exhausted"))
+                return
+
+    def _same_limit(self, requester: Requester) -> list[Requester]:
+        """The requesters spending the same primary limit as `requester` (a token login's: all
+        of its threads'; an App installation's: its own)."""
+        if self._app is not None:
+            return [requester]
+        with self.__dict__["_thread_lock"]:
+            threads = list(self.__dict__.get("_thread_requesters", {}).values())
+        return [requester, self.__dict__["_base_requester"][1], *threads]
 
 
 Attempts = Callable[[str, str, Callable[[Requester], Any], Requester | None], Any]

@@ -145,5 +145,8 @@ def test_the_matrix_by_repository_answers_what_a_scan_of_every_cell_answers(
         )
         assert all(len({c.secret for c in row}) == 1 for row in rows)
         if repository != "occ/unknown":
-            assert len(rows) == secret_names
+            # a row per secret, then a row per plain variable of the repository
+            kinds = [row[0].kind for row in rows]
+            named = {v.name for v in desired.variables if v.target.repository == repository}
+            assert kinds == ["secret"] * secret_names + ["variable"] * len(named)
             assert matrix.environments(repository) == (*ENVIRONMENTS, "(repository)")

@@ -81,7 +81,8 @@ def test_without_a_terminal_each_write_is_a_line_before_the_apply_ends(
     world.seed()
     # the 4th secret PUT hangs for an hour: the run cannot end before the test has read on
     world.sandbox.inject(Fault(method="PUT", path=r"/secrets/[A-Z]", delay=3600, after=3, times=1))
-    env = cli_env(world, ENVMATRIX_GITHUB_TIMEOUT="3600")
+    # one writer: the lines' order is the writes' order (several writers interleave targets)
+    env = cli_env(world, ENVMATRIX_GITHUB_TIMEOUT="3600", ENVMATRIX_GITHUB_WRITE_CONCURRENCY="1")
     process = subprocess.Popen(
         envmatrix("apply", "--yes"),
         stdin=subprocess.DEVNULL,
