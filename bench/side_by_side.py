@@ -13,15 +13,17 @@ Per size and per contender, on a fresh org (its own sandbox and Vault mount), in
 
 Contenders, each a child process (wall time and peak RSS from its own wait4 rusage):
 
-  today     envmatrix, ENVMATRIX_GITHUB_CONCURRENCY=1 and ENVMATRIX_NO_CACHE=1 (one request in
-            flight, no conditional requests: the issue's "envmatrix today")
+  today     envmatrix, ENVMATRIX_GITHUB_CONCURRENCY=1, ENVMATRIX_GITHUB_WRITE_CONCURRENCY=1 and
+            ENVMATRIX_NO_CACHE=1 (one request in flight, no conditional requests: the issue's
+            "envmatrix today")
   now       envmatrix with its defaults (concurrency, ETag cache in ENVMATRIX_CACHE_DIR=<tmp>)
   baseline  a Terraform-style refresh this file implements (`--baseline-step`): a thread pool of
             10, one requests.Session per thread; plan = one GET per environment resource
             (GET /repos/{o}/{r}/environments/{e}), one GET per secret resource
             (GET .../environments/{e}/secrets/{name}) and one Vault read per secret resource;
-            first apply = one PUT per environment, then per secret resource its Vault read, its
-            public-key GET and its PUT (as terraform's github provider creates a secret)
+            first apply = one PUT per environment and its read-back GET, then per secret
+            resource its Vault read, its public-key GET, its PUT and its read-back GET (as
+            terraform's github provider creates a resource: Create, then Read)
 
 Figures per step: wall seconds, GitHub requests (what reached the sandbox's routes), requests
 answered 304, the most GitHub requests in flight at once, primary rate-limit points spent (the
@@ -296,6 +298,7 @@ class Bench:
         )
         if contender == "today":
             env["ENVMATRIX_GITHUB_CONCURRENCY"] = "1"
+            env["ENVMATRIX_GITHUB_WRITE_CONCURRENCY"] = "1"
             env["ENVMATRIX_NO_CACHE"] = "1"
         return env
 
@@ -403,7 +406,7 @@ class Baseline:
             environments: dict[Future[Any], Any] = {}
             for target in by_target:
                 url = f"/repos/{target.repository}/environments/{target.github_environment}"
-                environments[pool.submit(self._github, "PUT", url, (200,), {})] = target
+                environments[pool.submit(self._create_environment, url)] = target
             secrets: list[Future[None]] = []
             for done in as_completed(environments):
                 done.result()
@@ -412,6 +415,10 @@ class Baseline:
                 ]
             for future in wait(secrets).done:
                 future.result()
+
+    def _create_environment(self, url: str) -> None:
+        self._github("PUT", url, (200,), {})
+        self._github("GET", url, (200,))  # the provider's read-back
 
     def _create_secret(self, cell: Any) -> None:
         value = self._vault_value(cell.vault_path, cell.vault_key)
@@ -422,6 +429,7 @@ class Baseline:
         sealed = SealedBox(PublicKey(base64.b64decode(key["key"]))).encrypt(value.encode())
         body = {"encrypted_value": base64.b64encode(sealed).decode(), "key_id": key["key_id"]}
         self._github("PUT", f"{base}/secrets/{cell.name}", (201, 204), body)
+        self._github("GET", f"{base}/secrets/{cell.name}", (200,))  # the provider's read-back
 
 
 def baseline_main(step: str, policy: str) -> int:
