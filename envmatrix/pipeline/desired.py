@@ -142,6 +142,10 @@ class DesiredState:
     policy_name: str = ""  # whose sync-state records this run reads and writes (Policy.identity)
     variables: tuple[VariableCell, ...] = ()  # plain Actions variables (`variables:`)
     protections: tuple[ProtectionCell, ...] = ()  # environments whose protection is declared
+    # targets the policy no longer names but whose sync state records this policy's writes
+    # (in `targets` too, with no cells): observed so their records show as orphans or pruned
+    # (see pipeline/recorded.py)
+    recorded: frozenset[Target] = frozenset()
 
     def only_secrets(self, wanted: Callable[[SecretCell], bool]) -> DesiredState:
         """The same state narrowed to the secret cells `wanted` accepts: their targets only, no
@@ -157,6 +161,7 @@ class DesiredState:
             prune=False,
             variables=(),
             protections=(),
+            recorded=frozenset(),
         )
 
     def protection_of(self, target: Target) -> ProtectionCell | None:

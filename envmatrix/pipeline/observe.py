@@ -321,12 +321,15 @@ def _observe_github(
             return _observe_organization(desired, t, github, organizations or {})
         if t.store == "dependabot":
             return _observe_repository(github.list_dependabot_secrets(t.repository), [])
+        # a recorded target (pipeline/recorded.py) may hold variables envmatrix wrote
+        recorded = t in desired.recorded
         if t.is_repository_level:
+            with_variables = bool(desired.variables_in(t)) or recorded
             return _observe_repository(
                 repository_secrets[t.repository],
-                github.list_repository_variables(t.repository) if desired.variables_in(t) else [],
+                github.list_repository_variables(t.repository) if with_variables else [],
             )
-        with_variables = bool(desired.flags_in(t)) or bool(desired.variables_in(t))
+        with_variables = bool(desired.flags_in(t)) or bool(desired.variables_in(t)) or recorded
         return _observe_target(t, existing[t.repository], github, with_variables)
 
     observed = pool.map(one, desired.targets)
@@ -414,7 +417,7 @@ def _observe_organization(
         for s in listing
     }
     variables: dict[str, ObservedVariable] = {}
-    if desired.variables_in(target):
+    if desired.variables_in(target) or target in desired.recorded:
         wanted_variables = {c.name: c.visibility for c in desired.variables_in(target)}
         variables = {
             v.name.upper(): _with_selected(

@@ -98,4 +98,5 @@ def shard_desired(desired: DesiredState, shard: Shard | None) -> DesiredState:
         flags=tuple(f for f in desired.flags if shard.holds(f.target)),
         variables=tuple(v for v in desired.variables if shard.holds(v.target)),
         protections=tuple(p for p in desired.protections if shard.holds(p.target)),
+        recorded=frozenset(t for t in desired.recorded if shard.holds(t)),
     )
