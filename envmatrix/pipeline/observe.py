@@ -183,6 +183,7 @@ def observe(
         t: _sync_state(desired, t, document)
         for t, document in zip(desired.targets, documents, strict=True)
     }
+    environments = _recorded_variables(desired, github, environments, sync)
     unchanged = _unchanged_keys(desired, entries, sync, vault, current)
     facts = {
         (path, key): ValueFacts(absence(value), len(value.reveal().encode()))
@@ -192,6 +193,43 @@ def observe(
     shadows = _shadows(desired, github, repository_secrets, organizations, environments)
     all_entries = {**variable_entries, **entries}
     return Observed(all_entries, environments, sync, unchanged, facts, shadows, digests, protection)
+
+
+def _recorded_variables(
+    desired: DesiredState,
+    github: GitHubPort,
+    environments: Mapping[Target, ObservedEnvironment | None],
+    sync: Mapping[Target, SyncState],
+) -> dict[Target, ObservedEnvironment | None]:
+    """The variables of the targets whose variables were not listed (the policy declares none
+    there now) but whose sync state records variables this policy wrote: one variables list
+    each, so a dropped last variable is still an orphan or pruned. Listed after the state was
+    read: a write in between makes the copy look changed outside, never ours to delete."""
+    found = dict(environments)
+    for target, env in environments.items():
+        state = sync[target]
+        if env is None or env.variables or target.store != "actions":
+            continue
+        if _variables_listed(desired, target):
+            continue
+        if not any(state.own_variable(name) for name in state.variables):
+            continue
+        if target.organization:
+            listed = github.list_organization_variables(target.repository)
+        elif target.github_environment is None:
+            listed = github.list_repository_variables(target.repository)
+        else:
+            listed = github.list_environment_variables(target.repository, target.github_environment)
+        variables = {v.name.upper(): v for v in listed}
+        found[target] = replace(env, variables=variables)
+    return found
+
+
+def _variables_listed(desired: DesiredState, target: Target) -> bool:
+    """Whether `_observe_github` listed the target's variables."""
+    if target in desired.recorded or desired.variables_in(target):
+        return True
+    return target.github_environment is not None and bool(desired.flags_in(target))
 
 
 def value_digest(value: str) -> str:

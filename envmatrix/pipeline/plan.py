@@ -229,9 +229,17 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
         if (change := _organization_variable(cell, observed, env, desired, sync)) is not None
     ]
     yield from _within_limit(target, flag_changes, env, Kind.VARIABLE, desired.contacts)
-    if variable_cells or recorded:
+    if variable_cells or recorded or _wrote_variables(sync):
         wanted = {c.name for c in variable_cells} | {f.name for f in desired.flags_in(target)}
-        yield from _variable_leftovers(target, wanted, env, sync, desired.prune, recorded)
+        # no variable declared here any more: only the ones this policy wrote
+        only_ours = recorded or not variable_cells
+        yield from _variable_leftovers(target, wanted, env, sync, desired.prune, only_ours)
+
+
+def _wrote_variables(sync: SyncState) -> bool:
+    """Whether the target's sync state records a variable this policy wrote (one it may have
+    dropped since: its leftovers are listed even where the policy declares no variable now)."""
+    return any(sync.own_variable(name) for name in sync.variables)
 
 
 def _environment_create(target: Target) -> Change:
