@@ -146,6 +146,10 @@ class DesiredState:
     # (in `targets` too, with no cells): observed so their records show as orphans or pruned
     # (see pipeline/recorded.py)
     recorded: frozenset[Target] = frozenset()
+    # `--shard`: shard 1 plans the organization's secrets, which repository and environment
+    # secrets of every shard may override (`shadowed`): the other shards' targets, observed
+    # for that check only (see pipeline/shard.py)
+    shadow_targets: tuple[Target, ...] = ()
 
     def only_secrets(self, wanted: Callable[[SecretCell], bool]) -> DesiredState:
         """The same state narrowed to the secret cells `wanted` accepts: their targets only, no
@@ -162,6 +166,7 @@ class DesiredState:
             variables=(),
             protections=(),
             recorded=frozenset(),
+            shadow_targets=(),
         )
 
     def protection_of(self, target: Target) -> ProtectionCell | None:

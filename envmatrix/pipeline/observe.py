@@ -190,7 +190,8 @@ def observe(
         for path, values in current.items()
         for key, value in values.items()
     }
-    shadows = _shadows(desired, github, repository_secrets, organizations, environments)
+    listed, seen = _with_shadow_targets(desired, github, repository_secrets, environments, pool)
+    shadows = _shadows(desired, github, listed, organizations, seen)
     all_entries = {**variable_entries, **entries}
     return Observed(all_entries, environments, sync, unchanged, facts, shadows, digests, protection)
 
@@ -230,6 +231,36 @@ def _variables_listed(desired: DesiredState, target: Target) -> bool:
     if target in desired.recorded or desired.variables_in(target):
         return True
     return target.github_environment is not None and bool(desired.flags_in(target))
+
+
+def _with_shadow_targets(
+    desired: DesiredState,
+    github: GitHubPort,
+    repository_secrets: dict[str, list[ObservedSecret]],
+    environments: Mapping[Target, ObservedEnvironment | None],
+    pool: _Pool,
+) -> tuple[dict[str, list[ObservedSecret]], dict[Target, ObservedEnvironment | None]]:
+    """The repository secrets and targets observed, plus shard 1's `shadow_targets` (the other
+    shards' repository and environment targets, listed for the organization secrets' shadow
+    check only: one repository secrets list per repository, one environments list per
+    repository with environments, one secrets list per target)."""
+    if not desired.shadow_targets:
+        return repository_secrets, dict(environments)
+    context = replace(
+        desired,
+        targets=desired.shadow_targets,
+        secrets=(),
+        flags=(),
+        variables=(),
+        recorded=frozenset(),
+    )
+    unlisted = replace(
+        context,
+        targets=tuple(t for t in context.targets if t.repository not in repository_secrets),
+    )
+    merged = {**_repository_secrets(unlisted, github, pool), **repository_secrets}
+    seen = _observe_github(context, github, merged, {}, pool, {})
+    return merged, {**seen, **environments}
 
 
 def value_digest(value: str) -> str:
@@ -527,11 +558,11 @@ def _narrower(
         return {}
     found: dict[tuple[str, str], dict[str, str]] = {}
     if "actions" in stores:
-        for repo, listed in repository_secrets.items():
-            labels = found.setdefault(("actions", repo.lower()), {})
-            labels.update({s.name.upper(): f"repository secret of {repo}" for s in listed})
+        found.update(_repository_labels(desired, repository_secrets))
     for target, env in sorted(environments.items()):
         if env is None or target.organization or target.store not in stores:
+            continue
+        if target in desired.recorded:  # not the policy's: counts in no run (see shard.py)
             continue
         where = target.repository
         if target.github_environment is not None:
@@ -542,6 +573,25 @@ def _narrower(
             labels.setdefault(name, f"{label} of {where}")
     if "dependabot" in stores:
         _selected_dependabot(desired, github, found)
+    return found
+
+
+def _repository_labels(
+    desired: DesiredState, repository_secrets: Mapping[str, list[ObservedSecret]]
+) -> dict[tuple[str, str], dict[str, str]]:
+    """("actions", repository) -> the repository's Actions secrets, for the repositories of the
+    policy's own targets (and shard 1's shadow targets), not of recorded ones: the same in a
+    single run and in the shards (pipeline/shard.py)."""
+    named = {
+        t.repository
+        for t in (*desired.targets, *desired.shadow_targets)
+        if not t.organization and t.store == "actions" and t not in desired.recorded
+    } | _selected_repositories(desired, "actions")
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for repo, listed in repository_secrets.items():
+        if repo in named:
+            labels = found.setdefault(("actions", repo.lower()), {})
+            labels.update({s.name.upper(): f"repository secret of {repo}" for s in listed})
     return found
 
 
