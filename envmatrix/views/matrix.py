@@ -9,6 +9,7 @@ disagree with `plan --json`:
     create / missing                      missing       (not in GitHub)
     update / vault-newer, source-changed  stale         (Vault holds something newer)
     update / changed-outside              drifted       (written outside envmatrix)
+    update / visibility-differs           drifted       (an organization copy's visibility)
     blocked / missing-in-vault            blocked       (nothing in Vault to sync)
     blocked / empty-in-vault, too-large,  blocked       (nothing GitHub may be sent)
               limit-exceeded
@@ -23,6 +24,13 @@ Plain variables (`variables:` in the policy) get rows of their own below a repos
 value that differs from the policy's is `stale`). The matrix never shows a variable's value,
 though variables are not secret: it is a document of where things are, not what they hold.
 Flag variables are not rows: the flags table shows them.
+
+Organization secrets and variables (`scope: organization`) sit in a section of their own, the
+organization's login as its `repository`, columns `(organization)` and `(organization,
+dependabot)`; a repository's Dependabot secrets in a column `(repository, dependabot)`. Cells
+carry `scope`, `store` and, for organization copies, `visibility` and `selected_repositories`
+(`visibility-differs` is drifted; an organization write a narrower secret overrides, shadowed).
+Targets the policy no longer names (pipeline/recorded.py) add no column, only orphans.
 
 A repository with `scope: repository` secrets gets one more column, `(repository)` (its Actions
 repository secrets, environment `null` in JSON, as in `plan --json`): its repository secrets have a
