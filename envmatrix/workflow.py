@@ -34,6 +34,7 @@ from envmatrix.pipeline.apply import Applier, ApplyReport, ItemResult
 from envmatrix.pipeline.desired import (
     DesiredState,
     desired_state,
+    policy_repositories,
     resolve_environments,
     resolve_repository,
 )
@@ -54,6 +55,7 @@ from envmatrix.pipeline.planfile import (
     require_policy_changes,
     saved_changes,
 )
+from envmatrix.pipeline.recorded import with_recorded_targets
 from envmatrix.pipeline.shard import Shard, parse_shard, shard_desired
 from envmatrix.pipeline.sync import transit_key
 from envmatrix.policy import Policy, load_policy, name_warning
@@ -103,6 +105,7 @@ def make_plan(
     policy = policy or load_policy(policy_path)
     selected = resolve_environments(policy, environments)
     desired = shard_desired(narrow_desired(desired_state(policy, selected), narrowing), shard)
+    desired = _recorded_targets(policy, selected, desired, connections, narrowing, shard)
     observed = observe(desired, connections.vault, connections.github, connections.concurrency)
     rotations: tuple[RotationStatus, ...] = ()
     in_progress: tuple[RotationInProgress, ...] = ()
@@ -121,6 +124,36 @@ def make_plan(
         tuple(in_progress),
         narrowing,
         shard=shard,
+    )
+
+
+def _recorded_targets(
+    policy: Policy,
+    selected: Sequence[str],
+    desired: DesiredState,
+    connections: Connections,
+    narrowing: Narrowing,
+    shard: Shard | None,
+) -> DesiredState:
+    """The run's desired state plus the targets within it that the policy no longer names but
+    whose sync state records its writes (pipeline/recorded.py); none with `--secret`."""
+    if narrowing.secrets:
+        return desired
+    repositories = [
+        r
+        for r in policy_repositories(policy)
+        if (not narrowing.repositories or r in narrowing.repositories)
+        and (shard is None or shard.holds_repository(r))
+    ]
+    organizations: list[str] = []
+    if not narrowing.repositories and (shard is None or shard.holds_organization):
+        organizations = [r.split("/", 1)[0] for r in policy_repositories(policy)]
+        if policy.github.organization:
+            organizations.append(policy.github.organization)
+    environments = {policy.github_environment(e).lower(): e for e in selected}
+    every = set(selected) >= set(policy.environments)
+    return with_recorded_targets(
+        desired, connections.vault, repositories, organizations, environments, every
     )
 
 

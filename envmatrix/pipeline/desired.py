@@ -142,6 +142,14 @@ class DesiredState:
     policy_name: str = ""  # whose sync-state records this run reads and writes (Policy.identity)
     variables: tuple[VariableCell, ...] = ()  # plain Actions variables (`variables:`)
     protections: tuple[ProtectionCell, ...] = ()  # environments whose protection is declared
+    # targets the policy no longer names but whose sync state records this policy's writes
+    # (in `targets` too, with no cells): observed so their records show as orphans or pruned
+    # (see pipeline/recorded.py)
+    recorded: frozenset[Target] = frozenset()
+    # `--shard`: shard 1 plans the organization's secrets, which repository and environment
+    # secrets of every shard may override (`shadowed`): the other shards' targets, observed
+    # for that check only (see pipeline/shard.py)
+    shadow_targets: tuple[Target, ...] = ()
 
     def only_secrets(self, wanted: Callable[[SecretCell], bool]) -> DesiredState:
         """The same state narrowed to the secret cells `wanted` accepts: their targets only, no
@@ -157,6 +165,8 @@ class DesiredState:
             prune=False,
             variables=(),
             protections=(),
+            recorded=frozenset(),
+            shadow_targets=(),
         )
 
     def protection_of(self, target: Target) -> ProtectionCell | None:

@@ -185,15 +185,84 @@ def observe(
         t: _sync_state(desired, t, document)
         for t, document in zip(desired.targets, documents, strict=True)
     }
+    environments = _recorded_variables(desired, github, environments, sync)
     unchanged = _unchanged_keys(desired, entries, sync, vault, current)
     facts = {
         (path, key): ValueFacts(absence(value), len(value.reveal().encode()))
         for path, values in current.items()
         for key, value in values.items()
     }
-    shadows = _shadows(desired, github, repository_secrets, organizations, environments)
+    listed, seen = _with_shadow_targets(desired, github, repository_secrets, environments, pool)
+    shadows = _shadows(desired, github, listed, organizations, seen)
     all_entries = {**variable_entries, **entries}
     return Observed(all_entries, environments, sync, unchanged, facts, shadows, digests, protection)
+
+
+def _recorded_variables(
+    desired: DesiredState,
+    github: GitHubPort,
+    environments: Mapping[Target, ObservedEnvironment | None],
+    sync: Mapping[Target, SyncState],
+) -> dict[Target, ObservedEnvironment | None]:
+    """The variables of the targets whose variables were not listed (the policy declares none
+    there now) but whose sync state records variables this policy wrote: one variables list
+    each, so a dropped last variable is still an orphan or pruned. Listed after the state was
+    read: a write in between makes the copy look changed outside, never ours to delete."""
+    found = dict(environments)
+    for target, env in environments.items():
+        state = sync[target]
+        if env is None or env.variables or target.store != "actions":
+            continue
+        if _variables_listed(desired, target):
+            continue
+        if not any(state.own_variable(name) for name in state.variables):
+            continue
+        if target.organization:
+            listed = github.list_organization_variables(target.repository)
+        elif target.github_environment is None:
+            listed = github.list_repository_variables(target.repository)
+        else:
+            listed = github.list_environment_variables(target.repository, target.github_environment)
+        variables = {v.name.upper(): v for v in listed}
+        found[target] = replace(env, variables=variables)
+    return found
+
+
+def _variables_listed(desired: DesiredState, target: Target) -> bool:
+    """Whether `_observe_github` listed the target's variables."""
+    if target in desired.recorded or desired.variables_in(target):
+        return True
+    return target.github_environment is not None and bool(desired.flags_in(target))
+
+
+def _with_shadow_targets(
+    desired: DesiredState,
+    github: GitHubPort,
+    repository_secrets: dict[str, list[ObservedSecret]],
+    environments: Mapping[Target, ObservedEnvironment | None],
+    pool: _Pool,
+) -> tuple[dict[str, list[ObservedSecret]], dict[Target, ObservedEnvironment | None]]:
+    """The repository secrets and targets observed, plus shard 1's `shadow_targets` (the other
+    shards' repository and environment targets, listed for the organization secrets' shadow
+    check only: one repository secrets list per repository, one environments list per
+    repository with environments, one secrets list per target)."""
+    if not desired.shadow_targets:
+        return repository_secrets, dict(environments)
+    context = replace(
+        desired,
+        targets=desired.shadow_targets,
+        secrets=(),
+        flags=(),
+        variables=(),
+        recorded=frozenset(),
+    )
+    unlisted = replace(
+        context,
+        targets=tuple(t for t in context.targets if t.repository not in repository_secrets),
+    )
+    merged = {**_repository_secrets(unlisted, github, pool), **repository_secrets}
+    seen = _observe_github(context, github, merged, {}, pool, {})
+    return merged, {**seen, **environments}
 
 
 def value_digest(value: str) -> str:
@@ -330,12 +399,15 @@ def _observe_github(
             return _observe_organization(desired, t, github, organizations or {})
         if t.store == "dependabot":
             return _observe_repository(github.list_dependabot_secrets(t.repository), [])
+        # a recorded target (pipeline/recorded.py) may hold variables envmatrix wrote
+        recorded = t in desired.recorded
         if t.is_repository_level:
+            with_variables = bool(desired.variables_in(t)) or recorded
             return _observe_repository(
                 repository_secrets[t.repository],
-                github.list_repository_variables(t.repository) if desired.variables_in(t) else [],
+                github.list_repository_variables(t.repository) if with_variables else [],
             )
-        with_variables = bool(desired.flags_in(t)) or bool(desired.variables_in(t))
+        with_variables = bool(desired.flags_in(t)) or bool(desired.variables_in(t)) or recorded
         return _observe_target(t, existing[t.repository], github, with_variables)
 
     observed = pool.map(one, desired.targets)
@@ -423,7 +495,7 @@ def _observe_organization(
         for s in listing
     }
     variables: dict[str, ObservedVariable] = {}
-    if desired.variables_in(target):
+    if desired.variables_in(target) or target in desired.recorded:
         wanted_variables = {c.name: c.visibility for c in desired.variables_in(target)}
         variables = {
             v.name.upper(): _with_selected(
@@ -495,11 +567,11 @@ def _narrower(
         return {}
     found: dict[tuple[str, str], dict[str, str]] = {}
     if "actions" in stores:
-        for repo, listed in repository_secrets.items():
-            labels = found.setdefault(("actions", repo.lower()), {})
-            labels.update({s.name.upper(): f"repository secret of {repo}" for s in listed})
+        found.update(_repository_labels(desired, repository_secrets))
     for target, env in sorted(environments.items()):
         if env is None or target.organization or target.store not in stores:
+            continue
+        if target in desired.recorded:  # not the policy's: counts in no run (see shard.py)
             continue
         where = target.repository
         if target.github_environment is not None:
@@ -510,6 +582,25 @@ def _narrower(
             labels.setdefault(name, f"{label} of {where}")
     if "dependabot" in stores:
         _selected_dependabot(desired, github, found)
+    return found
+
+
+def _repository_labels(
+    desired: DesiredState, repository_secrets: Mapping[str, list[ObservedSecret]]
+) -> dict[tuple[str, str], dict[str, str]]:
+    """("actions", repository) -> the repository's Actions secrets, for the repositories of the
+    policy's own targets (and shard 1's shadow targets), not of recorded ones: the same in a
+    single run and in the shards (pipeline/shard.py)."""
+    named = {
+        t.repository
+        for t in (*desired.targets, *desired.shadow_targets)
+        if not t.organization and t.store == "actions" and t not in desired.recorded
+    } | _selected_repositories(desired, "actions")
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for repo, listed in repository_secrets.items():
+        if repo in named:
+            labels = found.setdefault(("actions", repo.lower()), {})
+            labels.update({s.name.upper(): f"repository secret of {repo}" for s in listed})
     return found
 
 

@@ -202,7 +202,8 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
     cells = desired.secrets_in(target)
     sync = observed.sync.get(target, SyncState({}, None))
     sync = sync.claimed_by(desired.policy_name, (c.name for c in cells))
-    if env is None and not target.is_repository_level:
+    recorded = target in desired.recorded  # no longer named: only what envmatrix wrote there
+    if env is None and not target.is_repository_level and not recorded:
         yield _environment_create(target)
     if (protection := _protection_change(desired, observed, target)) is not None:
         yield protection
@@ -214,7 +215,7 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
     if target.organization:
         secret_changes = _organization_rows(desired, target, cells, secret_changes, env, observed)
     yield from secret_changes
-    yield from _leftovers(target, {c.name for c in cells}, env, sync, desired.prune)
+    yield from _leftovers(target, {c.name for c in cells}, env, sync, desired.prune, recorded)
     blocked = {c.name for c in secret_changes if c.action is Action.BLOCKED}
     flag_changes = [
         change
@@ -228,9 +229,17 @@ def _target_changes(desired: DesiredState, observed: Observed, target: Target) -
         if (change := _organization_variable(cell, observed, env, desired, sync)) is not None
     ]
     yield from _within_limit(target, flag_changes, env, Kind.VARIABLE, desired.contacts)
-    if variable_cells:
+    if variable_cells or recorded or _wrote_variables(sync):
         wanted = {c.name for c in variable_cells} | {f.name for f in desired.flags_in(target)}
-        yield from _variable_leftovers(target, wanted, env, sync, desired.prune)
+        # no variable declared here any more: only the ones this policy wrote
+        only_ours = recorded or not variable_cells
+        yield from _variable_leftovers(target, wanted, env, sync, desired.prune, only_ours)
+
+
+def _wrote_variables(sync: SyncState) -> bool:
+    """Whether the target's sync state records a variable this policy wrote (one it may have
+    dropped since: its leftovers are listed even where the policy declares no variable now)."""
+    return any(sync.own_variable(name) for name in sync.variables)
 
 
 def _environment_create(target: Target) -> Change:
@@ -589,10 +598,16 @@ def _organization_shadowed(change: Change, cell: SecretCell, observed: Observed)
 
 
 def _leftovers(
-    target: Target, wanted: set[str], env: ObservedEnvironment | None, sync: SyncState, prune: bool
+    target: Target,
+    wanted: set[str],
+    env: ObservedEnvironment | None,
+    sync: SyncState,
+    prune: bool,
+    recorded: bool = False,
 ) -> Iterable[Change]:
     """Secrets in a targeted environment that the policy does not name: this policy's own are
-    pruned when prune is on; another policy's are orphans naming it (`managed_by`)."""
+    pruned when prune is on; another policy's are orphans naming it (`managed_by`). In a
+    `recorded` target (one the policy no longer names) only this policy's records are listed."""
     if env is None:
         return
     for name, secret in sorted(env.secrets.items()):
@@ -600,6 +615,8 @@ def _leftovers(
             continue
         if target.organization and name not in sync.records:
             continue  # an organization holds many teams' secrets: only envmatrix's are listed
+        if recorded and sync.own_record(name) is None:
+            continue  # not this policy's target any more: only what it wrote there
         record, other = sync.own_record(name), sync.owner_of(name)
         ours = record is not None and secret.updated_at <= record.written_at
         action, reason = (
@@ -731,10 +748,16 @@ def _variable_row(
 
 
 def _variable_leftovers(
-    target: Target, wanted: set[str], env: ObservedEnvironment | None, sync: SyncState, prune: bool
+    target: Target,
+    wanted: set[str],
+    env: ObservedEnvironment | None,
+    sync: SyncState,
+    prune: bool,
+    recorded: bool = False,
 ) -> Iterable[Change]:
     """Variables in a target of declared variables that the policy does not name (nor flags):
-    this policy's own are deleted when prune is on; the rest are orphans."""
+    this policy's own are deleted when prune is on; the rest are orphans. In a `recorded`
+    target only the variables this policy wrote."""
     if env is None:
         return
     for name, variable in sorted(env.variables.items()):
@@ -742,6 +765,8 @@ def _variable_leftovers(
             continue
         if target.organization and name not in sync.variables:
             continue  # as for secrets: only the organization variables envmatrix wrote
+        if recorded and sync.own_variable(name) is None:
+            continue
         written = sync.own_variable(name)
         ours = written is not None and variable.updated_at <= written
         action, reason = (

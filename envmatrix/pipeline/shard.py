@@ -11,9 +11,16 @@ GitHub Actions matrix runs N jobs, each with `--shard K/N` (K = 1..N). The parti
   rotations left half-way) belongs to shard 1, `ORGANIZATION_SHARD`.
 
 So the N shards' plans together are exactly the single run's plan, each row in exactly one
-shard. Locks are per shard (see envmatrix/lock.py, `ApplyLock`): two different shards of the
-same N run at once; the same shard twice, shards of different N, and an unsharded run with any
-shard exclude each other.
+shard. One row depends on other shards' repositories: an organization secret is `shadowed` when
+a same-named repository or environment secret of a repository it reaches overrides it, and
+those repositories may be anyone's. So shard 1, when the policy has organization secrets, also
+lists the secrets of every other shard's repository and environment targets (read only, for
+that check: `DesiredState.shadow_targets`), as the single run does. Targets the policy no
+longer names (pipeline/recorded.py) count for that check in no run.
+
+Locks are per shard (see envmatrix/lock.py, `ApplyLock`): two different shards of the same N run
+at once; the same shard twice, shards of different N, and an unsharded run with any shard
+exclude each other.
 """
 
 from __future__ import annotations
@@ -91,11 +98,19 @@ def shard_desired(desired: DesiredState, shard: Shard | None) -> DesiredState:
     if shard is None:
         return desired
     targets = tuple(t for t in desired.targets if shard.holds(t))
+    organization_secrets = any(c.target.organization for c in desired.secrets)
+    shadow_targets = (
+        tuple(t for t in desired.targets if not t.organization and not shard.holds(t))
+        if shard.holds_organization and organization_secrets
+        else ()
+    )
     return replace(
         desired,
+        shadow_targets=shadow_targets,
         targets=targets,
         secrets=tuple(c for c in desired.secrets if shard.holds(c.target)),
         flags=tuple(f for f in desired.flags if shard.holds(f.target)),
         variables=tuple(v for v in desired.variables if shard.holds(v.target)),
         protections=tuple(p for p in desired.protections if shard.holds(p.target)),
+        recorded=frozenset(t for t in desired.recorded if shard.holds(t)),
     )

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from envmatrix.errors import UsageError
-from envmatrix.pipeline.desired import REPOSITORY_LEVEL, owner_with_contact
+from envmatrix.pipeline.desired import owner_with_contact
 from envmatrix.render.symbols import OVERDUE, STATUS_MARKS, ready_mark
 from envmatrix.timefmt import human_utc, iso_utc
 from envmatrix.views.flags import FlagReadiness
@@ -65,6 +65,18 @@ def cell_label(status: Status, rotation_overdue: bool = False) -> str:
 
 
 VARIABLE_MARK = "(variable)"  # after a plain variable's name: the row is not a secret
+
+
+def matrix_cell_label(cell: MatrixCell) -> str:
+    """A grid cell's label: `cell_label`, and for an organization copy its visibility
+    (`✓ ok · visibility selected, 2 repositories`)."""
+    label = cell_label(cell.status, cell.rotation_overdue)
+    return f"{label} · {cell.access}" if cell.access else label
+
+
+def section_title(matrix: Matrix, repository: str) -> str:
+    """A section's heading: the repository, or `occ-labs (organization)`."""
+    return f"{repository} (organization)" if matrix.is_organization(repository) else repository
 
 
 def row_name(cell: MatrixCell) -> str:
@@ -138,7 +150,7 @@ def matrix_renderable(matrix: Matrix, scan: ScanReport | None = None) -> Rendera
     stamp = generated_line(matrix)
     parts: list[RenderableType] = [Text(stamp, style="dim")] if stamp else []
     for repository in matrix.repositories():
-        parts.append(Text(repository, style="bold"))
+        parts.append(Text(section_title(matrix, repository), style="bold"))
         parts.append(_FitOrStack(_rich_grid(matrix, repository), _stacked_grid(matrix, repository)))
         if matrix.flags_of(repository):
             lines = flag_lines(matrix, repository)
@@ -190,7 +202,7 @@ def _rich_grid(matrix: Matrix, repository: str) -> Table:
 
 
 def _cell_text(cell: MatrixCell) -> Text:
-    return Text(cell_label(cell.status, cell.rotation_overdue), style=SYMBOLS[cell.status][1])
+    return Text(matrix_cell_label(cell), style=SYMBOLS[cell.status][1])
 
 
 def _stacked_grid(matrix: Matrix, repository: str) -> RenderableType:
@@ -247,7 +259,7 @@ def _stacked_flags(lines: list[FlagLine]) -> RenderableType:
 def _footer_lines(matrix: Matrix, scan: ScanReport | None) -> list[str]:
     lines = [
         f"orphan{' variable' if o.kind == 'variable' else ''}: {o.secret} in"
-        f" {o.repository}/{o.environment or REPOSITORY_LEVEL} ({o.action}): {o.detail}"
+        f" {o.repository}/{o.column} ({o.action}): {o.detail}"
         for o in matrix.orphans
     ]
     if scan is not None:
@@ -278,13 +290,13 @@ def matrix_markdown(matrix: Matrix, scan: ScanReport | None = None) -> str:
     for repository in matrix.repositories():
         environments = matrix.environments(repository)
         lines += [
-            f"### {_md(repository)}",
+            f"### {_md(section_title(matrix, repository))}",
             "",
             "| Secret | Service | Owner | " + " | ".join(map(_md, environments)) + " |",
             "|---|---|---|" + "---|" * len(environments),
         ]
         for row in matrix.rows(repository):
-            cells = " | ".join(cell_label(c.status, c.rotation_overdue) for c in row)
+            cells = " | ".join(_md(matrix_cell_label(c)) for c in row)
             first = row[0]
             name = f"`{first.secret}`" + (f" {VARIABLE_MARK}" if first.is_variable else "")
             lines.append(f"| {name} | {_md(first.service or '')} | {_md(first.owner)} | {cells} |")
@@ -347,7 +359,10 @@ def matrix_html(matrix: Matrix, scan: ScanReport | None = None) -> str:
             f"{_h(stamp)}</time></p>"
         )
     for repository in matrix.repositories():
-        body += [f"<h2>{_h(repository)}</h2>", _html_grid(matrix, repository)]
+        body += [
+            f"<h2>{_h(section_title(matrix, repository))}</h2>",
+            _html_grid(matrix, repository),
+        ]
         if matrix.flags_of(repository):
             body += [f"<h3>Flags in {_h(repository)}</h3>", _html_flags(matrix, repository)]
     body += ["<h2>Legend</h2>", _html_legend()]
@@ -404,9 +419,11 @@ def _html_cell(cell: MatrixCell) -> str:
         f'class="cell status-{cell.status}" data-repository="{_h(cell.repository)}" '
         f'data-environment="{_h(cell.column)}" data-secret="{_h(cell.secret)}" '
         f'data-status="{cell.status}" data-rotation-overdue="{str(cell.rotation_overdue).lower()}" '
-        f'title="{_h(cell.detail)}"'
+        f'data-scope="{_h(cell.scope)}" data-store="{_h(cell.store)}" '
+        + (f'data-visibility="{_h(cell.visibility)}" ' if cell.visibility else "")
+        + f'title="{_h(cell.detail)}"'
     )
-    return f"<td {attributes}>{_h(cell_label(cell.status, cell.rotation_overdue))}</td>"
+    return f"<td {attributes}>{_h(matrix_cell_label(cell))}</td>"
 
 
 def _html_legend() -> str:

@@ -9,6 +9,7 @@ disagree with `plan --json`:
     create / missing                      missing       (not in GitHub)
     update / vault-newer, source-changed  stale         (Vault holds something newer)
     update / changed-outside              drifted       (written outside envmatrix)
+    update / visibility-differs           drifted       (an organization copy's visibility)
     blocked / missing-in-vault            blocked       (nothing in Vault to sync)
     blocked / empty-in-vault, too-large,  blocked       (nothing GitHub may be sent)
               limit-exceeded
@@ -23,6 +24,13 @@ Plain variables (`variables:` in the policy) get rows of their own below a repos
 value that differs from the policy's is `stale`). The matrix never shows a variable's value,
 though variables are not secret: it is a document of where things are, not what they hold.
 Flag variables are not rows: the flags table shows them.
+
+Organization secrets and variables (`scope: organization`) sit in a section of their own, the
+organization's login as its `repository`, columns `(organization)` and `(organization,
+dependabot)`; a repository's Dependabot secrets in a column `(repository, dependabot)`. Cells
+carry `scope`, `store` and, for organization copies, `visibility` and `selected_repositories`
+(`visibility-differs` is drifted; an organization write a narrower secret overrides, shadowed).
+Targets the policy no longer names (pipeline/recorded.py) add no column, only orphans.
 
 A repository with `scope: repository` secrets gets one more column, `(repository)` (its Actions
 repository secrets, environment `null` in JSON, as in `plan --json`): its repository secrets have a
@@ -77,7 +85,22 @@ _STATUS_BY_CHANGE: Mapping[tuple[Action, Reason], Status] = {
     (Action.CREATE, Reason.SHADOWED): Status.SHADOWED,
     (Action.BLOCKED, Reason.SHADOWED): Status.SHADOWED,
     (Action.UPDATE, Reason.VALUE_DIFFERS): Status.STALE,  # variables: the policy's value moved
+    # organization copies: visibility or selected repositories changed in GitHub
+    (Action.UPDATE, Reason.VISIBILITY_DIFFERS): Status.DRIFTED,
+    (Action.UPDATE, Reason.SHADOWED): Status.SHADOWED,  # an organization copy a narrower wins
 }
+
+ORGANIZATION_LEVEL = "(organization)"
+DEPENDABOT = "dependabot"
+
+
+def column_label(environment: str | None, scope: str, store: str) -> str:
+    """The column of a copy: its GitHub environment, `(repository)`, `(organization)`, with
+    `, dependabot` inside the brackets for Dependabot secrets (`(repository, dependabot)`)."""
+    if environment is not None:
+        return environment
+    label = ORGANIZATION_LEVEL if scope == "organization" else REPOSITORY_LEVEL
+    return f"{label[:-1]}, {DEPENDABOT})" if store == DEPENDABOT else label
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,10 @@ class MatrixCell:
     detail: str
     rotation_overdue: bool = False
     kind: str = "secret"  # "secret" | "variable" (a plain Actions variable; no value shown)
+    scope: str = "environment"  # "environment" | "repository" | "organization" (the column's)
+    store: str = "actions"  # "actions" | "dependabot"
+    visibility: str | None = None  # an organization copy the policy wants: all|private|selected
+    selected_repositories: tuple[str, ...] = ()  # visibility selected: the repositories
 
     @property
     def is_variable(self) -> bool:
@@ -101,8 +128,20 @@ class MatrixCell:
 
     @property
     def column(self) -> str:
-        """The column this cell sits in: its GitHub environment, or `(repository)`."""
-        return self.environment if self.environment is not None else REPOSITORY_LEVEL
+        """The column this cell sits in: its GitHub environment, `(repository)`,
+        `(organization)`, or one of those two as `(repository, dependabot)`."""
+        return column_label(self.environment, self.scope, self.store)
+
+    @property
+    def access(self) -> str:
+        """`visibility selected, 2 repositories`, `visibility all`; "" for a copy outside an
+        organization."""
+        if self.visibility is None:
+            return ""
+        if self.visibility != "selected":
+            return f"visibility {self.visibility}"
+        count = len(self.selected_repositories)
+        return f"visibility selected, {count} repositor{'y' if count == 1 else 'ies'}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +155,10 @@ class MatrixCell:
             "detail": self.detail,
             "rotation_overdue": self.rotation_overdue,
             "kind": self.kind,
+            "scope": self.scope,
+            "store": self.store,
+            "visibility": self.visibility,
+            "selected_repositories": list(self.selected_repositories),
         }
 
 
@@ -129,6 +172,12 @@ class Orphan:
     action: str  # "orphan" (left alone) or "delete" (pruned by the next apply)
     detail: str
     kind: str = "secret"  # "secret" | "variable"
+    scope: str = "environment"  # where it is: environment | repository | organization
+    store: str = "actions"  # actions | dependabot
+
+    @property
+    def column(self) -> str:
+        return column_label(self.environment, self.scope, self.store)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +187,8 @@ class Orphan:
             "action": self.action,
             "detail": self.detail,
             "kind": self.kind,
+            "scope": self.scope,
+            "store": self.store,
         }
 
 
@@ -154,6 +205,10 @@ class Matrix:
 
     def repositories(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c.repository for c in self.cells))
+
+    def is_organization(self, repository: str) -> bool:
+        """Whether a section is an organization's (its copies are `scope: organization`)."""
+        return any(c.scope == "organization" for c in self._by_repository.get(repository, ()))
 
     def environments(self, repository: str) -> tuple[str, ...]:
         """The column labels of a repository (GitHub environments, `(repository)`), in order."""
@@ -204,9 +259,7 @@ def matrix_cells(
     any environment, columns its targeted environments (in `environment_order`, then by name)."""
     changes = _secret_changes(plan)
     wanted = {(c.target, c.name): c for c in desired.secrets}
-    targets_of: dict[str, list[Target]] = {}
-    for t in desired.targets:
-        targets_of.setdefault(t.repository, []).append(t)
+    targets_of = _targets_by_repository(desired)
     secrets_of: dict[str, list[SecretCell]] = {}
     for c in desired.secrets:
         secrets_of.setdefault(c.target.repository, []).append(c)
@@ -216,9 +269,29 @@ def matrix_cells(
         for name, sample in _rows(secrets_of.get(repository, ()), repository).items():
             for target in targets:
                 cell = wanted.get((target, name))
-                change = changes.get((target.repository, target.github_environment, name))
+                change = changes.get((*_address(target), name))
                 cells.append(_cell(target, sample, cell, change))
     return tuple(cells)
+
+
+def _targets_by_repository(desired: DesiredState) -> dict[str, list[Target]]:
+    """The columns of each section: the targets the policy names (a recorded target, one it
+    no longer names, adds only orphans below the grid)."""
+    targets_of: dict[str, list[Target]] = {}
+    for t in desired.targets:
+        if t not in desired.recorded:
+            targets_of.setdefault(t.repository, []).append(t)
+    return targets_of
+
+
+def _address(target: Target) -> tuple[str, str | None, str, str]:
+    """(repository, environment, scope, store): a copy's place, as plan rows name it."""
+    return (target.repository, target.github_environment, target.scope, target.store)
+
+
+def _change_address(change: Change) -> tuple[str, str | None, str, str, str]:
+    scope = change.scope or ("environment" if change.environment is not None else "repository")
+    return (change.repository, change.environment, scope, change.store or "actions", change.name)
 
 
 def build_matrix(
@@ -227,7 +300,16 @@ def build_matrix(
     """The matrix (secret rows, then variable rows, per repository) and its orphans, from one
     plan."""
     orphans = tuple(
-        Orphan(c.repository, c.environment, c.name, str(c.action), c.detail, str(c.kind))
+        Orphan(
+            c.repository,
+            c.environment,
+            c.name,
+            str(c.action),
+            c.detail,
+            str(c.kind),
+            _change_address(c)[2],
+            c.store or "actions",
+        )
         for c in plan.changes
         if c.kind in (Kind.SECRET, Kind.VARIABLE) and c.action in (Action.ORPHAN, Action.DELETE)
     )
@@ -245,21 +327,19 @@ def variable_matrix_cells(
     """Every (repository, environment, variable) cell of the policy's plain variables, laid
     out as `matrix_cells` lays out secrets; statuses from the plan's `kind: variable` rows."""
     changes = {
-        (c.repository, c.environment, c.name): c
+        _change_address(c): c
         for c in plan.changes
         if c.kind is Kind.VARIABLE and c.action not in (Action.ORPHAN, Action.DELETE)
     }
     wanted = {(v.target, v.name): v for v in desired.variables}
-    targets_of: dict[str, list[Target]] = {}
-    for t in desired.targets:
-        targets_of.setdefault(t.repository, []).append(t)
+    targets_of = _targets_by_repository(desired)
     cells: list[MatrixCell] = []
     for repository in sorted(targets_of):
         targets = _columns(targets_of[repository], repository, environment_order)
         rows = {v.name: v for v in desired.variables if v.target.repository == repository}
         for name, sample in sorted(rows.items()):
             for target in targets:
-                change = changes.get((target.repository, target.github_environment, name))
+                change = changes.get((*_address(target), name))
                 cells.append(_variable_cell(target, sample, wanted.get((target, name)), change))
     return tuple(cells)
 
@@ -288,12 +368,16 @@ def _variable_cell(
         None,
         detail,
         kind="variable",
+        scope=target.scope,
+        store=target.store,
+        visibility=cell.visibility if cell is not None else None,
+        selected_repositories=cell.selected if cell is not None else (),
     )
 
 
-def _secret_changes(plan: Plan) -> dict[tuple[str, str | None, str], Change]:
+def _secret_changes(plan: Plan) -> dict[tuple[str, str | None, str, str, str], Change]:
     return {
-        (c.repository, c.environment, c.name): c
+        _change_address(c): c
         for c in plan.changes
         if c.kind is Kind.SECRET and c.action not in (Action.ORPHAN, Action.DELETE)
     }
@@ -304,9 +388,9 @@ def _columns(targets: Iterable[Target], repository: str, order: Sequence[str]) -
     mine = [t for t in targets if t.repository == repository]
     last = len(rank) + 1  # the repository level comes after every environment
 
-    def position(t: Target) -> tuple[int, str]:
-        place = last if t.is_repository_level else rank.get(t.logical_environment, len(rank))
-        return (place, t.logical_environment)
+    def position(t: Target) -> tuple[int, str, str]:
+        place = last if t.github_environment is None else rank.get(t.logical_environment, len(rank))
+        return (place, t.logical_environment, t.store)
 
     return sorted(mine, key=position)
 
@@ -337,10 +421,19 @@ def _cell(
         sample.owner,
         sample.service,
         detail,
+        scope=target.scope,
+        store=target.store,
+        visibility=cell.visibility if cell is not None else None,
+        selected_repositories=cell.selected if cell is not None else (),
     )
 
 
 def _not_required_detail(target: Target, sample: SecretCell) -> str:
+    if target.store != sample.target.store:
+        if sample.target.store == DEPENDABOT:
+            where = column_label(None, sample.target.scope, DEPENDABOT)
+            return f"a Dependabot secret (see the {where} column)"
+        return "an Actions secret, not a Dependabot secret"
     if target.is_repository_level:
         return "an environment secret, not a repository secret"
     if sample.target.is_repository_level:

@@ -366,6 +366,8 @@ def test_repository_secrets_get_a_repository_column() -> None:
             "action": "orphan",
             "detail": "detail",
             "kind": "secret",
+            "scope": "repository",  # added with organization and Dependabot copies
+            "store": "actions",
         }
     ]
     text = matrix_text(matrix)

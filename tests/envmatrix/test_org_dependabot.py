@@ -227,8 +227,11 @@ def test_prune_deletes_only_the_organization_copies_envmatrix_wrote(world: World
         ("ORG_NPM_TOKEN", "organization", "actions"): ("delete", "pruned"),
         ("DEPENDABOT_NPM_TOKEN", "repository", "dependabot"): ("delete", "pruned"),
         ("DEPENDABOT_ORG_REGISTRY", "organization", "dependabot"): ("delete", "pruned"),
+        # the organization's last variable left the policy: what envmatrix wrote is pruned too
+        ("ORG_REGION", "organization", "actions"): ("delete", "pruned"),
     }
     assert world.run("apply", "--yes").code == 0
+    assert world.sandbox.organization_variable_value(ORG, "ORG_REGION") is None
     box = world.sandbox
     assert box.organization_secret_value(ORG, "ORG_NPM_TOKEN") is None
     assert box.dependabot_secret_value(REPO, "DEPENDABOT_NPM_TOKEN") is None

@@ -296,3 +296,96 @@ def test_a_shard_apply_is_refused_while_the_unsharded_apply_lock_is_held(
         assert refused.code == 1 and "apply/shard-2-of-2" in refused.err
         allowed = org_world.run("apply", "--shard", "1/2", "--yes")
         assert allowed.code == 0, allowed.err
+
+
+# -- organization secrets and variables, Dependabot secrets: still exactly the single plan ----
+
+WIDE_SECRETS: dict[str, dict[str, Any]] = {
+    "ORG_ALL": {
+        "owner": "platform",
+        "scope": "organization",
+        "visibility": "all",
+        "vault": "apps/shared/org#value",
+    },
+    "ORG_SOME": {
+        "owner": "platform",
+        "scope": "organization",
+        "visibility": "selected",
+        "repositories": REPOSITORIES[5:9],
+        "vault": "apps/shared/org#value",
+    },
+    "BOT_ORG": {
+        "owner": "platform",
+        "scope": "organization",
+        "store": "dependabot",
+        "visibility": "all",
+        "vault": "apps/shared/org#value",
+    },
+    "BOT_REPO": {
+        "owner": "platform",
+        "scope": "repository",
+        "store": "dependabot",
+        "vault": "apps/shared/org#value",
+    },
+}
+
+
+def _write_policy(world: World, data: dict[str, Any]) -> None:
+    with world.policy_path.open("w") as handle:
+        YAML().dump(data, handle)
+
+
+def test_the_union_with_organization_and_dependabot_secrets_is_the_single_plan(
+    org_world: World, vault_mount: str
+) -> None:
+    """Organization rows are shard 1's; an organization secret shadowed by a repository,
+    environment or Dependabot secret of a repository in another shard is shadowed in shard 1
+    too; repository targets the policy dropped are pruned by their repositories' shards."""
+    from envmatrix.secret import SecretValue
+    from tests.envmatrix.sandbox import call, put_secret_body
+
+    data = org_policy_data(vault_mount)
+    data["github"]["organization"] = "occ-labs"
+    data["secrets"].update(WIDE_SECRETS)
+    data["variables"] = {
+        "ORG_REGION": {"owner": "platform", "scope": "organization", "value": "eu-central-1"}
+    }
+    _write_policy(org_world, data)
+    org_world.seed()
+    org_world.vault.write_values("apps/shared/org", {"value": SecretValue("v1")})
+    assert org_world.run("apply", "--yes").code == 0
+    # now: REPO_WIDE dropped (recorded repository targets in every shard), the organization
+    # secrets' value rotated (updates), and narrower copies of them in other repositories
+    del data["secrets"]["REPO_WIDE"]
+    data["variables"]["ORG_REGION"]["value"] = "eu-west-1"
+    _write_policy(org_world, data)
+    org_world.vault.write_values("apps/shared/org", {"value": SecretValue("v2")})
+    sandbox = org_world.sandbox
+    sandbox.write_secret_outside(REPOSITORIES[10], None, "ORG_ALL", "repo copy")
+    sandbox.write_secret_outside(REPOSITORIES[6], "production", "ORG_SOME", "env copy")
+    base = f"/repos/{REPOSITORIES[2]}/dependabot/secrets"
+    body = put_secret_body(sandbox.url, f"{base}/public-key", "bot copy")
+    assert call(sandbox.url, "PUT", f"{base}/BOT_ORG", body).status == 201
+
+    single = plan_rows(org_world)
+    reasons = {(r["name"], r["scope"], r["store"]): r["reason"] for r in single if r["scope"]}
+    assert reasons[("ORG_ALL", "organization", "actions")] == "shadowed"
+    assert reasons[("ORG_SOME", "organization", "actions")] == "shadowed"
+    assert reasons[("BOT_ORG", "organization", "dependabot")] == "shadowed"
+    assert reasons[("ORG_REGION", "organization", "actions")] == "value-differs"
+    pruned = [r for r in single if r["name"] == "REPO_WIDE"]
+    assert len(pruned) == len(REPOSITORIES)
+    assert {(r["action"], r["scope"]) for r in pruned} == {("delete", "repository")}
+    bot = [r for r in single if r["name"] == "BOT_REPO"]
+    assert {(r["action"], r["store"]) for r in bot} == {("update", "dependabot")}
+    for count in (1, 2, 3, 7):
+        union: list[dict[str, Any]] = []
+        for index in range(1, count + 1):
+            rows = plan_rows(org_world, f"--shard={index}/{count}")
+            for r in rows:
+                if r["scope"] == "organization":
+                    assert index == 1, r
+                else:
+                    assert shard_of(r["repository"], count) == index
+            union += rows
+        assert canonical(union) == canonical(single), count

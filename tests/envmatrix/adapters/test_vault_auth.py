@@ -38,7 +38,7 @@ README_POLICY = """
 path "secret/subkeys/*"            { capabilities = ["read"] }
 path "secret/data/*"               { capabilities = ["read"] }
 path "secret/data/envmatrix/*"     { capabilities = ["create", "read", "update", "delete"] }
-path "secret/metadata/envmatrix/*" { capabilities = ["create", "read", "update", "delete"] }
+path "secret/metadata/envmatrix/*" { capabilities = ["create", "read", "update", "delete", "list"] }
 """
 
 
