@@ -122,5 +122,5 @@ def test_readme_issue12_examples_run_as_documented(world: World) -> None:
         "import", "--organization", "occ-labs", "--mount", mount, "--out", "imported.yaml"
     )
     assert imported.code == 0, imported.err
-    assert "not imported: organization-secret ORG_SENTRY_DSN" in imported.err
+    assert "not imported: secret ORG_SENTRY_DSN in organization occ-labs" in imported.err
     assert world.run("validate", "imported.yaml").code == 0

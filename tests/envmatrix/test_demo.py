@@ -55,7 +55,8 @@ def test_demo_runs_the_main_job_end_to_end() -> None:
     assert "ORG_SENTRY_DSN" not in before_ci.split("CI's secrets:")[0]
     assert "No changes. GitHub matches the policy and Vault." in final_plan
     rows = {line.split()[0]: line.split() for line in matrix.splitlines() if line.strip()}
-    assert rows["ORG_SENTRY_DSN"][-2:] == ["✓", "ok"]  # the organization's own grid
+    # the organization's own grid, with the secret's visibility
+    assert " ".join(rows["ORG_SENTRY_DSN"]).endswith("✓ ok · visibility selected, 1 repository")
     assert rows["NPM_TOKEN"][-2:] == ["✓", "ok"]  # the repository level
     assert "eu-central-1" not in matrix
 
