@@ -336,14 +336,7 @@ class GitHubAdapter:
         body: dict[str, Any] = {"name": name, "value": value, "visibility": visibility}
         if visibility == "selected":
             body["selected_repository_ids"] = list(repository_ids)
-        if exists:
-            return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
-        try:
-            return self._write("POST", base, body)
-        except GitHubError as exc:
-            if exc.status != 409:  # 409: it exists after all (an earlier attempt landed)
-                raise
-            return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
+        return self._create_or_update_variable(base, name, body, exists)
 
     def delete_organization_variable(self, organization: str, name: str) -> WriteReceipt:
         url = f"/orgs/{quote(organization, safe='')}/actions/variables/{quote(name, safe='')}"
@@ -403,6 +396,13 @@ class GitHubAdapter:
 
     def _set_variable(self, base: str, name: str, value: str, exists: bool) -> WriteReceipt:
         body = {"name": name, "value": value}
+        return self._create_or_update_variable(base, name, body, exists)
+
+    def _create_or_update_variable(
+        self, base: str, name: str, body: dict[str, Any], exists: bool
+    ) -> WriteReceipt:
+        """PATCH `base`/`name` when the variable `exists`, else POST `base` (a 409 there: it
+        exists after all, an earlier attempt landed; then PATCH)."""
         if exists:
             return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
         try:
