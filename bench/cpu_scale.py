@@ -98,11 +98,18 @@ class FreshOrgGitHub:
 
 
 def policy_file(tmp: Path, n: int) -> Path:
+    repositories = [f"occ-labs/service-{i:04d}" for i in range(n)]
+    return write_policy(tmp / f"policy-{n}.yaml", "cpu-bench", "secret", repositories)
+
+
+def write_policy(path: Path, name: str, mount: str, repositories: Sequence[str]) -> Path:
+    """The benchmarks' policy at `path`: `repositories` x ENVIRONMENTS x SECRETS secrets, Vault
+    paths in `mount`."""
     data: dict[str, Any] = {
         "version": 1,
-        "name": "cpu-bench",
-        "vault": {"mount": "secret"},
-        "github": {"repositories": [f"occ-labs/service-{i:04d}" for i in range(n)]},
+        "name": name,
+        "vault": {"mount": mount},
+        "github": {"repositories": list(repositories)},
         "environments": {e: {"github": e} for e in ENVIRONMENTS},
         "owners": {"platform": {"contact": "platform@occ.example"}},
         "secrets": {
@@ -114,7 +121,6 @@ def policy_file(tmp: Path, n: int) -> Path:
             for i in range(SECRETS)
         },
     }
-    path = tmp / f"policy-{n}.yaml"
     with path.open("w") as handle:
         YAML().dump(data, handle)
     return path

@@ -57,13 +57,12 @@ from typing import Any
 import hvac
 import requests
 from nacl.public import PublicKey, SealedBox
-from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cpu_scale import ENVIRONMENTS, SECRETS  # noqa: E402
+from cpu_scale import ENVIRONMENTS, SECRETS, write_policy  # noqa: E402
 
 from envmatrix.adapters.vault import VaultAdapter  # noqa: E402
 from envmatrix.demo.openbao import OpenBaoDevServer  # noqa: E402
@@ -111,26 +110,7 @@ def repositories(n: int) -> list[str]:
 
 def policy_file(tmp: Path, n: int, mount: str) -> Path:
     """N repositories x 3 environments x 20 secrets, Vault paths in `mount`."""
-    data: dict[str, Any] = {
-        "version": 1,
-        "name": "side-by-side",
-        "vault": {"mount": mount},
-        "github": {"repositories": repositories(n)},
-        "environments": {e: {"github": e} for e in ENVIRONMENTS},
-        "owners": {"platform": {"contact": "platform@occ.example"}},
-        "secrets": {
-            f"SECRET_{i:02d}": {
-                "owner": "platform",
-                "vault": f"apps/{{environment}}/service-{i:02d}#value",
-                "environments": list(ENVIRONMENTS),
-            }
-            for i in range(SECRETS)
-        },
-    }
-    path = tmp / f"policy-{mount}.yaml"
-    with path.open("w") as handle:
-        YAML().dump(data, handle)
-    return path
+    return write_policy(tmp / f"policy-{mount}.yaml", "side-by-side", mount, repositories(n))
 
 
 def lower_bound(n: int, step: str) -> int:

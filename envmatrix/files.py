@@ -28,16 +28,8 @@ FOLDER_MODE = 0o700
 def write_atomic(path: str | Path, data: str | bytes, what: str = "file") -> None:
     """Replace `path` with `data` (text is UTF-8) atomically; UsageError if it can't."""
     target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = _temporary_copy(path, data, what)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write the {what} ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:  # mkstemp creates it 0600
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
         if target.is_file():
             os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
         os.replace(tmp, target)
@@ -55,16 +47,8 @@ def create_atomic(path: str | Path, data: str | bytes, what: str = "file") -> No
     `path` exists). Created 0600, as `write_atomic` creates. UsageError if `path` exists or
     cannot be written."""
     target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = _temporary_copy(path, data, what)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write the {what} ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.link(tmp, target)
     except FileExistsError:
         raise UsageError(f"{path} exists; pass --force to replace it") from None
@@ -72,6 +56,29 @@ def create_atomic(path: str | Path, data: str | bytes, what: str = "file") -> No
         raise UsageError(f"{path}: cannot write the {what} ({exc.strerror})") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _temporary_copy(path: str | Path, data: str | bytes, what: str) -> str:
+    """Write `data` (text is UTF-8) to a new 0600 temporary file beside `path`, flushed to
+    disk; its path. UsageError (and no temporary file left) if it cannot be written."""
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the {what} ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:  # mkstemp creates it 0600
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write the {what} ({exc.strerror})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def make_private_folders(folder: str | Path) -> None:

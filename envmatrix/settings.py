@@ -39,6 +39,14 @@ def number_setting(
     return value
 
 
+def _whole_number(
+    environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int
+) -> int:
+    """A whole-number setting in [minimum, maximum] (see `number_setting`)."""
+    value = number_setting(environ, name, default, minimum=minimum, maximum=maximum, integer=True)
+    return int(value)
+
+
 def text_setting(environ: Mapping[str, str], name: str) -> str:
     """`environ[name]` without surrounding whitespace ("" when unset). A value holding a line
     break or another control character inside (a token pasted with a newline) is a UsageError
@@ -63,15 +71,9 @@ def github_concurrency(environ: Mapping[str, str], dotcom: bool) -> int:
     number in [1, 100]; default 4 on api.github.com, 16 elsewhere (GHES, the sandbox).
     Raises UsageError for anything else."""
     default = GITHUB_CONCURRENCY_DOTCOM if dotcom else GITHUB_CONCURRENCY_OTHER
-    value = number_setting(
-        environ,
-        "ENVMATRIX_GITHUB_CONCURRENCY",
-        default,
-        minimum=1,
-        maximum=GITHUB_CONCURRENCY_MAX,
-        integer=True,
+    return _whole_number(
+        environ, "ENVMATRIX_GITHUB_CONCURRENCY", default, 1, GITHUB_CONCURRENCY_MAX
     )
-    return int(value)
 
 
 # writes: one at a time on api.github.com and GHE.com (GitHub asks for writes in series, a second
@@ -86,15 +88,9 @@ def github_write_concurrency(environ: Mapping[str, str], dotcom: bool) -> int:
     (GHES, the sandbox). The write interval spaces the starts of all writers' writes.
     Raises UsageError for anything else."""
     default = GITHUB_WRITE_CONCURRENCY_DOTCOM if dotcom else GITHUB_WRITE_CONCURRENCY_OTHER
-    value = number_setting(
-        environ,
-        "ENVMATRIX_GITHUB_WRITE_CONCURRENCY",
-        default,
-        minimum=1,
-        maximum=GITHUB_CONCURRENCY_MAX,
-        integer=True,
+    return _whole_number(
+        environ, "ENVMATRIX_GITHUB_WRITE_CONCURRENCY", default, 1, GITHUB_CONCURRENCY_MAX
     )
-    return int(value)
 
 
 # GitHub's secondary limit: 900 points per minute per REST endpoint (GET 1, writes 5) on
@@ -108,12 +104,6 @@ def github_points_per_minute(environ: Mapping[str, str], dotcom: bool) -> int:
     in any 60 s, a whole number in [0, 1000000] (0: no pacing); default 850 on api.github.com
     and *.ghe.com, 0 elsewhere (GHES, the sandbox). Raises UsageError for anything else."""
     default = GITHUB_POINTS_PER_MINUTE_DOTCOM if dotcom else 0
-    value = number_setting(
-        environ,
-        "ENVMATRIX_GITHUB_POINTS_PER_MINUTE",
-        default,
-        minimum=0,
-        maximum=GITHUB_POINTS_PER_MINUTE_MAX,
-        integer=True,
+    return _whole_number(
+        environ, "ENVMATRIX_GITHUB_POINTS_PER_MINUTE", default, 0, GITHUB_POINTS_PER_MINUTE_MAX
     )
-    return int(value)

@@ -249,7 +249,11 @@ class GitHubAdapter:
         return [_observed_variable(v) for v in self._list(Variable, url, "variables")]
 
     def list_repository_secrets(self, repository: str) -> list[ObservedSecret]:
-        url = f"/repos/{repository}/actions/secrets"
+        return self._list_store_secrets(repository, "actions")
+
+    def _list_store_secrets(self, repository: str, store: str) -> list[ObservedSecret]:
+        """A repository's secrets of `store` ("actions" or "dependabot")."""
+        url = f"/repos/{repository}/{_store(store)}/secrets"
         return [_observed_secret(s) for s in self._list(Secret, url, "secrets")]
 
     def list_repository_variables(self, repository: str) -> list[ObservedVariable]:
@@ -257,7 +261,11 @@ class GitHubAdapter:
         return [_observed_variable(v) for v in self._list(Variable, url, "variables")]
 
     def list_organization_secrets(self, organization: str) -> list[ObservedSecret]:
-        url = f"/orgs/{quote(organization, safe='')}/actions/secrets"
+        return self._list_org_store_secrets(organization, "actions")
+
+    def _list_org_store_secrets(self, organization: str, store: str) -> list[ObservedSecret]:
+        """An organization's secrets of `store` ("actions" or "dependabot"), with visibility."""
+        url = f"/orgs/{quote(organization, safe='')}/{_store(store)}/secrets"
         items = self._list(OrganizationSecret, url, "secrets")
         return [replace(_observed_secret(s), visibility=s.visibility) for s in items]
 
@@ -268,13 +276,10 @@ class GitHubAdapter:
         return [_observed_org_variable(v) for v in self._list_json(url, "variables", per_page=30)]
 
     def list_dependabot_secrets(self, repository: str) -> list[ObservedSecret]:
-        url = f"/repos/{repository}/dependabot/secrets"
-        return [_observed_secret(s) for s in self._list(Secret, url, "secrets")]
+        return self._list_store_secrets(repository, "dependabot")
 
     def list_dependabot_organization_secrets(self, organization: str) -> list[ObservedSecret]:
-        url = f"/orgs/{quote(organization, safe='')}/dependabot/secrets"
-        items = self._list(OrganizationSecret, url, "secrets")
-        return [replace(_observed_secret(s), visibility=s.visibility) for s in items]
+        return self._list_org_store_secrets(organization, "dependabot")
 
     def list_selected_repositories(self, organization: str, kind: str, name: str) -> list[str]:
         if kind not in ("actions/secrets", "dependabot/secrets", "actions/variables"):
@@ -331,14 +336,7 @@ class GitHubAdapter:
         body: dict[str, Any] = {"name": name, "value": value, "visibility": visibility}
         if visibility == "selected":
             body["selected_repository_ids"] = list(repository_ids)
-        if exists:
-            return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
-        try:
-            return self._write("POST", base, body)
-        except GitHubError as exc:
-            if exc.status != 409:  # 409: it exists after all (an earlier attempt landed)
-                raise
-            return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
+        return self._create_or_update_variable(base, name, body, exists)
 
     def delete_organization_variable(self, organization: str, name: str) -> WriteReceipt:
         url = f"/orgs/{quote(organization, safe='')}/actions/variables/{quote(name, safe='')}"
@@ -398,6 +396,13 @@ class GitHubAdapter:
 
     def _set_variable(self, base: str, name: str, value: str, exists: bool) -> WriteReceipt:
         body = {"name": name, "value": value}
+        return self._create_or_update_variable(base, name, body, exists)
+
+    def _create_or_update_variable(
+        self, base: str, name: str, body: dict[str, Any], exists: bool
+    ) -> WriteReceipt:
+        """PATCH `base`/`name` when the variable `exists`, else POST `base` (a 409 there: it
+        exists after all, an earlier attempt landed; then PATCH)."""
         if exists:
             return self._write("PATCH", f"{base}/{quote(name, safe='')}", body)
         try:

@@ -619,11 +619,7 @@ def _leftovers(
             continue  # not this policy's target any more: only what it wrote there
         record, other = sync.own_record(name), sync.owner_of(name)
         ours = record is not None and secret.updated_at <= record.written_at
-        action, reason = (
-            (Action.DELETE, Reason.PRUNED)
-            if prune and ours
-            else (Action.ORPHAN, Reason.NOT_IN_POLICY)
-        )
+        action, reason = _leftover_action(prune, ours)
         yield Change(
             action,
             Kind.SECRET,
@@ -638,6 +634,14 @@ def _leftovers(
             scope=target.scope,
             store=target.store,
         )
+
+
+def _leftover_action(prune: bool, ours: bool) -> tuple[Action, Reason]:
+    """A leftover secret/variable is deleted when prune is on and envmatrix wrote it (and
+    nobody changed it since); otherwise it is an orphan."""
+    if prune and ours:
+        return Action.DELETE, Reason.PRUNED
+    return Action.ORPHAN, Reason.NOT_IN_POLICY
 
 
 def _leftover_detail(sync: SyncState, name: str, ours: bool) -> str:
@@ -769,11 +773,7 @@ def _variable_leftovers(
             continue
         written = sync.own_variable(name)
         ours = written is not None and variable.updated_at <= written
-        action, reason = (
-            (Action.DELETE, Reason.PRUNED)
-            if prune and ours
-            else (Action.ORPHAN, Reason.NOT_IN_POLICY)
-        )
+        action, reason = _leftover_action(prune, ours)
         by = "written by envmatrix" if ours else "not written by envmatrix"
         yield Change(
             action,

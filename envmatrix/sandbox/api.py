@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -303,41 +304,48 @@ class GitHubApi:
     def delete_env_secret(self, req: Request, params: Params) -> Response:
         return self._delete_secret(self._env(params)[1].secrets, params["name"])
 
-    def list_repo_secrets(self, req: Request, params: Params) -> Response:
-        return self._list_secrets(req, self._repo(params).secrets)
+    # -- secret stores of a repository or organization: "actions" or "dependabot" -----------
+    @staticmethod
+    def _store(owner: Repository | Organization, store: str) -> SecretScope:
+        """The secret scope of `store` ("actions" or "dependabot": its own key pair)."""
+        return owner.dependabot if store == "dependabot" else owner.secrets
 
-    def repo_public_key(self, req: Request, params: Params) -> Response:
-        return self._public_key(self._repo(params).secrets)
+    def list_repo_secrets(self, req: Request, params: Params, *, store: str) -> Response:
+        return self._list_secrets(req, self._store(self._repo(params), store))
 
-    def get_repo_secret(self, req: Request, params: Params) -> Response:
-        return self._get_secret(self._repo(params).secrets, params["name"])
+    def repo_public_key(self, req: Request, params: Params, *, store: str) -> Response:
+        return self._public_key(self._store(self._repo(params), store))
 
-    def put_repo_secret(self, req: Request, params: Params) -> Response:
-        return self._put_secret(req, self._repo(params).secrets, params["name"], "repository")
+    def get_repo_secret(self, req: Request, params: Params, *, store: str) -> Response:
+        return self._get_secret(self._store(self._repo(params), store), params["name"])
 
-    def delete_repo_secret(self, req: Request, params: Params) -> Response:
-        return self._delete_secret(self._repo(params).secrets, params["name"])
+    def put_repo_secret(self, req: Request, params: Params, *, store: str) -> Response:
+        scope = self._store(self._repo(params), store)
+        return self._put_secret(req, scope, params["name"], "repository")
 
-    def list_org_secrets(self, req: Request, params: Params) -> Response:
+    def delete_repo_secret(self, req: Request, params: Params, *, store: str) -> Response:
+        return self._delete_secret(self._store(self._repo(params), store), params["name"])
+
+    def list_org_secrets(self, req: Request, params: Params, *, store: str) -> Response:
         org = self._org(params)
-        records = org.secrets.sorted()
+        records = self._store(org, store).sorted()
         chunk, headers = paginate(req, records, default=30, maximum=MAX_PER_PAGE)
-        items = [payloads.org_secret(req.base_url, org, r) for r in chunk]
+        items = [payloads.org_secret(req.base_url, org, r, store) for r in chunk]
         return Response.of_json(200, {"total_count": len(records), "secrets": items}, headers)
 
-    def org_public_key(self, req: Request, params: Params) -> Response:
-        return self._public_key(self._org(params).secrets)
+    def org_public_key(self, req: Request, params: Params, *, store: str) -> Response:
+        return self._public_key(self._store(self._org(params), store))
 
-    def get_org_secret(self, req: Request, params: Params) -> Response:
+    def get_org_secret(self, req: Request, params: Params, *, store: str) -> Response:
         org = self._org(params)
-        record = org.secrets.get(params["name"])
+        record = self._store(org, store).get(params["name"])
         if record is None:
             raise not_found()
-        return Response.of_json(200, payloads.org_secret(req.base_url, org, record))
+        return Response.of_json(200, payloads.org_secret(req.base_url, org, record, store))
 
-    def put_org_secret(self, req: Request, params: Params) -> Response:
+    def put_org_secret(self, req: Request, params: Params, *, store: str) -> Response:
         org = self._org(params)
-        return self._put_org_secret(req, org, org.secrets, params["name"])
+        return self._put_org_secret(req, org, self._store(org, store), params["name"])
 
     def _put_org_secret(
         self, req: Request, org: Organization, scope: SecretScope, name: str
@@ -357,8 +365,8 @@ class GitHubApi:
         record.selected_repository_ids = selected if visibility == "selected" else []
         return Response.of_json(201, {}) if created else Response.empty()
 
-    def delete_org_secret(self, req: Request, params: Params) -> Response:
-        return self._delete_secret(self._org(params).secrets, params["name"])
+    def delete_org_secret(self, req: Request, params: Params, *, store: str) -> Response:
+        return self._delete_secret(self._store(self._org(params), store), params["name"])
 
     # -- selected repositories of organization secrets and variables --------------------------
     def _selected_ids(self, org: Organization, body: dict[str, Any], resource: str) -> list[int]:
@@ -406,59 +414,12 @@ class GitHubApi:
         record.selected_repository_ids = selected
         return Response.empty()
 
-    def list_org_secret_repos(self, req: Request, params: Params) -> Response:
-        return self._list_selected(req, self._org(params).secrets.get(params["name"]))
+    def list_org_secret_repos(self, req: Request, params: Params, *, store: str) -> Response:
+        return self._list_selected(req, self._store(self._org(params), store).get(params["name"]))
 
-    def set_org_secret_repos(self, req: Request, params: Params) -> Response:
+    def set_org_secret_repos(self, req: Request, params: Params, *, store: str) -> Response:
         org = self._org(params)
-        return self._set_selected(req, org, org.secrets.get(params["name"]))
-
-    # -- Dependabot secrets (repository and organization; their own key pairs) -----------------
-    def list_dependabot_repo_secrets(self, req: Request, params: Params) -> Response:
-        return self._list_secrets(req, self._repo(params).dependabot)
-
-    def dependabot_repo_public_key(self, req: Request, params: Params) -> Response:
-        return self._public_key(self._repo(params).dependabot)
-
-    def get_dependabot_repo_secret(self, req: Request, params: Params) -> Response:
-        return self._get_secret(self._repo(params).dependabot, params["name"])
-
-    def put_dependabot_repo_secret(self, req: Request, params: Params) -> Response:
-        return self._put_secret(req, self._repo(params).dependabot, params["name"], "repository")
-
-    def delete_dependabot_repo_secret(self, req: Request, params: Params) -> Response:
-        return self._delete_secret(self._repo(params).dependabot, params["name"])
-
-    def list_dependabot_org_secrets(self, req: Request, params: Params) -> Response:
-        org = self._org(params)
-        records = org.dependabot.sorted()
-        chunk, headers = paginate(req, records, default=30, maximum=MAX_PER_PAGE)
-        items = [payloads.org_secret(req.base_url, org, r, "dependabot") for r in chunk]
-        return Response.of_json(200, {"total_count": len(records), "secrets": items}, headers)
-
-    def dependabot_org_public_key(self, req: Request, params: Params) -> Response:
-        return self._public_key(self._org(params).dependabot)
-
-    def get_dependabot_org_secret(self, req: Request, params: Params) -> Response:
-        org = self._org(params)
-        record = org.dependabot.get(params["name"])
-        if record is None:
-            raise not_found()
-        return Response.of_json(200, payloads.org_secret(req.base_url, org, record, "dependabot"))
-
-    def put_dependabot_org_secret(self, req: Request, params: Params) -> Response:
-        org = self._org(params)
-        return self._put_org_secret(req, org, org.dependabot, params["name"])
-
-    def delete_dependabot_org_secret(self, req: Request, params: Params) -> Response:
-        return self._delete_secret(self._org(params).dependabot, params["name"])
-
-    def list_dependabot_org_secret_repos(self, req: Request, params: Params) -> Response:
-        return self._list_selected(req, self._org(params).dependabot.get(params["name"]))
-
-    def set_dependabot_org_secret_repos(self, req: Request, params: Params) -> Response:
-        org = self._org(params)
-        return self._set_selected(req, org, org.dependabot.get(params["name"]))
+        return self._set_selected(req, org, self._store(org, store).get(params["name"]))
 
     # -- organization variables ----------------------------------------------------------------
     def list_org_variables(self, req: Request, params: Params) -> Response:
@@ -706,6 +667,51 @@ _N = rf"(?P<name>{_SEG})"
 _BP = rf"{_E}/deployment-branch-policies/(?P<policy_id>{_SEG})"
 
 A = GitHubApi
+
+
+# The handlers of a secret store, in the order of _secret_routes' shapes (a repository's
+# store has no selected repositories); each takes the store as the keyword `store`.
+_SecretHandlers = tuple[Callable[..., Response], ...]
+_REPO_SECRET_HANDLERS: _SecretHandlers = (
+    A.list_repo_secrets,
+    A.repo_public_key,
+    A.get_repo_secret,
+    A.put_repo_secret,
+    A.delete_repo_secret,
+)
+_ORG_SECRET_HANDLERS: _SecretHandlers = (
+    A.list_org_secrets,
+    A.org_public_key,
+    A.get_org_secret,
+    A.put_org_secret,
+    A.delete_org_secret,
+    A.list_org_secret_repos,
+    A.set_org_secret_repos,
+)
+
+
+def _secret_routes(base: str, level: str, store: str) -> list[tuple[str, str, str, Handler]]:
+    """The routes of one secret store ("actions" or "dependabot") of a repository (`level`
+    "repo", `base` _R) or an organization ("org", _O; with its selected repositories).
+    The literal ``public-key`` comes before ``{name}`` so it wins."""
+    path = f"{base}/{store}/secrets"
+    named = f"{path}/{_N}"
+    shapes = [
+        ("GET", path, f"list-{level}-secrets"),
+        ("GET", f"{path}/public-key", f"get-{level}-public-key"),
+        ("GET", named, f"get-{level}-secret"),
+        ("PUT", named, f"create-or-update-{level}-secret"),
+        ("DELETE", named, f"delete-{level}-secret"),
+        ("GET", f"{named}/repositories", "list-selected-repos-for-org-secret"),
+        ("PUT", f"{named}/repositories", "set-selected-repos-for-org-secret"),
+    ]
+    handlers = _REPO_SECRET_HANDLERS if level == "repo" else _ORG_SECRET_HANDLERS
+    return [
+        (method, pattern, f"{store}/{op}", partial(handler, store=store))
+        for (method, pattern, op), handler in zip(shapes, handlers, strict=False)
+    ]
+
+
 _TABLE: list[tuple[str, str, str, Handler]] = [
     ("GET", _R, "repos/get", A.get_repo),
     ("GET", f"{_R}/environments", "repos/get-all-environments", A.list_environments),
@@ -727,16 +733,7 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
         "actions/delete-environment-variable",
         A.delete_env_variable,
     ),
-    ("GET", f"{_R}/actions/secrets", "actions/list-repo-secrets", A.list_repo_secrets),
-    ("GET", f"{_R}/actions/secrets/public-key", "actions/get-repo-public-key", A.repo_public_key),
-    ("GET", f"{_R}/actions/secrets/{_N}", "actions/get-repo-secret", A.get_repo_secret),
-    (
-        "PUT",
-        f"{_R}/actions/secrets/{_N}",
-        "actions/create-or-update-repo-secret",
-        A.put_repo_secret,
-    ),
-    ("DELETE", f"{_R}/actions/secrets/{_N}", "actions/delete-repo-secret", A.delete_repo_secret),
+    *_secret_routes(_R, "repo", "actions"),
     ("GET", f"{_R}/actions/variables", "actions/list-repo-variables", A.list_repo_variables),
     ("POST", f"{_R}/actions/variables", "actions/create-repo-variable", A.create_repo_variable),
     ("GET", f"{_R}/actions/variables/{_N}", "actions/get-repo-variable", A.get_repo_variable),
@@ -753,23 +750,7 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
         A.delete_repo_variable,
     ),
     ("GET", f"{_O}/repos", "repos/list-for-org", A.list_org_repos),
-    ("GET", f"{_O}/actions/secrets", "actions/list-org-secrets", A.list_org_secrets),
-    ("GET", f"{_O}/actions/secrets/public-key", "actions/get-org-public-key", A.org_public_key),
-    ("GET", f"{_O}/actions/secrets/{_N}", "actions/get-org-secret", A.get_org_secret),
-    ("PUT", f"{_O}/actions/secrets/{_N}", "actions/create-or-update-org-secret", A.put_org_secret),
-    ("DELETE", f"{_O}/actions/secrets/{_N}", "actions/delete-org-secret", A.delete_org_secret),
-    (
-        "GET",
-        f"{_O}/actions/secrets/{_N}/repositories",
-        "actions/list-selected-repos-for-org-secret",
-        A.list_org_secret_repos,
-    ),
-    (
-        "PUT",
-        f"{_O}/actions/secrets/{_N}/repositories",
-        "actions/set-selected-repos-for-org-secret",
-        A.set_org_secret_repos,
-    ),
+    *_secret_routes(_O, "org", "actions"),
     ("GET", f"{_O}/actions/variables", "actions/list-org-variables", A.list_org_variables),
     ("POST", f"{_O}/actions/variables", "actions/create-org-variable", A.create_org_variable),
     ("GET", f"{_O}/actions/variables/{_N}", "actions/get-org-variable", A.get_org_variable),
@@ -792,78 +773,8 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
         "actions/set-selected-repos-for-org-variable",
         A.set_org_variable_repos,
     ),
-    (
-        "GET",
-        f"{_R}/dependabot/secrets",
-        "dependabot/list-repo-secrets",
-        A.list_dependabot_repo_secrets,
-    ),
-    (
-        "GET",
-        f"{_R}/dependabot/secrets/public-key",
-        "dependabot/get-repo-public-key",
-        A.dependabot_repo_public_key,
-    ),
-    (
-        "GET",
-        f"{_R}/dependabot/secrets/{_N}",
-        "dependabot/get-repo-secret",
-        A.get_dependabot_repo_secret,
-    ),
-    (
-        "PUT",
-        f"{_R}/dependabot/secrets/{_N}",
-        "dependabot/create-or-update-repo-secret",
-        A.put_dependabot_repo_secret,
-    ),
-    (
-        "DELETE",
-        f"{_R}/dependabot/secrets/{_N}",
-        "dependabot/delete-repo-secret",
-        A.delete_dependabot_repo_secret,
-    ),
-    (
-        "GET",
-        f"{_O}/dependabot/secrets",
-        "dependabot/list-org-secrets",
-        A.list_dependabot_org_secrets,
-    ),
-    (
-        "GET",
-        f"{_O}/dependabot/secrets/public-key",
-        "dependabot/get-org-public-key",
-        A.dependabot_org_public_key,
-    ),
-    (
-        "GET",
-        f"{_O}/dependabot/secrets/{_N}",
-        "dependabot/get-org-secret",
-        A.get_dependabot_org_secret,
-    ),
-    (
-        "PUT",
-        f"{_O}/dependabot/secrets/{_N}",
-        "dependabot/create-or-update-org-secret",
-        A.put_dependabot_org_secret,
-    ),
-    (
-        "DELETE",
-        f"{_O}/dependabot/secrets/{_N}",
-        "dependabot/delete-org-secret",
-        A.delete_dependabot_org_secret,
-    ),
-    (
-        "GET",
-        f"{_O}/dependabot/secrets/{_N}/repositories",
-        "dependabot/list-selected-repos-for-org-secret",
-        A.list_dependabot_org_secret_repos,
-    ),
-    (
-        "PUT",
-        f"{_O}/dependabot/secrets/{_N}/repositories",
-        "dependabot/set-selected-repos-for-org-secret",
-        A.set_dependabot_org_secret_repos,
-    ),
+    *_secret_routes(_R, "repo", "dependabot"),
+    *_secret_routes(_O, "org", "dependabot"),
     ("GET", "/rate_limit", "rate-limit/get", A.get_rate_limit),
     ("GET", "/app/installations", "apps/list-installations", apps.list_installations),
     (

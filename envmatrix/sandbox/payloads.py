@@ -334,22 +334,23 @@ def secret(record: SecretRecord) -> JSON:
 def org_secret(base: str, org: Organization, record: SecretRecord, store: str = "actions") -> JSON:
     """The ``organization-actions-secret`` schema (``organization-dependabot-secret`` for
     `store` "dependabot": the same fields)."""
-    body = secret(record)
-    body["visibility"] = record.visibility or "all"
-    if record.visibility == "selected":
-        body["selected_repositories_url"] = (
-            f"{base}/orgs/{org.login}/{store}/secrets/{record.name}/repositories"
-        )
-    return body
+    return _with_access(secret(record), base, org, record, f"{store}/secrets")
 
 
 def org_variable(base: str, org: Organization, record: VariableRecord) -> JSON:
     """The ``organization-actions-variable`` schema."""
-    body = variable(record)
+    return _with_access(variable(record), base, org, record, "actions/variables")
+
+
+def _with_access(
+    body: JSON, base: str, org: Organization, record: SecretRecord | VariableRecord, kind: str
+) -> JSON:
+    """`body` with an organization secret's/variable's visibility and, for selected, the URL
+    of its repositories (`kind` "actions/secrets", "dependabot/secrets", "actions/variables")."""
     body["visibility"] = record.visibility or "all"
     if record.visibility == "selected":
         body["selected_repositories_url"] = (
-            f"{base}/orgs/{org.login}/actions/variables/{record.name}/repositories"
+            f"{base}/orgs/{org.login}/{kind}/{record.name}/repositories"
         )
     return body
 

@@ -475,10 +475,7 @@ class GitHubSandbox:
 
     def organization_secret_value(self, org: str, name: str) -> str | None:
         """Decrypted value of an organization secret, or None if absent."""
-        with self.state.lock:
-            organization = self.state.organization(org)
-            record = organization.secrets.get(name) if organization is not None else None
-            return record.text if record is not None else None
+        return self._organization_secret_text(org, name, "actions")
 
     def dependabot_secret_value(self, repo: str, name: str) -> str | None:
         """Decrypted value of a repository's Dependabot secret, or None if absent."""
@@ -488,9 +485,15 @@ class GitHubSandbox:
 
     def organization_dependabot_secret_value(self, org: str, name: str) -> str | None:
         """Decrypted value of an organization's Dependabot secret, or None if absent."""
+        return self._organization_secret_text(org, name, "dependabot")
+
+    def _organization_secret_text(self, org: str, name: str, store: str) -> str | None:
         with self.state.lock:
             organization = self.state.organization(org)
-            record = organization.dependabot.get(name) if organization is not None else None
+            if organization is None:
+                return None
+            scope = organization.dependabot if store == "dependabot" else organization.secrets
+            record = scope.get(name)
             return record.text if record is not None else None
 
     def organization_variable_value(self, org: str, name: str) -> str | None:

@@ -358,21 +358,7 @@ def _variable_cell(
         status = cell_status(change)
         source = f"Vault {cell.vault_ref}" if cell.vault_ref else "the policy's value"
         detail = change.detail if change is not None else f"in sync with {source}"
-    return MatrixCell(
-        target.repository,
-        target.github_environment,
-        target.logical_environment,
-        sample.name,
-        status,
-        sample.owner,
-        None,
-        detail,
-        kind="variable",
-        scope=target.scope,
-        store=target.store,
-        visibility=cell.visibility if cell is not None else None,
-        selected_repositories=cell.selected if cell is not None else (),
-    )
+    return _matrix_cell(target, sample.name, status, sample.owner, None, detail, cell, "variable")
 
 
 def _secret_changes(plan: Plan) -> dict[tuple[str, str | None, str, str, str], Change]:
@@ -412,15 +398,31 @@ def _cell(
     else:
         status = cell_status(change)
         detail = change.detail if change is not None else f"in sync with Vault {cell.vault_ref}"
+    return _matrix_cell(target, sample.name, status, sample.owner, sample.service, detail, cell)
+
+
+def _matrix_cell(
+    target: Target,
+    name: str,
+    status: Status,
+    owner: str,
+    service: str | None,
+    detail: str,
+    cell: SecretCell | VariableCell | None,
+    kind: str = "secret",
+) -> MatrixCell:
+    """The matrix cell of secret/variable `name` at `target`; `cell` is the policy's wish
+    there (None: not required), which gives an organization copy's visibility."""
     return MatrixCell(
         target.repository,
         target.github_environment,
         target.logical_environment,
-        sample.name,
+        name,
         status,
-        sample.owner,
-        sample.service,
+        owner,
+        service,
         detail,
+        kind=kind,
         scope=target.scope,
         store=target.store,
         visibility=cell.visibility if cell is not None else None,
