@@ -70,6 +70,7 @@ from envmatrix.demo.run import seed_vault  # noqa: E402
 from envmatrix.pipeline.desired import DesiredState, desired_state  # noqa: E402
 from envmatrix.policy import load_policy  # noqa: E402
 from envmatrix.sandbox import Fault, GitHubSandbox  # noqa: E402
+from envmatrix.settings import GITHUB_CONCURRENCY_OTHER  # noqa: E402
 
 TOKEN = "bench-token"
 OWNER = "occ-labs"
@@ -563,7 +564,7 @@ def request_targets(results: Results) -> list[Check]:
             n, step, worst = max(mine, key=lambda t: t[2].ratio)
             detail = f"worst {worst.ratio:.3f} ({n}, {step}: {worst.requests}/{worst.bound})"
             checks.append((label, worst.ratio <= 1.05, detail))
-    for contender, cap in (("now", 16), ("today", 1)):
+    for contender, cap in (("now", GITHUB_CONCURRENCY_OTHER), ("today", 1)):
         flights = [f.max_in_flight for (_, c, _), f in results.items() if c == contender]
         if flights:
             label = f"{contender}: never more than {cap} in flight (the cap)"

@@ -63,12 +63,12 @@ def text_setting(environ: Mapping[str, str], name: str) -> str:
 # api.github.com; GHES and the sandbox take more (issue 13)
 GITHUB_CONCURRENCY_MAX = 100
 GITHUB_CONCURRENCY_DOTCOM = 4
-GITHUB_CONCURRENCY_OTHER = 16
+GITHUB_CONCURRENCY_OTHER = 32
 
 
 def github_concurrency(environ: Mapping[str, str], dotcom: bool) -> int:
     """ENVMATRIX_GITHUB_CONCURRENCY: how many GitHub reads may be in flight at once, a whole
-    number in [1, 100]; default 4 on api.github.com, 16 elsewhere (GHES, the sandbox).
+    number in [1, 100]; default 4 on api.github.com, 32 elsewhere (GHES, the sandbox).
     Raises UsageError for anything else."""
     default = GITHUB_CONCURRENCY_DOTCOM if dotcom else GITHUB_CONCURRENCY_OTHER
     return _whole_number(

@@ -73,7 +73,7 @@ ENVIRONMENT: dict[str, str] = {
     "ENVMATRIX_GITHUB_MAX_WAIT": "longest rate-limit wait, seconds (default 900)",
     "ENVMATRIX_GITHUB_TIMEOUT": "seconds per GitHub request (default 15)",
     "ENVMATRIX_GITHUB_WRITE_INTERVAL": "seconds between GitHub writes",
-    "ENVMATRIX_GITHUB_CONCURRENCY": "GitHub reads in flight at once (default 4, 16 off github.com)",
+    "ENVMATRIX_GITHUB_CONCURRENCY": "GitHub reads in flight at once (default 4, 32 off github.com)",
     "ENVMATRIX_GITHUB_POINTS_PER_MINUTE": (
         "GitHub points per endpoint a minute, GET 1, write 5 (default 850 on github.com, 0=off)"
     ),

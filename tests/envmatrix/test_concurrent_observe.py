@@ -91,7 +91,7 @@ def test_reads_in_flight_never_exceed_the_cap_and_the_requests_equal_the_serial_
 
 @pytest.mark.parametrize(
     ("value", "dotcom", "expected"),
-    [(None, True, 4), (None, False, 16), ("1", True, 1), ("100", False, 100), ("7", True, 7)],
+    [(None, True, 4), (None, False, 32), ("1", True, 1), ("100", False, 100), ("7", True, 7)],
 )
 def test_concurrency_setting_defaults_and_accepts_1_to_100(
     value: str | None, dotcom: bool, expected: int
@@ -108,7 +108,7 @@ def test_concurrency_setting_out_of_range_is_a_usage_error(value: str) -> None:
 
 def test_the_adapter_takes_its_cap_from_the_environment() -> None:
     environ = {"GITHUB_TOKEN": "t", "GITHUB_API_URL": "https://ghes.example/api/v3"}
-    assert GitHubAdapter.from_environment(environ).concurrency == 16
+    assert GitHubAdapter.from_environment(environ).concurrency == 32
     environ["ENVMATRIX_GITHUB_CONCURRENCY"] = "2"
     assert GitHubAdapter.from_environment(environ).concurrency == 2
     assert GitHubAdapter.from_environment({"GITHUB_TOKEN": "t"}).concurrency == 4
