@@ -45,7 +45,7 @@ from envmatrix.pipeline.narrow import (
     narrow_plan,
     resolve_narrowing,
 )
-from envmatrix.pipeline.observe import Observed, observe
+from envmatrix.pipeline.observe import VAULT_CONCURRENCY, Observed, observe
 from envmatrix.pipeline.plan import Plan, diff
 from envmatrix.pipeline.planfile import (
     is_plan_file,
@@ -153,7 +153,13 @@ def _recorded_targets(
     environments = {policy.github_environment(e).lower(): e for e in selected}
     every = set(selected) >= set(policy.environments)
     return with_recorded_targets(
-        desired, connections.vault, repositories, organizations, environments, every
+        desired,
+        connections.vault,
+        repositories,
+        organizations,
+        environments,
+        every,
+        min(connections.concurrency, VAULT_CONCURRENCY),
     )
 
 

@@ -30,6 +30,7 @@ before).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from urllib.parse import unquote
 
@@ -48,6 +49,7 @@ def with_recorded_targets(
     organizations: Iterable[str],
     environments: Mapping[str, str],
     every_environment: bool,
+    concurrency: int = 1,
 ) -> DesiredState:
     """`desired` plus the targets, among `repositories` (`owner/name`) and `organizations`
     (logins), whose sync state holds a record this policy wrote and that `desired` does not
@@ -56,10 +58,13 @@ def with_recorded_targets(
     `environments`: lower-cased GitHub environment name -> the policy's name, for the selected
     environments; `every_environment`: the run covers all of the policy's environments (then
     repository-, Dependabot- and organization-level documents count too, and environments the
-    policy no longer has). Raises what the Vault port raises, except that a token not allowed
-    to list the state finds nothing."""
+    policy no longer has). `concurrency`: Vault lists in flight at once (the repositories'
+    folders; 1: one at a time, in this thread). Raises what the Vault port raises, except that a
+    token not allowed to list the state finds nothing."""
     try:
-        found = _candidates(vault, repositories, organizations, environments, every_environment)
+        found = _candidates(
+            vault, repositories, organizations, environments, every_environment, concurrency
+        )
     except VaultPermissionDenied:
         return desired
     known = {state_path(t) for t in desired.targets}
@@ -95,6 +100,7 @@ def _candidates(
     organizations: Iterable[str],
     environments: Mapping[str, str],
     every_environment: bool,
+    concurrency: int = 1,
 ) -> list[Target]:
     repos = sorted(set(repositories))
     orgs = sorted(set(organizations)) if every_environment else []
@@ -113,14 +119,35 @@ def _candidates(
             found.append(Target.organization_level(org))
         if DEPENDABOT_DOCUMENT in listed.get(org, ()):
             found.append(Target.organization_level(org, "dependabot"))
+    with_folder: list[str] = []
     for repo in repos:
         owner, name = repo.split("/", 1)
         entries = listed.get(owner, set())
         if every_environment and name in entries:
             found.append(Target.repository_level(repo))
         if f"{name}/" in entries:
-            found += _repository_folder(vault, repo, environments, every_environment)
-    return found
+            with_folder.append(repo)
+    return found + _repository_folders(
+        vault, with_folder, environments, every_environment, concurrency
+    )
+
+
+def _repository_folders(
+    vault: VaultPort,
+    repositories: list[str],
+    environments: Mapping[str, str],
+    every_environment: bool,
+    concurrency: int,
+) -> list[Target]:
+    """`_repository_folder` of each repository, `concurrency` lists at once, in their order."""
+
+    def folder(repo: str) -> list[Target]:
+        return _repository_folder(vault, repo, environments, every_environment)
+
+    if concurrency <= 1 or len(repositories) < 2:
+        return [t for repo in repositories for t in folder(repo)]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(repositories))) as pool:
+        return [t for targets in pool.map(folder, repositories) for t in targets]
 
 
 def _repository_folder(
