@@ -49,35 +49,34 @@ class Reply:
         return json.dumps(self.body).encode()
 
 
-class StandIn:
-    """Start with `with StandIn() as s:` (or start/stop); `url` is `http://127.0.0.1:PORT`."""
+class ThreadedServer:
+    """A ThreadingHTTPServer served from a daemon thread: `url`, `stop` and the with-block's
+    exit, shared by the stand-ins (each binds its own handler in `start`)."""
 
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
 
-    def handle(self, request: Received) -> Reply:  # pragma: no cover - each stand-in's own
-        raise NotImplementedError
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> StandIn:
-        handler = type("_Bound", (_Handler,), {"stand_in": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def _serve(
+        self, handler: type[BaseHTTPRequestHandler], address: tuple[str, int] = ("127.0.0.1", 0)
+    ) -> None:
+        self._server = ThreadingHTTPServer(address, handler)
         self._server.daemon_threads = True
+        # a short poll interval: stop() waits for the next poll, and tests stop one per test
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
-        return self
+
+    @property
+    def url(self) -> str:
+        """http://host:port of the running server."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
+        """Stop serving and release the port."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -85,13 +84,28 @@ class StandIn:
             self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> Any:
-        return self.start()
-
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class StandIn(ThreadedServer):
+    """Start with `with StandIn() as s:` (or start/stop); `url` is `http://127.0.0.1:PORT`."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+
+    def handle(self, request: Received) -> Reply:  # pragma: no cover - each stand-in's own
+        raise NotImplementedError
+
+    def start(self) -> StandIn:
+        self._serve(type("_Bound", (_Handler,), {"stand_in": self}))
+        return self
+
+    def __enter__(self) -> Any:
+        return self.start()
 
     def record(self, request: Received) -> None:
         with self._lock:

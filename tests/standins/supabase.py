@@ -31,10 +31,11 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.standins.http import ThreadedServer
 
 _KEYS_PATH = re.compile(r"^/v1/projects/(?P<ref>[^/]+)/api-keys(?:/(?P<id>[^/]+))?/?$")
 _PREFIXES = {"secret": "sb_secret_", "publishable": "sb_publishable_"}
@@ -110,7 +111,7 @@ class _KeyStore:
         )
 
 
-class SupabaseSandbox:
+class SupabaseSandbox(ThreadedServer):
     """A started-on-demand local server for one Supabase project's keys (see module docs)."""
 
     def __init__(
@@ -124,45 +125,15 @@ class SupabaseSandbox:
         self.project_ref = project_ref
         self.keys = _KeyStore()
         self._address = (host, port)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL of both the project API and the Management API."""
-        if self._server is None:
-            raise RuntimeError("SupabaseSandbox is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def start(self) -> SupabaseSandbox:
-        """Listen and serve in a daemon thread."""
-        handler = type("_BoundHandler", (_Handler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer(self._address, handler)
-        self._server.daemon_threads = True
-        # A short poll interval: stop() waits for the next poll, and tests stop one per test.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        """Listen and serve in a daemon thread (`url`: the base URL of both the project API
+        and the Management API)."""
+        self._serve(type("_BoundHandler", (_Handler,), {"sandbox": self}), self._address)
         return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     def __enter__(self) -> SupabaseSandbox:
         return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def add_secret_key(self, name: str = "default") -> str:
         """Create a secret key directly (no API call) and return its value, e.g. to seed Vault."""
